@@ -1,0 +1,140 @@
+"""Execute the chapters with papermill and place them in the book.
+
+``python -m rmbias.book run --profile demo`` turns each ``notebooks/NN_name.py`` (jupytext
+py:percent) into a notebook, executes it with ``PROFILE`` set, and writes ``book/NN_name.ipynb``
+for Jupyter Book to render (Jupyter Book itself never executes anything). A chapter is written
+only when it ran to the end: a failure leaves ``book/NN_name.failed.ipynb`` to inspect, never a
+half-run chapter that looks complete. Timings and versions go to ``book/generated/build_info.md``
+(shown in the introduction) and ``results/<profile>/execution.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .artifacts import RESULTS_ENV, library_versions, write_json
+from .profiles import PROFILES, resolve
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def notebook_sources(root: Path = ROOT) -> list[Path]:
+    """The chapter sources, in book order (``notebooks/01_*.py``, ``02_*.py``, ...)."""
+    return sorted((root / "notebooks").glob("[0-9][0-9]_*.py"))
+
+
+def declared_parameters(notebook_path: Path) -> dict[str, Any]:
+    """The names and defaults declared in a notebook's ``parameters`` cell."""
+    import papermill
+
+    return {name: info["default"] for name, info in papermill.inspect_notebook(str(notebook_path)).items()}
+
+
+def execute(source: Path, output: Path, parameters: dict[str, Any], cwd: Path = ROOT) -> float:
+    """Execute one chapter into ``output``; return the wall time in seconds.
+
+    Raises ``ValueError`` for a parameter the notebook does not declare (papermill would only
+    warn), and ``RuntimeError`` naming the failed copy if a cell fails.
+    """
+    import jupytext
+    import papermill
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        plain = Path(scratch) / f"{source.stem}.ipynb"
+        jupytext.write(jupytext.read(source), plain)
+        declared = declared_parameters(plain)
+        unknown = sorted(set(parameters) - set(declared))
+        if unknown:
+            raise ValueError(f"{source.name} has no parameter(s) {unknown}; it declares: {', '.join(declared)}")
+        ran = Path(scratch) / "executed.ipynb"
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(plain), str(ran), parameters=parameters, kernel_name="python3",
+                                       cwd=str(cwd), progress_bar=False)
+        except papermill.PapermillExecutionError as err:
+            failed = output.with_suffix(".failed.ipynb")
+            os.replace(ran, failed)
+            raise RuntimeError(f"{source.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}. "
+                               f"The executed copy is in {failed}") from err
+        elapsed = time.perf_counter() - start
+        os.replace(ran, output)
+    stale = output.with_suffix(".failed.ipynb")
+    if stale.exists():
+        stale.unlink()
+    return elapsed
+
+
+def _build_info(profile: str, timings: dict[str, float]) -> str:
+    chosen = PROFILES[profile]
+    versions = library_versions()
+    lines = [
+        "| | |", "| --- | --- |",
+        f"| Profile | `{profile}`: {chosen.description} |",
+        f"| Executed | {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC |",
+        *[f"| `{name}` | {seconds:.0f} s |" for name, seconds in timings.items()],
+        "| Versions | " + ", ".join(f"{k} {versions[k]}" for k in ("python", "torch", "transformers", "trl",
+                                                                     "pandas", "jupyter-book")) + " |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run(profile: str, only: list[str] | None = None, book_dir: Path = ROOT / "book",
+        results_dir: Path = ROOT / "results", cwd: Path = ROOT,
+        overrides: dict[str, Any] | None = None) -> dict[str, float]:
+    """Execute every chapter (or those whose names start with an entry of ``only``) in a profile."""
+    resolve(profile)  # a clear error for an unknown profile before anything runs
+    sources = notebook_sources(cwd)
+    if only:
+        sources = [s for s in sources if any(s.stem.startswith(o) for o in only)]
+        if not sources:
+            raise ValueError(f"no chapter matches {only}; chapters: {[s.stem for s in notebook_sources(cwd)]}")
+    os.environ[RESULTS_ENV] = str(Path(results_dir).resolve())
+    timings: dict[str, float] = {}
+    for source in sources:
+        print(f"executing {source.name} (profile {profile}) ...", flush=True)
+        params = {"PROFILE": profile, **(overrides or {})}
+        timings[source.stem] = execute(source, Path(book_dir) / f"{source.stem}.ipynb", params, cwd=cwd)
+        print(f"  done in {timings[source.stem]:.1f} s", flush=True)
+    generated = Path(book_dir) / "generated"
+    generated.mkdir(parents=True, exist_ok=True)
+    (generated / "build_info.md").write_text(_build_info(profile, timings))
+    record = Path(results_dir) / profile / "execution.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    write_json(record, {"profile": profile, "seconds": timings, "versions": library_versions()})
+    return timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rmbias.book", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    cmd = sub.add_parser("run", help="execute chapters into book/")
+    cmd.add_argument("--profile", default="demo", help=f"one of {', '.join(PROFILES)}")
+    cmd.add_argument("--only", nargs="*", help="chapter name prefixes, e.g. 01 02_rm")
+    cmd.add_argument("--set", nargs="*", default=[], metavar="NAME=JSON",
+                     help="override a notebook parameter, e.g. MAX_WORDS=20")
+    cmd.add_argument("--book-dir", type=Path, default=ROOT / "book")
+    cmd.add_argument("--results-dir", type=Path, default=ROOT / "results")
+    args = parser.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        overrides[name] = json.loads(value)
+    try:
+        run(args.profile, args.only, args.book_dir, args.results_dir, overrides=overrides)
+    except (ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

