@@ -22,3 +22,19 @@ def setup() -> None:
 def family_palette(labels_to_family: dict[str, str]) -> dict[str, str]:
     """Map each label (a model or tokenizer name) to its family's colour."""
     return {label: FAMILY_COLOURS[family] for label, family in labels_to_family.items()}
+
+
+def model_palette(labels_to_family: dict[str, str]) -> dict[str, str]:
+    """A colour per label in its family's hue: the first label of a family gets the family colour,
+    later ones lighter shades of it, so several models of one family stay distinguishable."""
+    import numpy as np
+    from matplotlib.colors import to_hex, to_rgb
+
+    out: dict[str, str] = {}
+    for family in dict.fromkeys(labels_to_family.values()):
+        members = [label for label, fam in labels_to_family.items() if fam == family]
+        base = np.array(to_rgb(FAMILY_COLOURS[family]))
+        for i, label in enumerate(members):
+            mix = 0.55 * i / max(len(members) - 1, 1)
+            out[label] = to_hex(base + (1 - base) * mix)
+    return out

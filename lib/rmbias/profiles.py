@@ -99,6 +99,8 @@ def limit_words(table, max_words: int | None, by: str = "category", seed: int = 
     """At most ``max_words`` rows per ``by`` group, sampled reproducibly (all rows when None)."""
     if max_words is None:
         return table
-    return (table.groupby(by, group_keys=False, observed=True)
-            .apply(lambda g: g.sample(n=min(len(g), max_words), random_state=seed))
-            .sort_index())
+    import pandas as pd
+
+    parts = [group.sample(n=min(len(group), max_words), random_state=seed)
+             for _, group in table.groupby(by, observed=True)]
+    return pd.concat(parts).sort_index()

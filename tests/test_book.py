@@ -1,0 +1,85 @@
+"""Every chapter executes in the tiny profile, and the book builds in strict mode."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from rmbias import book
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = [p.stem for p in book.notebook_sources(ROOT)]
+
+
+@pytest.fixture(scope="session")
+def executed(project_copy) -> Path:
+    """All chapters executed once, in the tiny profile, inside the scratch project."""
+    book.run("tiny", book_dir=project_copy / "book", results_dir=project_copy / "results", cwd=project_copy)
+    return project_copy
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_executes_without_errors_and_writes_its_summary(executed, chapter):
+    nb = nbformat.read(executed / "book" / f"{chapter}.ipynb", as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "PROFILE = \"tiny\"" in injected[0].source
+    summary = json.loads((executed / "results" / "tiny" / chapter / "summary.json").read_text())
+    assert summary["profile"] == "tiny" and summary["numbers"]
+
+
+@pytest.mark.slow
+def test_execution_record_and_build_info(executed):
+    record = json.loads((executed / "results" / "tiny" / "execution.json").read_text())
+    assert set(record["seconds"]) == set(CHAPTERS)
+    assert "`tiny`" in (executed / "book" / "generated" / "build_info.md").read_text()
+
+
+@pytest.mark.slow
+def test_strict_book_build(executed):
+    done = subprocess.run([Path(sys.executable).parent / "jupyter-book", "build", str(executed),
+                           "--warningiserror", "--nitpick", "--keep-going"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    html = executed / "_build" / "html"
+    assert (html / "index.html").is_file()
+    for chapter in CHAPTERS:
+        page = (html / "book" / f"{chapter}.html").read_text()
+        assert "<img" in page and "Traceback" not in page
+
+
+def test_unknown_parameter_is_refused(project_copy, tmp_path):
+    with pytest.raises(ValueError, match="no parameter\\(s\\) \\['TEMPERATURE'\\].*declares: PROFILE"):
+        book.execute(project_copy / "notebooks" / f"{CHAPTERS[0]}.py", tmp_path / "out.ipynb",
+                     {"PROFILE": "tiny", "TEMPERATURE": 0.7})
+    assert not (tmp_path / "out.ipynb").exists()
+
+
+def test_failed_chapter_leaves_only_a_failed_copy(tmp_path):
+    source = tmp_path / "99_broken.py"
+    source.write_text('# %% tags=["parameters"]\nPROFILE = "tiny"\n\n# %%\nraise RuntimeError("boom")\n')
+    with pytest.raises(RuntimeError, match="99_broken.py failed.*boom"):
+        book.execute(source, tmp_path / "book" / "99_broken.ipynb", {"PROFILE": "tiny"}, cwd=tmp_path)
+    assert not (tmp_path / "book" / "99_broken.ipynb").exists()
+    assert (tmp_path / "book" / "99_broken.failed.ipynb").exists()
+
+
+def test_unknown_profile_fails_before_running_anything(tmp_path):
+    with pytest.raises(ValueError, match="valid profiles"):
+        book.run("huge", book_dir=tmp_path)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_paired_notebook_for_colab_matches_its_source(chapter):
+    """Colab opens notebooks/NN.ipynb: it must exist and hold the same cells as NN.py."""
+    source = jupytext.read(ROOT / "notebooks" / f"{chapter}.py")
+    paired = nbformat.read(ROOT / "notebooks" / f"{chapter}.ipynb", as_version=4)
+    assert [(c.cell_type, c.source) for c in paired.cells] == [(c.cell_type, c.source) for c in source.cells]
+    first = source.cells[0].source
+    assert f"blob/main/notebooks/{chapter}.ipynb" in first and "colab-badge" in first

@@ -1,0 +1,97 @@
+"""The data layer: mirror, download with hash check, and the errors a user meets."""
+
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from rmbias import data
+
+NOUNS = "data/corpora/dict_big2_nouns.csv"
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch) -> Path:
+    """A private mirror holding a real copy of the nouns file (from the configured source)."""
+    original = data.fetch(NOUNS)
+    root = tmp_path / "mirror"
+    dest = root / data.AUTHORS.folder / NOUNS
+    dest.parent.mkdir(parents=True)
+    shutil.copy(original, dest)
+    monkeypatch.setenv(data.MIRROR_ENV, str(root))
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "cache"))
+    return root
+
+
+def test_mirror_file_is_returned_after_hash_check(mirror):
+    path = data.fetch("dict_big2_nouns.csv")
+    assert path.is_relative_to(mirror)
+    assert data.sha256sum(path) == data.FILES[(data.AUTHORS, NOUNS)]
+
+
+def test_corrupt_mirror_file_is_refused(mirror):
+    path = mirror / data.AUTHORS.folder / NOUNS
+    path.write_bytes(path.read_bytes().replace(b"Agency", b"Agenda", 1))
+    with pytest.raises(data.DataError, match="corrupt or a different version.*Replace it"):
+        data.fetch(NOUNS)
+
+
+def test_missing_mirror_file_says_what_to_do(mirror):
+    with pytest.raises(data.DataError, match=f"missing from the mirror.*unset {data.MIRROR_ENV}"):
+        data.fetch("dict_big2_expanded.csv")
+
+
+def test_unknown_file_lists_registered_ones():
+    with pytest.raises(data.DataError, match="not a registered data file.*dict_big2_nouns.csv"):
+        data.fetch("dict_big3.csv")
+
+
+@pytest.fixture
+def server(mirror):
+    """Serve the mirror's files over HTTP on localhost, as if it were the upstream host."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(mirror))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def _point_urls_at(monkeypatch, base: str) -> None:
+    monkeypatch.setattr(data.Source, "url", lambda self, path: f"{base}/{self.folder}/{path}")
+    monkeypatch.delenv(data.MIRROR_ENV)
+
+
+def test_download_is_cached_and_checked(server, monkeypatch, tmp_path):
+    _point_urls_at(monkeypatch, server)
+    path = data.fetch(NOUNS)
+    assert path == tmp_path / "cache" / "data" / data.AUTHORS.folder / NOUNS
+    assert data.sha256sum(path) == data.FILES[(data.AUTHORS, NOUNS)]
+    # A cached copy that later rots is refused, with the fix.
+    path.write_text("word\nnot the release\n")
+    with pytest.raises(data.DataError, match=f"Delete {path}"):
+        data.fetch(NOUNS)
+
+
+def test_download_with_wrong_hash_keeps_nothing(server, mirror, monkeypatch, tmp_path):
+    served = mirror / data.AUTHORS.folder / NOUNS
+    served.write_text("tampered\n")
+    _point_urls_at(monkeypatch, server)
+    with pytest.raises(data.DataError, match="failed its sha256 check"):
+        data.fetch(NOUNS)
+    assert not (tmp_path / "cache" / "data" / data.AUTHORS.folder / NOUNS).exists()
+
+
+def test_no_network_and_no_mirror_says_to_set_the_mirror(mirror, monkeypatch):
+    _point_urls_at(monkeypatch, "http://127.0.0.1:9")  # nothing listens on the discard port
+    with pytest.raises(data.DataError, match=f"Could not download.*set {data.MIRROR_ENV}"):
+        data.fetch(NOUNS)
+
+
+def test_provenance_names_commit_and_licence():
+    record = data.provenance("test.jsonl.gz")
+    assert record["commit"] == data.HH_RLHF.commit and record["licence"] == "MIT"
+    assert record["url"].endswith(f"{data.HH_RLHF.commit}/harmless-base/test.jsonl.gz")
