@@ -365,7 +365,7 @@ nouns_share = share.loc["Big Two nouns"]
 glue("hardest_variant", nouns_share.mean().idxmin(), display=False)
 glue("space_vs_bare", float((nouns_share["space"] / nouns_share["bare"]).min()), display=False)
 glue("space_share_range", f"{nouns_share['space'].min():.0%} to {nouns_share['space'].max():.0%}", display=False)
-shared_counts = shared_counts.fillna(0).astype(int)
+shared_counts = shared_counts.reindex(columns=list(corpora.BIG2_CATEGORIES)).fillna(0).astype(int)
 n_words = nouns_cov["word"].nunique()
 for variant in ("space", "Capital"):
     key = variant.lower()

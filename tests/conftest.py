@@ -3,10 +3,14 @@ RMBIAS_DATA_MIRROR pointing at an offline mirror (CI sets it)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# The tests never reach the Hugging Face hub (set before transformers is first imported).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -45,7 +45,7 @@ def test_missing_mirror_file_says_what_to_do(mirror):
 
 
 def test_unknown_file_lists_registered_ones():
-    with pytest.raises(data.DataError, match="not a registered data file.*dict_big2_nouns.csv"):
+    with pytest.raises(data.DataError, match="(?s)not a registered data file.*dict_big2_nouns.csv"):
         data.fetch("dict_big3.csv")
 
 

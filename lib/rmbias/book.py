@@ -50,7 +50,10 @@ def execute(source: Path, output: Path, parameters: dict[str, Any], cwd: Path = 
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         plain = Path(scratch) / f"{source.stem}.ipynb"
-        jupytext.write(jupytext.read(source), plain)
+        notebook = jupytext.read(source)
+        notebook.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
+                                                    "language": "python"})
+        jupytext.write(notebook, plain)
         declared = declared_parameters(plain)
         unknown = sorted(set(parameters) - set(declared))
         if unknown:
