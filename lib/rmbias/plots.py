@@ -19,11 +19,6 @@ def setup() -> None:
                          "axes.titleweight": "bold", "figure.autolayout": False})
 
 
-def family_palette(labels_to_family: dict[str, str]) -> dict[str, str]:
-    """Map each label (a model or tokenizer name) to its family's colour."""
-    return {label: FAMILY_COLOURS[family] for label, family in labels_to_family.items()}
-
-
 def model_palette(labels_to_family: dict[str, str]) -> dict[str, str]:
     """A colour per label in its family's hue: the first label of a family gets the family colour,
     later ones lighter shades of it, so several models of one family stay distinguishable."""
