@@ -80,12 +80,9 @@ def build(shape: str, device: str, dtype: torch.dtype):
         torch.manual_seed(0)
         with torch.device(device):
             model = AutoModelForSequenceClassification.from_config(config, dtype=dtype)
-    else:  # a registered local model (demo profile), real weights and a new score head
-        tokenizer = models.load_tokenizer(shape)
+    else:  # a registered model (demo profile): real weights and a new score head
         torch.manual_seed(0)
-        model = AutoModelForSequenceClassification.from_pretrained(models.local_path(shape), num_labels=1,
-                                                                   dtype=dtype).to(device)
-        model.config.pad_token_id = tokenizer.pad_token_id
+        model, tokenizer = models.load_reward_model(shape, str(dtype).removeprefix("torch."), device)
     return model.eval(), tokenizer
 
 

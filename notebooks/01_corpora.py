@@ -73,24 +73,21 @@ settings
 # %%
 nouns = corpora.big2_nouns()
 expanded = corpora.big2_expanded()
-big2_counts = pd.DataFrame({
-    "nouns": nouns["category"].value_counts(),
-    "expanded list": expanded["category"].value_counts(),
-}).rename_axis("category")
+counts = nouns["category"].value_counts()
+expanded_counts = expanded["category"].value_counts()
+big2_counts = pd.DataFrame({"nouns": counts, "expanded list": expanded_counts}).rename_axis("category")
 big2_counts.loc["total"] = big2_counts.sum()
 glue("n_nouns", int(len(nouns)), display=False)
-glue("n_nouns_agency", int((nouns["category"] == "Agency").sum()), display=False)
-glue("n_nouns_communion", int((nouns["category"] == "Communion").sum()), display=False)
+glue("n_nouns_agency", int(counts["Agency"]), display=False)
+glue("n_nouns_communion", int(counts["Communion"]), display=False)
 glue("n_expanded", int(len(expanded)), display=False)
-glue("n_expanded_agency", int((expanded["category"] == "Agency").sum()), display=False)
-glue("n_expanded_communion", int((expanded["category"] == "Communion").sum()), display=False)
+glue("n_expanded_agency", int(expanded_counts["Agency"]), display=False)
+glue("n_expanded_communion", int(expanded_counts["Communion"]), display=False)
 nouns_in_expanded = int(nouns["word"].isin(expanded["word"]).sum())
-counts = nouns["category"].value_counts()
 glue("communion_per_agency", float(counts["Communion"] / counts["Agency"]), display=False)
 glue("nouns_in_expanded", nouns_in_expanded, display=False)
 summary.update(n_nouns=len(nouns), n_expanded=len(expanded), nouns_in_expanded=nouns_in_expanded,
-               nouns_by_category=nouns["category"].value_counts().to_dict(),
-               expanded_by_category=expanded["category"].value_counts().to_dict())
+               nouns_by_category=counts.to_dict(), expanded_by_category=expanded_counts.to_dict())
 big2_counts
 
 # %% [markdown]
@@ -202,8 +199,8 @@ for ax, (measure, label) in zip(axes, [("zipf", "Zipf frequency (wordfreq)"),
                 boxprops={"alpha": 0.35})
     sns.stripplot(data=present, x="category", y=measure, hue="category", palette=plots.CATEGORY_COLOURS,
                   order=list(plots.CATEGORY_COLOURS), size=3.5, jitter=0.2, ax=ax, legend=False)
-    counts = present["category"].value_counts()
-    ax.set_xticks(range(2), [f"{c}\n(n={counts.get(c, 0)})" for c in plots.CATEGORY_COLOURS])
+    known = present["category"].value_counts()
+    ax.set_xticks(range(2), [f"{c}\n(n={known.get(c, 0)})" for c in plots.CATEGORY_COLOURS])
     ax.set(xlabel="", ylabel=label)
 fig.suptitle("Big Two nouns: frequency and valence by category", y=1.02)
 fig.tight_layout()
@@ -279,9 +276,9 @@ for ax, (measure, label) in zip(axes, [("zipf", "Zipf frequency (wordfreq)"),
     present = mfd_norms.dropna(subset=[measure])
     sns.boxplot(data=present, y="category", x=measure, hue="polarity", palette=polarity_colours,
                 order=order, fliersize=1.5, ax=ax, dodge=False, legend=False)
-    counts = present["category"].value_counts()
+    known = present["category"].value_counts()
     for i, category in enumerate(order):  # how many terms each box rests on
-        ax.annotate(f"n={counts.get(category, 0)}", xy=(1.01, i), xycoords=("axes fraction", "data"),
+        ax.annotate(f"n={known.get(category, 0)}", xy=(1.01, i), xycoords=("axes fraction", "data"),
                     va="center", fontsize=9, color="0.3")
     ax.set(xlabel=label, ylabel="")
 handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in polarity_colours.values()]

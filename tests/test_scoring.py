@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification
 
 from rmbias import models, scoring
 
@@ -11,12 +10,8 @@ WORDS = ["Love", "Freedom", "Family", "Success", "Ambition", "Friendship", "Trus
 
 
 def reward_model(key):
-    tokenizer = models.load_tokenizer(key)
     torch.manual_seed(1)  # the score head is new: seed it
-    model = AutoModelForSequenceClassification.from_pretrained(models.local_path(key), num_labels=1,
-                                                               dtype=torch.float32).eval()
-    model.config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
+    return models.load_reward_model(key)
 
 
 @pytest.mark.parametrize("key", ["tiny-llama", "tiny-gemma2"])

@@ -311,6 +311,33 @@ def load_causal_lm(key: str, dtype: str = "float32", device: str = "cpu",
     return model.to(device).eval(), load_tokenizer(key)
 
 
+def load_reward_model(key: str, dtype: str = "float32", device: str = "cpu"):
+    """A sequence-classification model with one output (a reward model) and its tokenizer.
+
+    For a base model without a trained score head (the demo, tiny and benchmark models) the head
+    is newly initialised from torch's current random state: seed it first for repeatable scores.
+    The config's pad token is set from the tokenizer so batched inputs can be padded.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    spec_ = spec(key)
+    if spec_.source == "tiktoken":
+        raise ModelError(f"{key!r} is a tokenizer only; pick a model key (see rmbias.models.REGISTRY)")
+    tokenizer = load_tokenizer(key)
+    where, kwargs = _where(spec_)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            where, num_labels=1, dtype=getattr(torch, dtype), **kwargs)
+    except (OSError, ValueError) as err:
+        if spec_.source == "hub":
+            raise _hub_error(spec_, err) from err
+        raise
+    if tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model.to(device).eval(), tokenizer
+
+
 def _model_type(spec_: ModelSpec) -> str | None:
     if spec_.config:
         return spec_.config.get("model_type")

@@ -63,6 +63,14 @@ def _backbone_and_head(model):
     return body, head
 
 
+def _parts(model):
+    """What both routes need: body, head, device, and the id to pad with (any id works: padded
+    positions are masked and never pooled)."""
+    body, head = _backbone_and_head(model)
+    pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+    return body, head, next(model.parameters()).device, pad_id
+
+
 def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -82,9 +90,7 @@ def _pooled_scores(head, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tens
 @torch.no_grad()
 def score_full(model, sequences: Sequence[Sequence[int]], batch_size: int = 16) -> torch.Tensor:
     """Reference route: each whole chat through the model, right-padded, scored at its last real token."""
-    body, head = _backbone_and_head(model)
-    device = next(model.parameters()).device
-    pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+    body, head, device, pad_id = _parts(model)
     out = []
     for start in range(0, len(sequences), batch_size):
         ids, mask = _pad(sequences[start : start + batch_size], pad_id)
@@ -96,9 +102,7 @@ def score_full(model, sequences: Sequence[Sequence[int]], batch_size: int = 16) 
 @torch.no_grad()
 def score_cached(model, sequences: Sequence[Sequence[int]], batch_size: int = 64) -> torch.Tensor:
     """Fast route: the shared prefix once, then only each candidate's suffix against its cache."""
-    body, head = _backbone_and_head(model)
-    device = next(model.parameters()).device
-    pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+    body, head, device, pad_id = _parts(model)
     prefix, suffixes = split_shared_prefix(sequences)
     n_prefix = len(prefix)
     prefix_cache = None
