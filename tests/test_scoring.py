@@ -55,3 +55,87 @@ def test_bad_input_is_named():
     tokenizer.chat_template = None
     with pytest.raises(ValueError, match="no chat template"):
         scoring.chat_ids(tokenizer, PROMPT, "Love")
+
+
+# --- the vocabulary route ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", ["tiny-llama", "tiny-gemma2"])
+def test_vocabulary_route_places_tokens_by_id_and_matches_the_full_pass(key):
+    model, tokenizer = reward_model(key)
+    ids = scoring.vocabulary_ids(tokenizer)[1000:1040]
+    sequences = scoring.vocab_sequences(tokenizer, PROMPT, ids)
+    before, after = scoring.reply_slot(tokenizer, PROMPT)
+    assert all(s == before + [t] + after for s, t in zip(sequences, ids))
+    assert all(s.count(tokenizer.bos_token_id) == 1 for s in sequences)
+    cached = scoring.score(model, sequences, "cached", batch_size=16)
+    assert torch.allclose(cached.values, scoring.score_full(model, sequences, 7), atol=1e-4)
+    # Batch size does not change float32 scores (the final short batch is filled up, then dropped).
+    assert torch.allclose(cached.values, scoring.score(model, sequences, "cached", batch_size=9).values, atol=1e-5)
+
+
+def test_vocabulary_ids_skip_special_tokens_and_round_trips_are_reported():
+    tokenizer = models.load_tokenizer("tiny-llama")
+    ids = scoring.vocabulary_ids(tokenizer)
+    assert len(ids) == 128000 and tokenizer.bos_token_id not in ids
+    # " Love" (leading space) cannot survive decode -> render -> re-tokenise: the template trims it.
+    love, space_love = (tokenizer.convert_tokens_to_ids(t) for t in ("Love", "ĠLove"))
+    assert scoring.round_trips(tokenizer, PROMPT, [love, space_love]) == [True, False]
+
+
+def test_reply_slot_refuses_a_template_that_rewrites_the_reply():
+    tokenizer = models.load_tokenizer("tiny-llama")
+    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] + ' ' + m['content'] }}{% endfor %}"
+    with pytest.raises(scoring.ScoringError, match="differ in one token"):
+        scoring.reply_slot(tokenizer, PROMPT)
+
+
+def test_a_fixed_date_replaces_todays_date_in_llama_31_style_templates():
+    tokenizer = models.load_tokenizer("tiny-llama")
+    # The date logic of the Llama 3.1 / 3.2 templates: today's date unless date_string is passed.
+    tokenizer.chat_template = (
+        "{%- if not date_string is defined %}{%- if strftime_now is defined %}"
+        "{%- set date_string = strftime_now('%d %b %Y') %}{%- else %}{%- set date_string = 'today' %}"
+        "{%- endif %}{%- endif %}{{ bos_token }}Today Date: {{ date_string }}"
+        "{% for m in messages %}|{{ m['content'] }}{% endfor %}")
+    text = tokenizer.decode(scoring.chat_ids(tokenizer, PROMPT, "Love"))
+    assert f"Today Date: {scoring.FIXED_DATE}|" in text
+
+
+# --- the model's own forward (remote-code reward models) and out-of-memory handling -----------------
+
+class RemoteCodeLike(torch.nn.Module):
+    """Stands in for ArmoRM / QRM: a forward that returns ``.score``; it refuses batches larger
+    than ``max_batch`` with the error a GPU out of memory raises, and records batch widths."""
+
+    def __init__(self, inner, max_batch=10_000):
+        super().__init__()
+        self.inner, self.config, self.max_batch, self.seen = inner, inner.config, max_batch, []
+
+    def forward(self, input_ids, attention_mask):
+        if input_ids.shape[0] > self.max_batch:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        self.seen.append(tuple(input_ids.shape))
+        assert bool(attention_mask.all())  # never padded
+        return type("Output", (), {"score": self.inner(input_ids=input_ids).logits})()
+
+
+def test_model_route_groups_by_length_and_returns_scores_in_candidate_order():
+    inner, tokenizer = reward_model("tiny-llama")
+    sequences = [scoring.chat_ids(tokenizer, PROMPT, w) for w in WORDS]
+    assert len({len(s) for s in sequences}) > 1  # mixed lengths
+    wrapped = RemoteCodeLike(inner)
+    result = scoring.score(wrapped, sequences, route="model", batch_size=4)
+    assert torch.allclose(result.values, scoring.score_full(inner, sequences, 8), atol=1e-4)
+    assert scoring.route_for("output.score") == "model" and scoring.route_for("head") == "cached"
+
+
+def test_out_of_memory_halves_the_batch_and_gives_the_same_scores():
+    inner, tokenizer = reward_model("tiny-llama")
+    sequences = [scoring.chat_ids(tokenizer, PROMPT, w) for w in ["Love", "Hope", "Life", "Fun"] * 5]
+    expected = scoring.score(RemoteCodeLike(inner), sequences, route="model", batch_size=20)
+    small = RemoteCodeLike(inner, max_batch=3)
+    result = scoring.score(small, sequences, route="model", batch_size=16)
+    assert result.batch_size == 2 and max(shape[0] for shape in small.seen) <= 2
+    assert torch.allclose(result.values, expected.values, atol=1e-5)
+    with pytest.raises(scoring.ScoringError, match="out of memory at batch size 1"):
+        scoring.score(RemoteCodeLike(inner, max_batch=0), sequences, route="model", batch_size=4)

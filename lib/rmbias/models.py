@@ -15,6 +15,15 @@ Every model the book uses has a short key in :data:`REGISTRY`. A key names one o
 ``random``
     A random-weight model built from a small config, borrowing a real tokenizer (the ``tiny``
     profile and the unit tests). Seeded, so every build gives the same weights.
+``trained``
+    A reward model this book trains itself from another registry model (``base``) with
+    :mod:`rmbias.training` (the ``demo`` profile's two reward models), trained once and cached.
+
+Reward models carry ``reward``: how the scalar is read. ``"head"`` is transformers'
+``*ForSequenceClassification`` layout (a transformer body and a linear ``score`` head, reward in
+output column 0), which the fast scoring route in :mod:`rmbias.scoring` runs itself; ``"output.score"``
+is remote code whose forward returns ``.score`` (ArmoRM, QRM), and ``"output.logits"`` remote code
+whose reward is ``logits[:, 0]`` (URM); both run through the model's own forward.
 
 All non-hub sources are materialised into a cached folder that ``from_pretrained`` reads, so a
 single loading path serves every source. Any Hugging Face id not in the registry (``org/name``)
@@ -51,6 +60,21 @@ GEMMA_CHAT_TEMPLATE = (
 
 FAMILIES = ("gemma", "llama", "qwen")
 
+# Hub commits of the reward models where a public record of one exists. The remote-code models
+# (QRM, ArmoRM) use the commits the authors pinned in their predecessor study's model registry
+# (summerfieldlab/Christian_etal_2025_FAccT, config/reward_models.yaml), so the code that runs is the
+# code they ran. For URM, which also runs remote code, no commit is on record anywhere we could
+# check: it loads from the hub's main branch, and every result records that it was unpinned.
+REWARD_MODEL_REVISIONS: dict[str, str | None] = {
+    "nicolinho/QRM-Gemma-2-27B": "eef8d852e886240e308a57b61d69f0e58489f0ed",
+    "nicolinho/QRM-Llama3.1-8B": "74280eebb9580bfecff5d0b2edb81f7d6186a204",
+    "RLHFlow/ArmoRM-Llama3-8B-v0.1": "39aadadd6d1b66ab358f0b4ce8899624c35c7434",
+    "LxzGordon/URM-LLaMa-3.1-8B": None,
+    "Skywork/Skywork-Reward-Llama-3.1-8B-v0.2": "d4117fbfd81b72f41b96341238baa1e3e90a4ce1",
+    "Skywork/Skywork-Reward-Gemma-2-27B": "776a27d713bf95792c566921304e27ce62762850",
+    "Ray2333/GRM-Llama3-8B-rewardmodel-ft": "2d6beccd17fa17760d46fec00186f14d44ff3b66",
+}
+
 
 class ModelError(RuntimeError):
     """A model could not be named or loaded; the message says why and what to do."""
@@ -72,6 +96,11 @@ class ModelSpec:
     tokenizer: str | None = None  # random: key of the model whose tokenizer it borrows
     chat_template: str | None = None  # set where the model ships none
     trust_remote_code: bool = False
+    reward: str | None = None  # reward models: "head", "output.score" or "output.logits" (module docstring)
+    dtype: str | None = None  # the dtype this model is meant to run in; None: the profile's
+    base: str | None = None  # trained: key of the model it is trained from
+    params_b: float | None = None  # parameters in billions, for tables and hardware advice
+    attn_implementation: str | None = None  # None: eager for Gemma 2, transformers' default otherwise
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -88,6 +117,35 @@ class ModelSpec:
 
 _TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, max_position_embeddings=4096)
+
+def _rm(hf_id: str, family: str, params_b: float, dtype: str, reward: str = "head",
+        description: str = "") -> ModelSpec:
+    """A published reward model on the hub. ``dtype`` is the one the authors loaded it in."""
+    return ModelSpec(hf_id.split("/")[1].lower(), family, "hub", True, hf_id=hf_id,
+                     revision=REWARD_MODEL_REVISIONS.get(hf_id), reward=reward,
+                     trust_remote_code=reward != "head", params_b=params_b, dtype=dtype, description=description)
+
+
+# The study's ten reward models (paper section 3): 4 Gemma-based, 6 Llama-based. QRM and ArmoRM
+# run remote code whose forward returns `.score`; URM's remote code returns the gated reward in
+# `logits[:, 0]`; the others are plain `*ForSequenceClassification` models with one output.
+PAPER_REWARD_MODELS = [
+    _rm("nicolinho/QRM-Gemma-2-27B", "gemma", 27.2, "bfloat16", "output.score",
+        "quantile RM on Skywork-Reward-Gemma-2-27B-v0.2"),
+    _rm("Skywork/Skywork-Reward-Gemma-2-27B-v0.2", "gemma", 27.2, "bfloat16"),
+    _rm("Skywork/Skywork-Reward-Gemma-2-27B", "gemma", 27.2, "bfloat16"),
+    _rm("Ray2333/GRM-gemma2-2B-rewardmodel-ft", "gemma", 2.6, "float16",
+        description="config pad token is <eos>: pooling by pad token would misread; scoring pools by mask"),
+    _rm("Skywork/Skywork-Reward-Llama-3.1-8B-v0.2", "llama", 8.0, "bfloat16"),
+    _rm("nicolinho/QRM-Llama3.1-8B", "llama", 8.0, "bfloat16", "output.score",
+        "quantile RM on Skywork-Reward-Llama-3.1-8B (v0.1)"),
+    _rm("LxzGordon/URM-LLaMa-3.1-8B", "llama", 8.0, "float16", "output.logits",
+        "uncertainty-aware RM on Skywork-Reward-Llama-3.1-8B (v0.1); remote code, reward in logits[:, 0]"),
+    _rm("Ray2333/GRM-Llama3-8B-rewardmodel-ft", "llama", 8.0, "float16"),
+    _rm("Ray2333/GRM-Llama3.2-3B-rewardmodel-ft", "llama", 3.2, "float16"),
+    _rm("RLHFlow/ArmoRM-Llama3-8B-v0.1", "llama", 7.5, "bfloat16", "output.score",
+        "mixture-of-experts gating over 19 objectives"),
+]
 
 _SPECS = [
     # --- demo: real small models shipped in PyPI packages -------------------------------------
@@ -124,6 +182,15 @@ _SPECS = [
                               ("meta-llama/Llama-3.1-70B-Instruct", True),
                               ("meta-llama/Llama-3.3-70B-Instruct", True)]],
     ModelSpec("qwen2.5-3b-instruct", "qwen", "hub", True, hf_id="Qwen/Qwen2.5-3B-Instruct"),
+    # --- demo reward models: trained here, same data and recipe, two bases ----------------------
+    ModelSpec("smollm2-135m-rm", "llama", "trained", True, base="smollm2-135m-instruct", reward="head",
+              params_b=0.135, description="reward model trained here from SmolLM2-135M-Instruct on hh-rlhf "
+                                          "harmless-base pairs (rmbias.training, demo recipe)"),
+    ModelSpec("gemma-3-270m-rm", "gemma", "trained", True, base="gemma-3-270m", reward="head",
+              params_b=0.27, description="reward model trained here from Gemma-3-270M on the same pairs "
+                                         "with the same recipe"),
+    # --- paper: the ten off-the-shelf reward models of Figure 1 ---------------------------------
+    *PAPER_REWARD_MODELS,
 ]
 REGISTRY: dict[str, ModelSpec] = {spec.key: spec for spec in _SPECS}
 
@@ -256,6 +323,10 @@ def _where(spec_: ModelSpec) -> tuple[str | Path, dict[str, Any]]:
     """What to hand ``from_pretrained``: a local folder, or a hub id with its revision."""
     if spec_.source == "hub":
         return spec_.hf_id, {"revision": spec_.revision, "trust_remote_code": spec_.trust_remote_code}
+    if spec_.source == "trained":
+        from . import training  # imported here: training itself loads base models through this module
+
+        return training.demo_reward_model(spec_.base), {}
     return local_path(spec_.key), {}
 
 
@@ -298,8 +369,7 @@ def load_causal_lm(key: str, dtype: str = "float32", device: str = "cpu",
     spec_ = spec(key)
     if spec_.source == "tiktoken":
         raise ModelError(f"{key!r} is a tokenizer only; pick a model key (see rmbias.models.REGISTRY)")
-    if attn_implementation is None and _model_type(spec_) == "gemma2":
-        attn_implementation = "eager"
+    attn_implementation = attn_implementation or default_attention(key)
     where, kwargs = _where(spec_)
     try:
         model = AutoModelForCausalLM.from_pretrained(
@@ -311,12 +381,15 @@ def load_causal_lm(key: str, dtype: str = "float32", device: str = "cpu",
     return model.to(device).eval(), load_tokenizer(key)
 
 
-def load_reward_model(key: str, dtype: str = "float32", device: str = "cpu"):
-    """A sequence-classification model with one output (a reward model) and its tokenizer.
+def load_reward_model(key: str, dtype: str = "float32", device: str = "cpu",
+                      attn_implementation: str | None = None):
+    """A reward model and its tokenizer, in eval mode on ``device``.
 
-    For a base model without a trained score head (the demo, tiny and benchmark models) the head
-    is newly initialised from torch's current random state: seed it first for repeatable scores.
-    The config's pad token is set from the tokenizer so batched inputs can be padded.
+    A published or trained reward model (``reward`` set in its spec) keeps its own head and output
+    size (URM, for one, has more than one output; the reward is column 0). Any other model gets a
+    new one-output score head, initialised from a fixed seed so that the tiny profile and the
+    benchmarks are repeatable. The config's pad token is taken from the tokenizer where the
+    config has none (scoring pads with it but never reads a padded position).
     """
     import torch
     from transformers import AutoModelForSequenceClassification
@@ -326,22 +399,43 @@ def load_reward_model(key: str, dtype: str = "float32", device: str = "cpu"):
         raise ModelError(f"{key!r} is a tokenizer only; pick a model key (see rmbias.models.REGISTRY)")
     tokenizer = load_tokenizer(key)
     where, kwargs = _where(spec_)
+    if spec_.reward is None:
+        kwargs["num_labels"] = 1
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            where, num_labels=1, dtype=getattr(torch, dtype), **kwargs)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                where, dtype=getattr(torch, dtype),
+                attn_implementation=attn_implementation or default_attention(key), **kwargs)
     except (OSError, ValueError) as err:
         if spec_.source == "hub":
             raise _hub_error(spec_, err) from err
         raise
-    if tokenizer.pad_token_id is not None:
+    if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model.to(device).eval(), tokenizer
+
+
+def dtype_for(key: str, default: str) -> str:
+    """The dtype to load a model in: its spec's own (the paper's reward models were run in bf16
+    or fp16, model by model) or else the profile's ``default``."""
+    return spec(key).dtype or default
+
+
+def default_attention(key: str) -> str | None:
+    """The attention implementation a model is loaded with unless told otherwise: ``eager`` for
+    Gemma 2 (logit soft-capping, which the fused kernels may skip) or the spec's own choice;
+    ``None`` lets transformers choose (recorded on ``model.config`` after loading)."""
+    spec_ = spec(key)
+    if spec_.attn_implementation:
+        return spec_.attn_implementation
+    return "eager" if _model_type(spec_) == "gemma2" else None
 
 
 def _model_type(spec_: ModelSpec) -> str | None:
     if spec_.config:
         return spec_.config.get("model_type")
-    if spec_.hf_id and "gemma-2" in spec_.hf_id.lower():
+    if spec_.hf_id and any(tag in spec_.hf_id.lower() for tag in ("gemma-2", "gemma2")):
         return "gemma2"
     return None
 

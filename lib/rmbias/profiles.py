@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from .models import PAPER_REWARD_MODELS
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -26,10 +28,13 @@ class Profile:
     description: str
     tokenizers: tuple[str, ...]  # model keys whose tokenizers chapter 01 checks for coverage
     language_models: tuple[str, ...]  # model keys for logit tracing and implicit RMs
+    reward_models: tuple[str, ...]  # model keys of the reward models chapter 02 scores with
     prompts: tuple[str, ...] | None  # prompt keys; None means all 54
     max_words: int | None  # at most this many words per category (None: every word)
+    vocab_limit: int | None  # vocabulary search: the most frequent word tokens only (None: every token)
+    batch_size: int  # candidates per forward pass (halved automatically on a GPU out-of-memory error)
     device: str  # "cpu", "cuda" or "auto" (cuda when available)
-    dtype: str  # torch dtype name for model weights
+    dtype: str  # torch dtype name for model weights (a paper reward model keeps the dtype it was run in)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,8 +46,11 @@ PROFILES: dict[str, Profile] = {
         description="random-weight tiny Llama and Gemma 2 models with real tokenizers; a few words and prompts",
         tokenizers=("tiny-llama", "tiny-gemma2"),
         language_models=("tiny-llama", "tiny-gemma2"),
+        reward_models=("tiny-llama", "tiny-gemma2"),
         prompts=("greatest_ever_one", "worst_ever_one"),
         max_words=12,
+        vocab_limit=60,
+        batch_size=32,
         device="cpu",
         dtype="float32",
     ),
@@ -52,8 +60,11 @@ PROFILES: dict[str, Profile] = {
                     "offline on a CPU",
         tokenizers=("smollm2-135m-instruct", "gemma-3-270m", "llama-3-tokenizer"),
         language_models=("smollm2-135m-instruct", "gemma-3-270m"),
+        reward_models=("smollm2-135m-rm", "gemma-3-270m-rm"),
         prompts=None,
         max_words=None,
+        vocab_limit=3000,
+        batch_size=128,
         device="cpu",
         dtype="float32",
     ),
@@ -66,8 +77,11 @@ PROFILES: dict[str, Profile] = {
                          "meta-llama/Llama-3.2-3B-Instruct", "meta-llama/Meta-Llama-3-8B-Instruct",
                          "meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Meta-Llama-3-70B-Instruct",
                          "meta-llama/Llama-3.1-70B-Instruct", "meta-llama/Llama-3.3-70B-Instruct"),
+        reward_models=tuple(spec.hf_id for spec in PAPER_REWARD_MODELS),
         prompts=None,
         max_words=None,
+        vocab_limit=None,
+        batch_size=256,
         device="auto",
         dtype="bfloat16",
     ),

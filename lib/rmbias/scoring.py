@@ -1,29 +1,50 @@
 """Scoring candidate replies with a reward model, fast and faithfully.
 
 Every candidate is scored as the assistant turn of a two-turn chat rendered with the reward model's
-own chat template. All candidates share the rendered prompt, so the engine runs the shared prefix
-once, keeps its key/value cache, and runs only each candidate's few suffix tokens against it
-(:func:`score_cached`). :func:`score_full` is the plain reference: every chat through the whole model.
+own chat template. Candidates are either given words or sentences (:func:`chat_ids`), or every
+single token of the vocabulary placed into the reply by id (:func:`vocab_sequences`), the
+predecessor paper's exhaustive search.
 
-Two traps are handled here rather than left to the model class:
+Three routes compute the same scores:
+
+``cached`` (the engine)
+    All candidates share the rendered prompt, so the shared prefix runs once, its key/value cache is
+    expanded to the batch size once, and only each candidate's few suffix tokens run against it.
+``full`` (the reference)
+    Every whole chat through the model, right-padded.
+``model``
+    The model's own forward, for remote-code reward models whose output is not a plain score head
+    (ArmoRM, QRM). Candidates are grouped by length, so no batch needs padding and the model's own
+    pooling cannot be misled by a pad token.
+
+Traps handled here rather than left to the model class:
 
 - The chat is tokenised by the template itself (``apply_chat_template(tokenize=True)``), never
   rendered to text and tokenised again, which would add a second BOS token.
 - The score is read at the last real token of each chat, found from the attention mask. Sequence-
   classification heads in transformers find it from the pad token instead, which picks the wrong
   position when the pad token also ends the chat (SmolLM2's pad token is its end-of-turn token).
+- Llama 3.1 / 3.2 templates print today's date; :data:`FIXED_DATE` is passed instead.
+- A GPU out-of-memory error halves the batch and retries; the batch size used is reported.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
 # Llama 3.1 / 3.2 templates print today's date into the system header; fix it so scores do not
 # depend on the day they were computed.
 FIXED_DATE = "26 Jul 2024"
+ROUTES = ("cached", "full", "model")
+
+
+class ScoringError(RuntimeError):
+    """Scoring could not proceed; the message says why and what to do."""
 
 
 def chat_ids(tokenizer, prompt: str, response: str, date: str = FIXED_DATE) -> list[int]:
@@ -38,6 +59,56 @@ def chat_ids(tokenizer, prompt: str, response: str, date: str = FIXED_DATE) -> l
         ids = ids["input_ids"]
     return list(ids)
 
+
+def word_sequences(tokenizer, prompt: str, words: Sequence[str]) -> list[list[int]]:
+    """The chat ids of each word (or sentence) as the reply to ``prompt``."""
+    if len(words) == 0:
+        raise ValueError("no candidates to score: the word list is empty")
+    return [chat_ids(tokenizer, prompt, w) for w in words]
+
+
+# --- the vocabulary route --------------------------------------------------------------------------
+
+def reply_slot(tokenizer, prompt: str) -> tuple[list[int], list[int]]:
+    """The chat's token ids before and after a one-token reply.
+
+    Found by rendering two different one-token replies and locating the single position where the
+    renderings differ; a template that changes anything else with the reply is refused.
+    """
+    probes = [chat_ids(tokenizer, prompt, text) for text in ("A", "B")]
+    if len(probes[0]) != len(probes[1]):
+        raise ScoringError("the chat template renders one-token replies to different lengths; the "
+                           "vocabulary route needs a template that inserts the reply verbatim")
+    where = [i for i, (a, b) in enumerate(zip(*probes)) if a != b]
+    if len(where) != 1:
+        raise ScoringError(f"expected the replies 'A' and 'B' to differ in one token, found {len(where)}")
+    i = where[0]
+    return probes[0][:i], probes[0][i + 1:]
+
+
+def vocabulary_ids(tokenizer) -> list[int]:
+    """Every token id of the tokenizer except its special and added tokens, in id order."""
+    special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
+    return [i for i in range(len(tokenizer)) if i not in special]
+
+
+def vocab_sequences(tokenizer, prompt: str, token_ids: Sequence[int]) -> list[list[int]]:
+    """Chats whose reply is exactly one vocabulary token, placed by id (no decode and re-encode)."""
+    if len(token_ids) == 0:
+        raise ValueError("no candidates to score: the token list is empty")
+    before, after = reply_slot(tokenizer, prompt)
+    return [before + [int(t)] + after for t in token_ids]
+
+
+def round_trips(tokenizer, prompt: str, token_ids: Sequence[int]) -> list[bool]:
+    """Whether decoding each token, rendering it as the reply and tokenising again gives back the
+    same chat (the predecessor paper's route). Templates that trim the reply, and tokens that merge
+    with their neighbours, fail; the vocabulary route scores them by id regardless."""
+    by_id = vocab_sequences(tokenizer, prompt, token_ids)
+    return [chat_ids(tokenizer, prompt, tokenizer.decode([int(t)])) == seq for t, seq in zip(token_ids, by_id)]
+
+
+# --- the three routes ------------------------------------------------------------------------------
 
 def split_shared_prefix(sequences: Sequence[Sequence[int]]) -> tuple[list[int], list[list[int]]]:
     """Split token sequences into their longest common prefix and the remaining suffixes.
@@ -59,16 +130,17 @@ def _backbone_and_head(model):
     body = getattr(model, model.base_model_prefix, None)
     if head is None or body is None:
         raise TypeError(f"{type(model).__name__} has no `score` head on a `{model.base_model_prefix}` body; "
-                        "this route supports transformers' *ForSequenceClassification models")
+                        "use route='model' for reward models with their own output (ArmoRM, QRM)")
     return body, head
 
 
-def _parts(model):
-    """What both routes need: body, head, device, and the id to pad with (any id works: padded
-    positions are masked and never pooled)."""
-    body, head = _backbone_and_head(model)
-    pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
-    return body, head, next(model.parameters()).device, pad_id
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _pad_id(model) -> int:
+    """Any id works for padding: padded positions are masked and never pooled."""
+    return model.config.pad_token_id if model.config.pad_token_id is not None else 0
 
 
 def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,46 +154,194 @@ def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torc
 
 
 def _pooled_scores(head, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    last = mask.sum(dim=1) - 1  # right padding: the last real token of each row
+    """The reward (output column 0) at the last real token of each right-padded row."""
+    last = mask.sum(dim=1) - 1
     pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last.to(hidden.device)]
     return head(pooled).float()[:, 0]
 
 
+class _FullRoute:
+    """Reference route: each whole chat through the model, right-padded."""
+
+    def __init__(self, model, sequences):
+        self.body, self.head = _backbone_and_head(model)
+        self.device, self.pad_id, self.rows = _device(model), _pad_id(model), sequences
+
+    def prepare(self, batch_size: int) -> None:
+        pass
+
+    def run(self, start: int, stop: int) -> torch.Tensor:
+        ids, mask = _pad(self.rows[start:stop], self.pad_id)
+        hidden = self.body(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
+        return _pooled_scores(self.head, hidden, mask)
+
+
+class _CachedRoute:
+    """The engine: the shared prefix once; per batch, only the suffixes against its cache.
+
+    The prefix cache is expanded to the batch size once (not per batch); each batch works on a
+    shallow copy of it. A short final batch is filled up with repeats of its last row, so every
+    batch has the same shape and the expanded cache always fits.
+    """
+
+    def __init__(self, model, sequences):
+        self.body, self.head = _backbone_and_head(model)
+        self.device, self.pad_id = _device(model), _pad_id(model)
+        prefix, self.rows = split_shared_prefix(sequences)
+        self.n_prefix = len(prefix)
+        self.prefix_cache = None
+        if self.n_prefix:
+            ids = torch.tensor([prefix], device=self.device)
+            self.prefix_cache = self.body(input_ids=ids, use_cache=True).past_key_values
+        self.expanded = None
+
+    def prepare(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.expanded = None
+        if self.prefix_cache is not None:
+            self.expanded = copy.deepcopy(self.prefix_cache)
+            self.expanded.batch_repeat_interleave(batch_size)
+
+    def run(self, start: int, stop: int) -> torch.Tensor:
+        rows = list(self.rows[start:stop])
+        n = len(rows)
+        rows += [rows[-1]] * (self.batch_size - n)
+        ids, mask = _pad(rows, self.pad_id)
+        batch = len(rows)
+        full_mask = torch.cat([torch.ones((batch, self.n_prefix), dtype=torch.long), mask], dim=1)
+        positions = torch.arange(self.n_prefix, self.n_prefix + ids.shape[1]).expand(batch, -1)
+        cache = copy.copy(self.expanded) if self.expanded is not None else None
+        if cache is not None:  # new layer objects that share the expanded tensors (concatenation copies)
+            cache.layers = [copy.copy(layer) for layer in self.expanded.layers]
+        hidden = self.body(input_ids=ids.to(self.device), attention_mask=full_mask.to(self.device),
+                           position_ids=positions.to(self.device), past_key_values=cache,
+                           use_cache=cache is not None).last_hidden_state
+        return _pooled_scores(self.head, hidden, mask)[:n]
+
+
+class _ModelRoute:
+    """The model's own forward, batches of equal-length chats only (no padding at all)."""
+
+    def __init__(self, model, sequences, reader: str = "output.score"):  # or "output.logits"
+        self.model, self.device, self.reader = model, _device(model), reader
+        order = sorted(range(len(sequences)), key=lambda i: (len(sequences[i]), i))
+        self.order, self.rows = order, [sequences[i] for i in order]
+
+    def prepare(self, batch_size: int) -> None:
+        pass
+
+    def run(self, start: int, stop: int) -> torch.Tensor:
+        out = []
+        rows = self.rows[start:stop]
+        i = 0
+        while i < len(rows):  # split the slice into runs of equal length
+            j = i
+            while j < len(rows) and len(rows[j]) == len(rows[i]):
+                j += 1
+            ids = torch.tensor(rows[i:j], device=self.device)
+            output = self.model(input_ids=ids, attention_mask=torch.ones_like(ids))
+            value = output.score if self.reader == "output.score" else output.logits
+            out.append(value.float().reshape(len(rows[i:j]), -1)[:, 0])
+            i = j
+        return torch.cat(out)
+
+    def unsort(self, scores: torch.Tensor) -> torch.Tensor:
+        result = torch.empty_like(scores)
+        result[torch.tensor(self.order)] = scores
+        return result
+
+
+def _is_oom(err: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    return isinstance(err, oom) or "out of memory" in str(err).lower()
+
+
+@dataclass
+class Scores:
+    """Scores in candidate order, the batch size that fitted, and the speed."""
+
+    values: torch.Tensor
+    route: str
+    batch_size: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return len(self.values) / self.seconds if self.seconds else float("nan")
+
+
 @torch.no_grad()
+def score(model, sequences: Sequence[Sequence[int]], route: str = "cached", batch_size: int = 64,
+          progress: bool | str = False, on_batch: Callable[[int], None] | None = None,
+          reader: str = "output.score") -> Scores:
+    """Score chats (token id lists) with a reward model by one of :data:`ROUTES`.
+
+    On a GPU out-of-memory error the batch size is halved and the batch retried, down to 1; the
+    size that worked is returned in :class:`Scores`. ``progress`` shows a tqdm bar in candidates
+    per second (a string becomes its label). ``on_batch`` is called with the number of candidates
+    done after each batch (tests use it to interrupt a run). ``reader`` says where the ``model``
+    route finds the reward: ``"output.score"`` or ``"output.logits"`` (column 0 of either).
+    """
+    if route not in ROUTES:
+        raise ValueError(f"unknown route {route!r}; choose one of {ROUTES}")
+    if not sequences:
+        raise ValueError("no candidates to score: the word list is empty")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    sequences = [list(s) for s in sequences]
+    if route == "model":
+        engine = _ModelRoute(model, sequences, reader)
+    else:
+        engine = (_CachedRoute if route == "cached" else _FullRoute)(model, sequences)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(sequences), unit="cand", desc=progress if isinstance(progress, str) else route,
+                   mininterval=2.0)
+    started = time.perf_counter()
+    out, start = [], 0
+    batch_size = min(batch_size, len(sequences))
+    engine.prepare(batch_size)
+    while start < len(sequences):
+        stop = min(start + batch_size, len(sequences))
+        try:
+            out.append(engine.run(start, stop).cpu())
+        except (RuntimeError, MemoryError) as err:
+            if not _is_oom(err):
+                raise
+            if batch_size == 1:
+                raise ScoringError(
+                    "out of memory at batch size 1: the model does not fit this device. Load it in 8-bit "
+                    "or 4-bit, use a GPU with more memory, or a smaller model (see the hardware page)") from err
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            batch_size = max(1, batch_size // 2)
+            engine.prepare(batch_size)
+            continue
+        if bar is not None:
+            bar.update(stop - start)
+        start = stop
+        if on_batch is not None:
+            on_batch(start)
+    if bar is not None:
+        bar.close()
+    values = torch.cat(out)
+    if isinstance(engine, _ModelRoute):
+        values = engine.unsort(values)
+    return Scores(values, route, batch_size, time.perf_counter() - started)
+
+
 def score_full(model, sequences: Sequence[Sequence[int]], batch_size: int = 16) -> torch.Tensor:
     """Reference route: each whole chat through the model, right-padded, scored at its last real token."""
-    body, head, device, pad_id = _parts(model)
-    out = []
-    for start in range(0, len(sequences), batch_size):
-        ids, mask = _pad(sequences[start : start + batch_size], pad_id)
-        hidden = body(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-        out.append(_pooled_scores(head, hidden, mask).cpu())
-    return torch.cat(out)
+    return score(model, sequences, route="full", batch_size=batch_size).values
 
 
-@torch.no_grad()
 def score_cached(model, sequences: Sequence[Sequence[int]], batch_size: int = 64) -> torch.Tensor:
     """Fast route: the shared prefix once, then only each candidate's suffix against its cache."""
-    body, head, device, pad_id = _parts(model)
-    prefix, suffixes = split_shared_prefix(sequences)
-    n_prefix = len(prefix)
-    prefix_cache = None
-    if n_prefix:
-        prefix_ids = torch.tensor([prefix], device=device)
-        prefix_cache = body(input_ids=prefix_ids, use_cache=True).past_key_values
-    out = []
-    for start in range(0, len(suffixes), batch_size):
-        rows = suffixes[start : start + batch_size]
-        ids, mask = _pad(rows, pad_id)
-        batch = len(rows)
-        full_mask = torch.cat([torch.ones((batch, n_prefix), dtype=torch.long), mask], dim=1)
-        positions = torch.arange(n_prefix, n_prefix + ids.shape[1]).expand(batch, -1)
-        cache = None
-        if prefix_cache is not None:
-            cache = copy.deepcopy(prefix_cache)
-            cache.batch_repeat_interleave(batch)
-        hidden = body(input_ids=ids.to(device), attention_mask=full_mask.to(device),
-                      position_ids=positions.to(device), past_key_values=cache,
-                      use_cache=cache is not None).last_hidden_state
-        out.append(_pooled_scores(head, hidden, mask).cpu())
-    return torch.cat(out)
+    return score(model, sequences, route="cached", batch_size=batch_size).values
+
+
+def route_for(reward: str | None) -> str:
+    """The fast route that a reward model's output layout allows (see ``ModelSpec.reward``)."""
+    return "cached" if reward in (None, "head") else "model"

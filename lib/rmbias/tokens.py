@@ -39,3 +39,26 @@ def coverage(tokenizer, words: pd.DataFrame, tokenizer_name: str) -> pd.DataFram
     table["single_token"] = table["n_tokens"] == 1
     table["round_trip"] = [tokenizer.decode(ids) == text for ids, text in zip(encoded, table["text"])]
     return table
+
+
+def frequent_word_tokens(tokenizer, n: int, min_letters: int = 3) -> list[int]:
+    """The ids of the ``n`` vocabulary tokens that are the most frequent English words.
+
+    A token qualifies when it decodes to letters only (a leading space allowed) with at least
+    ``min_letters`` of them; tokens are ranked by the wordfreq Zipf frequency of the lower-cased
+    word (ties by id). This is how the demo profile keeps an exhaustive-style vocabulary search
+    within a CPU budget; the paper profile searches every token.
+    """
+    from .lexicons import zipf_frequency
+    from .scoring import vocabulary_ids
+
+    ids = vocabulary_ids(tokenizer)
+    texts = [tokenizer.decode([i]) for i in ids]
+    keep = [(i, t.strip()) for i, t in zip(ids, texts)
+            if t.strip().isalpha() and t.strip().isascii() and len(t.strip()) >= min_letters
+            and t in (t.strip(), " " + t.strip())]
+    if not keep:
+        raise ValueError("no word-like tokens in this vocabulary")
+    zipf = zipf_frequency([w.lower() for _, w in keep]).fillna(0.0).to_numpy()
+    order = sorted(range(len(keep)), key=lambda k: (-zipf[k], keep[k][0]))
+    return [keep[k][0] for k in order[:n]]

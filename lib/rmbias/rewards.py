@@ -1,0 +1,158 @@
+"""Scoring runs: registered reward models over words or the whole vocabulary, resumable.
+
+A run is cut into chunks, one per (reward model, prompt), and for the vocabulary route also per
+part of the vocabulary. Each chunk is a parquet table with a ``.meta.json`` written after it; the
+meta file is the completion mark. A run that is stopped (a Colab session that ends, a killed job)
+is started again with the same call: finished chunks are read back, only the missing ones are
+computed, and the result is identical to an uninterrupted run. A chunk computed for a different
+request (other words, dtype, route, prompt, model) is recomputed, never mixed in.
+
+Every chunk records what made it: model id and revision, dtype, attention implementation, route,
+the batch size that fitted, the rendered chat of its first candidate, the chat template's hash,
+library versions, the device and the speed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from . import artifacts, models, scoring
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-._" else "_" for c in text)
+
+
+def _fingerprint(**request: Any) -> str:
+    blob = json.dumps(request, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` means CUDA when available, else CPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _chunk_done(directory: Path, name: str, request: str) -> bool:
+    meta = directory / f"{name}.meta.json"
+    if not (meta.is_file() and (directory / f"{name}.parquet").is_file()):
+        return False
+    return json.loads(meta.read_text()).get("request") == request
+
+
+class _Scorer:
+    """Loads its reward model on first use, so a fully resumed run loads nothing."""
+
+    def __init__(self, key: str, dtype: str | None, device: str, batch_size: int, route: str | None,
+                 progress: bool, on_batch: Callable[[int], None] | None):
+        self.spec = models.spec(key)
+        self.key, self.dtype, self.device = key, models.dtype_for(key, dtype or "float32"), resolve_device(device)
+        self.batch_size, self.progress, self.on_batch = batch_size, progress, on_batch
+        self.route = route or scoring.route_for(self.spec.reward)
+        self._loaded = None
+        self._tokenizer = None
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = models.load_tokenizer(self.key)
+        return self._tokenizer
+
+    @property
+    def model(self):
+        if self._loaded is None:
+            self._loaded, self._tokenizer = models.load_reward_model(self.key, self.dtype, self.device)
+        return self._loaded
+
+    def request(self, prompt_text: str, candidates: Sequence[Any]) -> str:
+        return _fingerprint(model=self.spec.fingerprint(), dtype=self.dtype, route=self.route, prompt=prompt_text,
+                            date=scoring.FIXED_DATE, candidates=list(candidates))
+
+    def run(self, sequences: list[list[int]], label: str) -> tuple[scoring.Scores, dict[str, Any]]:
+        model = self.model
+        result = scoring.score(model, sequences, route=self.route, batch_size=self.batch_size,
+                               progress=label if self.progress else False, on_batch=self.on_batch,
+                               reader=self.spec.reward or "output.score")
+        self.batch_size = result.batch_size  # keep a size that fitted for the next chunk
+        template = self.tokenizer.chat_template or ""
+        record = {
+            "model": models.describe(self.key), "revision": self.spec.revision or "unpinned (hub main)",
+            "dtype": self.dtype, "attention": getattr(model.config, "_attn_implementation", None),
+            "route": self.route, "batch_size": result.batch_size, "device": self.device,
+            "device_name": torch.cuda.get_device_name() if self.device.startswith("cuda") else "cpu",
+            "rendered_chat": self.tokenizer.decode(sequences[0]),
+            "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(), "date": scoring.FIXED_DATE,
+            "seconds": round(result.seconds, 3), "candidates_per_second": round(result.per_second, 2),
+        }
+        return result, record
+
+
+def score_words(rm_key: str, prompts: pd.DataFrame, words: Sequence[str], directory: Path, *,
+                dtype: str | None = None, device: str = "cpu", batch_size: int = 64, route: str | None = None,
+                progress: bool = True, on_batch: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """Score each word as the reply to each prompt (``prompts`` has columns ``key`` and ``text``).
+
+    Returns one row per (prompt, word): ``rm``, ``prompt``, ``word``, ``n_tokens``, ``score``.
+    Chunks go to ``directory/<rm>/<prompt>.parquet``; finished chunks are reused. ``dtype`` is the
+    profile's; a reward model whose spec names its own dtype (the paper's) runs in that.
+    """
+    words = list(words)
+    if not words:
+        raise ValueError("no candidates to score: the word list is empty")
+    scorer = _Scorer(rm_key, dtype, device, batch_size, route, progress, on_batch)
+    folder = Path(directory) / _slug(rm_key)
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = []
+    for prompt_key, text in zip(prompts["key"], prompts["text"]):
+        request = scorer.request(text, words)
+        if not _chunk_done(folder, prompt_key, request):
+            sequences = scoring.word_sequences(scorer.tokenizer, text, words)
+            result, record = scorer.run(sequences, f"{rm_key} {prompt_key}")
+            table = pd.DataFrame({"rm": scorer.spec.label, "prompt": prompt_key, "word": words,
+                                  "n_tokens": [len(s) for s in sequences], "score": result.values.numpy()})
+            artifacts.write_table(table, folder, prompt_key, request=request, prompt_text=text, **record)
+        tables.append(pd.read_parquet(folder / f"{prompt_key}.parquet"))
+    return pd.concat(tables, ignore_index=True)
+
+
+def score_vocabulary(rm_key: str, prompt_key: str, prompt_text: str, directory: Path, *,
+                     token_ids: Sequence[int] | None = None, part_size: int = 16384, dtype: str | None = None,
+                     device: str = "cpu", batch_size: int = 256, route: str | None = None, progress: bool = True,
+                     on_batch: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """Score every vocabulary token (or ``token_ids``) placed by id as the one-token reply.
+
+    Returns one row per token: ``rm``, ``prompt``, ``token_id``, ``token`` (decoded), ``round_trips``
+    (whether decode, render and re-tokenise gives the same chat) and ``score``. The vocabulary is
+    cut into parts of ``part_size`` tokens, each its own resumable chunk.
+    """
+    scorer = _Scorer(rm_key, dtype, device, batch_size, route, progress, on_batch)
+    tokenizer = scorer.tokenizer
+    ids = list(token_ids) if token_ids is not None else scoring.vocabulary_ids(tokenizer)
+    if not ids:
+        raise ValueError("no candidates to score: the token list is empty")
+    folder = Path(directory) / _slug(rm_key)
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = []
+    for part, start in enumerate(range(0, len(ids), part_size)):
+        chunk = ids[start:start + part_size]
+        name = f"vocab-{prompt_key}-{part:03d}"
+        request = scorer.request(prompt_text, chunk)
+        if not _chunk_done(folder, name, request):
+            sequences = scoring.vocab_sequences(tokenizer, prompt_text, chunk)
+            result, record = scorer.run(sequences, f"{rm_key} vocabulary {part + 1}")
+            table = pd.DataFrame({"rm": scorer.spec.label, "prompt": prompt_key, "token_id": chunk,
+                                  "token": [tokenizer.decode([t]) for t in chunk],
+                                  "round_trips": scoring.round_trips(tokenizer, prompt_text, chunk),
+                                  "score": result.values.numpy()})
+            artifacts.write_table(table, folder, name, request=request, prompt_text=prompt_text, **record)
+        tables.append(pd.read_parquet(folder / f"{name}.parquet"))
+    return pd.concat(tables, ignore_index=True)
