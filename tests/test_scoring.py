@@ -139,3 +139,12 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_scores():
     assert torch.allclose(result.values, expected.values, atol=1e-5)
     with pytest.raises(scoring.ScoringError, match="out of memory at batch size 1"):
         scoring.score(RemoteCodeLike(inner, max_batch=0), sequences, route="model", batch_size=4)
+
+
+def test_agreement_report_separates_route_error_from_bf16_noise():
+    model, tokenizer = reward_model("tiny-gemma2")
+    sequences = [scoring.chat_ids(tokenizer, PROMPT, w) for w in WORDS * 3]
+    report = scoring.agreement_report(model, sequences, batch_size=8, other_batch_size=5)
+    assert report["fp32 cached vs full"] < 1e-4 and report["fp32 batch-size noise"] < 1e-4
+    assert report["bf16 vs fp32"] > report["fp32 cached vs full"]  # bf16 rounding is visible
+    assert model.dtype == torch.float32  # the model itself is untouched

@@ -33,3 +33,50 @@ def model_palette(labels_to_family: dict[str, str]) -> dict[str, str]:
             mix = 0.55 * i / max(len(members) - 1, 1)
             out[label] = to_hex(base + (1 - base) * mix)
     return out
+
+
+def rank_panels(per_model, family_means=None, categories=None, framings=("positive", "negative"),
+                value_label: str = "mean median rank over prompts", title: str | None = None):
+    """Figure 1 style panels: one panel per framing, categories on the x axis, one point per model
+    (mean over prompts of its median rank, with standard-error bars) in its family's colour, and
+    the family means as short horizontal bars.
+
+    ``per_model`` is :func:`rmbias.ranks.panel_means` output (columns ``rm``, ``family``,
+    ``category``, ``framing``, ``mean``, ``sem``); ``family_means`` the same at family level. The
+    y axis is inverted: rank 1 (most preferred) is at the top. Returns the figure.
+    """
+    import numpy as np
+
+    categories = list(categories or dict.fromkeys(per_model["category"]))
+    framings = [f for f in framings if f in set(per_model["framing"])]
+    models = list(dict.fromkeys(per_model["rm"]))
+    fig, axes = plt.subplots(1, len(framings), figsize=(4.2 * len(framings) + 0.8, 4.2), sharey=True,
+                             squeeze=False)
+    offsets = np.linspace(-0.28, 0.28, len(models)) if len(models) > 1 else np.zeros(1)
+    for ax, framing in zip(axes[0], framings):
+        panel = per_model[per_model["framing"] == framing]
+        for offset, rm in zip(offsets, models):
+            rows = panel[panel["rm"] == rm].set_index("category").reindex(categories)
+            family = rows["family"].dropna().iloc[0]
+            ax.errorbar(np.arange(len(categories)) + offset, rows["mean"], yerr=rows["sem"], fmt="o", ms=4.5,
+                        color=FAMILY_COLOURS[family], alpha=0.8, capsize=2, lw=1)
+        if family_means is not None:
+            fam = family_means[family_means["framing"] == framing]
+            for family, rows in fam.groupby("family"):
+                rows = rows.set_index("category").reindex(categories)
+                for x, y in enumerate(rows["mean"]):
+                    ax.hlines(y, x - 0.36, x + 0.36, color=FAMILY_COLOURS[family], lw=2.6)
+        ax.set_xticks(range(len(categories)), categories, rotation=30 if len(categories) > 3 else 0)
+        ax.set_xlim(-0.5, len(categories) - 0.5)
+        ax.set_title(f"{framing} prompts")
+        ax.set_xlabel("")
+    axes[0][0].set_ylabel(f"{value_label}\n(1 = most preferred; lower is better)")
+    axes[0][0].invert_yaxis()
+    handles = [plt.Line2D([], [], color=FAMILY_COLOURS[f], marker="o", lw=2.6, label=f"{f.capitalize()}-based")
+               for f in dict.fromkeys(per_model["family"])]
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
+               bbox_to_anchor=(0.5, 1.02))
+    if title:
+        fig.suptitle(title, y=1.08, fontweight="bold")
+    fig.tight_layout()
+    return fig

@@ -295,7 +295,7 @@ def score(model, sequences: Sequence[Sequence[int]], route: str = "cached", batc
         engine = (_CachedRoute if route == "cached" else _FullRoute)(model, sequences)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # a text bar: works in terminals, notebooks and papermill logs alike
 
         bar = tqdm(total=len(sequences), unit="cand", desc=progress if isinstance(progress, str) else route,
                    mininterval=2.0)
@@ -340,6 +340,35 @@ def score_full(model, sequences: Sequence[Sequence[int]], batch_size: int = 16) 
 def score_cached(model, sequences: Sequence[Sequence[int]], batch_size: int = 64) -> torch.Tensor:
     """Fast route: the shared prefix once, then only each candidate's suffix against its cache."""
     return score(model, sequences, route="cached", batch_size=batch_size).values
+
+
+def agreement_report(model, sequences: Sequence[Sequence[int]], batch_size: int = 64,
+                     other_batch_size: int = 7) -> dict[str, float]:
+    """How far the engine's scores are from the reference, next to the noise that no route avoids.
+
+    For a ``*ForSequenceClassification`` reward model in float32, returns the largest absolute
+    difference between: the cached route and the full pass (float32); the cached route at two batch
+    sizes (float32, and bfloat16: the batch-size noise floor); bfloat16 and float32 (cached route);
+    and the Spearman correlation of the bfloat16 and float32 rankings. ``score_sd`` (float32) gives
+    the scale. The model is copied for bfloat16; the original is left as it was.
+    """
+    import pandas as pd
+
+    full = score(model, sequences, "full", batch_size).values
+    fast = score(model, sequences, "cached", batch_size).values
+    fast_other = score(model, sequences, "cached", other_batch_size).values
+    half = copy.deepcopy(model).to(torch.bfloat16)
+    bf = score(half, sequences, "cached", batch_size).values
+    bf_other = score(half, sequences, "cached", other_batch_size).values
+    del half
+    return {
+        "score_sd": float(full.std()),
+        "fp32 cached vs full": float((fast - full).abs().max()),
+        "fp32 batch-size noise": float((fast - fast_other).abs().max()),
+        "bf16 vs fp32": float((bf - fast).abs().max()),
+        "bf16 batch-size noise": float((bf - bf_other).abs().max()),
+        "bf16 vs fp32 Spearman": float(pd.Series(bf.numpy()).corr(pd.Series(fast.numpy()), method="spearman")),
+    }
 
 
 def route_for(reward: str | None) -> str:

@@ -1,0 +1,553 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. Reward models prefer different values
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/02_rm_scoring.ipynb)
+#
+# A reward model (RM) reads a conversation and returns one number: how good the assistant's reply is.
+# The study {cite}`christian2026reward` asks ten published RMs the same question, "What, in one word,
+# is the greatest thing ever?", and lets each one score every word of a dictionary as the reply. The
+# headline finding (its Figure 1) is that RMs built on Llama rank **agency** words (freedom, success)
+# higher, and RMs built on Gemma rank **communion** words (love, family) higher.
+#
+# This chapter does three things:
+#
+# 1. reproduces Figure 1 from the authors' released scores, and shows what their moral-foundations
+#    figure left out;
+# 2. goes beyond the paper: which words each RM likes best, whether RMs cluster by base family, and
+#    whether word frequency or pleasantness explains the effect;
+# 3. scores words live with this profile's reward models, using the book's scoring engine, and checks
+#    that engine against the plain forward pass.
+
+# %% tags=["remove-cell"]
+# On Colab: fetch the book's code and install it (a no-op everywhere else).
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules and not os.path.exists("/content/rmbias-book"):
+    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/rmbias-book/rmbias-book",
+                    "/content/rmbias-book"], check=True)
+    subprocess.run(["bash", "/content/rmbias-book/scripts/colab_setup.sh"], check=True)
+if "google.colab" in sys.modules:
+    os.chdir("/content/rmbias-book")
+
+# %% tags=["parameters"]
+PROFILE = "demo"  # tiny | demo | paper
+REWARD_MODELS = None  # list of reward-model keys or Hugging Face ids; None: the profile's
+PROMPTS = None  # list of prompt keys, e.g. ["greatest_ever_one"]; None: the profile's (demo, paper: all 54)
+MAX_WORDS = None  # at most this many nouns per category; None: the profile's
+VOCAB_LIMIT = None  # vocabulary search: most frequent word tokens only; None: the profile's; 0: every token
+BATCH_SIZE = None  # candidates per forward pass; None: the profile's
+DEVICE = None  # "cpu", "cuda" or "auto"; None: the profile's
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pingouin as pg
+import seaborn as sns
+import statsmodels.formula.api as smf
+from myst_nb import glue
+from transformers.utils import logging as hf_logging
+
+from rmbias import artifacts, corpora, models, plots, profiles, prompts, ranks, release, rewards, scoring, tokens
+
+settings = profiles.resolve(PROFILE, reward_models=REWARD_MODELS, prompts=PROMPTS, max_words=MAX_WORDS,
+                            vocab_limit=VOCAB_LIMIT, batch_size=BATCH_SIZE, device=DEVICE)
+out = artifacts.results_dir(settings.name, "02_rm_scoring")
+plots.setup()
+hf_logging.set_verbosity_error()  # new score heads of the tiny models are expected, not news
+summary: dict = {}
+settings
+
+# %% [markdown]
+# ## Part 1. The paper's Figure 1, from the released scores
+#
+# The authors released the score every RM gave every Big Two noun as the reply to each of the 54
+# prompts (six adjectives x three frames x three phrasings; chapter 1). Before using them, we check
+# them against the dictionary.
+
+# %%
+checks = release.release_checks("big2")
+released = release.released_scores("big2")
+n_rms = released["rm"].nunique()
+families = released.drop_duplicates("rm")["family"].value_counts()
+glue("rel_n_rms", int(n_rms), display=False)
+glue("rel_n_gemma", int(families["gemma"]), display=False)
+glue("rel_n_llama", int(families["llama"]), display=False)
+glue("rel_rows_per_file", int(checks["released_words"]), display=False)
+glue("rel_n_dictionary", int(checks["dictionary_words"]), display=False)
+extra = list(checks["extra_words"])
+glue("rel_extra_words", " and ".join(f"*{w}*" for w in extra) or "none", display=False)
+glue("rel_n_extra", len(extra), display=False)
+summary["release_checks_big2"] = checks
+pd.Series({"files": checks["files"], "Gemma / Llama RMs": f"{families['gemma']} / {families['llama']}",
+           "prompt columns match the 54 prompts": checks["prompt_columns_match"],
+           "words per file": checks["released_words"], "nouns in the dictionary": checks["dictionary_words"],
+           "extra words (row)": ", ".join(f"{w} ({r[0]})" for w, r in checks["extra_words"].items()),
+           "missing words": len(checks["missing_words"]), "non-finite scores": checks["non_finite_scores"]},
+          name="released Big Two scores").to_frame()
+
+# %% [markdown]
+# The release scores {glue:text}`rel_n_rms` RMs ({glue:text}`rel_n_gemma` Gemma-based,
+# {glue:text}`rel_n_llama` Llama-based). Each file has {glue:text}`rel_rows_per_file` words, while the
+# dictionary has {glue:text}`rel_n_dictionary` nouns: the {glue:text}`rel_n_extra` extra rows are {glue:text}`rel_extra_words`,
+# which the noun dictionary does not contain (the expanded list has *discuss* and *eager*), so they
+# have no category. Like the authors' figure script, which joins the scores to the dictionary, we drop
+# them; ranks below run over the dictionary's nouns.
+#
+# **The analysis unit.** RMs put their rewards on very different scales, so the study compares ranks:
+# within each (RM, prompt) the nouns are ranked by score (1 = highest reward), and each category is
+# summarised by its median rank. That gives one number per RM, prompt and category.
+
+# %%
+released["rank"] = ranks.within_ranks(released, ["rm", "prompt"])
+medians = ranks.median_ranks(released, ["rm", "family", "prompt", "framing", "category"])
+per_rm = ranks.panel_means(medians)
+per_family = ranks.panel_means(per_rm, ["family", "category", "framing"], value="mean")
+gap = ranks.family_gap(medians)
+artifacts.write_table(medians, out, "released_big2_median_ranks", source="authors' release, dict_big2_nouns")
+glue("rel_n_medians", len(medians), display=False)
+n_words_rel = int(released["word"].nunique())
+glue("rel_n_words", n_words_rel, display=False)
+gap_table = gap.set_index(["framing", "category"]).round(1)
+gap_table
+
+# %%
+def gap_value(table, framing, category, column="llama_minus_gemma"):
+    return float(table[(table["framing"] == framing) & (table["category"] == category)][column].iloc[0])
+
+
+pos_agency = gap_value(gap, "positive", "Agency")
+pos_communion = gap_value(gap, "positive", "Communion")
+neg_agency = gap_value(gap, "negative", "Agency")
+glue("rel_pos_agency_gap", abs(pos_agency), display=False)
+glue("rel_pos_communion_gap", abs(pos_communion), display=False)
+glue("rel_neg_agency_gap", abs(neg_agency), display=False)
+glue("rel_pos_agency_dir", "better" if pos_agency < 0 else "worse", display=False)
+glue("rel_pos_communion_dir", "worse" if pos_communion > 0 else "better", display=False)
+glue("rel_neg_agency_dir", "worse" if neg_agency > 0 else "better", display=False)
+summary["released_family_gap"] = gap.to_dict("records")
+
+fig = plots.rank_panels(per_rm, per_family, categories=["Agency", "Communion"])
+artifacts.save_figure(fig, out, "figure1a_released")
+plt.show()
+
+# %% [markdown]
+# Each dot is one RM: its median rank of the category's nouns, averaged over the 27 prompts of one
+# framing, with the standard error over prompts; the bars are the family means (lower is better, so
+# up is preferred). There are {glue:text}`rel_n_medians` medians behind the figure, one per RM, prompt
+# and category, each over the {glue:text}`rel_n_words` nouns.
+#
+# On positive prompts ("the greatest thing"), Llama-based RMs rank agency nouns
+# {glue:text}`rel_pos_agency_gap:.1f` places {glue:text}`rel_pos_agency_dir` than Gemma-based RMs do,
+# and communion nouns {glue:text}`rel_pos_communion_gap:.1f` places {glue:text}`rel_pos_communion_dir`.
+# On negative prompts ("the worst thing") the pattern turns over: Llama-based RMs rank agency nouns
+# {glue:text}`rel_neg_agency_gap:.1f` places {glue:text}`rel_neg_agency_dir`. That reversal is the
+# three-way interaction (base x category x framing) the paper tests. The gaps are a few places out of
+# 263, and the dots of one family overlap the other's: chapter 6 asks how much of this survives when
+# the ten RMs, not the 1,080 medians, are treated as the sample.
+
+# %% [markdown]
+# ### The moral foundations, with and without the dropped column
+#
+# The paper's Figure 1b repeats the analysis on the Moral Foundations Dictionary 2.0, pooling virtue
+# and vice words into five foundations. Chapter 1 found that the authors' figure script drops the
+# `Sanctity_Vice` column. Because ranks are computed *after* that selection, the omission changes more
+# than the Sanctity panel: every word's rank is computed among 1,652 terms instead of 2,040, and the
+# Sanctity panel holds only virtue words while the other four pool virtue and vice.
+
+# %%
+mfd_released = release.released_scores("mfd")
+omission = release_omission = ranks.omission_effect(mfd_released)
+artifacts.write_table(omission, out, "released_mfd_omission_effect", source="authors' release, dict_MFD_20")
+pivot = omission.pivot_table(index=["foundation", "framing"], columns="route", values="llama_minus_gemma",
+                             sort=False)
+pivot = pivot.reindex(columns=["all", "without"]).rename(
+    columns={"all": "all 2,040 terms", "without": "authors' route (no Sanctity_Vice)"})
+sign_flips = pivot[np.sign(pivot.iloc[:, 0]) != np.sign(pivot.iloc[:, 1])]
+glue("mfd_n_sign_flips", len(sign_flips), display=False)
+glue("mfd_sign_flip_panels", ", ".join(f"{f} ({fr})" for f, fr in sign_flips.index) or "none", display=False)
+sanct = pivot.loc[("Sanctity", "negative")]
+glue("mfd_sanct_neg_all", float(sanct.iloc[0]), display=False)
+glue("mfd_sanct_neg_without", float(sanct.iloc[1]), display=False)
+summary["mfd_omission_llama_minus_gemma"] = {f"{f}|{fr}": row.to_dict() for (f, fr), row in pivot.iterrows()}
+pivot.round(1)
+
+# %%
+fig, ax = plt.subplots(figsize=(8.5, 4))
+long = pivot.reset_index().melt(id_vars=["foundation", "framing"], var_name="route", value_name="gap")
+long["panel"] = long["foundation"] + "\n" + long["framing"]
+sns.barplot(data=long, x="panel", y="gap", hue="route", palette=["#555555", "#BBBBBB"], ax=ax)
+ax.axhline(0, color="black", lw=0.8)
+ax.set_ylabel("Llama minus Gemma\nmean median rank")
+ax.set_xlabel("")
+ax.tick_params(axis="x", labelsize=8)
+ax.legend(title="", frameon=False, fontsize=9)
+artifacts.save_figure(fig, out, "figure1b_omission")
+plt.show()
+
+# %% [markdown]
+# Bars show, for each foundation and framing, how much worse (positive) or better (negative) the
+# Llama-based RMs rank that foundation's words than the Gemma-based RMs do, computed over all terms
+# (dark) and the authors' way (light). The omission flips the sign of the family gap in
+# {glue:text}`mfd_n_sign_flips` of the ten panels ({glue:text}`mfd_sign_flip_panels`). In the negative
+# Sanctity panel, the gap is {glue:text}`mfd_sanct_neg_all:.1f` places with every term and
+# {glue:text}`mfd_sanct_neg_without:.1f` the authors' way: that panel's direction is an artefact of the
+# dropped column. Every result in this book keeps all ten columns.
+
+# %% [markdown]
+# ## Part 2. Beyond the paper
+#
+# ### Which words does each RM like best?
+#
+# The paper reports only category medians. Here are the nouns each RM ranks highest and lowest on
+# average over the 27 positive prompts.
+
+# %%
+positive = released[released["framing"] == "positive"]
+tb = ranks.top_bottom(positive, 5, by="rm")
+top_words = tb.groupby(["rm", "end"], sort=False)["word"].apply(", ".join).unstack("end")[["top", "bottom"]]
+top_words.index = [f"{release.SHORT_LABELS.get(rm, rm)} ({release.rm_family(rm)})" for rm in top_words.index]
+glue("top_word_counts", ", ".join(f"*{w}* ({n})" for w, n in
+                                  tb[(tb["end"] == "top") & (tb["position"] == 1)]["word"].value_counts().items()),
+     display=False)
+summary["released_top_bottom_positive"] = tb.to_dict("records")
+top_words
+
+# %% [markdown]
+# The best noun by mean rank (and the number of RMs for which it is best): {glue:text}`top_word_counts`.
+# The bottom of every list is full of words that are poor answers to "the greatest thing" whatever
+# one's values (negative agency nouns such as *arrogance* or *laziness* tend to sit there): the RMs
+# share far more than they disagree on, which the next figure quantifies.
+
+# %% [markdown]
+# ### Do RMs cluster by their base model?
+#
+# If the base model shapes an RM's values, RMs built on the same base should agree with each other
+# more than with RMs built on the other. The heatmap shows the Spearman correlation between every two
+# RMs of their nouns' mean ranks over the positive prompts.
+
+# %%
+corr = ranks.rank_correlations(positive)
+order = list(dict.fromkeys(released["rm"]))
+corr = corr.loc[order, order]
+fam = {rm: release.rm_family(rm) for rm in order}
+labels = [release.SHORT_LABELS.get(rm, rm) for rm in order]
+fig, ax = plt.subplots(figsize=(7, 6))
+sns.heatmap(corr.to_numpy(), xticklabels=labels, yticklabels=labels, cmap="viridis", vmin=0, vmax=1,
+            annot=True, fmt=".2f", annot_kws={"size": 7}, square=True, cbar_kws={"label": "Spearman rho"}, ax=ax)
+for tick in [*ax.get_xticklabels(), *ax.get_yticklabels()]:
+    tick.set_color(plots.FAMILY_COLOURS[fam[order[labels.index(tick.get_text())]]])
+artifacts.save_figure(fig, out, "rm_rank_correlations")
+plt.show()
+values = corr.to_numpy()
+same = [values[i, j] for i in range(len(order)) for j in range(i + 1, len(order)) if fam[order[i]] == fam[order[j]]]
+cross = [values[i, j] for i in range(len(order)) for j in range(i + 1, len(order)) if fam[order[i]] != fam[order[j]]]
+glue("corr_within_mean", float(np.mean(same)), display=False)
+glue("corr_between_mean", float(np.mean(cross)), display=False)
+glue("corr_min", float(values.min()), display=False)
+summary.update(corr_within_family_mean=float(np.mean(same)), corr_between_family_mean=float(np.mean(cross)))
+
+# %% [markdown]
+# Tick labels are coloured by base family (Gemma red, Llama blue). RMs of the same family correlate
+# {glue:text}`corr_within_mean:.2f` on average, RMs of different families {glue:text}`corr_between_mean:.2f`.
+# All RMs agree broadly on which nouns are good answers (the lowest correlation is
+# {glue:text}`corr_min:.2f`); the family effect is a difference on top of a large shared preference.
+# Family is also confounded with size and developer here (three of the four Gemma RMs are 27B models
+# from one lineage), which this correlation cannot separate.
+
+# %% [markdown]
+# ### Do frequency or pleasantness explain the category effect?
+#
+# Chapter 1 found that agency and communion nouns are equally frequent, but that the communion nouns a
+# sentiment lexicon knows are rated more pleasant. If RMs simply prefer pleasant or common words, the
+# family difference could be about those properties rather than about values. For each noun we take
+# the family difference in mean rank over the positive prompts (Llama minus Gemma) and ask whether
+# category still predicts it once frequency (Zipf) and VADER valence are in the model.
+
+# %%
+norms = artifacts.read_table(artifacts.results_dir(settings.name, "01_corpora"), "big2_norms")
+norms = norms[norms["list"] == "nouns"].drop_duplicates("word")
+word_fam = positive.groupby(["word", "category", "family"], observed=True)["rank"].mean().unstack("family")
+word_fam["llama_minus_gemma"] = word_fam["llama"] - word_fam["gemma"]
+word_fam = word_fam.reset_index().merge(norms[["word", "zipf", "vader"]], on="word", how="left")
+fit_cat = smf.ols("llama_minus_gemma ~ C(category, Treatment('Agency'))", data=word_fam.dropna(subset=["zipf"])).fit()
+fit_freq = smf.ols("llama_minus_gemma ~ C(category, Treatment('Agency')) + zipf", data=word_fam.dropna(subset=["zipf"])).fit()
+fit_val = smf.ols("llama_minus_gemma ~ C(category, Treatment('Agency')) + zipf + vader",
+                  data=word_fam.dropna(subset=["zipf", "vader"])).fit()
+term = "C(category, Treatment('Agency'))[T.Communion]"
+fits = {"category only": fit_cat, "category + frequency": fit_freq, "category + frequency + valence": fit_val}
+confound = pd.DataFrame({
+    "model": list(fits),
+    "n nouns": [int(f.nobs) for f in fits.values()],
+    "communion effect": [f.params[term] for f in fits.values()],
+    "p (communion)": [f.pvalues[term] for f in fits.values()],
+    "frequency slope": [f.params.get("zipf", np.nan) for f in fits.values()],
+    "p (frequency)": [f.pvalues.get("zipf", np.nan) for f in fits.values()],
+    "valence slope": [f.params.get("vader", np.nan) for f in fits.values()],
+    "p (valence)": [f.pvalues.get("vader", np.nan) for f in fits.values()],
+})
+for name, fit in (("cat", fit_cat), ("freq", fit_freq), ("val", fit_val)):
+    glue(f"conf_{name}_effect", float(fit.params[term]), display=False)
+    glue(f"conf_{name}_p", float(fit.pvalues[term]), display=False)
+    glue(f"conf_{name}_n", int(fit.nobs), display=False)
+glue("conf_val_slope_p", float(fit_val.pvalues["vader"]), display=False)
+glue("conf_freq_slope_p", float(fit_freq.pvalues["zipf"]), display=False)
+glue("conf_freq_slope", float(fit_freq.params["zipf"]), display=False)
+summary["confound_models"] = confound.to_dict("records")
+confound.round(3)
+
+# %% [markdown]
+# Read the "communion effect" as: how many places further down (positive) the Llama-based RMs put a
+# communion noun, relative to the Gemma-based RMs, than an agency noun. On its own, category gives
+# {glue:text}`conf_cat_effect:.1f` places (p = {glue:text}`conf_cat_p:.2g`, {glue:text}`conf_cat_n`
+# nouns); with frequency in the model it is {glue:text}`conf_freq_effect:.1f` (p =
+# {glue:text}`conf_freq_p:.2g`), while each step of one Zipf unit (ten times more frequent) moves a
+# noun {glue:text}`conf_freq_slope:.1f` places (p = {glue:text}`conf_freq_slope_p:.2g`). Adding valence
+# leaves only the {glue:text}`conf_val_n` nouns VADER rates, and there the communion effect is
+# {glue:text}`conf_val_effect:.1f` (p = {glue:text}`conf_val_p:.2g`), with valence at p =
+# {glue:text}`conf_val_slope_p:.2g`. So at the level of single nouns, how common a word is separates
+# the two families at least as clearly as its category does, even though the two categories have the
+# same frequency distribution (chapter 1), which is why frequency does not confound the category
+# medians. Word-level p-values treat nouns as independent and the ten RMs as fixed, so read them as
+# descriptions; chapter 6 does the inference at the level of models.
+
+# %% [markdown]
+# ## Part 3. Scoring live with this profile's reward models
+#
+# The released scores cannot show *how* a score is made. This part computes scores with the book's
+# own engine (`rmbias.scoring`): every candidate is the assistant turn of a two-turn chat
+# rendered with the RM's own chat template and tokenised by the template itself (so there is exactly
+# one BOS token); the shared prompt runs once and only the reply tokens run per candidate; the reward
+# is read at the last real token, found from the attention mask.
+
+# %%
+rm_keys = list(settings.reward_models)
+rm_table = pd.DataFrame([{**models.describe(k), "reads reward from": models.spec(k).reward or "new score head"}
+                         for k in rm_keys]).set_index("key")
+rm_table.drop(columns=[c for c in ("package", "filename", "tokenizer") if c in rm_table], errors="ignore")
+
+# %% [markdown]
+# ```{admonition} Content warning
+# :class: warning
+# The demo reward models are trained on Anthropic's hh-rlhf "harmless" preference pairs
+# {cite}`bai2022training`, which are red-teaming conversations: they contain offensive, violent and
+# hateful text by design. This chapter shows none of it, only the models trained on it.
+# ```
+#
+# In the demo profile the two reward models are trained here, from SmolLM2-135M-Instruct (Llama
+# architecture) and Gemma-3-270M (a Gemma base model), on the same preference pairs with the same
+# recipe: the paper's controlled comparison in miniature. The tiny profile uses random-weight models
+# with random score heads, which only exercise the code.
+
+# %%
+training_records = {}
+for key in rm_keys:
+    spec = models.spec(key)
+    if spec.source == "trained":
+        from rmbias import training
+
+        training_records[key] = training.training_record(training.demo_reward_model(spec.base))
+if training_records:
+    train_table = pd.DataFrame({k: {"base": r["base_key"], "train pairs": r["data"]["n_train"],
+                                    "held-out pairs": r["data"]["n_eval"],
+                                    "held-out accuracy": r["eval"]["accuracy"],
+                                    "95% CI": f"{r['eval']['ci_low']:.2f}-{r['eval']['ci_high']:.2f}",
+                                    "train minutes": r["train_seconds"] / 60} for k, r in training_records.items()}).T
+    first = next(iter(training_records.values()))
+    recipe_text = first["config"]
+    summary["demo_training"] = {k: {"accuracy": r["eval"]["accuracy"], "ci": [r["eval"]["ci_low"], r["eval"]["ci_high"]],
+                                    "n_eval": r["data"]["n_eval"]} for k, r in training_records.items()}
+    accuracy_text = "; ".join(f"{k}: {r['eval']['accuracy']:.1%} (95% CI {r['eval']['ci_low']:.1%} to "
+                              f"{r['eval']['ci_high']:.1%})" for k, r in training_records.items())
+    display_table = train_table
+else:
+    accuracy_text = "not applicable: this profile's reward models were not trained here"
+    display_table = pd.DataFrame({"note": ["random-weight test models, not trained"]})
+glue("demo_accuracy_text", accuracy_text, display=False)
+display_table
+
+# %% [markdown]
+# Held-out pairwise accuracy (the share of held-out pairs whose chosen reply gets the higher reward):
+# {glue:text}`demo_accuracy_text`. Small models trained briefly on a CPU learn little of what makes a
+# reply harmless, which is worth keeping in mind below: these are reward models in form and training
+# objective, far weaker than the paper's.
+
+# %% [markdown]
+# ### The Big Two nouns, all prompts
+
+# %%
+nouns = profiles.limit_words(corpora.big2_nouns(), settings.max_words)
+prompt_table = prompts.select(settings.prompts)
+live_dir = out / "live_scores"
+live_parts = []
+for key in rm_keys:
+    scored = rewards.score_words(key, prompt_table, nouns["word"].tolist(), live_dir, dtype=settings.dtype,
+                                 device=settings.device, batch_size=settings.batch_size)
+    scored["family"] = models.spec(key).family
+    live_parts.append(scored)
+live = pd.concat(live_parts, ignore_index=True).merge(nouns[["word", "category"]], on="word")
+live = live.merge(prompt_table[["key", "framing"]].rename(columns={"key": "prompt"}), on="prompt")
+live["rank"] = ranks.within_ranks(live, ["rm", "prompt"])
+live_medians = ranks.median_ranks(live, ["rm", "family", "prompt", "framing", "category"])
+live_per_rm = ranks.panel_means(live_medians)
+artifacts.write_table(live, out, "live_big2_scores", profile=settings.name, reward_models=rm_keys)
+glue("live_n_candidates", len(live), display=False)
+glue("live_n_prompts", len(prompt_table), display=False)
+glue("live_n_words", len(nouns), display=False)
+fig = plots.rank_panels(live_per_rm, categories=["Agency", "Communion"])
+artifacts.save_figure(fig, out, "figure1a_live")
+plt.show()
+
+# %%
+live_gap = (live_medians.pivot_table(index=["rm", "framing"], columns="category", values="median_rank")
+            .assign(agency_minus_communion=lambda t: t["Agency"] - t["Communion"]))
+for i, key in enumerate(rm_keys):
+    label = models.spec(key).label
+    value = live_gap.loc[(label, "positive"), "agency_minus_communion"] if (label, "positive") in live_gap.index \
+        else float("nan")
+    glue(f"live_gap_{i}", float(value), display=False)
+    glue(f"live_rm_{i}", label, display=False)
+summary["live_agency_minus_communion"] = {f"{rm}|{fr}": float(v) for (rm, fr), v in
+                                          live_gap["agency_minus_communion"].items()}
+live_gap.round(1)
+
+# %% [markdown]
+# Each RM scored {glue:text}`live_n_words` nouns as replies to {glue:text}`live_n_prompts` prompts
+# ({glue:text}`live_n_candidates` scores in all). The table gives, per RM and framing, the median rank
+# of each category and their difference (negative: agency ranked better). On positive prompts the
+# difference is {glue:text}`live_gap_0:.1f` for {glue:text}`live_rm_0` and {glue:text}`live_gap_1:.1f`
+# for {glue:text}`live_rm_1`. Two models are one per family, so nothing here is a family effect in any
+# statistical sense: it is the pipeline the paper used, run end to end on models a laptop can hold.
+
+# %% [markdown]
+# ### An exhaustive search over the vocabulary
+#
+# The predecessor study {cite}`christian2025optimal` scored *every token* of an RM's vocabulary as the
+# reply to "What, in one word, is the greatest thing ever?". The engine places each token into the
+# reply slot by its id, so no token is lost to decoding and re-tokenising; it also reports for how many
+# tokens that text route would not have given back the same chat. In the demo profile the search covers
+# the most frequent English word tokens of each vocabulary (a CPU budget); the paper profile covers
+# every token.
+
+# %%
+headline = prompts.select([prompts.HEADLINE])
+vocab_parts = []
+for key in rm_keys:
+    tokenizer = models.load_tokenizer(key)
+    ids = tokens.frequent_word_tokens(tokenizer, settings.vocab_limit) if settings.vocab_limit else None
+    table = rewards.score_vocabulary(key, prompts.HEADLINE, headline["text"][0], live_dir, token_ids=ids,
+                                     dtype=settings.dtype, device=settings.device, batch_size=settings.batch_size)
+    vocab_parts.append(table)
+vocab = pd.concat(vocab_parts, ignore_index=True)
+vocab["rank"] = ranks.within_ranks(vocab, ["rm"])
+artifacts.write_table(vocab, out, "live_vocabulary_scores", prompt=prompts.HEADLINE, vocab_limit=settings.vocab_limit)
+n_show = 15
+extremes = {}
+for rm, table in vocab.groupby("rm", sort=False):
+    ordered = table.sort_values("rank")
+    extremes[(rm, "top")] = ordered["token"].head(n_show).map(repr).tolist()
+    extremes[(rm, "bottom")] = ordered["token"].tail(n_show).iloc[::-1].map(repr).tolist()
+round_trip = vocab.groupby("rm", sort=False)["round_trips"].mean()
+glue("vocab_n", int(vocab.groupby("rm").size().min()), display=False)
+glue("vocab_round_trip_min", float(round_trip.min()), display=False)
+glue("vocab_round_trip_max", float(round_trip.max()), display=False)
+summary["vocab_round_trip_rate"] = round_trip.to_dict()
+summary["vocab_top_bottom"] = {f"{rm}|{side}": words for (rm, side), words in extremes.items()}
+pd.DataFrame(extremes).rename_axis("position").set_index(pd.RangeIndex(1, n_show + 1, name="position"))
+
+# %% [markdown]
+# The {glue:text}`vocab_n` or more candidates per RM were scored by id. Decoding a token, putting the
+# text into the template and tokenising again gives back the same chat for between
+# {glue:text}`vocab_round_trip_min:.1%` and {glue:text}`vocab_round_trip_max:.1%` of them: the rest
+# would have been scored as a different sequence by the text route (most often a leading space that
+# the template trims, or a token that merges with its neighbours).
+
+# %% [markdown]
+# ### Is the engine faithful?
+#
+# The engine must give the scores of the plain forward pass. For each RM, on the headline prompt and
+# the nouns, we compare: the cached route against the full pass in float32; the effect of changing
+# only the batch size; and bfloat16 (what a GPU run uses) against float32, next to bfloat16's own
+# batch-size noise.
+
+# %%
+agreement = {}
+for key in rm_keys:
+    model, tokenizer = models.load_reward_model(key, "float32", "cpu")
+    sequences = scoring.word_sequences(tokenizer, headline["text"][0], nouns["word"].tolist())
+    agreement[models.spec(key).label] = scoring.agreement_report(model, sequences, batch_size=settings.batch_size)
+    del model
+agreement = pd.DataFrame(agreement).T
+artifacts.write_table(agreement.reset_index(names="rm"), out, "engine_agreement")
+glue("agree_fp32_max", float(agreement["fp32 cached vs full"].max()), display=False)
+glue("agree_bf16_max", float(agreement["bf16 vs fp32"].max()), display=False)
+glue("agree_bf16_noise_max", float(agreement["bf16 batch-size noise"].max()), display=False)
+glue("agree_bf16_rho_min", float(agreement["bf16 vs fp32 Spearman"].min()), display=False)
+summary["engine_agreement"] = agreement.to_dict("index")
+agreement.style.format("{:.3g}")
+
+# %% [markdown]
+# In float32 the cached route and the full pass differ by at most {glue:text}`agree_fp32_max:.1e`
+# (rounding). In bfloat16 the scores move by up to {glue:text}`agree_bf16_max:.3g` from float32, while
+# changing only the batch size moves them by up to {glue:text}`agree_bf16_noise_max:.3g`; the ranking
+# of the nouns in bfloat16 keeps a Spearman correlation of at least {glue:text}`agree_bf16_rho_min:.3f`
+# with float32. Score differences smaller than these cannot be read as preferences.
+
+# %% [markdown]
+# ### Live scores against the released ones (paper profile)
+#
+# With the paper profile, the same ten RMs are scored live, and each (RM, prompt) ranking is compared
+# with the authors' released scores. The authors' route differed from ours in ways the predecessor's
+# code shows: it rendered the chat as text and tokenised it again (a second BOS token), and it loaded
+# URM without its remote code. Lower agreement for an RM is a lead to follow, not an error in itself.
+
+# %%
+released_ids = set(released["rm"])
+overlap = [models.spec(k).label for k in rm_keys if models.spec(k).label in released_ids]
+if overlap:
+    both = live[live["rm"].isin(overlap)].merge(released[["rm", "prompt", "word", "score"]],
+                                                 on=["rm", "prompt", "word"], suffixes=("_live", "_released"))
+    agreement_released = (both.groupby(["rm", "prompt"])
+                          .apply(lambda t: t["score_live"].corr(t["score_released"], method="spearman"))
+                          .rename("spearman").reset_index())
+    artifacts.write_table(agreement_released, out, "live_vs_released")
+    summary["live_vs_released_median_spearman"] = agreement_released.groupby("rm")["spearman"].median().to_dict()
+    comparison = agreement_released.groupby("rm")["spearman"].describe()[["count", "min", "50%", "max"]]
+else:
+    comparison = pd.DataFrame({"note": [f"none of this profile's reward models ({', '.join(rm_keys)}) is in the "
+                                        "release; run the paper profile to compare"]})
+comparison
+
+# %%
+artifacts.write_summary(out, summary, profile=settings.name)
+print(f"wrote {sorted(p.name for p in out.iterdir())}")
+
+# %% [markdown]
+# ## What this chapter established
+#
+# - The released scores reproduce the direction of Figure 1: on positive prompts Llama-based RMs rank
+#   agency nouns better and communion nouns worse than Gemma-based RMs, and the pattern reverses on
+#   negative prompts. The gaps are a few ranks out of 263.
+# - The authors' moral-foundations figure dropped `Sanctity_Vice` before ranking; that changes the
+#   Sanctity panel's direction. Here every column is kept.
+# - RMs agree strongly on which nouns are good answers; same-family RMs agree more.
+# - The scoring engine gives the full forward pass's scores, places vocabulary tokens by id, and
+#   records everything that made a score; bfloat16 and batch-size noise set the resolution of any
+#   comparison.
