@@ -129,11 +129,14 @@ def main() -> None:
                                  args.device, args.repeats)
         t_fast, s_fast = timed(lambda: scoring.score_cached(model, sequences, args.batch_size),
                                args.device, args.repeats)
+        # The noise floor: the engine's own scores when only the batch size changes.
+        s_other = scoring.score_cached(model, sequences, max(1, args.batch_size // 2 - 1))
+        noise = (s_fast - s_other).abs().max().item()
         floor = args.candidates * 2 * params * suffix_tokens / rate
         peak = torch.cuda.max_memory_allocated() / 2**30 if args.device.startswith("cuda") else float("nan")
         rows.append((shape, params / 1e9, len(prefix), suffix_tokens, args.candidates / t_naive,
                      args.candidates / t_fast, t_naive / t_fast, floor / t_fast,
-                     (s_naive - s_fast).abs().max().item(), peak))
+                     (s_naive - s_fast).abs().max().item(), noise, peak))
         print(f"  {shape}: done", flush=True)
         del model
         gc.collect()
@@ -141,11 +144,11 @@ def main() -> None:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
     print("\n| shape | non-emb params (B) | prefix tok | suffix tok | naive cand/s | engine cand/s | speed-up "
-          "| share of floor | max abs diff | peak GiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| share of floor | max abs diff | batch-size noise | peak GiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]:.2f} | {r[2]} | {r[3]:.2f} | {r[4]:,.0f} | {r[5]:,.0f} | {r[6]:.1f}x | {r[7]:.0%} "
-              f"| {r[8]:.3g} | {r[9]:.1f} |")
+              f"| {r[8]:.3g} | {r[9]:.3g} | {r[10]:.1f} |")
 
 
 if __name__ == "__main__":

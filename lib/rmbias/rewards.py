@@ -74,8 +74,13 @@ class _Scorer:
         return self._loaded
 
     def request(self, prompt_text: str, candidates: Sequence[Any]) -> str:
-        return _fingerprint(model=self.spec.fingerprint(), dtype=self.dtype, route=self.route, prompt=prompt_text,
-                            date=scoring.FIXED_DATE, candidates=list(candidates))
+        weights = None
+        if self.spec.source == "trained":  # a changed training recipe makes a new model
+            from . import training
+
+            weights = training.reward_model_path(self.spec.base).name
+        return _fingerprint(model=self.spec.fingerprint(), weights=weights, dtype=self.dtype, route=self.route,
+                            prompt=prompt_text, date=scoring.FIXED_DATE, candidates=list(candidates))
 
     def run(self, sequences: list[list[int]], label: str) -> tuple[scoring.Scores, dict[str, Any]]:
         model = self.model

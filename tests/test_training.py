@@ -1,0 +1,188 @@
+"""Reward-model training on the random-weight tiny models: pad pooling, BOS, a few training
+steps, the saved folder, and the atomic cache. The real demo models are never trained here."""
+
+import json
+
+import pytest
+import torch
+
+from rmbias import models, training
+from rmbias.preferences import to_pair
+from rmbias.scoring import score_full
+
+DIALOGUES = [
+    ("Name a colour.", "Blue.", "I will not say."),
+    ("How do I boil an egg?", "Put it in boiling water for eight minutes.", "Eggs are bad."),
+    ("What is two plus two?", "Four.", "Five, I think, or maybe six."),
+    ("Suggest a name for a cat.", "Whiskers.", "No."),
+    ("Is the sea salty?", "Yes, it holds dissolved salts.", "Only on Tuesdays."),
+    ("Say hello in French.", "Bonjour.", "Hallo."),
+    ("What is the capital of Italy?", "Rome.", "Milan, the capital of fashion."),
+    ("Recommend a book.", "Middlemarch, by George Eliot.", "Books are boring."),
+]
+
+
+def make_pairs():
+    pairs = []
+    for i, (question, good, bad) in enumerate(DIALOGUES):
+        history = "\n\nHuman: Hello\n\nAssistant: Hi, how can I help?" if i % 2 else ""
+        pairs.append(to_pair(f"{history}\n\nHuman: {question}\n\nAssistant: {good}",
+                             f"{history}\n\nHuman: {question}\n\nAssistant: {bad}", index=i))
+    return pairs
+
+
+def tiny_config(**changes):
+    return training.TrainConfig.demo(**{"per_device_batch": 2, "grad_accum": 1, "max_steps": 3,
+                                        "learning_rate": 5e-3, "lora_top_layers": 1, "logging_steps": 1,
+                                        **changes})
+
+
+def padded(tokenizer, chats, pad_id):
+    rows = [training.encode_chat(tokenizer, chat) for chat in chats]
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    return rows, ids, mask
+
+
+@pytest.mark.parametrize("key", ["tiny-llama", "tiny-gemma2"])
+def test_chats_are_tokenised_with_exactly_one_bos_as_trl_does(key):
+    from trl.data_utils import _tokenize
+
+    tokenizer = models.load_tokenizer(key)
+    for pair in make_pairs():
+        ids = training.encode_chat(tokenizer, pair["chosen"])
+        assert ids[0] == tokenizer.bos_token_id and ids.count(tokenizer.bos_token_id) == 1
+        training.check_chat_ids(tokenizer, pair["chosen"], ids)
+        assert _tokenize(tokenizer, pair["chosen"])["input_ids"] == ids  # RewardTrainer's own route
+    with pytest.raises(ValueError, match="two BOS"):
+        training.check_chat_ids(tokenizer, pair["chosen"], [tokenizer.bos_token_id] + ids)
+
+
+@pytest.mark.parametrize("key", ["tiny-llama", "tiny-gemma2"])
+def test_transformers_pools_the_last_real_token_with_the_safe_pad(key):
+    torch.manual_seed(0)
+    model, tokenizer = models.load_reward_model(key)
+    chats = [p[side] for p in make_pairs() for side in ("chosen", "rejected")]
+    pad = training.set_safe_pad_token(model, tokenizer, chats)
+    pad_id = tokenizer.pad_token_id
+    assert model.config.pad_token_id == pad_id and pad not in (tokenizer.eos_token, tokenizer.bos_token)
+    rows, ids, mask = padded(tokenizer, chats, pad_id)
+    assert all(pad_id not in row for row in rows)
+    # The position transformers' sequence-classification head pools: the rightmost non-pad token.
+    pooled = ((ids != pad_id).long() * torch.arange(ids.shape[1])).argmax(-1)
+    assert torch.equal(pooled, mask.sum(1) - 1)
+    with torch.no_grad():
+        head = model(input_ids=ids, attention_mask=mask).logits[:, 0]
+    assert torch.allclose(head, score_full(model, rows), atol=1e-5)
+
+
+def test_the_pad_trap_is_real_and_is_avoided():
+    """With pad equal to the end-of-turn token that ends the chat (SmolLM2's case), transformers pools
+    the wrong position; choose_pad_token replaces such a pad."""
+    torch.manual_seed(0)
+    model, tokenizer = models.load_reward_model("tiny-llama")
+    chats = [p["chosen"] for p in make_pairs()]
+    eot = tokenizer.convert_tokens_to_ids("<|eot_id|>")
+    rows, ids, mask = padded(tokenizer, chats, eot)
+    assert all(row[-1] == eot for row in rows)  # the Llama 3 template ends every chat with it
+    model.config.pad_token_id = eot
+    with torch.no_grad():
+        trapped = model(input_ids=ids, attention_mask=mask).logits[:, 0]
+    assert not torch.allclose(trapped, score_full(model, rows), atol=1e-5)
+    tokenizer.pad_token = "<|eot_id|>"
+    chosen = training.choose_pad_token(tokenizer, chats)
+    assert tokenizer.convert_tokens_to_ids(chosen) not in {t for row in rows for t in row}
+
+
+def test_pairwise_accuracy_counts_chosen_above_rejected():
+    torch.manual_seed(0)
+    model, tokenizer = models.load_reward_model("tiny-llama")
+    pairs = make_pairs()
+    chosen, rejected = training.pair_scores(model, tokenizer, pairs, batch_size=3)
+    accuracy = training.pairwise_accuracy(model, tokenizer, pairs)
+    assert accuracy == pytest.approx(float((chosen > rejected).float().mean()))
+    swapped = [{**p, "chosen": p["rejected"], "rejected": p["chosen"]} for p in pairs]
+    assert training.pairwise_accuracy(model, tokenizer, swapped) == pytest.approx(1 - accuracy)
+    low, high = training.accuracy_interval(6, 8)
+    assert 0 < low < 0.75 < high < 1
+
+
+def test_paper_recipe_matches_section_6():
+    paper = training.TrainConfig.paper()
+    assert (paper.lora_r, paper.lora_alpha, paper.learning_rate, paper.lr_scheduler) == (32, 64, 1e-5, "cosine")
+    assert (paper.warmup_ratio, paper.effective_batch, paper.epochs, paper.max_length) == (0.03, 16, 2.0, 1024)
+    assert paper.dtype == "bfloat16" and set(paper.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    assert paper.lora_top_layers is None
+    assert training.TrainConfig.demo().fingerprint() != paper.fingerprint()
+
+
+@pytest.mark.parametrize("key", ["tiny-llama", "tiny-gemma2"])
+def test_training_changes_the_weights_and_saves_a_loadable_model(key, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    config = tiny_config()
+    pairs = make_pairs()
+    torch.manual_seed(config.seed)  # the initial score head, as train_reward_model draws it
+    base, _ = models.load_reward_model(key)
+    out = training.train_reward_model(key, pairs[:6], config, tmp_path / "rm", heldout_pairs=pairs[6:])
+
+    record = json.loads((out / "training.json").read_text())
+    assert record["training"]["optimizer_steps"] == 3 and record["base_key"] == key
+    assert record["data"]["n_train_pairs_used"] == 6 and record["heldout"]["n_pairs"] == 2
+    assert not (out / "checkpoints").exists()
+
+    loaded = AutoModelForSequenceClassification.from_pretrained(out, num_labels=1).eval()
+    assert type(loaded).__name__ == record["model_class"]
+    assert loaded.config.pad_token_id == record["pad_token_id"]
+    # the score head and the LoRA-merged top layer moved; a layer without LoRA did not
+    assert not torch.allclose(loaded.score.weight, base.score.weight)
+    top, bottom = base.config.num_hidden_layers - 1, 0
+    layer = lambda m, i: m.model.layers[i].self_attn.q_proj.weight  # noqa: E731
+    assert not torch.allclose(layer(loaded, top), layer(base, top))
+    assert torch.equal(layer(loaded, bottom), layer(base, bottom))
+
+    tokenizer = training.load_trained(out)[1]
+    assert tokenizer.pad_token == record["pad_token"] and tokenizer.chat_template
+    chosen, rejected = training.pair_scores(loaded, tokenizer, pairs[6:])
+    assert torch.allclose(chosen, torch.tensor(record["heldout"]["chosen_scores"]), atol=1e-5)
+    assert torch.allclose(rejected, torch.tensor(record["heldout"]["rejected_scores"]), atol=1e-5)
+    # transformers' own pooling (pad-based) gives the same scores as the engine (mask-based)
+    rows, ids, mask = padded(tokenizer, [p["chosen"] for p in pairs[6:]], tokenizer.pad_token_id)
+    with torch.no_grad():
+        assert torch.allclose(loaded(input_ids=ids, attention_mask=mask).logits[:, 0], chosen, atol=1e-5)
+
+
+def test_demo_cache_is_atomic(tmp_path, monkeypatch):
+    monkeypatch.setenv("RMBIAS_CACHE", str(tmp_path))
+    pairs = make_pairs()
+    monkeypatch.setattr(training, "prepare_pairs", lambda config: (pairs[:6], pairs[6:], {}))
+    calls = []
+
+    def crashing(base_key, train, config, output_dir, **kwargs):
+        output_dir.mkdir(parents=True)
+        (output_dir / "config.json").write_text("{}")
+        raise KeyboardInterrupt  # killed mid-build
+
+    monkeypatch.setattr(training, "train_reward_model", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        training.demo_reward_model("tiny-llama")
+    target = training.reward_model_path("tiny-llama")
+    assert not target.exists()
+    assert not list(target.parent.iterdir())  # no scratch folder left either
+
+    def fake(base_key, train, config, output_dir, **kwargs):
+        calls.append(base_key)
+        output_dir.mkdir(parents=True)
+        (output_dir / "training.json").write_text("{}")
+        return output_dir
+
+    monkeypatch.setattr(training, "train_reward_model", fake)
+    path = training.demo_reward_model("tiny-llama")
+    assert path == target and (path / "complete.json").is_file() and (path / "training.json").is_file()
+    assert training.demo_reward_model("tiny-llama") == path and calls == ["tiny-llama"]
+    assert target.parent == tmp_path / "reward_models"
+    assert training.reward_model_path("tiny-gemma2") != target
