@@ -56,6 +56,8 @@ BATCH_SIZE = None  # candidates per forward pass; None: the profile's
 DEVICE = None  # "cpu", "cuda" or "auto"; None: the profile's
 
 # %%
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -363,27 +365,38 @@ for key in rm_keys:
     if spec.source == "trained":
         from rmbias import training
 
-        training_records[key] = training.training_record(training.demo_reward_model(spec.base))
+        path = training.demo_reward_model(spec.base)
+        training_records[key] = json.loads((path / "training.json").read_text())
 if training_records:
-    train_table = pd.DataFrame({k: {"base": r["base_key"], "train pairs": r["data"]["n_train"],
-                                    "held-out pairs": r["data"]["n_eval"],
-                                    "held-out accuracy": r["eval"]["accuracy"],
-                                    "95% CI": f"{r['eval']['ci_low']:.2f}-{r['eval']['ci_high']:.2f}",
-                                    "train minutes": r["train_seconds"] / 60} for k, r in training_records.items()}).T
-    first = next(iter(training_records.values()))
-    recipe_text = first["config"]
-    summary["demo_training"] = {k: {"accuracy": r["eval"]["accuracy"], "ci": [r["eval"]["ci_low"], r["eval"]["ci_high"]],
-                                    "n_eval": r["data"]["n_eval"]} for k, r in training_records.items()}
-    accuracy_text = "; ".join(f"{k}: {r['eval']['accuracy']:.1%} (95% CI {r['eval']['ci_low']:.1%} to "
-                              f"{r['eval']['ci_high']:.1%})" for k, r in training_records.items())
-    display_table = train_table
+    display_table = pd.DataFrame({key: {
+        "base model": r["base_key"], "train pairs": r["data"]["n_train_pairs_used"],
+        "optimizer steps": r["training"]["optimizer_steps"], "held-out pairs": r["heldout"]["n_pairs"],
+        "held-out accuracy": f"{r['heldout']['pairwise_accuracy']:.1%}",
+        "95% CI": f"{r['heldout']['ci95'][0]:.1%} to {r['heldout']['ci95'][1]:.1%}",
+        "training minutes": f"{r['training']['seconds'] / 60:.1f}"} for key, r in training_records.items()})
+    recipe = next(iter(training_records.values()))["config"]
+    same_recipe = all(r["config"] == recipe for r in training_records.values())
+    summary["demo_training"] = {key: {"accuracy": r["heldout"]["pairwise_accuracy"], "ci95": r["heldout"]["ci95"],
+                                      "n_heldout": r["heldout"]["n_pairs"], "train_seconds": r["training"]["seconds"]}
+                                for key, r in training_records.items()}
+    accuracy_text = "; ".join(f"{key}, {r['heldout']['pairwise_accuracy']:.1%} (95% CI "
+                              f"{r['heldout']['ci95'][0]:.1%} to {r['heldout']['ci95'][1]:.1%}, "
+                              f"{r['heldout']['n_pairs']} pairs)" for key, r in training_records.items())
+    recipe_text = (f"LoRA r={recipe['lora_r']} (alpha {recipe['lora_alpha']}) on {', '.join(recipe['target_modules'])}"
+                   + (f" of the top {recipe['lora_top_layers']} layers" if recipe.get("lora_top_layers") else "")
+                   + f", a fully trained score head, learning rate {recipe['learning_rate']:g} ({recipe['lr_scheduler']}), "
+                   f"{recipe['n_train']} pairs, {recipe['epochs']:g} epoch(s), at most {recipe['max_length']} tokens"
+                   + ("; identical for both bases" if same_recipe else "; NOTE: the recipes differ"))
 else:
     accuracy_text = "not applicable: this profile's reward models were not trained here"
+    recipe_text = "not applicable (random-weight test models with random score heads)"
     display_table = pd.DataFrame({"note": ["random-weight test models, not trained"]})
+glue("demo_recipe_text", recipe_text, display=False)
 glue("demo_accuracy_text", accuracy_text, display=False)
 display_table
 
 # %% [markdown]
+# Training used TRL's `RewardTrainer` (the Bradley-Terry loss) with {glue:text}`demo_recipe_text`.
 # Held-out pairwise accuracy (the share of held-out pairs whose chosen reply gets the higher reward):
 # {glue:text}`demo_accuracy_text`. Small models trained briefly on a CPU learn little of what makes a
 # reply harmless, which is worth keeping in mind below: these are reward models in form and training
