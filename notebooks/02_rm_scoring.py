@@ -61,7 +61,6 @@ import json
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import pingouin as pg
 import seaborn as sns
 import statsmodels.formula.api as smf
 from myst_nb import glue
@@ -176,7 +175,7 @@ plt.show()
 
 # %%
 mfd_released = release.released_scores("mfd")
-omission = release_omission = ranks.omission_effect(mfd_released)
+omission = ranks.omission_effect(mfd_released)
 artifacts.write_table(omission, out, "released_mfd_omission_effect", source="authors' release, dict_MFD_20")
 pivot = omission.pivot_table(index=["foundation", "framing"], columns="route", values="llama_minus_gemma",
                              sort=False)

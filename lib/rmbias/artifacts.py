@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 RESULTS_ENV = "RMBIAS_RESULTS"
-_TRACKED = ("rmbias", "torch", "transformers", "trl", "peft", "tokenizers", "pandas", "numpy",
+_TRACKED = ("rmbias", "torch", "transformers", "trl", "peft", "datasets", "tokenizers", "pandas", "numpy",
             "statsmodels", "pingouin", "seaborn", "matplotlib", "wordfreq", "papermill", "jupyter-book")
 
 

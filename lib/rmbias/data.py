@@ -12,8 +12,12 @@ Command line: ``python -m rmbias.data fetch`` fetches (or checks) every file.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -98,6 +102,33 @@ FILES: dict[tuple[Source, str], str] = {
 def cache_dir() -> Path:
     """Where downloads and converted models are kept (``RMBIAS_CACHE``, default ``~/.cache/rmbias``)."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "rmbias").expanduser()
+
+
+def build_once(target: Path, build: Callable[[Path], dict]) -> Path:
+    """``target``, built by ``build(folder)`` on first use, atomically.
+
+    ``build`` creates and fills a folder (it does not exist yet) inside a scratch folder beside
+    ``target`` and returns a record that is written last, as ``complete.json``; only then is the
+    folder renamed into place. An interrupted build
+    never leaves a folder that a later call would take for complete, and if another process
+    finished first, its folder is kept.
+    """
+    if (target / "complete.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        built = scratch / target.name
+        record = build(built)
+        (built / "complete.json").write_text(json.dumps(record, default=str, indent=1))
+        if (target / "complete.json").is_file():
+            return target
+        if target.exists():  # an older incomplete attempt
+            shutil.rmtree(target)
+        built.rename(target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
 
 
 def _lookup(path: str) -> tuple[Source, str]:

@@ -35,13 +35,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .data import cache_dir
+from .data import build_once, cache_dir
 
 # Chat formats for models that come without a template. Both match the published templates of
 # the model families (Llama 3 Instruct; Gemma instruction-tuned turns), minus tool-use branches.
@@ -302,21 +300,13 @@ def local_path(key: str) -> Path:
     """The cached folder holding a non-hub model, built on first use (atomically: a half-built
     folder is never left where a later call would take it for complete)."""
     spec_ = spec(key)
-    target = cache_dir() / "models" / f"{spec_.key}-{spec_.fingerprint()}"
-    if (target / "complete.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{spec_.key}-", dir=target.parent))
-    try:
-        _build(spec_, scratch)
-        (scratch / "complete.json").write_text(json.dumps(asdict(spec_), default=str, indent=1))
-        if target.exists():  # an older incomplete attempt
-            shutil.rmtree(target)
-        scratch.rename(target)
-    finally:
-        if scratch.exists():
-            shutil.rmtree(scratch)
-    return target
+
+    def build(folder: Path) -> dict[str, Any]:
+        folder.mkdir()
+        _build(spec_, folder)
+        return asdict(spec_)
+
+    return build_once(cache_dir() / "models" / f"{spec_.key}-{spec_.fingerprint()}", build)
 
 
 def _where(spec_: ModelSpec) -> tuple[str | Path, dict[str, Any]]:

@@ -47,17 +47,20 @@ class ScoringError(RuntimeError):
     """Scoring could not proceed; the message says why and what to do."""
 
 
-def chat_ids(tokenizer, prompt: str, response: str, date: str = FIXED_DATE) -> list[int]:
-    """Token ids of the two-turn chat (user ``prompt``, assistant ``response``) as the template
-    renders it, with exactly the special tokens the template writes."""
+def encode_chat(tokenizer, messages: Sequence[dict[str, str]], date: str = FIXED_DATE) -> list[int]:
+    """Token ids of a chat (any number of turns) as its template renders it, with exactly the
+    special tokens the template writes, and ``date`` for templates that print one."""
     if not tokenizer.chat_template:
         raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has no chat template; give the model's "
                          "ModelSpec a chat_template (see rmbias.models)")
-    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
-    ids = tokenizer.apply_chat_template(messages, tokenize=True, date_string=date)
-    if hasattr(ids, "keys"):  # transformers 5 returns a BatchEncoding
-        ids = ids["input_ids"]
-    return list(ids)
+    out = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True, date_string=date)
+    return list(out["input_ids"])
+
+
+def chat_ids(tokenizer, prompt: str, response: str, date: str = FIXED_DATE) -> list[int]:
+    """Token ids of the two-turn chat (user ``prompt``, assistant ``response``)."""
+    return encode_chat(tokenizer, [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
+                       date)
 
 
 def word_sequences(tokenizer, prompt: str, words: Sequence[str]) -> list[list[int]]:

@@ -30,9 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import platform
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -42,9 +40,10 @@ from typing import Any
 import torch
 
 from . import models
-from .data import FILES, cache_dir
+from .data import FILES, build_once, cache_dir
 from .preferences import HH_HARMLESS_TEST, Pair, load_pairs, shorten_all, split_pairs, subsample
-from .scoring import FIXED_DATE, score_full
+from .artifacts import library_versions
+from .scoring import FIXED_DATE, encode_chat, score_full
 
 # Bump when the training code changes in a way that changes the trained weights: the demo
 # reward models' cache folders are named by a fingerprint that includes it.
@@ -134,16 +133,6 @@ class TrainConfig:
 
 
 # --- chats, pad token, BOS ------------------------------------------------------------------------
-
-def encode_chat(tokenizer, messages: Sequence[dict[str, str]]) -> list[int]:
-    """Token ids of a chat as its template renders it (the call TRL makes), with a fixed date for
-    templates that print one. Works for any number of turns."""
-    if not tokenizer.chat_template:
-        raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has no chat template; give the model's "
-                         "ModelSpec a chat_template (see rmbias.models)")
-    out = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True, date_string=FIXED_DATE)
-    return list(out["input_ids"])
-
 
 def check_chat_ids(tokenizer, messages: Sequence[dict[str, str]], ids: Sequence[int]) -> None:
     """Raise ValueError if ``ids`` starts with two BOS tokens, or holds more BOS tokens than the
@@ -257,17 +246,6 @@ def _encode_pairs(tokenizer, pairs: Sequence[Pair], max_length: int | None) -> t
         chosen.append(c)
         rejected.append(r)
     return {"chosen_ids": chosen, "rejected_ids": rejected}, too_long
-
-
-def _versions() -> dict[str, str]:
-    import datasets
-    import peft
-    import transformers
-    import trl
-
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "trl": trl.__version__, "peft": peft.__version__,
-            "datasets": datasets.__version__}
 
 
 # --- training ------------------------------------------------------------------------------------
@@ -420,7 +398,7 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
                      "device": str(next(trained.parameters()).device), "torch_threads": torch.get_num_threads()},
         "heldout": evaluation,
         "total_seconds": time.perf_counter() - started,
-        "versions": _versions(),
+        "versions": library_versions(),
     }
     (output_dir / "training.json").write_text(json.dumps(record, indent=1, default=str))
     if not config.save_steps:
@@ -454,26 +432,13 @@ def demo_reward_model(base_key: str, config: TrainConfig | None = None, verbose:
     and ``AutoTokenizer.from_pretrained(path)``.
     """
     config = config or TrainConfig.demo()
-    target = reward_model_path(base_key, config)
-    if (target / "complete.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+
+    def build(folder: Path) -> dict[str, Any]:
         train, heldout, info = prepare_pairs(config)
-        train_reward_model(base_key, train, config, scratch / "model", heldout_pairs=heldout, data_info=info,
-                           verbose=verbose)
-        built = scratch / "model"
-        (built / "complete.json").write_text(json.dumps({"base_key": base_key, "config": asdict(config)},
-                                                        indent=1, default=str))
-        if (target / "complete.json").is_file():  # another process finished first: keep its model
-            return target
-        if target.exists():  # an older incomplete attempt
-            shutil.rmtree(target)
-        built.rename(target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
+        train_reward_model(base_key, train, config, folder, heldout_pairs=heldout, data_info=info, verbose=verbose)
+        return {"base_key": base_key, "config": asdict(config)}
+
+    return build_once(reward_model_path(base_key, config), build)
 
 
 def read_record(path: str | Path) -> dict[str, Any]:
