@@ -94,7 +94,7 @@ glue("rel_n_llama", int(families["llama"]), display=False)
 glue("rel_rows_per_file", int(checks["released_words"]), display=False)
 glue("rel_n_dictionary", int(checks["dictionary_words"]), display=False)
 extra = list(checks["extra_words"])
-glue("rel_extra_words", " and ".join(f"*{w}*" for w in extra) or "none", display=False)
+glue("rel_extra_words", " and ".join(f"'{w}'" for w in extra) or "none", display=False)
 glue("rel_n_extra", len(extra), display=False)
 summary["release_checks_big2"] = checks
 pd.Series({"files": checks["files"], "Gemma / Llama RMs": f"{families['gemma']} / {families['llama']}",
@@ -225,17 +225,19 @@ positive = released[released["framing"] == "positive"]
 tb = ranks.top_bottom(positive, 5, by="rm")
 top_words = tb.groupby(["rm", "end"], sort=False)["word"].apply(", ".join).unstack("end")[["top", "bottom"]]
 top_words.index = [f"{release.SHORT_LABELS.get(rm, rm)} ({release.rm_family(rm)})" for rm in top_words.index]
-glue("top_word_counts", ", ".join(f"*{w}* ({n})" for w, n in
+glue("top_word_counts", ", ".join(f"{w} ({n})" for w, n in
                                   tb[(tb["end"] == "top") & (tb["position"] == 1)]["word"].value_counts().items()),
      display=False)
+bottom_counts = tb[tb["end"] == "bottom"]["word"].value_counts()
+glue("bottom_common", ", ".join(f"{w} ({n})" for w, n in bottom_counts.head(6).items()), display=False)
 summary["released_top_bottom_positive"] = tb.to_dict("records")
 top_words
 
 # %% [markdown]
 # The best noun by mean rank (and the number of RMs for which it is best): {glue:text}`top_word_counts`.
-# The bottom of every list is full of words that are poor answers to "the greatest thing" whatever
-# one's values (negative agency nouns such as *arrogance* or *laziness* tend to sit there): the RMs
-# share far more than they disagree on, which the next figure quantifies.
+# The words most often among an RM's bottom five (and in how many of the ten lists):
+# {glue:text}`bottom_common`. The ends of the lists are much alike across RMs: the RMs share far more
+# than they disagree on, which the next figure quantifies.
 
 # %% [markdown]
 # ### Do RMs cluster by their base model?
@@ -442,7 +444,9 @@ live_gap.round(1)
 
 # %% [markdown]
 # Each RM scored {glue:text}`live_n_words` nouns as replies to {glue:text}`live_n_prompts` prompts
-# ({glue:text}`live_n_candidates` scores in all). The table gives, per RM and framing, the median rank
+# ({glue:text}`live_n_candidates` scores in all). The figure draws them as Figure 1a above: each dot
+# is one live RM's median rank of a category, averaged over the prompts of a framing, with standard
+# errors over prompts. The table gives, per RM and framing, the median rank
 # of each category and their difference (negative: agency ranked better). On positive prompts the
 # difference is {glue:text}`live_gap_0:.1f` for {glue:text}`live_rm_0` and {glue:text}`live_gap_1:.1f`
 # for {glue:text}`live_rm_1`. Two models are one per family, so nothing here is a family effect in any
