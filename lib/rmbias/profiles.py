@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .models import PAPER_REWARD_MODELS
+from .prompts import ADJECTIVES, CONCISION
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Profile:
     language_models: tuple[str, ...]  # model keys for logit tracing and implicit RMs
     reward_models: tuple[str, ...]  # model keys of the reward models chapter 02 scores with
     prompts: tuple[str, ...] | None  # prompt keys; None means all 54
+    forced_prompts: tuple[str, ...] | None  # teacher forcing of whole words (chapter 03): these prompts; None: `prompts`
     max_words: int | None  # at most this many words per category (None: every word)
     vocab_limit: int | None  # vocabulary search: the most frequent word tokens only (None: every token)
     batch_size: int  # candidates per forward pass (halved automatically on a GPU out-of-memory error)
@@ -47,7 +49,8 @@ PROFILES: dict[str, Profile] = {
         tokenizers=("tiny-llama", "tiny-gemma2"),
         language_models=("tiny-llama", "tiny-gemma2"),
         reward_models=("tiny-llama", "tiny-gemma2"),
-        prompts=("greatest_ever_one", "worst_ever_one"),
+        prompts=("greatest_ever_one", "best_world_single", "worst_ever_one", "bad_time_please"),
+        forced_prompts=None,
         max_words=12,
         vocab_limit=60,
         batch_size=32,
@@ -62,6 +65,7 @@ PROFILES: dict[str, Profile] = {
         language_models=("smollm2-135m-instruct", "gemma-3-270m"),
         reward_models=("smollm2-135m-rm", "gemma-3-270m-rm"),
         prompts=None,
+        forced_prompts=tuple(f"{adjective}_ever_{concision}" for adjective in ADJECTIVES for concision in CONCISION),
         max_words=None,
         vocab_limit=3000,
         batch_size=128,
@@ -79,6 +83,7 @@ PROFILES: dict[str, Profile] = {
                          "meta-llama/Llama-3.1-70B-Instruct", "meta-llama/Llama-3.3-70B-Instruct"),
         reward_models=tuple(spec.hf_id for spec in PAPER_REWARD_MODELS),
         prompts=None,
+        forced_prompts=None,
         max_words=None,
         vocab_limit=None,
         batch_size=256,

@@ -47,13 +47,17 @@ class ScoringError(RuntimeError):
     """Scoring could not proceed; the message says why and what to do."""
 
 
-def encode_chat(tokenizer, messages: Sequence[dict[str, str]], date: str = FIXED_DATE) -> list[int]:
+def encode_chat(tokenizer, messages: Sequence[dict[str, str]], date: str = FIXED_DATE,
+                add_generation_prompt: bool = False) -> list[int]:
     """Token ids of a chat (any number of turns) as its template renders it, with exactly the
-    special tokens the template writes, and ``date`` for templates that print one."""
+    special tokens the template writes, and ``date`` for templates that print one.
+    ``add_generation_prompt`` ends the ids with the header of the assistant's turn, where the
+    model's reply would begin (logit tracing reads the next-token distribution there)."""
     if not tokenizer.chat_template:
         raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has no chat template; give the model's "
                          "ModelSpec a chat_template (see rmbias.models)")
-    out = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True, date_string=date)
+    out = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True, date_string=date,
+                                        add_generation_prompt=add_generation_prompt)
     return list(out["input_ids"])
 
 
@@ -146,7 +150,8 @@ def _pad_id(model) -> int:
     return model.config.pad_token_id if model.config.pad_token_id is not None else 0
 
 
-def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_right(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id rows as one right-padded tensor, with the mask of real positions."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -174,52 +179,73 @@ class _FullRoute:
         pass
 
     def run(self, start: int, stop: int) -> torch.Tensor:
-        ids, mask = _pad(self.rows[start:stop], self.pad_id)
+        ids, mask = pad_right(self.rows[start:stop], self.pad_id)
         hidden = self.body(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
         return _pooled_scores(self.head, hidden, mask)
 
 
-class _CachedRoute:
-    """The engine: the shared prefix once; per batch, only the suffixes against its cache.
+class PrefixCache:
+    """The key/value cache of a prefix that every row shares, computed once.
 
-    The prefix cache is expanded to the batch size once (not per batch); each batch works on a
-    shallow copy of it. A short final batch is filled up with repeats of its last row, so every
-    batch has the same shape and the expanded cache always fits.
+    ``module`` is what runs the rows: a transformer body (reward scoring reads its hidden states)
+    or a causal language model (teacher forcing reads its logits). The cache is expanded to the
+    batch size once per :meth:`expand` (not per batch); each call works on a shallow copy of it. A
+    short final batch is filled up with repeats of its last row, so every batch has the same shape
+    and the expanded cache always fits. Rows are right-padded and get explicit position ids that
+    continue after the prefix.
     """
 
-    def __init__(self, model, sequences):
-        self.body, self.head = _backbone_and_head(model)
-        self.device, self.pad_id = _device(model), _pad_id(model)
-        prefix, self.rows = split_shared_prefix(sequences)
+    def __init__(self, module, prefix: Sequence[int], pad_id: int):
+        self.module, self.pad_id, self.device = module, pad_id, _device(module)
         self.n_prefix = len(prefix)
-        self.prefix_cache = None
+        self.cache, self.expanded, self.batch_size = None, None, None
         if self.n_prefix:
-            ids = torch.tensor([prefix], device=self.device)
-            self.prefix_cache = self.body(input_ids=ids, use_cache=True).past_key_values
-        self.expanded = None
+            ids = torch.tensor([list(prefix)], device=self.device)
+            self.cache = module(input_ids=ids, use_cache=True).past_key_values
 
-    def prepare(self, batch_size: int) -> None:
+    def expand(self, batch_size: int) -> None:
+        """Make the cache hold ``batch_size`` copies of the prefix (done again after an OOM halving)."""
         self.batch_size = batch_size
         self.expanded = None
-        if self.prefix_cache is not None:
-            self.expanded = copy.deepcopy(self.prefix_cache)
+        if self.cache is not None:
+            self.expanded = copy.deepcopy(self.cache)
             self.expanded.batch_repeat_interleave(batch_size)
 
-    def run(self, start: int, stop: int) -> torch.Tensor:
-        rows = list(self.rows[start:stop])
-        n = len(rows)
-        rows += [rows[-1]] * (self.batch_size - n)
-        ids, mask = _pad(rows, self.pad_id)
+    def __call__(self, rows: Sequence[Sequence[int]]):
+        """Run ``rows`` (at most the expanded batch size) after the prefix.
+
+        Returns the module's output for the full (filled-up) batch and the rows' right-padding mask;
+        the caller keeps the first ``len(rows)`` entries.
+        """
+        rows = list(rows)
+        rows += [rows[-1]] * (self.batch_size - len(rows))
+        ids, mask = pad_right(rows, self.pad_id)
         batch = len(rows)
         full_mask = torch.cat([torch.ones((batch, self.n_prefix), dtype=torch.long), mask], dim=1)
         positions = torch.arange(self.n_prefix, self.n_prefix + ids.shape[1]).expand(batch, -1)
         cache = copy.copy(self.expanded) if self.expanded is not None else None
         if cache is not None:  # new layer objects that share the expanded tensors (concatenation copies)
             cache.layers = [copy.copy(layer) for layer in self.expanded.layers]
-        hidden = self.body(input_ids=ids.to(self.device), attention_mask=full_mask.to(self.device),
-                           position_ids=positions.to(self.device), past_key_values=cache,
-                           use_cache=cache is not None).last_hidden_state
-        return _pooled_scores(self.head, hidden, mask)[:n]
+        out = self.module(input_ids=ids.to(self.device), attention_mask=full_mask.to(self.device),
+                          position_ids=positions.to(self.device), past_key_values=cache, use_cache=cache is not None)
+        return out, mask
+
+
+class _CachedRoute:
+    """The engine: the shared prefix once (:class:`PrefixCache`); per batch, only the suffixes."""
+
+    def __init__(self, model, sequences):
+        self.body, self.head = _backbone_and_head(model)
+        prefix, self.rows = split_shared_prefix(sequences)
+        self.prefix = PrefixCache(self.body, prefix, _pad_id(model))
+
+    def prepare(self, batch_size: int) -> None:
+        self.prefix.expand(batch_size)
+
+    def run(self, start: int, stop: int) -> torch.Tensor:
+        rows = self.rows[start:stop]
+        out, mask = self.prefix(rows)
+        return _pooled_scores(self.head, out.last_hidden_state, mask)[:len(rows)]
 
 
 class _ModelRoute:
@@ -254,7 +280,8 @@ class _ModelRoute:
         return result
 
 
-def _is_oom(err: BaseException) -> bool:
+def is_oom(err: BaseException) -> bool:
+    """Whether an exception is an out-of-memory error (CUDA's, or the CPU allocator's)."""
     oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
     return isinstance(err, oom) or "out of memory" in str(err).lower()
 
@@ -311,7 +338,7 @@ def score(model, sequences: Sequence[Sequence[int]], route: str = "cached", batc
         try:
             out.append(engine.run(start, stop).cpu())
         except (RuntimeError, MemoryError) as err:
-            if not _is_oom(err):
+            if not is_oom(err):
                 raise
             if batch_size == 1:
                 raise ScoringError(
