@@ -131,7 +131,8 @@ def continuation_logprobs(model, prefix: Sequence[int], continuations: Sequence[
     if first is None:
         first = next_token_logprobs(model, [prefix])[0]
     totals = np.array([float(first[c[0]]) for c in continuations], dtype=np.float64)
-    longer = [i for i, c in enumerate(continuations) if len(c) > 1]
+    # grouped by length, so a batch pads (and computes logits for) as few positions as possible
+    longer = sorted((i for i, c in enumerate(continuations) if len(c) > 1), key=lambda i: (len(continuations[i]), i))
     if not longer:
         return totals
     cache = PrefixCache(model, prefix, pad_id)
@@ -199,6 +200,14 @@ class Trace:
         table = pd.DataFrame({"token": self.tokens["token"].to_numpy(), "logprob": self.column(prompt)})
         table = table[table["token"] != ""]
         return table.groupby("token", sort=False)["logprob"].max()
+
+    def lookup(self, strings: Sequence[str]) -> pd.DataFrame:
+        """The log-probabilities of the given decoded strings under every prompt: one row per string
+        found in the vocabulary (the highest where several ids decode to it), one column per prompt."""
+        tokens = self.tokens["token"]
+        ids = np.flatnonzero(tokens.isin(set(strings)).to_numpy())
+        wide = pd.DataFrame(self.logprobs[:, ids].T, index=tokens.to_numpy()[ids], columns=self.prompts)
+        return wide.groupby(level=0).max()
 
 
 def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "float32", device: str = "cpu",
@@ -303,15 +312,16 @@ def single_token_table(traces: Sequence[Trace], words: pd.DataFrame, prompts: Se
     """
     parts = []
     for item in traces:
+        wide = item.lookup(words[column].tolist())
+        found = words[words[column].isin(wide.index)]
         for prompt in prompts or item.prompts:
-            lookup = item.by_string(prompt)
-            found = words[words[column].isin(lookup.index)].copy()
-            found["logprob"] = lookup.loc[found[column]].to_numpy()
-            found.insert(0, "prompt", prompt)
-            found.insert(0, "instruct", item.instruct)
-            found.insert(0, "family", item.family)
-            found.insert(0, "model", item.model)
-            parts.append(found)
+            part = found.copy()
+            part["logprob"] = wide.loc[found[column], prompt].to_numpy()
+            part.insert(0, "prompt", prompt)
+            part.insert(0, "instruct", item.instruct)
+            part.insert(0, "family", item.family)
+            part.insert(0, "model", item.model)
+            parts.append(part)
     return pd.concat(parts, ignore_index=True)
 
 

@@ -192,6 +192,19 @@ _SPECS = [
 ]
 REGISTRY: dict[str, ModelSpec] = {spec.key: spec for spec in _SPECS}
 
+# The model pairs of the paper's Figure 2 (Gemma first, Llama second): pretrained, then instruction-tuned.
+FIGURE2_PAIRS = (("google/gemma-2-2b", "meta-llama/Llama-3.2-3B"),
+                 ("google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B-Instruct"))
+# Table 1's implicit reward model: Gemma as the reference policy p, Llama as q.
+TABLE1_PAIR = ("google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B-Instruct")
+
+
+def family_pairs(keys: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """Every (Gemma model, Llama model) pair among ``keys``, Gemma first, in the order given."""
+    gemma = [k for k in keys if spec(k).family == "gemma"]
+    llama = [k for k in keys if spec(k).family == "llama"]
+    return [(g, m) for g in gemma for m in llama]
+
 
 def _guess_family(name: str) -> str:
     lowered = name.lower()

@@ -80,3 +80,37 @@ def rank_panels(per_model, family_means=None, categories=None, framings=("positi
         fig.suptitle(title, y=1.08, fontweight="bold")
     fig.tight_layout()
     return fig
+
+
+def split_violins(medians, order, value: str = "median_rank", marks=None, framings=("positive", "negative"),
+                  categories=("Agency", "Communion"), families=None):
+    """Figure 2 style: per framing (one panel each), the median ranks of each category as split
+    violins, one half per model, with the prompts as dots; the y axis inverted (rank 1 at the top).
+
+    ``medians`` has columns ``model``, ``category``, ``framing`` and ``value``; ``order`` is the two
+    model labels; ``families`` maps each label to its family (for the colours); ``marks`` maps
+    (category, framing) to a text such as ``***`` printed above the pair. Returns the figure.
+    """
+    families = families or {}
+    palette = [FAMILY_COLOURS.get(families.get(m, ""), c) for m, c in zip(order, ("#DB4437", "#0064E0"))]
+    fig, axes = plt.subplots(len(framings), 1, figsize=(6.4, 3.0 * len(framings) + 0.6), sharex=True, squeeze=False)
+    for ax, framing in zip(axes[:, 0], framings):
+        panel = medians[medians["framing"] == framing]
+        sns.violinplot(data=panel, x="category", y=value, hue="model", hue_order=list(order), order=list(categories),
+                       split=True, inner=None, palette=palette, alpha=0.45, ax=ax, legend=False, cut=0)
+        sns.stripplot(data=panel, x="category", y=value, hue="model", hue_order=list(order), order=list(categories),
+                      dodge=True, palette=palette, size=3.5, alpha=0.8, ax=ax, legend=False)
+        low, high = panel[value].min(), panel[value].max()
+        span = max(high - low, 1.0)
+        ax.set_ylim(high + 0.06 * span, low - 0.22 * span)  # inverted: rank 1 at the top, room for the marks
+        ax.set_ylabel(f"median rank\n({framing} prompts)")
+        ax.set_xlabel("")
+        if marks:
+            for x, category in enumerate(categories):
+                ax.text(x, low - 0.11 * span, marks.get((category, framing), ""), ha="center", va="center",
+                        fontsize=12)
+    axes[-1, 0].set_xlabel("Big Two category")
+    handles = [plt.Line2D([], [], color=c, marker="s", lw=0, ms=9, label=m) for m, c in zip(order, palette)]
+    fig.legend(handles=handles, loc="upper center", ncol=2, frameon=False, bbox_to_anchor=(0.5, 1.04))
+    fig.tight_layout()
+    return fig

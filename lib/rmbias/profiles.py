@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .models import PAPER_REWARD_MODELS
-from .prompts import ADJECTIVES, CONCISION
+from .prompts import ADJECTIVES
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Profile:
     tokenizers: tuple[str, ...]  # model keys whose tokenizers chapter 01 checks for coverage
     language_models: tuple[str, ...]  # model keys for logit tracing and implicit RMs
     reward_models: tuple[str, ...]  # model keys of the reward models chapter 02 scores with
+    validation_model: str  # chapter 04: the model fine-tuned to plant words (metric validation)
     prompts: tuple[str, ...] | None  # prompt keys; None means all 54
     forced_prompts: tuple[str, ...] | None  # teacher forcing of whole words (chapter 03): these prompts; None: `prompts`
     max_words: int | None  # at most this many words per category (None: every word)
@@ -49,6 +50,7 @@ PROFILES: dict[str, Profile] = {
         tokenizers=("tiny-llama", "tiny-gemma2"),
         language_models=("tiny-llama", "tiny-gemma2"),
         reward_models=("tiny-llama", "tiny-gemma2"),
+        validation_model="tiny-llama",
         prompts=("greatest_ever_one", "best_world_single", "worst_ever_one", "bad_time_please"),
         forced_prompts=None,
         max_words=12,
@@ -64,8 +66,9 @@ PROFILES: dict[str, Profile] = {
         tokenizers=("smollm2-135m-instruct", "gemma-3-270m", "llama-3-tokenizer"),
         language_models=("smollm2-135m-instruct", "gemma-3-270m"),
         reward_models=("smollm2-135m-rm", "gemma-3-270m-rm"),
+        validation_model="smollm2-135m-instruct",
         prompts=None,
-        forced_prompts=tuple(f"{adjective}_ever_{concision}" for adjective in ADJECTIVES for concision in CONCISION),
+        forced_prompts=tuple(f"{adjective}_ever_{concision}" for adjective in ADJECTIVES for concision in ("one", "please")),
         max_words=None,
         vocab_limit=3000,
         batch_size=128,
@@ -82,6 +85,7 @@ PROFILES: dict[str, Profile] = {
                          "meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Meta-Llama-3-70B-Instruct",
                          "meta-llama/Llama-3.1-70B-Instruct", "meta-llama/Llama-3.3-70B-Instruct"),
         reward_models=tuple(spec.hf_id for spec in PAPER_REWARD_MODELS),
+        validation_model="google/gemma-2-2b",  # the paper's choice
         prompts=None,
         forced_prompts=None,
         max_words=None,

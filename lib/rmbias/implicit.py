@@ -1,0 +1,199 @@
+"""Implicit reward models: the reward that two language models imply between them.
+
+The KL-regularised RLHF objective has the closed-form optimum ``pi_r(y|x) = pi_ref(y|x)
+exp(r(x, y) / beta) / Z(x)``. Read backwards, any pair of policies defines a reward:
+
+    r(x, y) = c(x) + beta * log(pi_q(y|x) / pi_p(y|x))
+
+where ``c(x)`` does not depend on the reply and so drops out of every ranking of replies to one
+prompt. The paper (section 5) takes ``p`` = a Gemma model and ``q`` = a Llama model, so a positive
+reward means the Llama model prefers the reply, and scores one-token replies: every decoded string
+that both vocabularies share, read off each model's next-token distribution
+(:meth:`rmbias.logprobs.Trace.by_string`, which keeps the highest log-probability where several
+token ids decode to the same string).
+
+The raw log ratio is dominated by junk tokens that both models find all but impossible (a ratio
+of two tiny probabilities can be huge). Two remedies are offered side by side, so a chapter can
+show which one recovers what:
+
+- :func:`floored_log_ratio`: floor both log-probabilities (e.g. at ``log(1e-6)``) before the
+  difference, so a token both models rule out scores zero;
+- :func:`mwlr`, the paper's mixture-weighted log ratio ``0.5 (p + q) (log q - log p)``: the log
+  ratio weighted by how likely the token is under the two models' mixture.
+
+All functions work on plain arrays or on the tidy table :func:`shared_strings` returns
+(``token``, ``logp_p``, ``logp_q``), to which :func:`implicit_rewards` adds one column per metric.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
+
+import numpy as np
+import pandas as pd
+
+ArrayLike = np.ndarray | pd.Series | float
+
+
+# --- the join ------------------------------------------------------------------------------------
+
+def shared_strings(p: pd.Series, q: pd.Series) -> pd.DataFrame:
+    """The decoded strings present in both vocabularies, with each model's log-probability.
+
+    ``p`` and ``q`` are log-probabilities indexed by decoded string, one entry per string (as
+    :meth:`rmbias.logprobs.Trace.by_string` gives them). Returns columns ``token``, ``logp_p``,
+    ``logp_q``, one row per shared string, in ``p``'s order. How many strings each side had and
+    how many are shared is kept in ``table.attrs`` (``n_p``, ``n_q``, ``n_shared``), for the text.
+    """
+    for name, side in (("p", p), ("q", q)):
+        if not side.index.is_unique:
+            raise ValueError(f"{name} has duplicate strings; deduplicate it first (Trace.by_string keeps the max)")
+    common = p.index.intersection(q.index, sort=False)
+    if len(common) == 0:
+        raise ValueError("the two vocabularies share no decoded string: are these log-probabilities indexed "
+                         "by decoded token string?")
+    table = pd.DataFrame({"token": np.asarray(common, dtype=object),
+                          "logp_p": p.loc[common].to_numpy(dtype=np.float64),
+                          "logp_q": q.loc[common].to_numpy(dtype=np.float64)})
+    table.attrs.update(n_p=int(len(p)), n_q=int(len(q)), n_shared=int(len(common)))
+    return table
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+def log_ratio(lq: ArrayLike, lp: ArrayLike) -> ArrayLike:
+    """The raw implicit reward (beta = 1, c = 0): ``log q(y) - log p(y)``."""
+    return lq - lp
+
+
+def floored_log_ratio(lq: ArrayLike, lp: ArrayLike, floor: float) -> ArrayLike:
+    """``max(log q, floor) - max(log p, floor)``: the log ratio with both log-probabilities floored.
+
+    A token that both models give less than ``exp(floor)`` scores exactly zero, and one that only
+    one model rules out is judged against the floor, not against its vanishing probability.
+    """
+    return np.maximum(lq, floor) - np.maximum(lp, floor)
+
+
+def mwlr(lq: ArrayLike, lp: ArrayLike) -> ArrayLike:
+    """The paper's mixture-weighted log ratio: ``0.5 (p + q) (log q - log p)``.
+
+    Positive when ``q`` (the Llama model) prefers the token; near zero when both models find the
+    token unlikely, whatever their ratio; bounded by ``|log q - log p|``.
+    """
+    return 0.5 * (np.exp(lp) + np.exp(lq)) * (lq - lp)
+
+
+# Readable name -> metric(lq, lp). Floors are probabilities (1e-4, 1e-6) turned into log space.
+METRICS: dict[str, Callable[[ArrayLike, ArrayLike], ArrayLike]] = {
+    "raw": log_ratio,
+    "floor 1e-4": partial(floored_log_ratio, floor=math.log(1e-4)),
+    "floor 1e-6": partial(floored_log_ratio, floor=math.log(1e-6)),
+    "MWLR": mwlr,
+}
+
+
+def implicit_rewards(table: pd.DataFrame,
+                     metrics: Mapping[str, Callable[[ArrayLike, ArrayLike], ArrayLike]] | None = None) -> pd.DataFrame:
+    """A copy of ``table`` (columns ``logp_p``, ``logp_q``) with one column per metric
+    (default :data:`METRICS`), named as in the mapping."""
+    metrics = METRICS if metrics is None else metrics
+    out = table.copy()
+    lq, lp = out["logp_q"].to_numpy(dtype=np.float64), out["logp_p"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for name, metric in metrics.items():
+            out[name] = metric(lq, lp)
+    return out
+
+
+# --- reading the rewards -------------------------------------------------------------------------
+
+_MARKUP = set(string.punctuation)
+
+
+def is_markup(token: str) -> bool:
+    """True for a token made only of whitespace, punctuation and Markdown characters (``**``,
+    ``##``, ``\\n\\n``, ``---``, ``` `` ```, ``|``): formatting, not a reply. The empty string is
+    not markup (there is nothing in it)."""
+    if not token:
+        return False
+    return all(c.isspace() or c in _MARKUP or unicodedata.category(c).startswith("P") for c in token)
+
+
+def _ranked(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The rows with a metric value, best first (ties: by token), with ``rank`` 1..n."""
+    if metric not in table.columns:
+        raise KeyError(f"no column {metric!r}; run implicit_rewards first (metrics: {', '.join(METRICS)})")
+    valid = table[table[metric].notna()]
+    ordered = valid.assign(_key=valid["token"].astype(str)).sort_values(
+        [metric, "_key"], ascending=[False, True], kind="mergesort").drop(columns="_key")
+    return ordered.assign(rank=np.arange(1, len(ordered) + 1))
+
+
+def top_bottom(table: pd.DataFrame, metric: str, n: int = 15, drop_markup: bool = False) -> pd.DataFrame:
+    """The ``n`` tokens with the highest and the ``n`` with the lowest ``metric`` (Table 1).
+
+    Ranks run over every token with a value (1 = most preferred by ``q``, the Llama model; ties
+    broken by token string). ``drop_markup`` leaves out :func:`is_markup` tokens from both lists
+    (the paper's pessimum ignores Markdown) without renumbering the others, so a rank still says
+    where the token stands among all shared strings. Returns columns ``end`` (``top`` or
+    ``bottom``), ``rank``, ``token``, ``value``: the top best first, the bottom worst first.
+    """
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    ranked = _ranked(table, metric)
+    if drop_markup:
+        ranked = ranked[~ranked["token"].map(is_markup)]
+    top = ranked.head(n).assign(end="top")
+    bottom = ranked.tail(n).iloc[::-1].assign(end="bottom")
+    out = pd.concat([top, bottom], ignore_index=True)
+    return out.rename(columns={metric: "value"})[["end", "rank", "token", "value"]]
+
+
+def _normal(tokens: pd.Series) -> pd.Series:
+    return tokens.astype(str).str.strip().str.lower()
+
+
+def word_score(table: pd.DataFrame, word: str, metric: str) -> float:
+    """The mean ``metric`` over the tokens whose string, stripped and lower-cased, is ``word``
+    (``Freedom``, `` freedom``, ``freedom`` ...: the paper's Figure 3 rule). NaN if none."""
+    if metric not in table.columns:
+        raise KeyError(f"no column {metric!r}; run implicit_rewards first")
+    values = table.loc[_normal(table["token"]) == word.strip().lower(), metric]
+    return float(values.mean()) if len(values) else math.nan
+
+
+def word_scores(table: pd.DataFrame, words: Iterable[str], metrics: str | Iterable[str] | None = None) -> pd.DataFrame:
+    """:func:`word_score` for many words and metrics at once. One row per word that has at least
+    one variant among the tokens, in the order given: ``word`` (stripped, lower-cased), the mean of
+    each metric over its variants (default: every :data:`METRICS` column of ``table``) and
+    ``n_variants``. Words with no shared variant are left out; compare the row count with the
+    word count to report coverage."""
+    if metrics is None:
+        metrics = [m for m in METRICS if m in table.columns]
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    missing = [m for m in metrics if m not in table.columns]
+    if missing:
+        raise KeyError(f"no columns {missing}; run implicit_rewards first")
+    wanted = list(dict.fromkeys(w.strip().lower() for w in words))
+    normal = _normal(table["token"])
+    hit = table.loc[normal.isin(set(wanted)), metrics].assign(word=normal[normal.isin(set(wanted))])
+    grouped = hit.groupby("word", sort=False)
+    out = grouped[metrics].mean().assign(n_variants=grouped.size())
+    out = out.reindex([w for w in wanted if w in out.index])
+    return out.rename_axis("word").reset_index()
+
+
+def precision_at_k(table: pd.DataFrame, metric: str, targets: Iterable[str], k: int) -> float:
+    """The share of the ``k`` highest-``metric`` tokens whose stripped, lower-cased string is one
+    of ``targets`` (compared lower-cased). Every case and leading-space variant of a target counts
+    as a hit. Ties at the cut are broken by token string, as in :func:`top_bottom`."""
+    wanted = {t.strip().lower() for t in targets}
+    ranked = _ranked(table, metric)
+    if k < 1 or k > len(ranked):
+        raise ValueError(f"k must be between 1 and the number of scored tokens ({len(ranked)}), got {k}")
+    return float(_normal(ranked["token"].head(k)).isin(wanted).mean())

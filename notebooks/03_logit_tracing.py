@@ -1,0 +1,401 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 3. The bias is already in the base models
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/03_logit_tracing.ipynb)
+#
+# A reward model is a language model with its output layer swapped for a single number. If Gemma-based
+# and Llama-based reward models prefer different words (chapter 2), the difference may have been there
+# before any preference training: in the base model's own sense of which words are likely answers. The
+# study {cite}`christian2026reward` checks this with **logit tracing** (its Figure 2): ask the base model
+# the same 54 questions, read its probability distribution over the first token of its reply, and rank
+# the Big Two nouns by log-probability exactly as the reward scores were ranked.
+#
+# This chapter
+#
+# 1. traces every language model of this profile: one forward pass per prompt, the whole vocabulary's
+#    log-probabilities, stored so that chapter 4 can reuse them;
+# 2. reproduces the Figure 2 analysis on the paper's words (nouns that are single tokens in both
+#    vocabularies), with the paper's three-way ANOVA and Welch tests;
+# 3. goes beyond it: scores *every* noun in all its surface forms by teacher forcing, which the paper
+#    could not do with one next-token distribution.
+
+# %% tags=["remove-cell"]
+# On Colab: fetch the book's code and install it (a no-op everywhere else).
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules and not os.path.exists("/content/rmbias-book"):
+    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/rmbias-book/rmbias-book",
+                    "/content/rmbias-book"], check=True)
+    subprocess.run(["bash", "/content/rmbias-book/scripts/colab_setup.sh"], check=True)
+if "google.colab" in sys.modules:
+    os.chdir("/content/rmbias-book")
+
+# %% tags=["parameters"]
+PROFILE = "demo"  # tiny | demo | paper
+LANGUAGE_MODELS = None  # list of model keys or Hugging Face ids; None: the profile's
+PAIRS = None  # list of [gemma_model, llama_model] pairs for Figure 2; None: the paper's pairs, or every Gemma x Llama pair
+PROMPTS = None  # list of prompt keys; None: the profile's (demo, paper: all 54)
+FORCED_PROMPTS = None  # prompts for teacher forcing of whole words; None: the profile's
+BATCH_SIZE = None  # sequences per forward pass; None: the profile's
+DEVICE = None  # "cpu", "cuda" or "auto"; None: the profile's
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from myst_nb import glue
+from transformers.utils import logging as hf_logging
+
+from rmbias import artifacts, corpora, logprobs, models, plots, profiles, prompts, ranks, rewards, stats
+
+settings = profiles.resolve(PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS,
+                            forced_prompts=FORCED_PROMPTS, batch_size=BATCH_SIZE, device=DEVICE)
+out = artifacts.results_dir(settings.name, "03_logit_tracing")
+device = rewards.resolve_device(settings.device)
+plots.setup()
+hf_logging.set_verbosity_error()
+summary: dict = {}
+lm_keys = list(settings.language_models)
+if PAIRS is not None:
+    pairs = [tuple(p) for p in PAIRS]
+elif all(k in lm_keys or models.spec(k).key in lm_keys for pair in models.FIGURE2_PAIRS for k in pair):
+    pairs = list(models.FIGURE2_PAIRS)
+else:
+    pairs = models.family_pairs(lm_keys)
+settings
+
+# %% [markdown]
+# ## Two ways to ask a model
+#
+# An **instruction-tuned** model is asked the way a chat user would ask it: the question goes into its
+# chat template, followed by the header of the assistant's turn, and the next token is the first token
+# of its reply. A **pretrained** model has no notion of turns; it gets the bare question (after the BOS
+# token its tokenizer adds) and continues the text. The paper treats its models this way, and so does
+# `rmbias.logprobs.prompt_ids`. Here is the headline prompt as each model of this profile sees it:
+
+# %%
+prompt_table = prompts.select(settings.prompts)
+headline_text = prompts.select([prompts.HEADLINE])["text"][0]
+formats = []
+for key in lm_keys:
+    spec = models.spec(key)
+    tokenizer = models.load_tokenizer(key)
+    ids = logprobs.prompt_ids(tokenizer, headline_text, spec.instruct)
+    formats.append({"model": spec.label, "family": spec.family,
+                    "kind": "instruction-tuned" if spec.instruct else "pretrained",
+                    "tokens": len(ids), "what the model reads": tokenizer.decode(ids)})
+formats = pd.DataFrame(formats)
+kinds = formats["kind"].value_counts()
+glue("n_models", len(lm_keys), display=False)
+glue("n_instruct", int(kinds.get("instruction-tuned", 0)), display=False)
+glue("n_pretrained", int(kinds.get("pretrained", 0)), display=False)
+with pd.option_context("display.max_colwidth", None):
+    display(formats.style.hide(axis="index").set_properties(subset=["what the model reads"],
+                                                          **{"white-space": "pre-wrap", "font-family": "monospace"}))
+
+# %% [markdown]
+# This profile has {glue:text}`n_models` language models: {glue:text}`n_instruct` instruction-tuned and
+# {glue:text}`n_pretrained` pretrained. Template details matter: in the demo profile SmolLM2's template
+# adds a default system prompt ("You are a helpful AI assistant named SmolLM...") that the user never
+# typed, and Gemma-3-270M is a pretrained model, so it reads the bare question. The demo's one pair
+# therefore compares an instruction-tuned Llama-architecture model with a pretrained Gemma model; the
+# paper compares like with like (pretrained with pretrained, instruction-tuned with instruction-tuned).
+# Templates that print a date (Llama 3.1 and 3.2) get a fixed one, so the distributions do not depend on
+# the day they were computed; the authors' script passed none.
+
+# %% [markdown]
+# ## Tracing: one forward pass per prompt
+#
+# For every model and prompt, `rmbias.logprobs.trace` takes the logits at the last position, upcasts them
+# to float32 and applies the log-softmax over the whole vocabulary. The result, a prompts x vocabulary
+# array, is written per model with a record of what made it, and read back on the next run: an
+# interrupted Colab session resumes with the next model.
+
+# %%
+trace_dir = out / "traces"
+traces = {}
+for key in lm_keys:
+    traces[key] = logprobs.trace(key, prompt_table, trace_dir, dtype=models.dtype_for(key, settings.dtype),
+                                 device=device, batch_size=settings.batch_size)
+traced = pd.DataFrame([{"model": t.model, "family": t.family, "instruct": t.instruct, "vocabulary": t.logprobs.shape[1],
+                        "prompts": len(t.prompts), "dtype": t.meta["dtype"], "attention": t.meta["attention"],
+                        "seconds": t.meta["seconds"]} for t in traces.values()])
+traced
+
+# %% [markdown]
+# What would each model say first? The most probable first tokens for the headline question:
+
+# %%
+top_rows = []
+for key, item in traces.items():
+    column = item.column(prompts.HEADLINE)
+    best = np.argsort(-column)[:10]
+    top_rows.append({"model": item.model, **{f"#{i + 1}": f"{item.tokens['token'][t]!r} {np.exp(column[t]):.1%}"
+                                             for i, t in enumerate(best)}})
+top_first = pd.DataFrame(top_rows).set_index("model")
+artifacts.write_table(top_first.reset_index(), out, "top_first_tokens", prompt=prompts.HEADLINE)
+top_first.T
+
+# %% [markdown]
+# Small models rarely answer with a noun at once: their likeliest first tokens are openers such as
+# "The" or a line break. The analysis therefore never asks which word is *most* likely overall, only how
+# the dictionary's nouns rank *among themselves*, as the paper does.
+
+# %% [markdown]
+# ## The paper's Figure 2: single-token nouns
+#
+# The paper keeps the Big Two nouns whose bare lower-case form (`freedom`, `love`) is exactly the
+# decoded string of one token in both vocabularies of a pair, reads each one's log-probability, ranks the
+# nouns within each (model, prompt) (1 = most probable), and takes the median rank of each category per
+# prompt. Those medians, 54 prompts x 2 categories x 2 models, go into a three-way ANOVA
+# `rank ~ category * valence * model`; Welch t-tests compare the two models in each category x valence
+# cell, with the Benjamini-Hochberg false discovery rate over the four cells.
+
+# %%
+nouns = corpora.big2_nouns()
+framing = prompt_table.set_index("key")["framing"]
+
+
+def category_medians(table: pd.DataFrame, score: str = "logprob") -> pd.DataFrame:
+    """Rank the words within (model, prompt) by ``score``; median rank per prompt and category."""
+    table = table.copy()
+    table["rank"] = ranks.within_ranks(table, ["model", "prompt"], score=score)
+    table["framing"] = table["prompt"].map(framing)
+    return ranks.median_ranks(table, ["model", "family", "prompt", "framing", "category"])
+
+
+def figure2(medians: pd.DataFrame, order: list[str], label: str):
+    """The ANOVA, the Welch tests and the split-violin figure for one model pair."""
+    anova = stats.anova(medians, "median_rank", ["category", "framing", "model"])
+    welch = stats.welch_cells(medians, "median_rank", "model", ["category", "framing"], order=order)
+    marks = {(r["category"], r["framing"]): stats.stars(r["p_fdr"]) for _, r in welch.iterrows()}
+    families = dict(zip(medians["model"], medians["family"]))
+    fig = plots.split_violins(medians, order, marks=marks, families=families)
+    fig.suptitle(label, y=1.09, fontweight="bold", fontsize=11)
+    return anova, welch, fig
+
+
+single_results = {}
+for i, (gemma_key, llama_key) in enumerate(pairs):
+    pair_traces = [traces[gemma_key], traces[llama_key]]
+    shared = logprobs.shared_single_tokens(pair_traces, nouns)
+    table = logprobs.single_token_table(pair_traces, shared)
+    medians = category_medians(table)
+    order = [t.model for t in pair_traces]
+    anova, welch, fig = figure2(medians, order, f"{order[0]} vs {order[1]}: single-token nouns")
+    artifacts.save_figure(fig, out, f"figure2_single_token_pair{i}")
+    plt.show()
+    artifacts.write_table(medians, out, f"single_token_medians_pair{i}", pair=order)
+    counts = shared["category"].value_counts()
+    single_results[i] = {"pair": order, "n_agency": int(counts.get("Agency", 0)),
+                         "n_communion": int(counts.get("Communion", 0)),
+                         "anova": anova, "welch": welch}
+    display(anova.round(4))
+    display(welch.round(4))
+
+# %%
+first = single_results[0]
+interaction = first["anova"].set_index("term").loc["category:model"]
+three_way = first["anova"].set_index("term").loc["category:framing:model"]
+glue("pair0_label", " vs ".join(first["pair"]), display=False)
+glue("single_n_agency", first["n_agency"], display=False)
+glue("single_n_communion", first["n_communion"], display=False)
+glue("single_n_dictionary", len(nouns), display=False)
+glue("single_F_cat_model", float(interaction["F"]), display=False)
+glue("single_p_cat_model", float(interaction["p"]), display=False)
+glue("single_F_three", float(three_way["F"]), display=False)
+glue("single_p_three", float(three_way["p"]), display=False)
+glue("single_df_resid", int(interaction["df_resid"]), display=False)
+
+
+def direction(welch: pd.DataFrame, pair: list[str], framing_name: str) -> str:
+    """A sentence on how the second (Llama) model ranks each category against the first (Gemma)."""
+    parts = []
+    for category in ("Agency", "Communion"):
+        row = welch[(welch["category"] == category) & (welch["framing"] == framing_name)].iloc[0]
+        first, second = row[f"mean_{pair[0]}"], row[f"mean_{pair[1]}"]
+        word = "better" if second < first else "worse"
+        parts.append(f"{category.lower()} nouns {word} ({second:.1f} vs {first:.1f})")
+    return f"{pair[1]} ranks " + " and ".join(parts)
+
+
+glue("single_direction_pos", direction(first["welch"], first["pair"], "positive"), display=False)
+glue("single_direction_neg", direction(first["welch"], first["pair"], "negative"), display=False)
+summary["single_token"] = {" vs ".join(r["pair"]): {
+    "n_agency": r["n_agency"], "n_communion": r["n_communion"],
+    "anova": r["anova"].set_index("term")[["df", "F", "p"]].to_dict("index"),
+    "welch": r["welch"].to_dict("records")} for r in single_results.values()}
+
+# %% [markdown]
+# For {glue:text}`pair0_label`, {glue:text}`single_n_agency` agency and {glue:text}`single_n_communion`
+# communion nouns of the {glue:text}`single_n_dictionary` are single tokens in both vocabularies. Each dot
+# in the figure is one prompt: the median rank of a category's nouns under one model (lower on the page
+# is a worse rank; rank 1 is at the top). The two halves of each violin are the two models, in their
+# family colours; the marks above them are the FDR-corrected Welch tests (`n.s.`: not significant).
+# On positive prompts, {glue:text}`single_direction_pos` (mean median ranks of the two models; lower is
+# better). On negative prompts, {glue:text}`single_direction_neg`.
+# The category x model interaction, the term that says the two models order the categories
+# differently, has F(1, {glue:text}`single_df_resid`) = {glue:text}`single_F_cat_model:.1f`
+# (p = {glue:text}`single_p_cat_model:.2g`); the three-way interaction, which says that difference
+# reverses between positive and negative prompts, has F = {glue:text}`single_F_three:.1f`
+# (p = {glue:text}`single_p_three:.2g`). The paper reports F(1, 208) = 58.3 for its instruction-tuned
+# pair and 43.2 for its pretrained pair (both p < .001), with Gemma ranking communion nouns and Llama
+# agency nouns higher on positive prompts. Two cautions travel with every p-value in this chapter: the 54
+# prompts are paraphrases of one question, not independent samples, and with one model per family the
+# test compares two models, not two families. Chapter 6 takes both up.
+
+# %% [markdown]
+# ## Beyond the paper: every noun, every surface form
+#
+# Restricting the analysis to nouns that happen to be single tokens in both vocabularies keeps a
+# minority of the dictionary, and a biased minority: short, frequent words. Tokenizers also treat
+# `Love`, ` love` and `love` as different tokens, and a chat model's reply is more likely to start with
+# `Love` than with `love`. **Teacher forcing** removes both limits: the log-probability of a word that
+# splits into tokens t1 ... tn is log p(t1 | prompt) + log p(t2 | prompt, t1) + ..., each term read from
+# one forward pass over the prompt followed by the word. We score each noun in four surface forms (bare,
+# leading space, capitalised, both) and add their probabilities: the probability that the reply starts
+# with the noun in any of its forms.
+
+# %%
+forced_table = prompts.select(settings.forced_prompts or settings.prompts)
+forced_nouns = profiles.limit_words(nouns, settings.max_words)  # tiny: a few per category
+forms = logprobs.word_forms(forced_nouns)
+forced_parts = []
+for key in lm_keys:
+    forced = logprobs.force_words(key, forced_table, forms["form"].tolist(), trace_dir,
+                                  dtype=models.dtype_for(key, settings.dtype), device=device,
+                                  batch_size=settings.batch_size)
+    per_word = logprobs.word_logprobs(forced, forms)
+    per_word["family"] = models.spec(key).family
+    forced_parts.append(per_word)
+whole = pd.concat(forced_parts, ignore_index=True)
+artifacts.write_table(whole, out, "teacher_forced_word_logprobs", prompts=list(forced_table["key"]))
+glue("forced_n_prompts", len(forced_table), display=False)
+glue("forced_n_words", whole["word"].nunique(), display=False)
+glue("forced_n_forms", len(forms), display=False)
+
+variant_share = (whole.groupby(["model", "best_variant"]).size().unstack(fill_value=0)
+                 .pipe(lambda t: t.div(t.sum(axis=1), axis=0)))
+variant_share.style.format("{:.0%}").set_caption("share of (prompt, noun) where each form is the most probable")
+
+# %% [markdown]
+# All {glue:text}`forced_n_words` nouns were scored in {glue:text}`forced_n_forms` forms on
+# {glue:text}`forced_n_prompts` prompts. The table shows which surface form each model finds most
+# probable as the start of its reply: the paper's bare lower-case form is rarely the one a model would
+# use, which is a reason to check that its conclusion does not hang on that choice.
+
+# %%
+forced_results = {}
+for i, (gemma_key, llama_key) in enumerate(pairs):
+    order = [traces[gemma_key].model, traces[llama_key].model]
+    medians = category_medians(whole[whole["model"].isin(order)])
+    if medians["prompt"].nunique() < 4:
+        print(f"{order}: too few prompts for the tests ({medians['prompt'].nunique()})")
+        continue
+    anova, welch, fig = figure2(medians, order, f"{order[0]} vs {order[1]}: every noun, teacher-forced")
+    artifacts.save_figure(fig, out, f"figure2_teacher_forced_pair{i}")
+    plt.show()
+    forced_results[i] = {"pair": order, "anova": anova, "welch": welch}
+    display(anova.round(4))
+    display(welch.round(4))
+
+# %%
+if 0 in forced_results:
+    f_anova = forced_results[0]["anova"].set_index("term")
+    glue("forced_F_cat_model", float(f_anova.loc["category:model", "F"]), display=False)
+    glue("forced_p_cat_model", float(f_anova.loc["category:model", "p"]), display=False)
+    glue("forced_F_three", float(f_anova.loc["category:framing:model", "F"]), display=False)
+    glue("forced_p_three", float(f_anova.loc["category:framing:model", "p"]), display=False)
+    glue("forced_df_resid", int(f_anova.loc["category:model", "df_resid"]), display=False)
+    for framing_name in ("positive", "negative"):
+        glue(f"forced_direction_{framing_name[:3]}",
+             direction(forced_results[0]["welch"], forced_results[0]["pair"], framing_name), display=False)
+else:
+    for name in ("forced_F_cat_model", "forced_p_cat_model", "forced_F_three", "forced_p_three", "forced_df_resid"):
+        glue(name, float("nan"), display=False)
+    for name in ("forced_direction_pos", "forced_direction_neg"):
+        glue(name, "(not computed: too few prompts)", display=False)
+summary["teacher_forced"] = {" vs ".join(r["pair"]): {
+    "anova": r["anova"].set_index("term")[["df", "F", "p"]].to_dict("index"),
+    "welch": r["welch"].to_dict("records")} for r in forced_results.values()}
+
+# %% [markdown]
+# With every noun in every form, the same test for the first pair gives F(1,
+# {glue:text}`forced_df_resid`) = {glue:text}`forced_F_cat_model:.1f` (p =
+# {glue:text}`forced_p_cat_model:.2g`) for the category x model interaction, and F =
+# {glue:text}`forced_F_three:.1f` (p = {glue:text}`forced_p_three:.2g`) for the three-way interaction.
+# On positive prompts, {glue:text}`forced_direction_pos`; on negative prompts,
+# {glue:text}`forced_direction_neg`. Compare the two figures: where the panels agree, the paper's
+# single-token shortcut did not decide the result; where they differ, it did.
+
+# %% [markdown]
+# ## Every model, one number each
+#
+# The pair tests use two models at a time. The figure below places every traced model on one scale:
+# the mean over prompts of (median rank of agency nouns - median rank of communion nouns), among the
+# nouns that are single tokens in *all* traced vocabularies. Negative values mean agency nouns are
+# ranked better. The paper's claim predicts Llama models (blue) left of Gemma models (red) on positive
+# prompts.
+
+# %%
+shared_all = logprobs.shared_single_tokens(list(traces.values()), nouns)
+all_medians = category_medians(logprobs.single_token_table(list(traces.values()), shared_all))
+gaps = (all_medians.pivot_table(index=["model", "family", "framing"], columns="category", values="median_rank")
+        .assign(agency_minus_communion=lambda t: t["Agency"] - t["Communion"]).reset_index())
+per_model = (gaps.groupby(["model", "family", "framing"])["agency_minus_communion"]
+             .agg(["mean", "sem", "count"]).reset_index())
+artifacts.write_table(per_model, out, "agency_minus_communion_per_model", n_shared=len(shared_all))
+fig, ax = plt.subplots(figsize=(7, 0.5 * per_model["model"].nunique() + 1.6))
+for offset, framing_name, marker in ((-0.12, "positive", "o"), (0.12, "negative", "s")):
+    rows = per_model[per_model["framing"] == framing_name].reset_index(drop=True)
+    for y, row in rows.iterrows():
+        ax.errorbar(row["mean"], y + offset, xerr=row["sem"], fmt=marker, color=plots.FAMILY_COLOURS[row["family"]],
+                    mfc="white" if framing_name == "negative" else None, capsize=2)
+ax.set_yticks(range(len(rows)), rows["model"])
+ax.axvline(0, color="grey", lw=0.8)
+ax.set_xlabel("agency minus communion median rank (negative: agency ranked better)")
+ax.legend(handles=[plt.Line2D([], [], color="#555555", marker="o", lw=0, label="positive prompts"),
+                   plt.Line2D([], [], color="#555555", marker="s", mfc="white", lw=0, label="negative prompts")],
+          frameon=False, loc="best")
+artifacts.save_figure(fig, out, "agency_minus_communion_per_model")
+plt.show()
+glue("all_n_shared", len(shared_all), display=False)
+summary["agency_minus_communion_per_model"] = per_model.to_dict("records")
+
+# %% [markdown]
+# Each marker is one model: filled circles for positive prompts, open squares for negative ones, with
+# standard errors over prompts; the colour is the model's family. {glue:text}`all_n_shared` nouns are
+# single tokens in every vocabulary here. In the demo profile there are two models, so the figure shows
+# the pipeline rather than a family comparison; in the paper profile it places all twelve.
+
+# %%
+artifacts.write_summary(out, summary, profile=settings.name)
+print(f"wrote {sorted(p.name for p in out.iterdir())}")
+
+# %% [markdown]
+# ## What this chapter established
+#
+# - Each model's next-token distribution is computed once per prompt over the whole vocabulary, in
+#   float32, and stored with its provenance; chapter 4 builds implicit reward models from the same files.
+# - The paper's Figure 2 analysis runs end to end: nouns that are single tokens in both vocabularies,
+#   ranked by log-probability, median ranks per prompt, the three-way ANOVA and FDR-corrected Welch tests.
+# - Teacher forcing extends it to every noun in every surface form; the pair's result can be compared
+#   with and without the single-token restriction.

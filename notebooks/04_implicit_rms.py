@@ -1,0 +1,418 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 4. Two language models make a reward model
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/04_implicit_rms.ipynb)
+#
+# Chapter 3 compared the base models' log-probabilities word by word. This chapter follows the study
+# {cite}`christian2026reward` one step further (its Table 1 and Figure 3): any two language models
+# define a reward model between them, the **implicit reward model**, and we can ask what that reward
+# model prefers over the whole shared vocabulary, not only over a dictionary.
+
+# %% tags=["remove-cell"]
+# On Colab: fetch the book's code and install it (a no-op everywhere else).
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules and not os.path.exists("/content/rmbias-book"):
+    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/rmbias-book/rmbias-book",
+                    "/content/rmbias-book"], check=True)
+    subprocess.run(["bash", "/content/rmbias-book/scripts/colab_setup.sh"], check=True)
+if "google.colab" in sys.modules:
+    os.chdir("/content/rmbias-book")
+
+# %% tags=["parameters"]
+PROFILE = "demo"  # tiny | demo | paper
+LANGUAGE_MODELS = None  # list of model keys or Hugging Face ids; None: the profile's
+PROMPTS = None  # list of prompt keys; None: the profile's (demo, paper: all 54)
+VALIDATION_MODEL = None  # the model fine-tuned to plant words; None: the profile's
+BATCH_SIZE = None  # prompts per forward pass; None: the profile's
+DEVICE = None  # "cpu", "cuda" or "auto"; None: the profile's
+
+# %% [markdown]
+# ## Where the implicit reward comes from
+#
+# Reinforcement learning from human feedback tunes a policy $\pi$ (a language model) to earn a high
+# reward $r(x, y)$ for its reply $y$ to a prompt $x$, while staying close to a reference model
+# $\pi_\text{ref}$ (the model it started from). The objective is
+#
+# $$
+# \max_\pi \; \mathbb{E}_{y \sim \pi(\cdot \mid x)}\big[r(x, y)\big] \;-\; \beta\,
+# \mathrm{KL}\big(\pi(\cdot \mid x) \,\|\, \pi_\text{ref}(\cdot \mid x)\big),
+# $$
+#
+# where $\beta > 0$ sets how far the policy may drift. This objective has a closed-form optimum:
+#
+# $$
+# \pi_r(y \mid x) = \frac{1}{Z(x)}\, \pi_\text{ref}(y \mid x)\, \exp\!\big(r(x, y) / \beta\big),
+# $$
+#
+# with $Z(x)$ the sum over all replies that makes the probabilities add up to one. (To see it, write the
+# objective as $-\beta\,\mathrm{KL}(\pi \,\|\, \pi_r) + \beta \log Z(x)$: the KL divergence is smallest,
+# zero, exactly when $\pi = \pi_r$.) Take logarithms and solve for the reward:
+#
+# $$
+# r(x, y) = \beta \log \frac{\pi_r(y \mid x)}{\pi_\text{ref}(y \mid x)} + \beta \log Z(x).
+# $$
+#
+# Read backwards, *any* two models $p$ and $q$ define a reward, as if $q$ had been tuned from $p$:
+# $r(x, y) = c(x) + \beta \log\big(q(y \mid x) / p(y \mid x)\big)$. The term $c(x)$ is the same for every
+# reply to one prompt and $\beta$ only rescales, so ranking the replies to a prompt needs only the
+# **log ratio** $\log q(y \mid x) - \log p(y \mid x)$. The paper takes $p$ = a Gemma model and $q$ = a
+# Llama model: a positive reward means "the Llama model likes this reply more than the Gemma model does".
+# Neither model was actually tuned from the other; the implicit reward is a lens that summarises *where
+# two models' preferences differ*, in the units a reward model would use.
+#
+# Replies here are single tokens: every decoded string that both vocabularies contain, read off the
+# next-token distributions chapter 3 stored. Where several tokens of one vocabulary decode to the same
+# string, the most probable is kept, as the authors did.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from myst_nb import glue
+from transformers.utils import logging as hf_logging
+
+from rmbias import artifacts, corpora, implicit, logprobs, models, plots, profiles, prompts, ranks, release, rewards, sft
+
+settings = profiles.resolve(PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS, batch_size=BATCH_SIZE,
+                            device=DEVICE, validation_model=VALIDATION_MODEL)
+out = artifacts.results_dir(settings.name, "04_implicit_rms")
+trace_dir = artifacts.results_dir(settings.name, "03_logit_tracing") / "traces"  # shared with chapter 3
+device = rewards.resolve_device(settings.device)
+plots.setup()
+hf_logging.set_verbosity_error()
+summary: dict = {}
+lm_keys = list(settings.language_models)
+prompt_table = prompts.select(settings.prompts)
+traces = {key: logprobs.trace(key, prompt_table, trace_dir, dtype=models.dtype_for(key, settings.dtype),
+                              device=device, batch_size=settings.batch_size) for key in lm_keys}
+pairs = models.family_pairs(lm_keys)
+if not pairs:
+    raise ValueError(f"the implicit reward needs a Gemma and a Llama model; got {lm_keys}")
+table_pair = models.TABLE1_PAIR if all(k in lm_keys for k in models.TABLE1_PAIR) else pairs[0]
+p_trace, q_trace = traces[table_pair[0]], traces[table_pair[1]]
+settings
+
+# %% [markdown]
+# ## Which metric? The raw log ratio and its repairs
+#
+# The raw log ratio has a flaw the paper points out: a token that both models consider all but
+# impossible (probabilities around $10^{-12}$) can have a huge ratio between two tiny numbers, and such
+# junk fills both ends of the ranking. Two repairs are computed side by side:
+#
+# - a **floored** log ratio: both log-probabilities are raised to at least $\log 10^{-4}$ (or
+#   $\log 10^{-6}$) first, so a token that both models rule out scores zero;
+# - the paper's **mixture-weighted log ratio**, $\text{MWLR}(y) = \tfrac12\big(p(y) + q(y)\big)\big(\log
+#   q(y) - \log p(y)\big)$, which weights the log ratio by how probable the token is under the two models'
+#   mixture.
+#
+# Here are the ten most Llama-preferred tokens under each metric, for the headline prompt and the pair
+# the paper's Table 1 uses (in this profile: the pair named in the table's title).
+
+# %%
+headline = prompts.HEADLINE
+table = implicit.implicit_rewards(implicit.shared_strings(p_trace.by_string(headline), q_trace.by_string(headline)))
+glue("t1_p", p_trace.model, display=False)
+glue("t1_q", q_trace.model, display=False)
+glue("t1_n_shared", int(table.attrs["n_shared"]), display=False)
+glue("t1_n_p", int(table.attrs["n_p"]), display=False)
+glue("t1_n_q", int(table.attrs["n_q"]), display=False)
+tops = {name: implicit.top_bottom(table, name, n=10).query("end == 'top'")["token"].map(repr).tolist()
+        for name in implicit.METRICS}
+pd.DataFrame(tops, index=pd.RangeIndex(1, 11, name="rank")).style.set_caption(
+    f"top 10 tokens: q = {q_trace.model}, p = {p_trace.model}")
+
+# %% [markdown]
+# The two vocabularies share {glue:text}`t1_n_shared` decoded strings ({glue:text}`t1_p` has
+# {glue:text}`t1_n_p` distinct strings, {glue:text}`t1_q` {glue:text}`t1_n_q`). The raw column is the
+# junk the paper warned of: fragments no one would give as an answer. The floors and the MWLR bring
+# plausible first tokens to the top. Which of them to trust is an empirical question, answered below by
+# planting a preference and checking which metric finds it.
+
+# %% [markdown]
+# ## Table 1: the implicit reward model's best and worst replies
+#
+# The paper's Table 1 lists the 15 best and 15 worst tokens by MWLR for Llama-3.2-3B-Instruct over
+# gemma-2-2b-it on the headline prompt; its optimum is "Freedom" and its pessimum, ignoring Markdown
+# tokens, "Love". Here is the same table for this profile's pair, Markdown tokens left out (ranks still
+# count them).
+
+# %%
+t1 = implicit.top_bottom(table, "MWLR", n=15, drop_markup=True)
+artifacts.write_table(t1, out, "table1", p=p_trace.model, q=q_trace.model, prompt=headline, metric="MWLR")
+side = pd.concat([t1[t1["end"] == "top"].reset_index(drop=True)[["rank", "token", "value"]],
+                  t1[t1["end"] == "bottom"].reset_index(drop=True)[["rank", "token", "value"]]],
+                 axis=1, keys=[f"preferred by {q_trace.model}", f"preferred by {p_trace.model}"])
+best, worst = t1[t1["end"] == "top"].iloc[0], t1[t1["end"] == "bottom"].iloc[0]
+glue("t1_top_nospace", int((~t1[t1["end"] == "top"]["token"].str.startswith(" ")).sum()), display=False)
+glue("t1_bottom_space", int(t1[t1["end"] == "bottom"]["token"].str.startswith(" ").sum()), display=False)
+glue("t1_best", repr(best["token"]), display=False)
+glue("t1_worst", repr(worst["token"]), display=False)
+summary["table1"] = {"p": p_trace.model, "q": q_trace.model, "n_shared": int(table.attrs["n_shared"]),
+                     "optimum": best["token"], "pessimum_without_markup": worst["token"],
+                     "rows": t1.to_dict("records")}
+side.style.format(precision=5, subset=[c for c in side.columns if c[1] == "value"])
+
+# %% [markdown]
+# The optimum of this implicit reward model is {glue:text}`t1_best` and its pessimum is
+# {glue:text}`t1_worst`. Strings are shown with quotes so that leading spaces stay visible. A reply's MWLR
+# is large only when the reply is both probable under the mixture and favoured by one model, so the
+# lists are made of plausible first tokens. They also show what else an implicit reward measures: of the
+# 15 best tokens, {glue:text}`t1_top_nospace` start without a space, and of the 15 worst,
+# {glue:text}`t1_bottom_space` start with one. A chat model starts its reply on a fresh line, without a
+# space; a pretrained model continuing the bare question puts a space first. When the two models of a
+# pair read the prompt differently (in the demo profile one reads a chat, the other the bare question),
+# the implicit reward rewards that formatting difference before any difference in values. The paper's
+# pairs read the prompt the same way.
+
+# %% [markdown]
+# ## Freedom versus Love, in every pair
+#
+# The paper's Figure 3 scores "Freedom" and "Love" (the mean MWLR over their case and leading-space
+# variants) in all 21 pairs of a Gemma-2 instruction-tuned model and a Llama instruction-tuned model; in
+# all 21 Freedom scores higher. Here, every Gemma x Llama pair of this profile, on the headline prompt and
+# on each positive prompt:
+
+# %%
+positive = prompt_table[prompt_table["framing"] == "positive"]["key"].tolist()
+rows = []
+for gemma_key, llama_key in pairs:
+    p_item, q_item = traces[gemma_key], traces[llama_key]
+    for prompt in positive:
+        shared = implicit.implicit_rewards(implicit.shared_strings(p_item.by_string(prompt), q_item.by_string(prompt)))
+        rows.append({"gemma": p_item.model, "llama": q_item.model, "prompt": prompt,
+                     "freedom": implicit.word_score(shared, "freedom", "MWLR"),
+                     "love": implicit.word_score(shared, "love", "MWLR")})
+fl = pd.DataFrame(rows)
+fl["freedom_wins"] = fl["freedom"] > fl["love"]
+artifacts.write_table(fl, out, "freedom_vs_love")
+head = fl[fl["prompt"] == headline].reset_index(drop=True)
+fig, ax = plt.subplots(figsize=(7, 0.45 * len(head) + 1.4))
+for y, row in head.iterrows():
+    ax.plot([row["love"], row["freedom"]], [y, y], color="grey", lw=1.2, alpha=0.6, zorder=1)
+ax.scatter(head["love"], range(len(head)), s=70, facecolors="none", edgecolors=plots.CATEGORY_COLOURS["Communion"],
+           linewidths=2, label="Love", zorder=2)
+ax.scatter(head["freedom"], range(len(head)), s=70, facecolors="none", edgecolors=plots.CATEGORY_COLOURS["Agency"],
+           linewidths=2, label="Freedom", zorder=2)
+ax.set_yticks(range(len(head)), [f"{g}  \u2192  {m}" for g, m in zip(head["gemma"], head["llama"])])
+ax.axvline(0, color="grey", lw=0.8)
+ax.set_xlabel("MWLR (positive: preferred by the Llama model)")
+ax.legend(frameon=False, loc="best")
+artifacts.save_figure(fig, out, "figure3_freedom_vs_love")
+plt.show()
+head_wins = head["freedom_wins"].sum()
+glue("fl_n_pairs", len(head), display=False)
+glue("fl_head_wins", int(head_wins), display=False)
+glue("fl_n_positive", len(positive), display=False)
+glue("fl_all_wins", int(fl["freedom_wins"].sum()), display=False)
+glue("fl_all_cells", len(fl), display=False)
+glue("fl_n_missing", int(fl[["freedom", "love"]].isna().any(axis=1).sum()), display=False)
+summary["freedom_vs_love"] = {"headline_wins": int(head_wins), "pairs": len(head),
+                              "positive_prompt_wins": int(fl["freedom_wins"].sum()), "cells": len(fl)}
+fl.groupby(["gemma", "llama"])["freedom_wins"].agg(["sum", "count"]).rename(
+    columns={"sum": "prompts where Freedom wins", "count": "positive prompts"})
+
+# %% [markdown]
+# Each row of the figure is one pair (Gemma model on the left of the arrow, Llama model on the right) on
+# the headline prompt: the orange circle is Freedom's MWLR and the green circle Love's. Freedom scores
+# higher in {glue:text}`fl_head_wins` of {glue:text}`fl_n_pairs` pairs on the headline prompt, and in
+# {glue:text}`fl_all_wins` of {glue:text}`fl_all_cells` (pair, positive prompt) cells over the
+# {glue:text}`fl_n_positive` positive prompts; {glue:text}`fl_n_missing` cells lack one of the two words
+# in the shared vocabulary (they count as not won). The paper reports 21 of 21 pairs on the headline
+# prompt. A single prompt is a thin basis: the table shows how often the comparison holds across
+# paraphrases.
+
+# %% [markdown]
+# ## Does the conclusion depend on the metric?
+#
+# The paper chose MWLR by hand. For each metric, we rank the Big Two nouns by their implicit reward
+# (each noun's score is the mean over its case and leading-space variants in the shared vocabulary) and
+# compare the categories: the median rank of agency nouns minus that of communion nouns, per prompt.
+# Negative values mean the Llama model is relatively keener on agency nouns, the paper's direction on
+# positive prompts.
+
+# %%
+nouns = corpora.big2_nouns()
+noun_rows = []
+for gemma_key, llama_key in pairs:
+    p_item, q_item = traces[gemma_key], traces[llama_key]
+    for prompt in prompt_table["key"]:
+        shared = implicit.implicit_rewards(implicit.shared_strings(p_item.by_string(prompt), q_item.by_string(prompt)))
+        scored = implicit.word_scores(shared, nouns["word"], list(implicit.METRICS))
+        scored["pair"] = f"{p_item.model} \u2192 {q_item.model}"
+        scored["prompt"] = prompt
+        noun_rows.append(scored)
+noun_scores = pd.concat(noun_rows, ignore_index=True).merge(nouns, on="word")
+noun_scores["framing"] = noun_scores["prompt"].map(prompt_table.set_index("key")["framing"])
+artifacts.write_table(noun_scores, out, "implicit_noun_scores")
+by_metric = []
+for name in implicit.METRICS:
+    part = noun_scores.dropna(subset=[name]).copy()
+    part["rank"] = ranks.within_ranks(part, ["pair", "prompt"], score=name)
+    med = ranks.median_ranks(part, ["pair", "prompt", "framing", "category"])
+    wide = med.pivot_table(index=["pair", "prompt", "framing"], columns="category", values="median_rank")
+    gap = (wide["Agency"] - wide["Communion"]).rename("gap").reset_index()
+    gap["metric"] = name
+    by_metric.append(gap)
+by_metric = pd.concat(by_metric, ignore_index=True)
+metric_summary = (by_metric.groupby(["metric", "framing"])["gap"]
+                  .agg(mean="mean", share_negative=lambda g: float((g < 0).mean()), prompts="count")
+                  .reindex(list(implicit.METRICS), level=0))
+artifacts.write_table(metric_summary.reset_index(), out, "agency_gap_by_metric")
+summary["agency_gap_by_metric"] = {f"{m}|{f}": row.to_dict() for (m, f), row in metric_summary.iterrows()}
+glue("n_nouns_scored", int(noun_scores.dropna(subset=["MWLR"])["word"].nunique()), display=False)
+glue("floor_zero_share", float((noun_scores["floor 1e-6"] == 0).mean()), display=False)
+metric_summary.round(2)
+
+# %% [markdown]
+# {glue:text}`n_nouns_scored` nouns have at least one variant in the shared vocabulary. The table gives,
+# per metric and framing, the mean over prompts (and pairs) of the agency-minus-communion gap, and the
+# share of prompts where it is negative. Under the $10^{-6}$ floor, {glue:text}`floor_zero_share:.0%` of
+# the noun scores are exactly zero: both models give the noun less than one chance in a million as the
+# first token, so a floored metric ties them and cannot rank them at all (a gap of zero). If the
+# remaining metrics disagree in sign, the conclusion depends on a choice the paper made by hand; the
+# validation below says which metric deserves the trust.
+
+# %% [markdown]
+# ## Validating the metrics: plant a preference, then look for it
+#
+# A metric that cannot find a preference we put into a model ourselves cannot be trusted to find one
+# that pretraining put there. Following the paper's appendix, we fine-tune one model with a small LoRA
+# SFT (rank 8, 50 steps) to answer positive questions with ten Authority words of the Moral Foundations
+# Dictionary, then take the fine-tuned model as $q$ and the original as $p$, and measure, on nine
+# positive prompts held out from training, how many of each metric's ten best tokens are planted words
+# (precision at 10).
+
+# %%
+val_key = settings.validation_model
+val_tokenizer = models.load_tokenizer(val_key)
+planted = sft.injected_words(val_tokenizer, n=10)
+injected_path = sft.inject_words(val_key, planted)
+record = sft.read_record(injected_path)
+evaluation = sft.evaluate_injection(val_key, injected_path, device=device)
+artifacts.write_table(evaluation, out, "metric_validation", model=models.spec(val_key).label, words=planted,
+                      sft=record.get("config"))
+precision = pd.Series({name: evaluation[f"precision_{name}"].mean() for name in implicit.METRICS},
+                      name="mean precision@10")
+glue("val_model", models.spec(val_key).label, display=False)
+glue("val_words", ", ".join(planted), display=False)
+glue("val_prob_before", float(evaluation["prob_before"].mean()), display=False)
+glue("val_prob_after", float(evaluation["prob_after"].mean()), display=False)
+glue("val_n_prompts", len(evaluation), display=False)
+glue("val_best_metric", precision.idxmax(), display=False)
+for name, value in precision.items():
+    glue(f"val_precision_{name.replace(' ', '_').replace('-', '_').replace('.', '_')}", float(value), display=False)
+summary["metric_validation"] = {"model": models.spec(val_key).label, "words": planted,
+                                "precision_at_10": precision.to_dict(),
+                                "prob_before": float(evaluation["prob_before"].mean()),
+                                "prob_after": float(evaluation["prob_after"].mean())}
+fig, ax = plt.subplots(figsize=(6, 2.8))
+sns.barplot(x=precision.values, y=precision.index, color="#555555", ax=ax)
+for y, value in enumerate(precision.values):
+    ax.text(value + 0.01, y, f"{value:.2f}", va="center")
+ax.set_xlim(0, 1.1)
+ax.set_xlabel(f"mean precision@10 over {len(evaluation)} held-out prompts")
+ax.set_ylabel("")
+artifacts.save_figure(fig, out, "metric_validation")
+plt.show()
+
+# %% [markdown]
+# The planted words were {glue:text}`val_words`, trained into {glue:text}`val_model`. Their mean
+# next-token probability on the held-out prompts rose from {glue:text}`val_prob_before:.2e` to
+# {glue:text}`val_prob_after:.2e`. The bars give each metric's mean precision at 10 over the
+# {glue:text}`val_n_prompts` held-out prompts: the share of its ten most "preferred" tokens that are
+# planted words (1 means all ten). The metric that recovers the most is {glue:text}`val_best_metric`.
+# The check is easier than the task it vouches for: the fine-tuned and original models share one
+# tokenizer and almost all their weights, so the junk tokens with wild ratios that swamp the raw log
+# ratio between two different models are rare here. A fine-tune that moves ten words by orders of
+# magnitude is an easy target; the differences between
+# the metrics here bound how much a metric's choice can matter when the planted signal is strong, and
+# say nothing about weak signals such as a base model's lean towards agency words.
+
+# %% [markdown]
+# ## Do implicit and explicit reward models agree?
+#
+# Chapter 2 scored the same nouns with explicit reward models. If the base models' preferences carry
+# into reward models, the implicit reward model (Llama over Gemma) should favour the nouns that
+# Llama-based RMs rank better than Gemma-based RMs do. Two comparisons, per prompt, over the nouns scored
+# by both:
+#
+# - with the paper's ten RMs (the authors' released scores): each noun's mean rank among Gemma-based RMs
+#   minus its mean rank among Llama-based RMs;
+# - with this profile's live RMs from chapter 2, when that chapter has run: the Gemma RM's rank minus the
+#   Llama RM's rank. In the demo profile these RMs were trained from the very models compared here.
+#
+# Each is correlated (Spearman) with the noun's MWLR under every pair.
+
+# %%
+def family_preference(scores: pd.DataFrame, model: str) -> pd.DataFrame:
+    """Per (prompt, word): mean rank among Gemma-based minus mean rank among Llama-based models
+    (positive: the Llama side ranks the word better)."""
+    scores = scores.copy()
+    scores["rank"] = ranks.within_ranks(scores, [model, "prompt"])
+    means = scores.groupby(["prompt", "word", "family"])["rank"].mean().unstack("family")
+    return (means["gemma"] - means["llama"]).rename("explicit").reset_index()
+
+
+explicit = {"paper's RMs (released)": family_preference(release.released_scores("big2"), "rm")}
+live_path = artifacts.results_dir(settings.name, "02_rm_scoring") / "live_big2_scores.parquet"
+if live_path.is_file():
+    live = pd.read_parquet(live_path)
+    if set(live["family"]) >= {"gemma", "llama"}:
+        explicit["this profile's RMs (chapter 2)"] = family_preference(live, "rm")
+agreement = []
+for source, pref in explicit.items():
+    both = noun_scores.merge(pref, on=["prompt", "word"]).dropna(subset=["MWLR", "explicit"])
+    for (pair, prompt), group in both.groupby(["pair", "prompt"]):
+        if len(group) >= 5:
+            agreement.append({"explicit RMs": source, "pair": pair, "prompt": prompt, "nouns": len(group),
+                              "spearman": group["MWLR"].corr(group["explicit"], method="spearman")})
+agreement = pd.DataFrame(agreement)
+artifacts.write_table(agreement, out, "implicit_vs_explicit")
+agree_summary = agreement.groupby(["explicit RMs", "pair"])["spearman"].agg(
+    ["median", "min", "max", "count"]).rename(columns={"count": "prompts"})
+for i, (source, row) in enumerate(agree_summary.groupby(level=0)["median"].median().items()):
+    glue(f"agree_source_{i}", source, display=False)
+    glue(f"agree_median_{i}", float(row), display=False)
+summary["implicit_vs_explicit"] = {f"{s}|{p}": r.to_dict() for (s, p), r in agree_summary.iterrows()}
+agree_summary.round(3)
+
+# %% [markdown]
+# The median Spearman correlation over prompts is {glue:text}`agree_median_0:.2f` against
+# {glue:text}`agree_source_0`. A correlation near zero says the implicit reward model of these two
+# language models does not predict, noun by noun, which nouns the explicit reward models of the two
+# families disagree on; a positive one says it does. In the demo profile the language models are far
+# smaller than the paper's, so the first comparison asks whether a small Llama-architecture model and a
+# small Gemma model already differ the way the paper's reward model families do.
+
+# %%
+artifacts.write_summary(out, summary, profile=settings.name)
+print(f"wrote {sorted(p.name for p in out.iterdir())}")
+
+# %% [markdown]
+# ## What this chapter established
+#
+# - The implicit reward between two language models follows from the KL-regularised optimum; ranking
+#   replies to one prompt needs only the log ratio of the two models' probabilities.
+# - The raw log ratio is dominated by junk; floored ratios and the paper's MWLR are not, and a planted
+#   preference shows which of them recovers what was put in.
+# - Table 1 and the Freedom-versus-Love comparison of Figure 3 run for every pair of this profile, and
+#   the implicit reward is compared noun by noun with the explicit reward models of chapter 2.
