@@ -210,6 +210,18 @@ class Trace:
         return wide.groupby(level=0).max()
 
 
+def _load(key: str, dtype: str, device: str):
+    """``models.load_causal_lm``, with an out-of-memory error turned into one that says what to do."""
+    try:
+        return models.load_causal_lm(key, dtype, device)
+    except (RuntimeError, MemoryError) as err:
+        if not is_oom(err):
+            raise
+        raise ScoringError(f"{key} does not fit on {device} in {dtype}. Leave it out of LANGUAGE_MODELS, use a "
+                           "GPU with more memory (a 70B model needs about 140 GB in bfloat16), or a smaller "
+                           "model (see the hardware notes in the README)") from err
+
+
 def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "float32", device: str = "cpu",
           batch_size: int = 8, date: str = FIXED_DATE) -> Trace:
     """Next-token log-probabilities of every vocabulary token for every prompt, for one model.
@@ -226,7 +238,7 @@ def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "flo
                        date=date, instruct=spec.instruct)
     if not _done(meta_path, request):
         meta_path.unlink(missing_ok=True)
-        model, tokenizer = models.load_causal_lm(key, dtype, device)
+        model, tokenizer = _load(key, dtype, device)
         sequences = [prompt_ids(tokenizer, text, spec.instruct, date) for text in prompts["text"]]
         started = time.perf_counter()
         values = next_token_logprobs(model, sequences, batch_size).numpy()
@@ -274,7 +286,7 @@ def force_words(key: str, prompts: pd.DataFrame, forms: Sequence[str], directory
         request = _request(model=spec.fingerprint(), dtype=dtype, prompt=text, forms=forms, date=date)
         if not _done(folder / f"{name}.meta.json", request):
             if loaded is None:
-                loaded = models.load_causal_lm(key, dtype, device)
+                loaded = _load(key, dtype, device)
             model, tokenizer = loaded
             prefix = prompt_ids(tokenizer, text, spec.instruct, date)
             encoded = tokenizer(forms, add_special_tokens=False)["input_ids"]
