@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 
 from . import artifacts, models
-from .scoring import FIXED_DATE, PrefixCache, ScoringError, encode_chat, is_oom
+from .scoring import FIXED_DATE, PrefixCache, ScoringError, encode_chat, is_oom, run_in_batches
 from .tokens import variants
 
 
@@ -56,30 +56,6 @@ def prompt_ids(tokenizer, prompt: str, instruct: bool, date: str = FIXED_DATE) -
 
 def _device(model) -> torch.device:
     return next(model.parameters()).device
-
-
-def _halving(run, n: int, batch_size: int) -> int:
-    """Call ``run(start, stop, batch_size)`` over ``range(n)`` in batches, halving the batch on an
-    out-of-memory error; returns the batch size that fitted."""
-    start = 0
-    batch_size = max(1, min(batch_size, n))
-    while start < n:
-        stop = min(start + batch_size, n)
-        try:
-            run(start, stop, batch_size)
-        except (RuntimeError, MemoryError) as err:
-            if not is_oom(err):
-                raise
-            if batch_size == 1:
-                raise ScoringError("out of memory at batch size 1: the model does not fit this device. Use a "
-                                   "GPU with more memory, 8-bit or 4-bit loading, or a smaller model "
-                                   "(see the hardware page)") from err
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            batch_size //= 2
-            continue
-        start = stop
-    return batch_size
 
 
 @torch.no_grad()
@@ -109,7 +85,7 @@ def next_token_logprobs(model, sequences: Sequence[Sequence[int]], batch_size: i
                 out[order[k]] = row
             i = j
 
-    _halving(run, len(sequences), batch_size)
+    run_in_batches(run, len(sequences), batch_size)
     return torch.stack(out)
 
 
@@ -147,7 +123,7 @@ def continuation_logprobs(model, prefix: Sequence[int], continuations: Sequence[
             targets = torch.tensor(row[1:])
             totals[i] += float(logp[k, torch.arange(len(targets)), targets].sum())
 
-    _halving(run, len(longer), batch_size)
+    run_in_batches(run, len(longer), batch_size)
     return totals
 
 

@@ -286,6 +286,34 @@ def is_oom(err: BaseException) -> bool:
     return isinstance(err, oom) or "out of memory" in str(err).lower()
 
 
+def run_in_batches(run: Callable[[int, int, int], None], n: int, batch_size: int) -> int:
+    """Call ``run(start, stop, batch_size)`` over ``range(n)`` in consecutive batches.
+
+    On an out-of-memory error the batch size is halved and the same batch retried, down to 1, where
+    a :class:`ScoringError` says what to do. Returns the batch size that fitted. ``run`` sees the
+    current batch size, so it can re-size anything it keeps per batch size (an expanded cache).
+    """
+    start = 0
+    batch_size = max(1, min(batch_size, n))
+    while start < n:
+        stop = min(start + batch_size, n)
+        try:
+            run(start, stop, batch_size)
+        except (RuntimeError, MemoryError) as err:
+            if not is_oom(err):
+                raise
+            if batch_size == 1:
+                raise ScoringError(
+                    "out of memory at batch size 1: the model does not fit this device. Load it in 8-bit "
+                    "or 4-bit, use a GPU with more memory, or a smaller model (see the hardware page)") from err
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            batch_size //= 2
+            continue
+        start = stop
+    return batch_size
+
+
 @dataclass
 class Scores:
     """Scores in candidate order, the batch size that fitted, and the speed."""
@@ -330,30 +358,20 @@ def score(model, sequences: Sequence[Sequence[int]], route: str = "cached", batc
         bar = tqdm(total=len(sequences), unit="cand", desc=progress if isinstance(progress, str) else route,
                    mininterval=2.0)
     started = time.perf_counter()
-    out, start = [], 0
-    batch_size = min(batch_size, len(sequences))
-    engine.prepare(batch_size)
-    while start < len(sequences):
-        stop = min(start + batch_size, len(sequences))
-        try:
-            out.append(engine.run(start, stop).cpu())
-        except (RuntimeError, MemoryError) as err:
-            if not is_oom(err):
-                raise
-            if batch_size == 1:
-                raise ScoringError(
-                    "out of memory at batch size 1: the model does not fit this device. Load it in 8-bit "
-                    "or 4-bit, use a GPU with more memory, or a smaller model (see the hardware page)") from err
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            batch_size = max(1, batch_size // 2)
-            engine.prepare(batch_size)
-            continue
+    out: list[torch.Tensor] = []
+    prepared = {"batch": None}  # the batch size the engine is set up for
+
+    def run(start: int, stop: int, batch: int) -> None:
+        if prepared["batch"] != batch:
+            engine.prepare(batch)
+            prepared["batch"] = batch
+        out.append(engine.run(start, stop).cpu())
         if bar is not None:
             bar.update(stop - start)
-        start = stop
         if on_batch is not None:
-            on_batch(start)
+            on_batch(stop)
+
+    batch_size = run_in_batches(run, len(sequences), batch_size)
     if bar is not None:
         bar.close()
     values = torch.cat(out)

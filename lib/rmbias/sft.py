@@ -48,6 +48,7 @@ from .artifacts import library_versions
 from .data import build_once, cache_dir
 from .logprobs import Trace, decoded_tokens, next_token_logprobs, prompt_ids
 from .scoring import FIXED_DATE, encode_chat
+from .training import quiet, trainer_arguments
 
 # Bump when the code below changes what a cached fine-tuned model holds.
 RECIPE_VERSION = 1
@@ -223,34 +224,17 @@ def train_injection(base_key: str, words: Sequence[str], config: InjectConfig, o
     peft_config = LoraConfig(task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
                              lora_dropout=config.lora_dropout, target_modules=list(config.target_modules))
     args = SFTConfig(
-        output_dir=str(output_dir / "checkpoints"),
-        per_device_train_batch_size=config.per_device_batch,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
+        **trainer_arguments(config, output_dir, verbose),
         warmup_steps=config.warmup_steps,
-        weight_decay=config.weight_decay,
         max_steps=config.max_steps,
-        seed=config.seed,
-        data_seed=config.seed,
-        bf16=config.dtype == "bfloat16",
-        fp16=False,
         gradient_checkpointing=False,
         completion_only_loss=True,
         max_length=None,
         save_strategy="no",
-        logging_steps=config.logging_steps,
-        report_to="none",
-        disable_tqdm=not verbose,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config)
-    if not verbose:
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)
+    quiet(trainer, verbose)
     t0 = time.perf_counter()
     result = trainer.train()
     train_seconds = time.perf_counter() - t0

@@ -275,6 +275,38 @@ def _trainer_class():
     return _RewardTrainer
 
 
+def trainer_arguments(config: Any, output_dir: Path, verbose: bool) -> dict[str, Any]:
+    """The training arguments every trainer here shares (reward models; :mod:`rmbias.sft`), read
+    from a recipe with ``per_device_batch``, ``grad_accum``, ``learning_rate``, ``lr_scheduler``,
+    ``weight_decay``, ``seed``, ``dtype`` and ``logging_steps``: batches, optimiser, seeds (data
+    order included), precision, checkpoints under ``output_dir/checkpoints``, no reporting."""
+    return dict(
+        output_dir=str(Path(output_dir) / "checkpoints"),
+        per_device_train_batch_size=config.per_device_batch,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=config.dtype == "bfloat16",
+        fp16=False,
+        logging_steps=config.logging_steps,
+        report_to="none",
+        disable_tqdm=not verbose,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+
+
+def quiet(trainer, verbose: bool) -> None:
+    """With tqdm off, a Trainer prints every log line instead; unless ``verbose``, keep notebooks quiet."""
+    if not verbose:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+
+
 def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: TrainConfig, output_dir: str | Path,
                        heldout_pairs: Sequence[Pair] | None = None, data_info: dict[str, Any] | None = None,
                        merge: bool = True, verbose: bool = False) -> Path:
@@ -321,37 +353,20 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
                              layers_to_transform=layers, modules_to_save=["score"])
     steps_per_epoch = math.ceil(len(dataset) / config.per_device_batch / config.grad_accum)
     args = RewardConfig(
-        output_dir=str(output_dir / "checkpoints"),
-        per_device_train_batch_size=config.per_device_batch,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
+        **trainer_arguments(config, output_dir, verbose),
         warmup_steps=config.warmup_ratio,  # transformers 5: a value below 1 is a ratio of total steps
-        weight_decay=config.weight_decay,
         num_train_epochs=config.epochs,
         max_steps=config.max_steps if config.max_steps is not None else -1,
         max_length=config.max_length,
-        seed=config.seed,
-        data_seed=config.seed,
-        bf16=config.dtype == "bfloat16",
-        fp16=False,
         gradient_checkpointing=config.gradient_checkpointing,
         save_strategy="steps" if config.save_steps else "no",
         save_steps=config.save_steps or 500,
-        logging_steps=config.logging_steps,
-        report_to="none",
-        disable_tqdm=not verbose,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
         disable_dropout=True,
     )
     trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                                  peft_config=peft_config)
     trainer.score_learning_rate = config.score_learning_rate
-    if not verbose:  # with tqdm off, Trainer prints every log line instead; keep notebooks quiet
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)
+    quiet(trainer, verbose)
     if trainer.model.config.pad_token_id != tokenizer.pad_token_id:
         raise RuntimeError("RewardTrainer changed the pad token")
     t0 = time.perf_counter()
