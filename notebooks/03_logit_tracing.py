@@ -358,16 +358,13 @@ summary["teacher_forced"] = {" vs ".join(r["pair"]): {
 # %%
 shared_all = logprobs.shared_single_tokens(list(traces.values()), nouns)
 all_medians = category_medians(logprobs.single_token_table(list(traces.values()), shared_all))
-gaps = (all_medians.pivot_table(index=["model", "family", "framing"], columns="category", values="median_rank")
-        .assign(agency_minus_communion=lambda t: t["Agency"] - t["Communion"]).reset_index())
-per_model = (gaps.groupby(["model", "family", "framing"])["agency_minus_communion"]
-             .agg(["mean", "sem", "count"]).reset_index())
+per_model = ranks.category_gap(all_medians, by=["model", "family", "framing"])  # paired over prompts
 artifacts.write_table(per_model, out, "agency_minus_communion_per_model", n_shared=len(shared_all))
 fig, ax = plt.subplots(figsize=(7, 0.5 * per_model["model"].nunique() + 1.6))
 for offset, framing_name, marker in ((-0.12, "positive", "o"), (0.12, "negative", "s")):
     rows = per_model[per_model["framing"] == framing_name].reset_index(drop=True)
     for y, row in rows.iterrows():
-        ax.errorbar(row["mean"], y + offset, xerr=row["sem"], fmt=marker, color=plots.FAMILY_COLOURS[row["family"]],
+        ax.errorbar(row["gap"], y + offset, xerr=row["sem"], fmt=marker, color=plots.FAMILY_COLOURS[row["family"]],
                     mfc="white" if framing_name == "negative" else None, capsize=2)
 ax.set_yticks(range(len(rows)), rows["model"])
 ax.axvline(0, color="grey", lw=0.8)
