@@ -385,13 +385,13 @@ def load_causal_lm(key: str, dtype: str = "float32", device: str = "cpu",
 
 
 def load_reward_model(key: str, dtype: str = "float32", device: str = "cpu",
-                      attn_implementation: str | None = None):
+                      attn_implementation: str | None = None, head_seed: int = 0):
     """A reward model and its tokenizer, in eval mode on ``device``.
 
     A published or trained reward model (``reward`` set in its spec) keeps its own head and output
     size (URM, for one, has more than one output; the reward is column 0). Any other model gets a
-    new one-output score head, initialised from a fixed seed so that the tiny profile and the
-    benchmarks are repeatable. The config's pad token is taken from the tokenizer where the
+    new one-output score head, drawn from ``head_seed`` (default 0) so that the tiny profile and
+    the benchmarks are repeatable and training seeds (:mod:`rmbias.training`) differ in their heads. The config's pad token is taken from the tokenizer where the
     config has none (scoring pads with it but never reads a padded position).
     """
     import torch
@@ -406,7 +406,7 @@ def load_reward_model(key: str, dtype: str = "float32", device: str = "cpu",
         kwargs["num_labels"] = 1
     try:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
+            torch.manual_seed(head_seed)
             model = AutoModelForSequenceClassification.from_pretrained(
                 where, dtype=getattr(torch, dtype),
                 attn_implementation=attn_implementation or default_attention(key), **kwargs)

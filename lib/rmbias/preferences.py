@@ -108,8 +108,72 @@ class Parsed:
                 "source": self.source}
 
 
+# Preference datasets on the Hugging Face hub that the paper profile trains on: (subset, split,
+# layout). "messages": columns ``chosen`` and ``rejected``, each a list of {role, content}
+# messages (Skywork). "rated": two conversations ``conv_A`` and ``conv_B`` with ratings
+# ``conv_A_rating`` and ``conv_B_rating``; the higher-rated one is chosen, ties are dropped
+# (Unified-Feedback, as the GRM authors used it).
+HUB_PREFERENCES = {
+    "Skywork/Skywork-Reward-Preference-80K-v0.2": (None, "train", "messages"),
+    "llm-blender/Unified-Feedback": ("all", "train", "rated"),
+}
+
+
+def _messages(conversation: Sequence[dict[str, Any]]) -> list[Message]:
+    return [{"role": str(m["role"]), "content": str(m["content"]).strip()} for m in conversation]
+
+
+def hub_record_pair(record: dict[str, Any], layout: str, index: int = -1) -> Pair:
+    """One record of a hub preference dataset (``layout`` as in :data:`HUB_PREFERENCES`) as a
+    checked conversational pair; raises :class:`PairError` (``tie`` for equal ratings)."""
+    if layout == "messages":
+        chosen, rejected = _messages(record["chosen"]), _messages(record["rejected"])
+    elif layout == "rated":
+        a, b = float(record["conv_A_rating"]), float(record["conv_B_rating"])
+        if a == b:
+            raise PairError("tie")
+        first, second = _messages(record["conv_A"]), _messages(record["conv_B"])
+        chosen, rejected = (first, second) if a > b else (second, first)
+    else:
+        raise ValueError(f"unknown preference layout {layout!r}; known: messages, rated")
+    if not chosen or chosen[-1]["role"] != "assistant":
+        raise PairError("no_final_reply")
+    check_pair(chosen, rejected)
+    return {"index": index, "chosen": chosen, "rejected": rejected}
+
+
+def load_hub_pairs(dataset_id: str, records=None) -> Parsed:
+    """All usable pairs of a hub preference dataset of :data:`HUB_PREFERENCES` (needs the hub,
+    or a local datasets cache), in dataset order. ``records`` (any iterable of dicts in the
+    dataset's layout) replaces the download, for tests."""
+    if dataset_id not in HUB_PREFERENCES:
+        raise ValueError(f"unknown preference dataset {dataset_id!r}; known: {', '.join(HUB_PREFERENCES)} "
+                         f"and the registered file {HH_HARMLESS_TEST}")
+    subset, split, layout = HUB_PREFERENCES[dataset_id]
+    if records is None:
+        from datasets import load_dataset
+
+        try:
+            records = load_dataset(dataset_id, subset, split=split)
+        except Exception as err:  # offline, gated, or renamed
+            raise RuntimeError(f"could not load {dataset_id} from the Hugging Face hub ({err}); the paper "
+                               "profile needs network access to the hub, or the dataset in the local cache") from err
+    pairs, dropped, n = [], Counter(), 0
+    for i, record in enumerate(records):
+        n += 1
+        try:
+            pairs.append(hub_record_pair(record, layout, index=i))
+        except PairError as err:
+            dropped[err.reason] += 1
+    return Parsed(pairs, n, dict(sorted(dropped.items())), {"dataset": dataset_id, "subset": str(subset),
+                                                            "split": split})
+
+
 def load_pairs(path: str = HH_HARMLESS_TEST) -> Parsed:
-    """All usable pairs of a registered hh-rlhf file, in file order (``index`` = line number)."""
+    """All usable pairs of a registered hh-rlhf file, in file order (``index`` = line number), or
+    of a hub preference dataset named by its id (:data:`HUB_PREFERENCES`)."""
+    if path in HUB_PREFERENCES:
+        return load_hub_pairs(path)
     pairs, dropped = [], Counter()
     with gzip.open(fetch(path), "rt", encoding="utf-8") as handle:
         records = [json.loads(line) for line in handle if line.strip()]

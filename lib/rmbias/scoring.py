@@ -132,7 +132,10 @@ def split_shared_prefix(sequences: Sequence[Sequence[int]]) -> tuple[list[int], 
 
 
 def _backbone_and_head(model):
-    """The transformer body and the linear score head of a ``*ForSequenceClassification`` model."""
+    """The transformer body and the linear score head of a ``*ForSequenceClassification`` model
+    (under a peft wrapper, the wrapped model's, with its LoRA layers in place)."""
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
     head = getattr(model, "score", None)
     body = getattr(model, model.base_model_prefix, None)
     if head is None or body is None:

@@ -215,18 +215,21 @@ def accuracy_interval(correct: int, n: int, level: float = 0.95) -> tuple[float,
 
 # --- data ----------------------------------------------------------------------------------------
 
-def prepare_pairs(config: TrainConfig) -> tuple[list[Pair], list[Pair], dict[str, Any]]:
+def prepare_pairs(config: TrainConfig, sample_seed: int | None = None) -> tuple[list[Pair], list[Pair], dict[str, Any]]:
     """The (train, held-out) pairs of a recipe and a record of how they were made.
 
     All usable pairs of ``config.data`` are shortened (``last_turns``, ``max_chars``), split
     into disjoint train and held-out sets (``split_seed``), and ``n_train`` pairs are drawn from
-    the train set (nested across sizes for one seed)."""
+    the train set with ``sample_seed`` (default: ``split_seed``), nested across sizes for one
+    seed. A data-size ablation with several seeds keeps ``split_seed`` fixed, so every run is
+    judged on the same held-out pairs, and varies ``sample_seed``."""
     parsed = load_pairs(config.data)
     short, n_dropped = shorten_all(parsed.pairs, config.last_turns, config.max_chars)
     train, heldout = split_pairs(short, config.n_heldout, seed=config.split_seed)
-    train = subsample(train, config.n_train, seed=config.split_seed)
+    sample_seed = config.split_seed if sample_seed is None else sample_seed
+    train = subsample(train, config.n_train, seed=sample_seed)
     info = {**parsed.summary(), "dropped_identical_after_shortening": n_dropped,
-            "split_seed": config.split_seed, "n_train": len(train), "n_heldout": len(heldout),
+            "split_seed": config.split_seed, "sample_seed": sample_seed, "n_train": len(train), "n_heldout": len(heldout),
             "last_turns": config.last_turns, "max_chars": config.max_chars,
             "train_index": [p["index"] for p in train], "heldout_index": [p["index"] for p in heldout]}
     return train, heldout, info
@@ -307,9 +310,17 @@ def quiet(trainer, verbose: bool) -> None:
         trainer.remove_callback(PrinterCallback)
 
 
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The Trainer checkpoint (``checkpoint-<step>``) with the highest step in ``folder``, if any."""
+    found = [p for p in Path(folder).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
+             and (p / "trainer_state.json").is_file()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
 def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: TrainConfig, output_dir: str | Path,
                        heldout_pairs: Sequence[Pair] | None = None, data_info: dict[str, Any] | None = None,
-                       merge: bool = True, verbose: bool = False) -> Path:
+                       merge: bool = True, verbose: bool = False, callbacks: Sequence[Any] = (),
+                       resume: bool = False) -> Path:
     """Train a Bradley-Terry reward model from ``base_key`` on ``train_pairs`` with ``config``.
 
     Writes into ``output_dir`` (created; must be empty if it exists): the model with the LoRA
@@ -318,19 +329,31 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
     checkpoints under ``checkpoints/`` (``config.save_steps``), and ``training.json``: recipe,
     base model, data, pad token, loss history, held-out pairwise accuracy with a 95% interval,
     times and library versions. Returns ``output_dir``.
+
+    ``callbacks`` are transformers ``TrainerCallback`` objects (chapter 05 scores the model at
+    chosen steps with one). With ``resume=True`` an unfinished ``output_dir`` is not an error: the
+    run continues from its last checkpoint (``config.save_steps`` must be set for there to be
+    one), or starts again if it has none.
     """
     from datasets import Dataset
     from peft import LoraConfig
     from trl import RewardConfig
 
     output_dir = Path(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()):
+    last_checkpoint = None
+    if resume and (output_dir / "training.json").is_file():
+        raise FileExistsError(f"{output_dir} holds a finished model; nothing to resume")
+    if resume and output_dir.exists():
+        last_checkpoint = latest_checkpoint(output_dir / "checkpoints")
+        if last_checkpoint is None:
+            shutil.rmtree(output_dir)
+    elif output_dir.exists() and any(output_dir.iterdir()):
         raise FileExistsError(f"{output_dir} is not empty")
     output_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
-    torch.manual_seed(config.seed)  # the new score head is drawn from torch's random state
-    model, tokenizer = models.load_reward_model(base_key, dtype=config.dtype)
+    torch.manual_seed(config.seed)  # LoRA initialisation (the Trainer re-seeds before training)
+    model, tokenizer = models.load_reward_model(base_key, dtype=config.dtype, head_seed=config.seed)
     model.train()
     if config.score_init_std is not None:
         with torch.no_grad():
@@ -364,13 +387,13 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
         disable_dropout=True,
     )
     trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                                 peft_config=peft_config)
+                                 peft_config=peft_config, callbacks=list(callbacks))
     trainer.score_learning_rate = config.score_learning_rate
     quiet(trainer, verbose)
     if trainer.model.config.pad_token_id != tokenizer.pad_token_id:
         raise RuntimeError("RewardTrainer changed the pad token")
     t0 = time.perf_counter()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=str(last_checkpoint) if last_checkpoint else None)
     train_seconds = time.perf_counter() - t0
 
     trained = trainer.model
@@ -409,6 +432,7 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
         "data": {**(data_info or {}), "n_train_pairs_given": len(train_pairs), "n_train_pairs_used": len(dataset),
                  "dropped_over_max_length": too_long},
         "training": {"optimizer_steps": trainer.state.global_step, "steps_per_epoch": steps_per_epoch,
+                     "resumed_from": last_checkpoint.name if last_checkpoint else None,
                      "train_loss": result.training_loss, "history": history, "seconds": train_seconds,
                      "device": str(next(trained.parameters()).device), "torch_threads": torch.get_num_threads()},
         "heldout": evaluation,

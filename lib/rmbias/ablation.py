@@ -1,0 +1,427 @@
+"""Ablation training: reward models from different bases, identical data, followed through training.
+
+Section 6 of the paper trains Bradley-Terry reward models from two base models (gemma-2-2b-it and
+Llama-3.2-3B-Instruct) on identical preference data with one recipe, and scores every checkpoint
+on the headline prompt ``greatest_ever_one``: the vocabulary tokens that match the expanded Big
+Two dictionary (1,365 token variants) are ranked by reward, and the median rank of each category
+is tracked over training steps (Figure 4a) and over data quantity (Figure 4b). This module runs
+that grid, with several seeds per condition (the paper had one), and reads the authors' released
+rank tables.
+
+A grid is an :class:`Ablation`: bases x data sizes x seeds, one recipe
+(:class:`rmbias.training.TrainConfig`), and the steps at which the model is scored. Each run is
+one call to :func:`rmbias.training.train_reward_model` (the same code that trains chapter 02's
+reward models) with a :class:`CheckpointScorer` callback, which scores the live model with the
+scoring engine (:func:`rmbias.scoring.score`) at step 0 (the untrained model, random score head)
+and at every chosen step, and writes one table per step. A run folder is complete when
+``complete.json`` is in it; an interrupted run resumes from its last LoRA checkpoint, and steps
+already scored are not scored again.
+
+Candidates are decoded vocabulary strings shared by every base's tokenizer whose normalised form
+(non-ASCII characters removed, whitespace stripped, lower case; as the authors' scripts do) is an
+entry of the expanded Big Two dictionary: :func:`big2_candidates`. Each base scores the same
+strings, so ranks are comparable across bases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import corpora, models, ranks, scoring
+from .artifacts import write_json
+from .data import fetch
+from .data import cache_dir
+from .training import RECIPE_VERSION, TrainConfig, prepare_pairs, train_reward_model
+
+STEP_FILE = re.compile(r"step-(\d+)\.parquet$")
+
+
+# --- candidates ----------------------------------------------------------------------------------
+
+def normalise(token: str) -> str:
+    """The authors' normal form of a decoded token: ASCII characters only, stripped, lower case."""
+    return token.encode("ascii", errors="ignore").decode("ascii").strip().lower()
+
+
+def decoded_vocabulary(tokenizer) -> dict[str, int]:
+    """Each decoded string of a tokenizer's ordinary vocabulary, with the lowest id that decodes to it."""
+    out: dict[str, int] = {}
+    for idx in scoring.vocabulary_ids(tokenizer):
+        out.setdefault(tokenizer.decode([idx]), idx)
+    return out
+
+
+def big2_candidates(tokenizers: dict[str, Any], dictionary: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The token variants of the expanded Big Two dictionary that every tokenizer has.
+
+    ``tokenizers`` maps a model key to its tokenizer. Returns one row per shared decoded string
+    whose normal form (:func:`normalise`) is a dictionary entry: ``token`` (the decoded string,
+    e.g. ``" Freedom"``), ``word`` (its normal form), ``category``, and ``id_<key>`` (the token id in
+    each vocabulary). Strings are in sorted order, so the table does not depend on the order of
+    ``tokenizers``.
+    """
+    if not tokenizers:
+        raise ValueError("no tokenizers given")
+    dictionary = corpora.big2_expanded() if dictionary is None else dictionary
+    category = dict(zip(dictionary["word"].str.lower(), dictionary["category"]))
+    vocabularies = {key: decoded_vocabulary(tok) for key, tok in tokenizers.items()}
+    shared = set.intersection(*(set(v) for v in vocabularies.values()))
+    rows = sorted(s for s in shared if normalise(s) in category)
+    if not rows:
+        raise ValueError("no expanded Big Two token variant is shared by all these tokenizers")
+    table = pd.DataFrame({"token": rows, "word": [normalise(s) for s in rows]})
+    table["category"] = table["word"].map(category)
+    for key, vocabulary in vocabularies.items():
+        table[f"id_{key}"] = [vocabulary[s] for s in rows]
+    return table
+
+
+# --- the grid ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Ablation:
+    """A grid of reward-model training runs: every base x data size x seed, one recipe.
+
+    ``sizes`` are numbers of training pairs (nested for one seed: the smaller set is the start of
+    the larger). A run's seed seeds the score head, the LoRA initialisation, the batch order and
+    the draw of its training pairs, so seeds differ in data as well as initialisation, while the
+    held-out pairs are the same for every run (``heldout_seed``). The model is scored on
+    ``prompt`` at step 0 and at its last step, and every ``score_every`` optimiser steps for the
+    sizes named by ``trajectory_for``.
+    """
+
+    bases: tuple[str, ...]
+    sizes: tuple[int, ...]
+    seeds: tuple[int, ...]
+    recipe: TrainConfig
+    score_every: int
+    prompt: str = "greatest_ever_one"
+    heldout_seed: int = 0
+    heldout_for: str = "largest"  # held-out accuracy for runs of the "largest" size only, or "all"
+    trajectory_for: str = "largest"  # scored every score_every steps: "largest" size only, or "all"
+    batch_size: int = 128  # candidates per scoring pass (halved on out-of-memory)
+
+    @classmethod
+    def demo(cls, **changes: Any) -> Ablation:
+        """The CPU grid: SmolLM2-135M-Instruct and Gemma-3-270M, 24/48/96 hh-rlhf pairs, 3 seeds.
+
+        The recipe is chapter 02's demo recipe with half the batch (4 pairs a step) and messages
+        cut at 200 characters, so that the 18 runs train in about a quarter of an hour on two
+        cores: 6, 12 and 24 steps. Held-out accuracy (128 pairs) for the 96-pair runs only.
+        """
+        recipe = TrainConfig.demo(per_device_batch=4, max_chars=200, max_length=192, n_heldout=128,
+                                  logging_steps=4)
+        grid = cls(bases=("smollm2-135m-instruct", "gemma-3-270m"), sizes=(24, 48, 96), seeds=(0, 1, 2),
+                   recipe=recipe, score_every=8)
+        return replace(grid, **changes)
+
+    @classmethod
+    def tiny(cls, **changes: Any) -> Ablation:
+        """Random-weight tiny Llama and Gemma 2 models: a seconds-long grid for the tests."""
+        recipe = TrainConfig.demo(per_device_batch=4, max_chars=200, max_length=192, n_heldout=16, logging_steps=1)
+        grid = cls(bases=("tiny-llama", "tiny-gemma2"), sizes=(4, 8), seeds=(0, 1), recipe=recipe,
+                   score_every=1, batch_size=512)
+        return replace(grid, **changes)
+
+    @classmethod
+    def for_profile(cls, profile: str, **changes: Any) -> Ablation:
+        """The grid of a profile (``tiny``, ``demo`` or ``paper``) with ``changes`` applied."""
+        makers = {"tiny": cls.tiny, "demo": cls.demo, "paper": cls.paper}
+        if profile not in makers:
+            raise ValueError(f"no ablation grid for profile {profile!r}; choose one of {', '.join(makers)}")
+        return makers[profile](**{k: v for k, v in changes.items() if v is not None})
+
+    def fingerprint(self) -> str:
+        """A short hash of everything that changes the runs' results (cache folder names)."""
+        blob = json.dumps({"grid": self.as_dict(), "recipe_version": RECIPE_VERSION,
+                           "bases": [models.spec(b).fingerprint() for b in self.bases]},
+                          sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:10]
+
+    @classmethod
+    def paper(cls, **changes: Any) -> Ablation:
+        """The paper's grid on a GPU: gemma-2-2b-it and Llama-3.2-3B-Instruct with the paper's
+        recipe on Unified-Feedback subsets of 13k, 27k, 53k and 106k pairs, scored every 1,000
+        steps (the paper ran one seed; three are set here, which triples the cost)."""
+        recipe = TrainConfig.paper(data="llm-blender/Unified-Feedback", n_heldout=2000, logging_steps=50)
+        grid = cls(bases=("google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B-Instruct"),
+                   sizes=(13_000, 27_000, 53_000, 106_000), seeds=(0, 1, 2), recipe=recipe, score_every=1000,
+                   batch_size=256, heldout_for="all", trajectory_for="all")
+        return replace(grid, **changes)
+
+    def config(self, size: int, seed: int, resume_every: int | None = None) -> TrainConfig:
+        """The recipe of one run: ``n_train=size``, ``seed``, and the grid's held-out split.
+        LoRA checkpoints (for resuming) are kept every ``resume_every`` steps (default: ``score_every``)."""
+        return replace(self.recipe, n_train=size, seed=seed, split_seed=self.heldout_seed,
+                       save_steps=resume_every or self.score_every)
+
+    def steps_for(self, size: int, n_steps: int) -> list[int]:
+        """The steps at which a run of ``size`` pairs and ``n_steps`` optimiser steps is scored:
+        step 0 and the last step always; every ``score_every`` steps where a trajectory is kept."""
+        if self.trajectory_for == "all" or size == max(self.sizes):
+            return scored_steps(n_steps, self.score_every)
+        return [0, n_steps]
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every (base, size, seed) of the grid, largest size first within a base and seed."""
+        return [{"base": b, "size": n, "seed": s} for b in self.bases for s in self.seeds
+                for n in sorted(self.sizes, reverse=True)]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_name(base: str, size: int, seed: int) -> str:
+    return f"{base.replace('/', '--')}-n{size}-s{seed}"
+
+
+def scored_steps(n_steps: int, every: int) -> list[int]:
+    """Step 0, every ``every`` steps, and the last step."""
+    return sorted({0, n_steps, *range(every, n_steps + 1, every)})
+
+
+def optimizer_steps(config: TrainConfig, n_pairs: int) -> int:
+    """Optimiser steps of a run over ``n_pairs`` training pairs (as the Trainer counts them)."""
+    if config.max_steps is not None:
+        return config.max_steps
+    per_epoch = max(1, int(np.ceil(n_pairs / config.per_device_batch)) // config.grad_accum)
+    return int(np.ceil(per_epoch * config.epochs))
+
+
+# --- scoring checkpoints during training ----------------------------------------------------------
+
+def _trainer_callback():
+    from transformers import TrainerCallback
+
+    class CheckpointScorer(TrainerCallback):
+        """Scores the model being trained on fixed candidate chats at chosen optimiser steps.
+
+        Each scored step is written as ``<folder>/step-<NNNNN>.parquet`` (columns of
+        ``candidates`` plus ``step`` and ``score``); a step whose file exists is skipped, so a
+        resumed run scores only what is missing.
+        """
+
+        def __init__(self, folder: Path, candidates: pd.DataFrame, sequences: Sequence[Sequence[int]],
+                     steps: Sequence[int], batch_size: int, step0: Path | None = None):
+            self.folder, self.candidates, self.sequences = Path(folder), candidates, sequences
+            self.steps, self.batch_size, self.step0 = set(steps), batch_size, step0
+            self.folder.mkdir(parents=True, exist_ok=True)
+
+        def score_now(self, model, step: int) -> None:
+            path = self.folder / f"step-{step:05d}.parquet"
+            if path.exists():
+                return
+            if step == 0 and self.step0 is not None and self.step0.is_file():
+                shutil.copyfile(self.step0, path)  # another data size of this base and seed scored it
+                return
+            was_training = model.training
+            model.eval()
+            result = scoring.score(model, self.sequences, route="cached", batch_size=self.batch_size)
+            model.train(was_training)
+            table = self.candidates.assign(step=step, score=result.values.numpy())
+            partial = path.with_suffix(".partial")
+            table.to_parquet(partial)
+            partial.replace(path)
+            if step == 0 and self.step0 is not None:
+                self.step0.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, self.step0)
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            if 0 in self.steps and state.global_step == 0:
+                self.score_now(model, 0)
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step in self.steps:
+                self.score_now(model, state.global_step)
+
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            self.score_now(model, state.global_step)  # the last step, whatever the plan said
+
+    return CheckpointScorer
+
+
+def train_run(grid: Ablation, base: str, size: int, seed: int, candidates: pd.DataFrame, folder: Path,
+              verbose: bool = False) -> Path:
+    """One run of the grid into ``folder``; resumes an interrupted run; returns the folder.
+
+    Writes ``model/`` (the LoRA adapter and score head, with ``training.json``), ``scores/``
+    (one table per scored step) and, last, ``complete.json``.
+    """
+    folder = Path(folder)
+    if (folder / "complete.json").is_file():
+        return folder
+    config = grid.config(size, seed)
+    train, heldout, info = prepare_pairs(config, sample_seed=seed)
+    keep_heldout = grid.heldout_for == "all" or size == max(grid.sizes)
+
+    tokenizer = models.load_tokenizer(base)
+    sequences = scoring.vocab_sequences(tokenizer, _prompt_text(grid.prompt), candidates[f"id_{base}"].tolist())
+    steps = grid.steps_for(size, optimizer_steps(config, len(train)))
+    # Step 0 (the untrained model) depends on the base and the seed only: scored once per pair.
+    step0 = folder.parent / "step0" / f"{run_name(base, 0, seed)}.parquet"
+    callback = _trainer_callback()(folder / "scores", candidates[["token", "word", "category"]], sequences,
+                                   steps, grid.batch_size, step0)
+    train_reward_model(base, train, config, folder / "model", heldout_pairs=heldout if keep_heldout else None,
+                       data_info=info, merge=False, verbose=verbose, callbacks=[callback], resume=True)
+    shutil.rmtree(folder / "model" / "checkpoints", ignore_errors=True)
+    write_json(folder / "complete.json", {"base": base, "size": size, "seed": seed, "steps": steps,
+                                          "grid": grid.as_dict()})
+    return folder
+
+
+def _prompt_text(key: str) -> str:
+    from .prompts import select
+
+    return select([key])["text"].iloc[0]
+
+
+def grid_directory(grid: Ablation) -> Path:
+    """Where the runs of ``grid`` are kept: ``<cache>/ablation/<fingerprint>`` (reused by later builds)."""
+    return cache_dir() / "ablation" / grid.fingerprint()
+
+
+def run_grid(grid: Ablation, directory: Path, candidates: pd.DataFrame | None = None,
+             verbose: bool = False, progress: bool = True) -> list[Path]:
+    """Every run of ``grid`` under ``directory`` (resumable); the candidates are computed from the
+    bases' tokenizers unless given. Returns the run folders."""
+    directory = Path(directory)
+    if candidates is None:
+        candidates = big2_candidates({b: models.load_tokenizer(b) for b in grid.bases})
+    folders = []
+    for i, run in enumerate(grid.runs()):
+        folder = directory / run_name(**run)
+        if progress and not (folder / "complete.json").is_file():
+            print(f"run {i + 1}/{len(grid.runs())}: {run_name(**run)}", flush=True)
+        folders.append(train_run(grid, run["base"], run["size"], run["seed"], candidates, folder, verbose))
+    return folders
+
+
+# --- reading the runs ----------------------------------------------------------------------------
+
+def read_scores(folder: Path) -> pd.DataFrame:
+    """All scored steps of one run folder, with ``base``, ``size`` and ``seed`` from its record."""
+    folder = Path(folder)
+    record = json.loads((folder / "complete.json").read_text())
+    paths = sorted((folder / "scores").glob("step-*.parquet"))
+    if not paths:
+        raise FileNotFoundError(f"{folder} has no scored steps")
+    table = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    return table.assign(base=record["base"], size=record["size"], seed=record["seed"])
+
+
+def rank_table(scores: pd.DataFrame, family: dict[str, str] | None = None) -> pd.DataFrame:
+    """Median rank per category at every scored step: the tidy table behind Figure 4.
+
+    Candidates are ranked by reward within each (base, size, seed, step), 1 = best, over both
+    categories together (as the authors ranked their 1,365 token variants); returns ``model``,
+    ``family``, ``data_size``, ``seed``, ``step``, ``category``, ``median_rank``, ``n_words``.
+    """
+    table = scores.copy()
+    table["rank"] = ranks.within_ranks(table, ["base", "size", "seed", "step"])
+    medians = ranks.median_ranks(table, ["base", "size", "seed", "step", "category"])
+    medians = medians.rename(columns={"base": "model", "size": "data_size"})
+    family = family or {}
+    medians.insert(1, "family", medians["model"].map(lambda m: family.get(m) or models.spec(m).family))
+    return medians.sort_values(["model", "data_size", "seed", "step", "category"], ignore_index=True)
+
+
+def final_steps(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each run's last scored step (``model``, ``data_size``, ``seed``)."""
+    last = table.groupby(["model", "data_size", "seed"])["step"].transform("max")
+    return table[table["step"] == last].reset_index(drop=True)
+
+
+def rank_changes(scores: pd.DataFrame, first: int | None = None) -> pd.DataFrame:
+    """How far each dictionary word moved between two checkpoints, per base and seed (Figure 5).
+
+    As the authors did: the token variants of a word are averaged (mean reward), words are ranked
+    at each step, and ``rank_change = rank(first) - rank(last)`` (positive: preferred more by the
+    end). ``first`` is the first scored step after step 0 unless given (the paper's first
+    checkpoint is after 1,000 steps, not the untrained model). Returns ``base``, ``size``,
+    ``seed``, ``word``, ``category``, ``first``, ``last``, ``rank_first``, ``rank_last``, ``rank_change``.
+    """
+    keys = ["base", "size", "seed"]
+    words = scores.groupby([*keys, "step", "word", "category"], as_index=False)["score"].mean()
+    words["rank"] = ranks.within_ranks(words, [*keys, "step"])
+    out = []
+    for key, run in words.groupby(keys):
+        steps = sorted(run["step"].unique())
+        start = first if first is not None else next((s for s in steps if s > 0), steps[0])
+        a = run[run["step"] == start].set_index("word")
+        b = run[run["step"] == steps[-1]].set_index("word")
+        moved = pd.DataFrame({"category": a["category"], "rank_first": a["rank"], "rank_last": b["rank"]})
+        moved["rank_change"] = moved["rank_first"] - moved["rank_last"]
+        out.append(moved.reset_index().assign(**dict(zip(keys, key)), first=start, last=steps[-1]))
+    cols = [*keys, "word", "category", "first", "last", "rank_first", "rank_last", "rank_change"]
+    return pd.concat(out, ignore_index=True)[cols]
+
+
+# --- the authors' released rank tables ------------------------------------------------------------
+
+# The authors' manifest (figures/generate_figure_4_and_A5.R): file, data size in thousands of pairs
+# as plotted, data source and method.
+RELEASED_RANK_TABLES = {
+    "rank_results_uf_13.csv": (13, "Unified-Feedback", "BT"),
+    "rank_results_uf_27.csv": (27, "Unified-Feedback", "BT"),
+    "rank_results_uf_54.csv": (53, "Unified-Feedback", "BT"),
+    "rank_results_uf_100.csv": (106, "Unified-Feedback", "BT"),
+    "rank_results_sky_80k.csv": (77, "Skywork", "BT"),
+    "rank_results_grm_80k.csv": (550, "Unified-Feedback + Skywork", "GRM"),
+}
+
+
+def _family_of(model_id: str) -> str:
+    low = model_id.lower()
+    for needle, family in (("gem", "gemma"), ("lla", "llama"), ("qwe", "qwen")):
+        if needle in low:
+            return family
+    raise ValueError(f"cannot tell the base family of {model_id!r}")
+
+
+def released_rank_tables() -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The authors' released ablation rank tables as one tidy table, and what is odd about them.
+
+    Returns ``file``, ``data_size`` (thousands of pairs, as the authors' manifest plots it),
+    ``data_source``, ``method``, ``model_id``, ``family`` (from the model id: the files' own
+    ``base_model`` column is missing for Qwen), ``category``, ``checkpoint``, ``median_rank``
+    (the files call it ``sum_value``; it is a median), one row per distinct (file, model,
+    category, checkpoint). The report counts exact duplicate rows, byte-identical files and, per
+    file, the final checkpoint (optimiser steps of 16 pairs each give the pairs actually seen).
+    """
+    parts, report = [], {"files": {}}
+    digests: dict[str, list[str]] = {}
+    for name, (size, source, method) in RELEASED_RANK_TABLES.items():
+        path = fetch(f"reward_model_training/{name}")
+        digests.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), []).append(name)
+        raw = pd.read_csv(path)
+        raw = raw.drop(columns=[c for c in raw.columns if c in ("", "X") or c.startswith("Unnamed")])
+        table = raw.rename(columns={"Category": "category", "sum_value": "median_rank"})
+        n_rows = len(table)
+        table = table.drop_duplicates(subset=["model_id", "category", "checkpoint", "median_rank"])
+        conflicting = table.duplicated(subset=["model_id", "category", "checkpoint"]).sum()
+        if method == "GRM":
+            table["checkpoint"] = 1  # one off-the-shelf model per base, no checkpoints
+        report["files"][name] = {
+            "rows": n_rows, "distinct_rows": len(table), "duplicate_rows": n_rows - len(table),
+            "conflicting_duplicates": int(conflicting),
+            "models": sorted(table["model_id"].unique().tolist()),
+            "missing_base_model": int(raw["base_model"].isna().sum()) if "base_model" in raw else None,
+            "final_checkpoint": int(table["checkpoint"].max()),
+            "data_size_k": size,
+        }
+        table = table.assign(file=name, data_size=size, data_source=source, method=method)
+        table["family"] = table["model_id"].map(_family_of)
+        parts.append(table[["file", "data_size", "data_source", "method", "model_id", "family", "category",
+                            "checkpoint", "median_rank"]])
+    report["identical_files"] = [names for names in digests.values() if len(names) > 1]
+    return pd.concat(parts, ignore_index=True), report

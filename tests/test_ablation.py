@@ -1,0 +1,194 @@
+"""The ablation grid on random-weight tiny models: candidates, scored steps, step-0 sharing,
+resuming an interrupted run, the rank tables, and the authors' released rank tables."""
+
+import json
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from rmbias import ablation, models, preferences, scoring
+
+
+@pytest.fixture(scope="module")
+def tiny_candidates():
+    toks = {key: models.load_tokenizer(key) for key in ("tiny-llama", "tiny-gemma2")}
+    return toks, ablation.big2_candidates(toks)
+
+
+def test_normalise_keeps_ascii_strips_and_lowers():
+    assert ablation.normalise(" Freedom") == "freedom"
+    assert ablation.normalise("\u2581Love\u00e9 ") == "love"
+
+
+def test_candidates_are_shared_dictionary_variants_placed_by_id(tiny_candidates):
+    toks, table = tiny_candidates
+    words = ablation.corpora.big2_expanded()
+    category = dict(zip(words["word"], words["category"]))
+    assert set(table["category"]) == {"Agency", "Communion"}
+    assert (table["word"].map(category) == table["category"]).all()
+    assert table["token"].is_unique and list(table["token"]) == sorted(table["token"])
+    for key, tok in toks.items():
+        decoded = [tok.decode([i]) for i in table[f"id_{key}"]]
+        assert decoded == table["token"].tolist()
+    # the real Llama 3 and Gemma 2 vocabularies share about as many variants as the paper's 1,365
+    assert 1200 < len(table) < 1500
+
+
+def test_candidates_refuse_vocabularies_that_share_nothing():
+    class Letters:
+        all_special_ids, added_tokens_decoder = [], {}
+
+        def __init__(self, letters):
+            self.letters = letters
+
+        def __len__(self):
+            return len(self.letters)
+
+        def decode(self, ids):
+            return self.letters[ids[0]]
+
+    with pytest.raises(ValueError, match="no expanded Big Two token variant"):
+        ablation.big2_candidates({"a": Letters(["x", "love"]), "b": Letters(["y", "z"])})
+
+
+def test_scored_steps_and_which_sizes_keep_a_trajectory():
+    assert ablation.scored_steps(32, 8) == [0, 8, 16, 24, 32]
+    assert ablation.scored_steps(10, 4) == [0, 4, 8, 10]
+    grid = ablation.Ablation.tiny(sizes=(8, 16), score_every=2)
+    assert grid.steps_for(16, 4) == [0, 2, 4]
+    assert grid.steps_for(8, 2) == [0, 2]
+    assert replace(grid, trajectory_for="all").steps_for(8, 6) == [0, 2, 4, 6]
+
+
+def test_profiles_have_grids_and_unknown_profiles_are_named():
+    assert ablation.Ablation.for_profile("paper").recipe.lora_r == 32
+    assert ablation.Ablation.for_profile("demo", seeds=[0, 1, 2, 3]).seeds == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="tiny, demo, paper"):
+        ablation.Ablation.for_profile("huge")
+
+
+def _grid(**changes):
+    return ablation.Ablation.tiny(**{"bases": ("tiny-llama",), "sizes": (16,), "seeds": (0,), "score_every": 2,
+                                     **changes})
+
+
+def _run(grid, candidates, directory, size=16, seed=0):
+    return ablation.train_run(grid, "tiny-llama", size, seed, candidates, directory / ablation.run_name("tiny-llama", size, seed))
+
+
+def test_a_run_scores_its_steps_and_its_rank_table_is_tidy(tiny_candidates, tmp_path):
+    _, candidates = tiny_candidates
+    grid = _grid()
+    folder = _run(grid, candidates, tmp_path)
+    record = json.loads((folder / "model" / "training.json").read_text())
+    steps = ablation.optimizer_steps(grid.config(16, 0), 16)
+    assert record["training"]["optimizer_steps"] == steps == 4
+    scores = ablation.read_scores(folder)
+    assert sorted(scores["step"].unique()) == [0, 2, 4]
+    assert (tmp_path / "step0" / "tiny-llama-n0-s0.parquet").is_file()
+    first, last = (scores[scores["step"] == s]["score"].to_numpy() for s in (0, 4))
+    assert abs(first - last).max() > 0  # training moved the rewards
+    table = ablation.rank_table(scores)
+    assert list(table.columns) == ["model", "family", "data_size", "seed", "step", "category", "median_rank", "n_words"]
+    assert set(table["family"]) == {"llama"}
+    per_step = table.groupby("step")["n_words"].sum()
+    assert (per_step == len(candidates)).all()
+    assert table["median_rank"].between(1, len(candidates)).all()
+    assert not (folder / "model" / "checkpoints").exists()
+    assert (folder / "model" / "adapter_model.safetensors").is_file()
+
+
+def test_step_zero_depends_on_seed_not_data_size(tiny_candidates, tmp_path):
+    """The premise of sharing step 0 across data sizes: the untrained model is the same."""
+    _, candidates = tiny_candidates
+    grid = _grid(sizes=(8, 16), trajectory_for="all")
+    a = ablation.read_scores(_run(grid, candidates, tmp_path / "a", size=8))
+    b = ablation.read_scores(_run(grid, candidates, tmp_path / "b", size=16))
+    c = ablation.read_scores(_run(grid, candidates, tmp_path / "c", size=8, seed=1))
+    step0 = [t[t["step"] == 0]["score"].to_numpy() for t in (a, b, c)]
+    assert (step0[0] == step0[1]).all()
+    assert abs(step0[0] - step0[2]).max() > 0
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny_candidates, tmp_path, monkeypatch):
+    _, candidates = tiny_candidates
+    grid = _grid()
+    real_score, calls = scoring.score, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # step 0, step 2, then the crash at step 4
+            raise KeyboardInterrupt
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "score", failing)
+    with pytest.raises(KeyboardInterrupt):
+        _run(grid, candidates, tmp_path)
+    folder = tmp_path / ablation.run_name("tiny-llama", 16, 0)
+    assert not (folder / "complete.json").exists()
+    assert sorted(p.name for p in (folder / "scores").glob("*.parquet")) == ["step-00000.parquet", "step-00002.parquet"]
+    monkeypatch.setattr(scoring, "score", real_score)
+    _run(grid, candidates, tmp_path)
+    record = json.loads((folder / "model" / "training.json").read_text())
+    assert record["training"]["resumed_from"] == "checkpoint-2"
+    assert record["training"]["optimizer_steps"] == 4
+    assert sorted(ablation.read_scores(folder)["step"].unique()) == [0, 2, 4]
+
+
+def test_rank_changes_average_variants_and_compare_first_trained_with_last_step():
+    rows = []
+    for step, scores in ((0, [9, 9, 9, 9]), (2, [4, 3, 2, 1]), (4, [1, 2, 3, 4])):
+        for (token, word, cat), score in zip([(" Love", "love", "Communion"), ("love", "love", "Communion"),
+                                              (" win", "win", "Agency"), ("Pow", "pow", "Agency")], scores):
+            rows.append({"token": token, "word": word, "category": cat, "step": step, "score": float(score)})
+    table = pd.DataFrame(rows).assign(base="m", size=8, seed=0)
+    moved = ablation.rank_changes(table).set_index("word")
+    # step 2: love 3.5 > win 2 > pow 1; step 4: pow 4 > win 3 > love 1.5
+    assert moved.loc["love", "rank_change"] == 1 - 3
+    assert moved.loc["pow", "rank_change"] == 3 - 1
+    assert set(moved["first"]) == {2} and set(moved["last"]) == {4}
+
+
+def test_released_rank_tables_and_their_oddities():
+    table, report = ablation.released_rank_tables()
+    assert ["rank_results_uf_13.csv", "rank_results_uf_27.csv"] in report["identical_files"]
+    uf100 = report["files"]["rank_results_uf_100.csv"]
+    assert uf100["duplicate_rows"] > 60000 and uf100["conflicting_duplicates"] == 0
+    assert report["files"]["rank_results_uf_27.csv"]["final_checkpoint"] == 3314
+    assert set(table["family"]) == {"gemma", "llama", "qwen"}
+    assert (table.loc[table["method"] == "GRM", "checkpoint"] == 1).all()
+    assert not table.duplicated(["file", "model_id", "category", "checkpoint"]).any()
+
+
+def test_hub_preference_records_become_checked_pairs():
+    user = {"role": "user", "content": "Hi"}
+    good, bad = {"role": "assistant", "content": "Hello!"}, {"role": "assistant", "content": "Go away."}
+    pair = preferences.hub_record_pair({"chosen": [user, good], "rejected": [user, bad]}, "messages")
+    assert pair["chosen"][-1]["content"] == "Hello!"
+    rated = {"conv_A": [user, bad], "conv_B": [user, good], "conv_A_rating": 1, "conv_B_rating": 5}
+    assert preferences.hub_record_pair(rated, "rated")["chosen"][-1]["content"] == "Hello!"
+    with pytest.raises(preferences.PairError, match="tie"):
+        preferences.hub_record_pair({**rated, "conv_B_rating": 1}, "rated")
+    parsed = preferences.load_hub_pairs("llm-blender/Unified-Feedback",
+                                        records=[rated, {**rated, "conv_B_rating": 1}, {**rated, "conv_B": [user]}])
+    assert len(parsed.pairs) == 1 and parsed.dropped == {"no_final_reply": 1, "tie": 1}
+    with pytest.raises(ValueError, match="unknown preference dataset"):
+        preferences.load_hub_pairs("someone/else")
+
+
+def test_the_paper_recipe_trains_and_scores_a_tiny_model(tiny_candidates, tmp_path):
+    """The paper grid's path (recipe with LoRA r=32 on every layer, gradient accumulation, two epochs,
+    gradient checkpointing, every size keeping a trajectory) on a random-weight model and local data."""
+    _, candidates = tiny_candidates
+    paper = ablation.Ablation.paper()
+    assert paper.recipe.lora_r == 32 and paper.recipe.effective_batch == 16 and paper.trajectory_for == "all"
+    grid = replace(paper, bases=("tiny-llama",), sizes=(8,), seeds=(0,), score_every=1, batch_size=512,
+                   recipe=replace(paper.recipe, data=preferences.HH_HARMLESS_TEST, n_heldout=8, dtype="float32",
+                                  per_device_batch=2, grad_accum=2))
+    folder = ablation.train_run(grid, "tiny-llama", 8, 0, candidates, tmp_path / "run")
+    record = json.loads((folder / "model" / "training.json").read_text())
+    assert record["config"]["lora_r"] == 32 and record["config"]["lora_top_layers"] is None
+    assert record["training"]["optimizer_steps"] == ablation.optimizer_steps(grid.config(8, 0), 8) == 4
+    assert sorted(ablation.read_scores(folder)["step"].unique()) == [0, 1, 2, 3, 4]
+    assert record["heldout"]["n_pairs"] == 8
