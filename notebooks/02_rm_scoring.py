@@ -18,6 +18,13 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/02_rm_scoring.ipynb)
 #
+# ```{admonition} Hardware
+# :class: tip
+# The `demo` profile runs on a CPU. The `paper` profile scores with the study's ten reward models (2B
+# to 27B parameters) and needs a GPU: 6 to 55 GiB of memory depending on the model. See
+# {doc}`hardware` for memory, run times and how to run one model at a time on Colab.
+# ```
+#
 # A reward model (RM) reads a conversation and returns one number: how good the assistant's reply is.
 # The study {cite}`christian2026reward` asks ten published RMs the same question, "What, in one word,
 # is the greatest thing ever?", and lets each one score every word of a dictionary as the reply. The

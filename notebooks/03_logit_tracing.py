@@ -18,6 +18,13 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/03_logit_tracing.ipynb)
 #
+# ```{admonition} Hardware
+# :class: tip
+# The `demo` profile runs on a CPU. The `paper` profile traces twelve language models (1B to 70B
+# parameters) and needs a GPU; the 70B models need several. See {doc}`hardware` for memory, run times
+# and how to run one model at a time on Colab.
+# ```
+#
 # A reward model is a language model with its output layer swapped for a single number. If Gemma-based
 # and Llama-based reward models prefer different words (chapter 2), the difference may have been there
 # before any preference training: in the base model's own sense of which words are likely answers. The

@@ -18,6 +18,13 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/04_implicit_rms.ipynb)
 #
+# ```{admonition} Hardware
+# :class: tip
+# The `demo` profile runs on a CPU. The `paper` profile reads chapter 3's traces and fine-tunes
+# gemma-2-2b once, which needs a GPU. See {doc}`hardware` for memory, run times and how to run one
+# model at a time on Colab.
+# ```
+#
 # Chapter 3 compared the base models' log-probabilities word by word. This chapter follows the study
 # {cite}`christian2026reward` one step further (its Table 1 and Figure 3): any two language models
 # define a reward model between them, the **implicit reward model**, and we can ask what that reward

@@ -18,6 +18,13 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/05_ablation_training.ipynb)
 #
+# ```{admonition} Hardware
+# :class: tip
+# The `demo` profile trains 18 small reward models on a CPU in about a quarter of an hour the first
+# time. The `paper` profile trains 2-3B reward models on up to 106k pairs and needs a GPU for many
+# hours. See {doc}`hardware` for memory, run times and how to run one model at a time on Colab.
+# ```
+#
 # Chapters 2 to 4 found the agency-communion difference in published reward models and traced it to
 # their base models. But published reward models differ in more than their base: their preference data,
 # recipes and developers differ too. The study {cite}`christian2026reward` (its section 6, Figures 4

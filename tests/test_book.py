@@ -83,3 +83,24 @@ def test_paired_notebook_for_colab_matches_its_source(chapter):
     assert [(c.cell_type, c.source) for c in paired.cells] == [(c.cell_type, c.source) for c in source.cells]
     first = source.cells[0].source
     assert f"blob/main/notebooks/{chapter}.ipynb" in first and "colab-badge" in first
+
+
+def test_execution_record_keeps_other_chapters_of_the_same_profile(tmp_path):
+    path = tmp_path / "execution.json"
+    path.write_text(json.dumps(book._merged_record(path, "demo", {"01_corpora": 30.0, "02_rm_scoring": 500.0})))
+    merged = book._merged_record(path, "demo", {"02_rm_scoring": 450.0})
+    assert merged["seconds"] == {"01_corpora": 30.0, "02_rm_scoring": 450.0}
+    info = book._build_info("demo", merged["chapters"])
+    assert "`01_corpora` | 30 s" in info and "`02_rm_scoring` | 450 s" in info and "| Total | 8.0 min |" in info
+    assert book._merged_record(path, "tiny", {"01_corpora": 2.0})["seconds"] == {"01_corpora": 2.0}
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_colab_badge_and_install_cell_point_at_files_that_exist(chapter):
+    import re
+
+    source = (ROOT / "notebooks" / f"{chapter}.py").read_text()
+    badge = re.search(r"colab\.research\.google\.com/github/[^/]+/[^/]+/blob/main/([^)\s]+)", source)
+    assert badge and badge.group(1) == f"notebooks/{chapter}.ipynb" and (ROOT / badge.group(1)).is_file()
+    scripts = re.findall(r'"/content/rmbias-book/([^"]+)"', source)
+    assert scripts and all((ROOT / s).is_file() for s in scripts)

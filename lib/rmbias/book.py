@@ -76,18 +76,31 @@ def execute(source: Path, output: Path, parameters: dict[str, Any], cwd: Path = 
     return elapsed
 
 
-def _build_info(profile: str, timings: dict[str, float]) -> str:
+def _build_info(profile: str, chapters: dict[str, dict[str, Any]]) -> str:
+    """The execution record as a Markdown table: profile, each chapter's run time and date, versions."""
     chosen = PROFILES[profile]
     versions = library_versions()
     lines = [
         "| | |", "| --- | --- |",
         f"| Profile | `{profile}`: {chosen.description} |",
-        f"| Executed | {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC |",
-        *[f"| `{name}` | {seconds:.0f} s |" for name, seconds in timings.items()],
-        "| Versions | " + ", ".join(f"{k} {versions[k]}" for k in ("python", "torch", "transformers", "trl",
-                                                                     "pandas", "jupyter-book")) + " |",
+        *[f"| `{name}` | {entry['seconds']:.0f} s, executed {entry['executed']} |" for name, entry in sorted(chapters.items())],
+        f"| Total | {sum(e['seconds'] for e in chapters.values()) / 60:.1f} min |",
+        "| Versions | " + ", ".join(f"{k} {versions[k]}" for k in ("python", "torch", "transformers", "trl", "peft",
+                                                                     "pandas", "statsmodels", "pingouin",
+                                                                     "jupyter-book")) + " |",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _merged_record(path: Path, profile: str, timings: dict[str, float]) -> dict[str, Any]:
+    """The profile's execution record with this run's chapters added or replaced, so that running
+    one chapter (``--only``) keeps the others' times. A record of another profile is replaced."""
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    chapters = old.get("chapters", {}) if old.get("profile") == profile else {}
+    stamp = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    chapters.update({name: {"seconds": seconds, "executed": stamp} for name, seconds in timings.items()})
+    return {"profile": profile, "chapters": chapters,
+            "seconds": {name: entry["seconds"] for name, entry in chapters.items()}, "versions": library_versions()}
 
 
 def run(profile: str, only: list[str] | None = None, book_dir: Path = ROOT / "book",
@@ -107,12 +120,13 @@ def run(profile: str, only: list[str] | None = None, book_dir: Path = ROOT / "bo
         params = {"PROFILE": profile, **(overrides or {})}
         timings[source.stem] = execute(source, Path(book_dir) / f"{source.stem}.ipynb", params, cwd=cwd)
         print(f"  done in {timings[source.stem]:.1f} s", flush=True)
+    record_path = Path(results_dir) / profile / "execution.json"
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    record = _merged_record(record_path, profile, timings)
+    write_json(record_path, record)
     generated = Path(book_dir) / "generated"
     generated.mkdir(parents=True, exist_ok=True)
-    (generated / "build_info.md").write_text(_build_info(profile, timings))
-    record = Path(results_dir) / profile / "execution.json"
-    record.parent.mkdir(parents=True, exist_ok=True)
-    write_json(record, {"profile": profile, "seconds": timings, "versions": library_versions()})
+    (generated / "build_info.md").write_text(_build_info(profile, record["chapters"]))
     return timings
 
 
