@@ -73,7 +73,7 @@ import seaborn as sns
 from myst_nb import glue
 from transformers.utils import logging as hf_logging
 
-from rmbias import ablation, artifacts, models, plots, prompts
+from rmbias import ablation, artifacts, models, plots, prompts, ranks
 
 grid = ablation.Ablation.for_profile(PROFILE, bases=tuple(BASES) if BASES else None,
                                      sizes=tuple(SIZES) if SIZES else None,
@@ -511,3 +511,54 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 #   release, which is why the paper profile runs three seeds per condition.
 # - **The code.** One training function serves chapter 2's reward models and this grid; checkpoints are
 #   scored during training and runs resume where they stopped.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Mean instead of median.** The paper summarises each category by the *median* rank of its token
+#    variants. Recompute the final-step agency-minus-communion gap of every run with the *mean* rank and
+#    check whether the difference between the two bases keeps its sign in every seed.
+# 2. **What one seed would have shown.** The paper trained one model per condition. For the largest data
+#    size, list for each seed on its own the difference between the two bases' gaps, as a one-seed study
+#    would have reported it. How far apart are the smallest and the largest of these "findings"?
+# 3. **Train with another seed.** Add seed 3 for the smallest data size, for both bases (a run is cached
+#    like the others, so this costs about a minute once on a CPU). Does the new seed put the two bases in
+#    the same order as the first three?
+
+# %% tags=["hide-cell"]
+# Solution to exercise 1
+mean_rank = scores.assign(rank=ranks.within_ranks(scores, ["base", "size", "seed", "step"]))
+means = (mean_rank.groupby(["base", "size", "seed", "step", "category"])["rank"].mean()
+         .unstack("category").reset_index())
+means["gap"] = means["Agency"] - means["Communion"]
+last_mean = means[means["step"] == means.groupby(["base", "size", "seed"])["step"].transform("max")]
+by_seed = last_mean.pivot_table(index=["size", "seed"], columns="base", values="gap")
+mean_diff = (by_seed[pair[0]] - by_seed[pair[1]]).rename("difference (mean ranks)")
+display(mean_diff.unstack("seed").round(1))
+n = len(candidates)
+assert mean_rank.groupby(["base", "size", "seed", "step"])["rank"].sum().eq(n * (n + 1) / 2).all()
+assert means[["Agency", "Communion"]].stack().between(1, n).all()
+
+# %% tags=["hide-cell"]
+# Solution to exercise 2
+one_seed = diff[diff["data_size"] == largest].set_index("seed")["difference"]
+display(one_seed.rename("one-seed finding").to_frame().round(1))
+print(f"one-seed findings range from {one_seed.min():.0f} to {one_seed.max():.0f} ranks "
+      f"(a spread of {one_seed.max() - one_seed.min():.0f})")
+assert np.isclose(one_seed.mean(), verdict.set_index("data_size").loc[largest, "mean"])
+assert int((one_seed > 0).sum()) == int(verdict.set_index("data_size").loc[largest, "positive"])
+
+# %% tags=["hide-cell"]
+# Solution to exercise 3
+smallest, new_seed = min(grid.sizes), max(grid.seeds) + 1
+extra = [ablation.train_run(grid, base, smallest, new_seed, candidates,
+                            directory / ablation.run_name(base, smallest, new_seed)) for base in grid.bases]
+extra_table = ablation.rank_table(pd.concat([ablation.read_scores(f) for f in extra], ignore_index=True), family)
+extra_gaps = category_gaps(ablation.final_steps(extra_table)).set_index("model")["agency_minus_communion"]
+new_difference = extra_gaps[pair[0]] - extra_gaps[pair[1]]
+earlier = verdict.set_index("data_size").loc[smallest]
+print(f"seed {new_seed}: difference {new_difference:.0f}; seeds {list(grid.seeds)}: "
+      f"{int(earlier['positive'])} of {int(earlier['seeds'])} positive, mean {earlier['mean']:.0f}")
+assert 0 in set(extra_table["step"])
+assert extra_table.groupby(["model", "step"])["n_words"].sum().eq(len(candidates)).all()
+assert sorted(extra_table["model"].unique()) == sorted(grid.bases)
