@@ -428,3 +428,100 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 #   know are rated more pleasant, a confound that chapter 2 tests.
 # - Only some dictionary words are single tokens in every tokenizer; the table written here
 #   (`token_coverage.parquet`) tells later chapters which.
+
+# %% [markdown]
+# ## Exercises
+#
+# The solutions follow in hidden cells, one per exercise: try each exercise before you open its
+# solution. They reuse the tables this chapter built, so they run in seconds, and each ends with
+# checks (`assert`) that its numbers are consistent with the chapter's.
+#
+# 1. **A category of your own.** Agency and communion are not the only values a model could prefer.
+#    Write down six to ten nouns for a value of your own choosing (for instance pleasure: *pleasure*,
+#    *fun*, *comfort*, *luxury*, *enjoyment*, *leisure*, *delight*, *wealth*), annotate them with
+#    `lexicons.annotate` as this chapter did, and place each word's Zipf frequency among the Big Two
+#    nouns: what share of the nouns is rarer? Would your category be a fair third contestant, or would
+#    a model's preference for it be hard to tell apart from a preference for common words?
+# 2. **Care and communion.** The Care foundation of the MFD and the communion category both describe
+#    warmth towards others. How many Care terms (virtue or vice) are also Big Two nouns, and in which
+#    Big Two category do they fall? Then compare the word frequency of Care virtue and Care vice terms
+#    with a Mann-Whitney test: is the pattern of the frequency figure (vice terms rarer) significant
+#    for Care on its own?
+# 3. **Two tokenizers, one word list.** The table `coverage` already holds every MFD term the chapter
+#    checked, in every tokenizer. Take the Care terms and the profile's first Llama-family and first
+#    Gemma-family tokenizer. For each surface form, count the terms that are a single token in both
+#    tokenizers, in only one of them, or in neither. Which tokenizer keeps more Care terms whole,
+#    and is it the one that keeps more Big Two nouns whole in the table above? What does the "only
+#    one" count mean for a comparison of a Llama model with a Gemma model on these words?
+
+# %% tags=["hide-cell"]
+# Solution to exercise 1
+own = pd.DataFrame({"word": ["pleasure", "fun", "comfort", "luxury", "enjoyment", "leisure", "delight", "wealth"],
+                    "category": "Pleasure"})
+own_norms = lexicons.annotate(own)
+noun_norms = big2_norms[big2_norms["list"] == "nouns"]
+noun_zipf = noun_norms["zipf"].dropna().to_numpy()
+own_norms["share of Big Two nouns rarer"] = [float((noun_zipf < z).mean()) if pd.notna(z) else np.nan
+                                             for z in own_norms["zipf"]]
+own_test = pg.mwu(own_norms["zipf"].dropna(), noun_zipf, alternative="two-sided")
+by_category = noun_norms.groupby("category")["zipf"].median()
+print(f"median Zipf: your words {own_norms['zipf'].median():.2f}, agency nouns {by_category['Agency']:.2f}, "
+      f"communion nouns {by_category['Communion']:.2f} (your words vs all nouns: Mann-Whitney "
+      f"p = {float(own_test['p_val'].iloc[0]):.2g})")
+display(own_norms.drop(columns="category").round(2))
+
+assert list(own_norms["word"]) == list(own["word"])  # annotate keeps the rows and their order
+assert own_norms["share of Big Two nouns rarer"].dropna().between(0, 1).all()
+# the medians recomputed here are the ones the chapter reported
+chapter_zipf = confounds.set_index(["list", "measure"]).loc[("nouns", "zipf")]
+assert np.isclose(by_category["Agency"], chapter_zipf["median_agency"])
+assert np.isclose(by_category["Communion"], chapter_zipf["median_communion"])
+
+# %% tags=["hide-cell"]
+# Solution to exercise 2
+care = mfd_norms[mfd_norms["foundation"] == "Care"].assign(category=lambda t: t["category"].astype(str))
+overlap = care.merge(nouns, on="word", suffixes=("_mfd", "_big2"))
+display(pd.crosstab(overlap["category_mfd"], overlap["category_big2"], margins=True))
+virtue = care.loc[care["polarity"] == "Virtue", "zipf"].dropna()
+vice = care.loc[care["polarity"] == "Vice", "zipf"].dropna()
+care_test = pg.mwu(virtue, vice, alternative="two-sided")
+print(f"Care: {len(overlap)} terms are also Big Two nouns ({', '.join(sorted(overlap['word']))}); median Zipf "
+      f"{virtue.median():.2f} for {len(virtue)} virtue terms and {vice.median():.2f} for {len(vice)} vice terms, "
+      f"Mann-Whitney p = {float(care_test['p_val'].iloc[0]):.2g}")
+
+assert set(overlap["word"]) <= set(nouns["word"]) & set(care["word"])
+assert overlap["category_mfd"].isin(["Care_Virtue", "Care_Vice"]).all()
+# the medians are the ones behind the chapter's "vice terms are rarer" sentence
+assert np.isclose(virtue.median(), zipf_medians.loc["Care", "Virtue"])
+assert np.isclose(vice.median(), zipf_medians.loc["Care", "Vice"])
+
+# %% tags=["hide-cell"]
+# Solution to exercise 3
+pair = [llama_keys[0], gemma_keys[0]]
+outcomes = ["both", f"only {pair[0]}", f"only {pair[1]}", "neither"]
+
+
+def pair_agreement(table: pd.DataFrame) -> pd.DataFrame:
+    """Per surface form: how many words are single tokens in both tokenizers of ``pair``, one, or neither."""
+    wide = table[table["tokenizer"].isin(pair)].pivot_table(index=["word", "variant"], columns="tokenizer",
+                                                            values="single_token", aggfunc="first").astype(bool)
+    outcome = np.select([wide[pair[0]] & wide[pair[1]], wide[pair[0]], wide[pair[1]]], outcomes[:3], "neither")
+    counts = pd.crosstab(wide.index.get_level_values("variant"), outcome)
+    return counts.reindex(index=list(tokens.VARIANTS), columns=outcomes, fill_value=0).rename_axis(
+        index="surface form", columns=None)
+
+
+# the chapter already tokenised every MFD term it checked (all of them unless MAX_WORDS limits the list)
+care_cov = coverage[(coverage["corpus"] == "MFD 2.0") & coverage["category"].astype(str).str.startswith("Care_")]
+care_counts = pair_agreement(care_cov)
+noun_counts = pair_agreement(coverage[coverage["corpus"] == "Big Two nouns"])
+display(pd.concat({"Care terms": care_counts, "Big Two nouns": noun_counts}, axis=1))
+
+n_care = care_cov["word"].nunique()
+assert (care_counts.sum(axis=1) == n_care).all()  # every term lands in exactly one column per form
+assert (care_cov["single_token"] == (care_cov["n_tokens"] == 1)).all()
+for i, key in enumerate(pair):  # "both" plus "only <key>" is the tokenizer's own single-token count
+    single_count = care_cov[care_cov["tokenizer"] == key].groupby("variant")["single_token"].sum()
+    assert (care_counts["both"] + care_counts[outcomes[1 + i]] == single_count.reindex(care_counts.index)).all()
+# a noun that is one token in every tokenizer of the profile is one token in these two
+assert (noun_counts["both"] >= shared_counts.sum(axis=1).reindex(noun_counts.index)).all()

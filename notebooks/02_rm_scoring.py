@@ -575,3 +575,108 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 # - The scoring engine gives the full forward pass's scores, places vocabulary tokens by id, and
 #   records everything that made a score; bfloat16 and batch-size noise set the resolution of any
 #   comparison.
+
+# %% [markdown]
+# ## Exercises
+#
+# The solutions follow in hidden cells, one per exercise: try each exercise before you open its
+# solution. They reuse the scores this chapter already holds (no model is run again), so they run in
+# seconds, and each ends with checks (`assert`) that its numbers are consistent with the chapter's.
+#
+# 1. **Leave one reward model out.** The family gaps of Figure 1 average over four Gemma-based and six
+#    Llama-based RMs. Drop each released RM in turn, recompute the gap table with `ranks.family_gap`
+#    from the remaining nine, and record the positive-prompt gaps for agency and communion. Does the
+#    direction of both gaps survive every omission? Which RM, when dropped, moves the gaps the most,
+#    and what does that say about how many RMs carry the effect?
+# 2. **Does the phrasing matter?** Every adjective and frame is asked in three phrasings: "What, in
+#    one word, ...?", "What, in a single word, ...?" and "... Please answer in one word only." (the
+#    prompt table's `concision` column: `one`, `single`, `please`). Recompute the released family gaps
+#    separately for the 18 prompts of each phrasing. Is the direction of each panel the same under
+#    all three? Explain why the three gaps must average exactly to the gap over all 54 prompts.
+# 3. **Are paraphrases the same question to an RM?** For every RM, correlate (Spearman, over the
+#    nouns) its scores under the headline prompt with its scores under each other positive prompt.
+#    Do it for the released RMs and for this profile's live RMs. Do the live RMs treat paraphrases as
+#    one question as consistently as the paper's RMs do? What would low correlations mean for the
+#    paper's practice of treating the 54 prompts as observations?
+
+# %% tags=["hide-cell"]
+# Solution to exercise 1
+leave_one_out = []
+for rm in medians["rm"].unique():
+    kept = medians[medians["rm"] != rm]
+    gaps = ranks.family_gap(kept)
+    positive_rows = gaps[gaps["framing"] == "positive"].set_index("category")
+    leave_one_out.append({"dropped": release.SHORT_LABELS.get(rm, rm), "family": release.rm_family(rm),
+                          "RMs left": kept["rm"].nunique(),
+                          "gemma mean, agency": positive_rows.loc["Agency", "gemma"],
+                          "llama mean, agency": positive_rows.loc["Agency", "llama"],
+                          "agency gap": gap_value(gaps, "positive", "Agency"),
+                          "communion gap": gap_value(gaps, "positive", "Communion")})
+leave_one_out = pd.DataFrame(leave_one_out)
+leave_one_out["same direction"] = ((np.sign(leave_one_out["agency gap"]) == np.sign(pos_agency))
+                                   & (np.sign(leave_one_out["communion gap"]) == np.sign(pos_communion)))
+print(f"Both positive-prompt gaps keep their direction in {int(leave_one_out['same direction'].sum())} of "
+      f"{len(leave_one_out)} omissions (full data: agency {pos_agency:.1f}, communion {pos_communion:.1f}).")
+display(leave_one_out.drop(columns=["gemma mean, agency", "llama mean, agency"]).round(2))
+
+assert len(leave_one_out) == n_rms and (leave_one_out["RMs left"] == n_rms - 1).all()
+full_positive = gap[gap["framing"] == "positive"].set_index("category")
+# dropping an RM of one family leaves the other family's mean untouched ...
+for family, other in (("gemma", "llama"), ("llama", "gemma")):
+    rows = leave_one_out[leave_one_out["family"] == family]
+    assert np.allclose(rows[f"{other} mean, agency"], full_positive.loc["Agency", other])
+    # ... and, averaged over the omissions within a family, gives back that family's full mean
+    assert np.isclose(rows[f"{family} mean, agency"].mean(), full_positive.loc["Agency", family])
+
+# %% tags=["hide-cell"]
+# Solution to exercise 2
+concision = prompts.all_prompts().set_index("key")["concision"]
+by_phrasing = []
+for phrasing, part in medians.assign(concision=medians["prompt"].map(concision)).groupby("concision", sort=False):
+    gaps = ranks.family_gap(part).assign(concision=phrasing, prompts=part["prompt"].nunique())
+    by_phrasing.append(gaps)
+by_phrasing = pd.concat(by_phrasing, ignore_index=True)
+phrasing_table = by_phrasing.pivot_table(index=["framing", "category"], columns="concision",
+                                         values="llama_minus_gemma")[list(prompts.CONCISION)]
+phrasing_table["all 54 prompts"] = gap.set_index(["framing", "category"])["llama_minus_gemma"]
+phrasing_table["same sign in all three"] = (np.sign(phrasing_table[list(prompts.CONCISION)])
+                                            .eq(np.sign(phrasing_table["all 54 prompts"]), axis=0).all(axis=1))
+display(phrasing_table.round(2))
+
+prompts_per_phrasing = len(prompts.all_prompts()) // len(prompts.CONCISION)
+assert (by_phrasing.groupby("concision")["prompts"].first() == prompts_per_phrasing).all()
+# every phrasing has the same number of prompts per framing, so the mean of the three gaps is the full gap
+assert np.allclose(phrasing_table[list(prompts.CONCISION)].mean(axis=1), phrasing_table["all 54 prompts"])
+
+# %% tags=["hide-cell"]
+# Solution to exercise 3
+def paraphrase_agreement(scores: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Per RM: Spearman correlation over words of the headline prompt's scores with each other positive prompt's."""
+    positive_scores = scores[scores["framing"] == "positive"]
+    reference = (prompts.HEADLINE if prompts.HEADLINE in set(positive_scores["prompt"])
+                 else positive_scores["prompt"].iloc[0])
+    rows = []
+    for rm, part in positive_scores.groupby("rm", sort=False):
+        wide = part.pivot_table(index="word", columns="prompt", values="score")
+        rho = wide.corrwith(wide[reference], method="spearman")
+        assert np.isclose(rho[reference], 1.0)  # a prompt agrees with itself
+        rho = rho.drop(reference)
+        rows.append({"scores": source, "rm": release.SHORT_LABELS.get(rm, rm), "other prompts": len(rho),
+                     "nouns": len(wide), "median rho": rho.median(), "lowest rho": rho.min()})
+    return pd.DataFrame(rows)
+
+
+paraphrases = pd.concat([paraphrase_agreement(released, "released"), paraphrase_agreement(live, "live")],
+                        ignore_index=True)
+display(paraphrases.round(3))
+medians_by_source = paraphrases.groupby("scores", sort=False)["median rho"].median()
+print("median over RMs of the median correlation: "
+      + ", ".join(f"{source} {value:.2f}" for source, value in medians_by_source.items()))
+
+n_positive_all = int((prompts.all_prompts()["framing"] == "positive").sum())
+n_positive_live = int((prompt_table["framing"] == "positive").sum())
+assert (paraphrases.loc[paraphrases["scores"] == "released", "other prompts"] == n_positive_all - 1).all()
+assert (paraphrases.loc[paraphrases["scores"] == "live", "other prompts"] == n_positive_live - 1).all()
+assert len(paraphrases) == n_rms + len(rm_keys)
+assert (paraphrases["lowest rho"] <= paraphrases["median rho"]).all()
+assert paraphrases[["median rho", "lowest rho"]].stack().between(-1, 1).all()

@@ -403,3 +403,107 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 #   ranked by log-probability, median ranks per prompt, the three-way ANOVA and FDR-corrected Welch tests.
 # - Teacher forcing extends it to every noun in every surface form; the pair's result can be compared
 #   with and without the single-token restriction.
+
+# %% [markdown]
+# ## Exercises
+#
+# The solutions follow in hidden cells, one per exercise: try each exercise before you open its
+# solution. They read the traces and tables this chapter already holds (no model is run again), so
+# they run in seconds, and each ends with checks (`assert`) that its numbers are consistent with the
+# chapter's.
+#
+# 1. **What the single-token shortcut misses.** For the nouns that were teacher-forced, compare each
+#    noun's log-probability in any of its four surface forms (the table `whole`) with the
+#    log-probability of its bare lower-case token read off the trace (the paper's route), for every
+#    model and forced prompt. By how many nats, and so by what factor, does the paper's form
+#    understate how likely a model is to answer with the noun? Why can the difference never be
+#    negative?
+# 2. **Mean instead of median.** The paper summarises each category by its median rank. Rerun the
+#    Figure 2 ANOVA for the first pair with the *mean* rank of each category per prompt instead
+#    (`stats.rank_summary` with `how="mean"`) and compare the F statistics of the category x model
+#    and three-way terms with the chapter's. Would the verdicts change?
+# 3. **Words of your own.** Choose eight or so one-word answers that are not Big Two nouns (for
+#    example *money*, *peace*, *god*, *health*, *knowledge*, *life*, *music*, *nature*). For each
+#    model, look up their log-probabilities on the headline prompt with `Trace.lookup` and find where
+#    each would rank among the Big Two nouns that are single tokens in that model's vocabulary. Which
+#    of your words would beat every noun? Which are not single tokens at all?
+
+# %% tags=["hide-cell"]
+# Solution to exercise 1
+missed = []
+for key in lm_keys:
+    item = traces[key]
+    traced_and_forced = [p for p in forced_table["key"] if p in item.prompts]
+    single = logprobs.single_token_table([item], forced_nouns, prompts=traced_and_forced)
+    both = whole.merge(single[["model", "prompt", "word", "logprob"]], on=["model", "prompt", "word"],
+                       suffixes=("_any_form", "_bare_token"))
+    both["nats"] = both["logprob_any_form"] - both["logprob_bare_token"]
+    missed.append(both)
+missed = pd.concat(missed, ignore_index=True)
+missed_summary = missed.groupby("model", sort=False)["nats"].agg(["count", "min", "median", "max"])
+missed_summary["median factor"] = np.exp(missed_summary["median"])
+display(missed_summary.rename(columns={"count": "(prompt, noun) pairs"}).round(2))
+
+assert len(missed) > 0
+# the four forms include the bare one, so their summed probability is at least the bare token's
+# (up to float32 rounding between the traced and the teacher-forced pass)
+assert (missed["nats"] > -1e-3).all()
+assert set(missed["word"]) <= set(forced_nouns["word"])
+
+# %% tags=["hide-cell"]
+# Solution to exercise 2
+gemma_key, llama_key = pairs[0]
+pair_traces = [traces[gemma_key], traces[llama_key]]
+in_both = set(pair_traces[0].lookup(nouns["word"]).index) & set(pair_traces[1].lookup(nouns["word"]).index)
+pair_table = logprobs.single_token_table(pair_traces, nouns[nouns["word"].isin(in_both)])
+pair_table["rank"] = ranks.within_ranks(pair_table, ["model", "prompt"], score="logprob")
+pair_table["framing"] = pair_table["prompt"].map(framing)
+summary_rows = []
+for how in ("median", "mean"):
+    summarised = stats.rank_summary(pair_table, ["model", "family", "prompt", "framing", "category"], how)
+    terms = stats.anova(summarised, "median_rank", ["category", "framing", "model"]).set_index("term")
+    summary_rows.append({"summary": how, **{f"{label} {column}": terms.loc[term, column]
+                                              for label, term in (("category:model", "category:model"),
+                                                                  ("three-way", "category:framing:model"))
+                                              for column in ("F", "p")}})
+    assert summarised["median_rank"].between(1, pair_table["word"].nunique()).all()  # ranks run from 1 to n
+summary_by_how = pd.DataFrame(summary_rows).set_index("summary")
+display(summary_by_how.style.format("{:.3g}"))
+
+assert len(in_both) == single_results[0]["n_agency"] + single_results[0]["n_communion"]  # the chapter's nouns
+n_per_cell = pair_table.groupby(["model", "prompt"]).size()
+rank_sums = pair_table.groupby(["model", "prompt"])["rank"].sum()
+assert np.allclose(rank_sums, n_per_cell * (n_per_cell + 1) / 2)  # ranks are a permutation of 1..n (ties averaged)
+chapter_terms = single_results[0]["anova"].set_index("term")  # the median route reproduces the chapter's ANOVA
+assert np.isclose(summary_by_how.loc["median", "category:model F"], chapter_terms.loc["category:model", "F"],
+                  equal_nan=True)
+assert np.isclose(summary_by_how.loc["median", "three-way F"], chapter_terms.loc["category:framing:model", "F"],
+                  equal_nan=True)
+
+# %% tags=["hide-cell"]
+# Solution to exercise 3
+own_words = ["money", "peace", "god", "health", "knowledge", "life", "music", "nature"]
+own_words = [w for w in own_words if w not in set(nouns["word"])]  # keep the list apart from the dictionary
+own_rows = []
+for key in lm_keys:
+    item = traces[key]
+    noun_logprobs = item.lookup(nouns["word"].tolist())[prompts.HEADLINE]
+    own_logprobs = item.lookup(own_words)[prompts.HEADLINE]
+    for word in own_words:
+        if word in own_logprobs.index:
+            rank = 1 + int((noun_logprobs > own_logprobs[word]).sum())
+            own_rows.append({"model": item.model, "word": word, "logprob": float(own_logprobs[word]),
+                             "rank among nouns": rank, "nouns": len(noun_logprobs)})
+        else:
+            own_rows.append({"model": item.model, "word": word, "logprob": np.nan, "rank among nouns": np.nan,
+                             "nouns": len(noun_logprobs)})
+own_ranks = pd.DataFrame(own_rows)
+display(own_ranks.pivot(index="word", columns="model", values="rank among nouns")
+        .reindex(own_words).style.format("{:.0f}", na_rep="not one token")
+        .set_caption("rank among the single-token Big Two nouns (1 = above every noun)"))
+
+found = own_ranks.dropna(subset=["rank among nouns"])
+assert found["rank among nouns"].between(1, found["nouns"] + 1).all()
+for key in lm_keys:  # a word found by lookup is a token of that vocabulary
+    item = traces[key]
+    assert set(found.loc[found["model"] == item.model, "word"]) <= set(item.tokens["token"])

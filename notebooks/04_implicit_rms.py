@@ -423,3 +423,108 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 #   preference shows which of them recovers what was put in.
 # - Table 1 and the Freedom-versus-Love comparison of Figure 3 run for every pair of this profile, and
 #   the implicit reward is compared noun by noun with the explicit reward models of chapter 2.
+
+# %% [markdown]
+# ## Exercises
+#
+# The solutions follow in hidden cells, one per exercise: try each exercise before you open its
+# solution. They work on the traces and tables this chapter already holds (no model is run again), so
+# they run in seconds, and each ends with checks (`assert`) that its numbers are consistent with the
+# chapter's.
+#
+# 1. **Move the floor.** The floored log ratio needs a floor, and the chapter tried $10^{-4}$ and
+#    $10^{-6}$. On the headline prompt's shared strings (`table`), add floors of $10^{-3}$ and
+#    $10^{-8}$ with `implicit.floored_log_ratio`. For each floor, report the share of strings that
+#    score exactly zero and the five best strings. Show that raising the floor can only add zeros, and
+#    that a floored score is never further from zero than the raw log ratio.
+# 2. **A metric of your own.** MWLR weights the log ratio by the mixture $\tfrac12(p + q)$. Two
+#    natural alternatives weight it by $q$ alone (each token's term in the KL divergence
+#    $\mathrm{KL}(q \,\|\, p)$) or by $p$ alone. Add both with `implicit.implicit_rewards`, check that
+#    MWLR is exactly their average, and compute the agency-minus-communion gap in median rank of the
+#    Big Two nouns on the headline prompt for the first pair under each. Does the sign of the gap
+#    depend on which weighting you pick?
+# 3. **Another duel.** Freedom against Love is one pair of words the paper picked. Choose another
+#    agency noun and communion noun from the dictionary (say *success* and *family*) and count, from
+#    the chapter's noun scores (`noun_scores`), the (pair, positive prompt) cells in which the agency
+#    noun has the higher MWLR. Check first that the same count for Freedom and Love gives the
+#    chapter's number. Then find the agency noun that beats *love* in the most cells.
+
+# %% tags=["hide-cell"]
+# Solution to exercise 1
+floors = {"1e-3": 1e-3, "1e-4": 1e-4, "1e-6": 1e-6, "1e-8": 1e-8}  # highest first
+floor_metrics = {f"floor {name}": (lambda lq, lp, f=np.log(value): implicit.floored_log_ratio(lq, lp, f))
+                 for name, value in floors.items()}
+floored = implicit.implicit_rewards(table, floor_metrics)
+floor_table = pd.DataFrame({name: {"share exactly zero": float((floored[name] == 0).mean()),
+                                   "five best": ", ".join(implicit.top_bottom(floored, name, n=5)
+                                                          .query("end == 'top'")["token"].map(repr))}
+                            for name in floor_metrics}).T
+display(floor_table)
+
+zero_shares = floor_table["share exactly zero"].to_numpy(dtype=float)
+assert (np.diff(zero_shares) <= 0).all()  # a higher floor never has fewer zeros
+finite = np.isfinite(table["raw"])
+for name in floor_metrics:  # flooring only shrinks a log ratio
+    assert (floored.loc[finite, name].abs() <= table.loc[finite, "raw"].abs() + 1e-9).all()
+for name in ("floor 1e-4", "floor 1e-6"):  # the chapter's two floors are reproduced
+    assert np.allclose(floored[name], table[name])
+
+# %% tags=["hide-cell"]
+# Solution to exercise 2
+weightings = {"MWLR": implicit.mwlr,
+              "q-weighted": lambda lq, lp: np.exp(lq) * (lq - lp),
+              "p-weighted": lambda lq, lp: np.exp(lp) * (lq - lp)}
+gemma_key, llama_key = pairs[0]
+p_item, q_item = traces[gemma_key], traces[llama_key]
+weighted = implicit.implicit_rewards(implicit.shared_strings(p_item.by_string(headline), q_item.by_string(headline)),
+                                     weightings)
+assert np.allclose(weighted["MWLR"], 0.5 * (weighted["q-weighted"] + weighted["p-weighted"]))
+scored_nouns = implicit.word_scores(weighted, nouns["word"], list(weightings)).merge(nouns, on="word")
+weighting_gaps = {}
+for name in weightings:
+    part = scored_nouns.dropna(subset=[name]).assign(prompt=headline)
+    part["rank"] = ranks.within_ranks(part, ["prompt"], score=name)
+    n_words = len(part)
+    assert np.isclose(part["rank"].sum(), n_words * (n_words + 1) / 2)  # ranks are a permutation of 1..n
+    category_medians = part.groupby("category")["rank"].median()
+    weighting_gaps[name] = float(category_medians.get("Agency", np.nan) - category_medians.get("Communion", np.nan))
+print(f"agency minus communion median rank on {headline!r}, {p_item.model} -> {q_item.model}: "
+      + ", ".join(f"{name} {value:+.1f}" for name, value in weighting_gaps.items()))
+
+# the MWLR gap is the one the chapter computed for this pair and prompt
+pair_label = f"{p_item.model} \u2192 {q_item.model}"
+chapter_gap = by_metric[(by_metric["metric"] == "MWLR") & (by_metric["pair"] == pair_label)
+                        & (by_metric["prompt"] == headline)]["gap"]
+assert len(chapter_gap) == 1 and np.isclose(weighting_gaps["MWLR"], chapter_gap.iloc[0], equal_nan=True)
+# every weight is positive, so each weighting keeps the sign of the raw log ratio
+raw_sign = np.sign(weighted["logp_q"] - weighted["logp_p"])
+for name in ("q-weighted", "p-weighted"):
+    assert (np.sign(weighted[name])[raw_sign != 0] == raw_sign[raw_sign != 0]).all()
+
+# %% tags=["hide-cell"]
+# Solution to exercise 3
+positive_scores = noun_scores[noun_scores["framing"] == "positive"]
+mwlr_wide = positive_scores.pivot_table(index=["pair", "prompt"], columns="word", values="MWLR")
+mwlr_wide = mwlr_wide.reindex(pd.MultiIndex.from_product([list(dict.fromkeys(noun_scores["pair"])), positive],
+                                                         names=["pair", "prompt"]))  # every cell, scored or not
+
+
+def wins(agency_word: str, communion_word: str) -> int:
+    """Cells in which the agency word's MWLR is higher (a word without a score loses)."""
+    a = mwlr_wide[agency_word] if agency_word in mwlr_wide else pd.Series(np.nan, index=mwlr_wide.index)
+    c = mwlr_wide[communion_word] if communion_word in mwlr_wide else pd.Series(np.nan, index=mwlr_wide.index)
+    return int((a > c).sum())
+
+
+duels = pd.DataFrame([{"agency noun": a, "communion noun": c, "cells won": wins(a, c), "cells": len(mwlr_wide)}
+                      for a, c in (("freedom", "love"), ("success", "family"), ("ambition", "friendship"))])
+agency_nouns = nouns.loc[nouns["category"] == "Agency", "word"]
+against_love = pd.Series({word: wins(word, "love") for word in agency_nouns}).sort_values(ascending=False)
+display(duels)
+print("agency nouns that beat 'love' most often: "
+      + ", ".join(f"{w} ({n} of {len(mwlr_wide)})" for w, n in against_love.head(5).items()))
+
+assert len(mwlr_wide) == len(pairs) * len(positive)
+assert duels.loc[0, "cells won"] == int(fl["freedom_wins"].sum())  # the chapter's Freedom vs Love count
+assert duels["cells won"].between(0, duels["cells"]).all()
+assert against_love.index.isin(agency_nouns).all() and len(against_love) == agency_nouns.nunique()

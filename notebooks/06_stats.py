@@ -971,3 +971,106 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 # - Across the multiverse, {glue:text}`mv_changes_text`. The released data hold no scores on the
 #   expanded word list and no token-level RM scores, so those branches are named but not run.
 # - At vocabulary scale, effects are reported against a re-run noise floor rather than p-values.
+
+# %% [markdown]
+# ## Exercises
+#
+# The solutions follow in hidden cells, one per exercise: try each exercise before you open its
+# solution. They work on the released scores and the tables this chapter already built, so they run
+# in seconds, and each ends with checks (`assert`) that its numbers are consistent with the chapter's.
+#
+# 1. **Leave one reward model out.** With ten RMs, one unusual model can carry a family difference.
+#    Drop each RM in turn and rerun the exact split test of the three-way interaction on the nine that
+#    remain (`stats.exact_split_test` on the chapter's per-RM `contrasts`). Does the direction of the
+#    interaction survive every omission? How many splits are there with nine RMs, and what is the
+#    smallest p-value the test can then reach?
+# 2. **Another correction for multiple tests.** The authors corrected the Welch p-values of the
+#    Figure 1 panels with Bonferroni. Correct them instead with Holm's step-down method and with the
+#    Benjamini-Hochberg false discovery rate (`statsmodels.stats.multitest.multipletests`), for the
+#    four Big Two panels and the ten moral-foundation panels. Which panels change their verdict at
+#    the .05 level? Show that for every panel the raw p is at most the Benjamini-Hochberg p, which is
+#    at most Holm's, which is at most Bonferroni's.
+# 3. **Another summary of a category.** The median rank describes the middle of a category. Replace it
+#    with the first quartile (how well a category's best words rank) and the third quartile (how well
+#    its worst words rank), and rerun the model-level test of the three-way interaction
+#    (`stats.rm_contrasts`, then `stats.rm_level_test`). Is the family difference carried by the best
+#    words of each category, by the worst, or by both?
+
+# %% tags=["hide-cell"]
+# Solution to exercise 1
+from math import comb
+
+loo_rows = []
+for rm in contrasts.index:
+    kept = contrasts.drop(index=rm)
+    gemma_left = list(kept.index[kept["family"] == "gemma"])
+    test = stats.exact_split_test(kept["interaction"], gemma_left)
+    loo_rows.append({"dropped": contrasts.loc[rm, "label"], "family": contrasts.loc[rm, "family"], "RMs": len(kept),
+                     "splits": test["n_splits"], "smallest p": 1 / test["n_splits"],
+                     "interaction (Llama - Gemma)": test["statistic"], "p_exact": test["p"]})
+loo = pd.DataFrame(loo_rows)
+full = stats.exact_split_test(contrasts["interaction"], list(contrasts.index[contrasts["family"] == "gemma"]))
+loo["same direction"] = np.sign(loo["interaction (Llama - Gemma)"]) == np.sign(full["statistic"])
+print(f"All ten RMs: {full['statistic']:.2f} ranks, exact p = {full['p']:.3f}. The direction survives "
+      f"{int(loo['same direction'].sum())} of {len(loo)} omissions; "
+      f"p_exact < .05 in {int((loo['p_exact'] < 0.05).sum())}.")
+display(loo.style.format(precision=3).hide(axis="index"))
+
+assert (loo["RMs"] == len(contrasts) - 1).all()
+for _, row in loo.iterrows():  # C(9, 3) = 84 splits without a Gemma RM, C(9, 4) = 126 without a Llama RM
+    n_gemma_left = int((contrasts["family"] == "gemma").sum()) - (row["family"] == "gemma")
+    assert row["splits"] == comb(len(contrasts) - 1, n_gemma_left)
+# on all ten RMs the test gives the chapter's model-level estimate, which is the mixed model's coefficient
+assert np.isclose(full["statistic"], claims_by_name.loc["three-way interaction", "diff"])
+assert np.isclose(full["statistic"], coef.loc[THREE_WAY, "estimate"])
+
+# %% tags=["hide-cell"]
+# Solution to exercise 2
+from statsmodels.stats.multitest import multipletests
+
+corrected = []
+for analysis, panel_table, cell in (("Big Two", panels, "category"), ("moral foundations", mfd_panels, "foundation")):
+    part = panel_table[[cell, "framing", "p_welch", "p_welch_bonf"]].rename(columns={cell: "panel"})
+    for method, label in (("bonferroni", "Bonferroni"), ("holm", "Holm"), ("fdr_bh", "Benjamini-Hochberg")):
+        part[label] = multipletests(part["p_welch"], method=method)[1]
+    corrected.append(part.assign(analysis=analysis))
+corrected = pd.concat(corrected, ignore_index=True)
+methods = ["Bonferroni", "Holm", "Benjamini-Hochberg"]
+verdicts = corrected[methods] < 0.05
+corrected["verdict changes"] = verdicts.nunique(axis=1) > 1
+print("panels significant at .05: " + "; ".join(
+    f"{analysis}: " + ", ".join(f"{m} {int((group[m] < 0.05).sum())} of {len(group)}" for m in methods)
+    for analysis, group in corrected.groupby("analysis", sort=False)))
+display(corrected[["analysis", "panel", "framing", "p_welch", *methods, "verdict changes"]]
+        .style.format("{:.2g}", subset=["p_welch", *methods]).hide(axis="index"))
+
+assert np.allclose(corrected["Bonferroni"], corrected["p_welch_bonf"])  # the chapter's correction
+assert (corrected["p_welch"] <= corrected["Benjamini-Hochberg"] + 1e-12).all()
+assert (corrected["Benjamini-Hochberg"] <= corrected["Holm"] + 1e-12).all()
+assert (corrected["Holm"] <= corrected["Bonferroni"] + 1e-12).all()
+assert len(corrected) == len(panels) + len(mfd_panels)
+
+# %% tags=["hide-cell"]
+# Solution to exercise 3
+quantile_rows, quantile_tables = [], {}
+for q in (0.25, 0.5, 0.75):
+    summarised = (big2.groupby(["rm", "family", "prompt", "framing", "category"], observed=True)["rank"]
+                  .quantile(q).rename("median_rank").reset_index())
+    per_rm = stats.rm_contrasts(summarised).set_index("rm")
+    test = stats.rm_level_test(per_rm["interaction"], per_rm["family"])
+    quantile_tables[q] = (summarised, per_rm)
+    quantile_rows.append({"summary": f"quantile {q:g}", **{k: test[k] for k in ("diff", "diff_low", "diff_high",
+                                                                                  "g", "p_exact", "bf10")}})
+by_quantile = pd.DataFrame(quantile_rows).set_index("summary")
+display(by_quantile.style.format(precision=2).format("{:.3g}", subset=["p_exact", "bf10"]))
+
+for q, (summarised, per_rm) in quantile_tables.items():
+    assert summarised["median_rank"].between(1, big2["word"].nunique()).all()  # a quantile of ranks 1..n
+    assert len(per_rm) == len(contrasts)
+lower, middle, upper = (quantile_tables[q][0]["median_rank"] for q in (0.25, 0.5, 0.75))
+assert (lower <= middle).all() and (middle <= upper).all()  # quartiles are ordered in every cell
+# the median route is the chapter's: same summaries, same model-level estimate
+check = quantile_tables[0.5][0].merge(medians[["rm", "prompt", "category", "median_rank"]].astype({"category": str}),
+                                      on=["rm", "prompt", "category"])
+assert len(check) == len(medians) and np.allclose(check["median_rank_x"], check["median_rank_y"])
+assert np.isclose(by_quantile.loc["quantile 0.5", "diff"], claims_by_name.loc["three-way interaction", "diff"])
