@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine:
-#   make book   set up the environment, fetch the data, execute every notebook (PROFILE=demo) and build the HTML
+#   make book   set up the environment, fetch the data, execute every notebook (PROFILE=demo), build the HTML
+#               and check it in headless Chromium (screenshots in _build/html/screenshots)
 #   make test   set up the environment and run the test suite
 # Offline? Point RMBIAS_DATA_MIRROR at a folder laid out like the upstream repositories (see README).
 
@@ -12,7 +13,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test env data notebooks html sync clean
+.PHONY: book test env data notebooks html browser chromium sync clean
 
 env: $(STAMP)
 
@@ -32,9 +33,19 @@ notebooks: data
 html: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 
-book: notebooks html
+# Headless Chromium (Debian's package) checks the rendered book as a reader sees it.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }; }
 
-test: $(STAMP)
+browser: $(STAMP) chromium
+	$(BIN)/python -m rmbias.browser _build/html
+
+book: notebooks html browser
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 # Keep the paired .ipynb copies (opened by Colab) in step with the .py sources.

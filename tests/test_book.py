@@ -41,13 +41,19 @@ def test_execution_record_and_build_info(executed):
     assert "`tiny`" in (executed / "book" / "generated" / "build_info.md").read_text()
 
 
-@pytest.mark.slow
-def test_strict_book_build(executed):
+@pytest.fixture(scope="session")
+def built(executed):
+    """The tiny book built once, strictly: the finished process and the HTML folder."""
     done = subprocess.run([Path(sys.executable).parent / "jupyter-book", "build", str(executed),
                            "--warningiserror", "--nitpick", "--keep-going"],
                           capture_output=True, text=True)
+    return done, executed / "_build" / "html"
+
+
+@pytest.mark.slow
+def test_strict_book_build(built):
+    done, html = built
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    html = executed / "_build" / "html"
     assert (html / "index.html").is_file()
     for chapter in CHAPTERS:
         page = (html / "book" / f"{chapter}.html").read_text()
@@ -104,3 +110,38 @@ def test_colab_badge_and_install_cell_point_at_files_that_exist(chapter):
     assert badge and badge.group(1) == f"notebooks/{chapter}.ipynb" and (ROOT / badge.group(1)).is_file()
     scripts = re.findall(r'"/content/rmbias-book/([^"]+)"', source)
     assert scripts and all((ROOT / s).is_file() for s in scripts)
+
+
+@pytest.mark.slow
+def test_rendered_book_in_headless_chromium(built):
+    """Every page loads in a browser with no error cell, its figures exist and are non-empty, its
+    links to other pages resolve, and a screenshot of each chapter is kept in the build folder."""
+    from rmbias import browser
+
+    done, html = built
+    assert done.returncode == 0
+    report = browser.check_book(html)
+    assert {f"{c}.html" for c in CHAPTERS} | {"hardware.html", "execution.html"} <= set(report)
+    assert not {page: problems for page, problems in report.items() if problems}
+    for chapter in CHAPTERS:
+        assert browser.image_size(html / "screenshots" / f"book--{chapter}.png") is not None
+
+
+def test_browser_check_finds_what_a_reader_would_see(tmp_path):
+    from rmbias import browser
+
+    html = tmp_path / "html"
+    (html / "book").mkdir(parents=True)
+    (html / "index.html").write_text("<html><body>index</body></html>")
+    (html / "book" / "empty.png").write_bytes(b"")
+    (html / "book" / "fine.html").write_text("<html><body><p>fine</p><a href='page.html#top'>self</a></body></html>")
+    (html / "book" / "page.html").write_text(
+        "<html><body><img src='missing.png'><img src='empty.png'><a href='gone.html'>x</a>"
+        "<a href='fine.html'>ok</a><a href='https://example.org/'>out</a>"
+        "<pre>Traceback (most recent call last):</pre></body></html>")
+    report = browser.check_book(html, screenshots=False)
+    assert report["fine.html"] == []
+    problems = " | ".join(report["page.html"])
+    assert len(report["page.html"]) == 4
+    assert "missing.png is missing" in problems and "empty.png is empty" in problems
+    assert "gone.html does not resolve" in problems and "shows an error" in problems
