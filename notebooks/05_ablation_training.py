@@ -230,7 +230,8 @@ for category in CATEGORIES:
 # ## Live runs: the experiment with seeds
 #
 # `rmbias.ablation` trains every base x data size x seed of the grid with `rmbias.training` (TRL's
-# `RewardTrainer`, LoRA, the Bradley-Terry loss; chapter 2's code) and, through a training callback, scores
+# `RewardTrainer` {cite}`vonwerra2020trl`, LoRA {cite}`hu2022lora` through peft {cite}`mangrulkar2022peft`,
+# the Bradley-Terry loss {cite}`bradley1952rank`; chapter 2's code) and, through a training callback, scores
 # the model being trained with the scoring engine at step 0 and at fixed steps. Every base scores the same
 # candidates: the decoded strings that all the bases' vocabularies share and that match an entry of the
 # expanded Big Two dictionary after removing non-ASCII characters, spaces and case (the authors' rule),
