@@ -31,7 +31,7 @@ def test_candidates_are_shared_dictionary_variants_placed_by_id(tiny_candidates)
     for key, tok in toks.items():
         decoded = [tok.decode([i]) for i in table[f"id_{key}"]]
         assert decoded == table["token"].tolist()
-    # the real Llama 3 and Gemma 2 vocabularies share about as many variants as the paper's 1,365
+    # the real Llama 3 and Gemma 3 vocabularies share about as many variants as the paper's 1,365
     assert 1200 < len(table) < 1500
 
 
