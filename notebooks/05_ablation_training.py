@@ -159,14 +159,9 @@ artifacts.save_figure(fig, out, "figure4b_released")
 plt.show()
 
 
-def family_gap(table: pd.DataFrame, value: str = "median_rank") -> pd.DataFrame:
-    """Gemma minus Llama median rank per category and condition (positive: Llama ranks it better)."""
-    wide = table.pivot_table(index=[c for c in ("data_size", "data_source", "method", "step", "checkpoint")
-                                    if c in table.columns] + ["category"], columns="family", values=value)
-    return (wide["gemma"] - wide["llama"]).rename("gemma_minus_llama").reset_index()
-
-
-released_gap = family_gap(final[final["family"] != "qwen"].drop(columns="checkpoint"))
+# Gemma minus Llama median rank per condition and category (positive: the Llama model ranks it better)
+gap_options = dict(model="model_id", first="llama", second="gemma")
+released_gap = ranks.family_gap(final, by=["data_size", "data_source", "method", "category"], **gap_options)
 artifacts.write_table(released_gap, out, "released_family_gap")
 gap = released_gap.set_index(["data_source", "data_size", "category"])["gemma_minus_llama"]
 for category in CATEGORIES:
@@ -210,8 +205,8 @@ axes[0].set_ylabel("median rank (1 = best)")
 axes[0].legend(frameon=False)
 artifacts.save_figure(fig, out, "figure4a_released_skywork")
 plt.show()
-sky_gap = family_gap(sky[sky["family"] != "qwen"].rename(columns={"checkpoint": "step"}).drop(columns=["file"]))
-sky_gap = sky_gap.set_index(["step", "category"])["gemma_minus_llama"].unstack()
+sky_gap = ranks.family_gap(sky, by=["checkpoint", "category"], **gap_options)
+sky_gap = sky_gap.set_index(["checkpoint", "category"])["gemma_minus_llama"].unstack()
 glue("sky_first_step", int(sky_gap.index.min()), display=False)
 glue("sky_last_step", int(sky_gap.index.max()), display=False)
 for category in CATEGORIES:

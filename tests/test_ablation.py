@@ -7,7 +7,7 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from rmbias import ablation, models, preferences, scoring
+from rmbias import ablation, models, preferences, scoring, training
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_a_run_scores_its_steps_and_its_rank_table_is_tidy(tiny_candidates, tmp_
     grid = _grid()
     folder = _run(grid, candidates, tmp_path)
     record = json.loads((folder / "model" / "training.json").read_text())
-    steps = ablation.optimizer_steps(grid.config(16, 0), 16)
+    steps = training.optimizer_steps(grid.config(16, 0), 16)
     assert record["training"]["optimizer_steps"] == steps == 4
     scores = ablation.read_scores(folder)
     assert sorted(scores["step"].unique()) == [0, 2, 4]
@@ -183,12 +183,15 @@ def test_the_paper_recipe_trains_and_scores_a_tiny_model(tiny_candidates, tmp_pa
     _, candidates = tiny_candidates
     paper = ablation.Ablation.paper()
     assert paper.recipe.lora_r == 32 and paper.recipe.effective_batch == 16 and paper.trajectory_for == "all"
-    grid = replace(paper, bases=("tiny-llama",), sizes=(8,), seeds=(0,), score_every=1, batch_size=512,
+    # 6 pairs in batches of 2 with 2 accumulated: 3 batches an epoch, so the last step accumulates one
+    # batch only; the Trainer counts it (2 steps an epoch), flooring would plan 1 and miss the last
+    grid = replace(paper, bases=("tiny-llama",), sizes=(6,), seeds=(0,), score_every=1, batch_size=512,
                    recipe=replace(paper.recipe, data=preferences.HH_HARMLESS_TEST, n_heldout=8, dtype="float32",
                                   per_device_batch=2, grad_accum=2))
-    folder = ablation.train_run(grid, "tiny-llama", 8, 0, candidates, tmp_path / "run")
+    folder = ablation.train_run(grid, "tiny-llama", 6, 0, candidates, tmp_path / "run")
     record = json.loads((folder / "model" / "training.json").read_text())
     assert record["config"]["lora_r"] == 32 and record["config"]["lora_top_layers"] is None
-    assert record["training"]["optimizer_steps"] == ablation.optimizer_steps(grid.config(8, 0), 8) == 4
+    assert record["training"]["optimizer_steps"] == training.optimizer_steps(grid.config(6, 0), 6) == 4
+    assert record["training"]["steps_per_epoch"] == 2
     assert sorted(ablation.read_scores(folder)["step"].unique()) == [0, 1, 2, 3, 4]
     assert record["heldout"]["n_pairs"] == 8

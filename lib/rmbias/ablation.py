@@ -30,18 +30,16 @@ import json
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from . import corpora, models, ranks, scoring
+from . import corpora, models, prompts, ranks, scoring
 from .artifacts import write_json
-from .data import fetch
-from .data import cache_dir
-from .training import RECIPE_VERSION, TrainConfig, prepare_pairs, train_reward_model
+from .data import cache_dir, fetch
+from .training import RECIPE_VERSION, TrainConfig, optimizer_steps, prepare_pairs, train_reward_model
 
 STEP_FILE = re.compile(r"step-(\d+)\.parquet$")
 
@@ -159,11 +157,11 @@ class Ablation:
                    batch_size=256, heldout_for="all", trajectory_for="all")
         return replace(grid, **changes)
 
-    def config(self, size: int, seed: int, resume_every: int | None = None) -> TrainConfig:
+    def config(self, size: int, seed: int) -> TrainConfig:
         """The recipe of one run: ``n_train=size``, ``seed``, and the grid's held-out split.
-        LoRA checkpoints (for resuming) are kept every ``resume_every`` steps (default: ``score_every``)."""
+        LoRA checkpoints (for resuming) are kept every ``score_every`` steps."""
         return replace(self.recipe, n_train=size, seed=seed, split_seed=self.heldout_seed,
-                       save_steps=resume_every or self.score_every)
+                       save_steps=self.score_every)
 
     def steps_for(self, size: int, n_steps: int) -> list[int]:
         """The steps at which a run of ``size`` pairs and ``n_steps`` optimiser steps is scored:
@@ -188,14 +186,6 @@ def run_name(base: str, size: int, seed: int) -> str:
 def scored_steps(n_steps: int, every: int) -> list[int]:
     """Step 0, every ``every`` steps, and the last step."""
     return sorted({0, n_steps, *range(every, n_steps + 1, every)})
-
-
-def optimizer_steps(config: TrainConfig, n_pairs: int) -> int:
-    """Optimiser steps of a run over ``n_pairs`` training pairs (as the Trainer counts them)."""
-    if config.max_steps is not None:
-        return config.max_steps
-    per_epoch = max(1, int(np.ceil(n_pairs / config.per_device_batch)) // config.grad_accum)
-    return int(np.ceil(per_epoch * config.epochs))
 
 
 # --- scoring checkpoints during training ----------------------------------------------------------
@@ -265,7 +255,8 @@ def train_run(grid: Ablation, base: str, size: int, seed: int, candidates: pd.Da
     keep_heldout = grid.heldout_for == "all" or size == max(grid.sizes)
 
     tokenizer = models.load_tokenizer(base)
-    sequences = scoring.vocab_sequences(tokenizer, _prompt_text(grid.prompt), candidates[f"id_{base}"].tolist())
+    text = prompts.select([grid.prompt])["text"].iloc[0]
+    sequences = scoring.vocab_sequences(tokenizer, text, candidates[f"id_{base}"].tolist())
     steps = grid.steps_for(size, optimizer_steps(config, len(train)))
     # Step 0 (the untrained model) depends on the base and the seed only: scored once per pair.
     step0 = folder.parent / "step0" / f"{run_name(base, 0, seed)}.parquet"
@@ -277,12 +268,6 @@ def train_run(grid: Ablation, base: str, size: int, seed: int, candidates: pd.Da
     write_json(folder / "complete.json", {"base": base, "size": size, "seed": seed, "steps": steps,
                                           "grid": grid.as_dict()})
     return folder
-
-
-def _prompt_text(key: str) -> str:
-    from .prompts import select
-
-    return select([key])["text"].iloc[0]
 
 
 def grid_directory(grid: Ablation) -> Path:

@@ -126,7 +126,7 @@ def check_page(page: Path, html_root: Path, shots: Path | None = None) -> list[s
 
 
 def pages(html_root: Path) -> list[Path]:
-    """The book's content pages: the index's target and every page under ``book/``."""
+    """The book's content pages: every page under ``book/`` (``index.html`` only redirects to one)."""
     return sorted(Path(html_root).glob("book/*.html"))
 
 

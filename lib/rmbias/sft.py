@@ -44,11 +44,10 @@ import pandas as pd
 import torch
 
 from . import corpora, implicit, lexicons, models, prompts
-from .artifacts import library_versions
 from .data import build_once, cache_dir
 from .logprobs import Trace, decoded_tokens, next_token_logprobs, prompt_ids
 from .scoring import FIXED_DATE, encode_chat
-from .training import quiet, trainer_arguments
+from .training import quiet, run_record, trainer_arguments
 
 # Bump when the code below changes what a cached fine-tuned model holds.
 RECIPE_VERSION = 1
@@ -242,24 +241,15 @@ def train_injection(base_key: str, words: Sequence[str], config: InjectConfig, o
     trained = trainer.model.merge_and_unload().eval()
     trained.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
-    record = {
-        "base_model": models.describe(base_key),
-        "base_key": base_key,
-        "base_fingerprint": models.spec(base_key).fingerprint(),
-        "config": asdict(config),
-        "recipe_version": RECIPE_VERSION,
+    record = run_record(base_key, config, trainer, result, train_seconds, trained, started, RECIPE_VERSION)
+    record.update({
         "words": words,
         "word_ids": word_ids,
         "questions": questions[["key", "text"]].to_dict(orient="records"),
         "n_rows": len(dataset),
         "completion_only_loss": bool(trainer.completion_only_loss),
         "chat_template": tokenizer.chat_template,
-        "training": {"optimizer_steps": trainer.state.global_step, "train_loss": result.training_loss,
-                     "history": [e for e in trainer.state.log_history if "loss" in e], "seconds": train_seconds,
-                     "device": str(next(trained.parameters()).device), "torch_threads": torch.get_num_threads()},
-        "total_seconds": time.perf_counter() - started,
-        "versions": library_versions(),
-    }
+    })
     (output_dir / "sft.json").write_text(json.dumps(record, indent=1, default=str))
     shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)  # the trainer's empty output folder
     return output_dir

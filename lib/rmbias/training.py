@@ -310,6 +310,37 @@ def quiet(trainer, verbose: bool) -> None:
         trainer.remove_callback(PrinterCallback)
 
 
+def steps_per_epoch(config: TrainConfig, n_pairs: int) -> int:
+    """Optimiser steps per epoch over ``n_pairs`` pairs, counted as the Trainer counts them: a last,
+    partial accumulation of batches is a step of its own."""
+    return max(1, math.ceil(math.ceil(n_pairs / config.per_device_batch) / config.grad_accum))
+
+
+def optimizer_steps(config: TrainConfig, n_pairs: int) -> int:
+    """All optimiser steps of a run over ``n_pairs`` pairs: ``max_steps``, or the epochs' steps."""
+    if config.max_steps is not None:
+        return config.max_steps
+    return math.ceil(steps_per_epoch(config, n_pairs) * config.epochs)
+
+
+def run_record(base_key: str, config: Any, trainer, result, train_seconds: float, trained, started: float,
+               recipe_version: int) -> dict[str, Any]:
+    """The provenance every trained model here carries (reward models; :mod:`rmbias.sft`): the base
+    model, the recipe, the loss history, times, device and library versions."""
+    return {
+        "base_model": models.describe(base_key),
+        "base_key": base_key,
+        "base_fingerprint": models.spec(base_key).fingerprint(),
+        "config": asdict(config),
+        "recipe_version": recipe_version,
+        "training": {"optimizer_steps": trainer.state.global_step, "train_loss": result.training_loss,
+                     "history": [e for e in trainer.state.log_history if "loss" in e], "seconds": train_seconds,
+                     "device": str(next(trained.parameters()).device), "torch_threads": torch.get_num_threads()},
+        "total_seconds": time.perf_counter() - started,
+        "versions": library_versions(),
+    }
+
+
 def latest_checkpoint(folder: Path) -> Path | None:
     """The Trainer checkpoint (``checkpoint-<step>``) with the highest step in ``folder``, if any."""
     found = [p for p in Path(folder).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
@@ -374,7 +405,6 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
     peft_config = LoraConfig(task_type="SEQ_CLS", r=config.lora_r, lora_alpha=config.lora_alpha,
                              lora_dropout=config.lora_dropout, target_modules=list(config.target_modules),
                              layers_to_transform=layers, modules_to_save=["score"])
-    steps_per_epoch = math.ceil(len(dataset) / config.per_device_batch / config.grad_accum)
     args = RewardConfig(
         **trainer_arguments(config, output_dir, verbose),
         warmup_steps=config.warmup_ratio,  # transformers 5: a value below 1 is a ratio of total steps
@@ -416,13 +446,10 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
 
     trained.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
-    history = [entry for entry in trainer.state.log_history if "loss" in entry]
-    record = {
-        "base_model": models.describe(base_key),
-        "base_key": base_key,
-        "base_fingerprint": models.spec(base_key).fingerprint(),
-        "config": asdict(config),
-        "recipe_version": RECIPE_VERSION,
+    record = run_record(base_key, config, trainer, result, train_seconds, trained, started, RECIPE_VERSION)
+    record["training"].update(steps_per_epoch=steps_per_epoch(config, len(dataset)),
+                              resumed_from=last_checkpoint.name if last_checkpoint else None)
+    record.update({
         "merged": merge,
         "model_class": type(trained).__name__,
         "attn_implementation": getattr(trained.config, "_attn_implementation", None),
@@ -431,14 +458,8 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
         "chat_template": tokenizer.chat_template,
         "data": {**(data_info or {}), "n_train_pairs_given": len(train_pairs), "n_train_pairs_used": len(dataset),
                  "dropped_over_max_length": too_long},
-        "training": {"optimizer_steps": trainer.state.global_step, "steps_per_epoch": steps_per_epoch,
-                     "resumed_from": last_checkpoint.name if last_checkpoint else None,
-                     "train_loss": result.training_loss, "history": history, "seconds": train_seconds,
-                     "device": str(next(trained.parameters()).device), "torch_threads": torch.get_num_threads()},
         "heldout": evaluation,
-        "total_seconds": time.perf_counter() - started,
-        "versions": library_versions(),
-    }
+    })
     (output_dir / "training.json").write_text(json.dumps(record, indent=1, default=str))
     if not config.save_steps:
         shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
