@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 from . import corpora, models, prompts, ranks, scoring
-from .artifacts import write_json
+from .artifacts import atomic_write, write_json
 from .data import cache_dir, fetch
 from .training import RECIPE_VERSION, TrainConfig, optimizer_steps, prepare_pairs, train_reward_model
 
@@ -212,19 +212,18 @@ def _trainer_callback():
             if path.exists():
                 return
             if step == 0 and self.step0 is not None and self.step0.is_file():
-                shutil.copyfile(self.step0, path)  # another data size of this base and seed scored it
+                # another data size of this base and seed scored it
+                atomic_write(path, lambda tmp: shutil.copyfile(self.step0, tmp))
                 return
             was_training = model.training
             model.eval()
             result = scoring.score(model, self.sequences, route="cached", batch_size=self.batch_size)
             model.train(was_training)
             table = self.candidates.assign(step=step, score=result.values.numpy())
-            partial = path.with_suffix(".partial")
-            table.to_parquet(partial)
-            partial.replace(path)
+            atomic_write(path, table.to_parquet)
             if step == 0 and self.step0 is not None:
                 self.step0.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, self.step0)
+                atomic_write(self.step0, lambda tmp: shutil.copyfile(path, tmp))
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             if 0 in self.steps and state.global_step == 0:
@@ -258,7 +257,7 @@ def train_run(grid: Ablation, base: str, size: int, seed: int, candidates: pd.Da
     text = prompts.select([grid.prompt])["text"].iloc[0]
     sequences = scoring.vocab_sequences(tokenizer, text, candidates[f"id_{base}"].tolist())
     steps = grid.steps_for(size, optimizer_steps(config, len(train)))
-    # Step 0 (the untrained model) depends on the base and the seed only: scored once per pair.
+    # Step 0 (the untrained model) depends on the base and the seed only: scored once for all data sizes.
     step0 = folder.parent / "step0" / f"{run_name(base, 0, seed)}.parquet"
     callback = _trainer_callback()(folder / "scores", candidates[["token", "word", "category"]], sequences,
                                    steps, grid.batch_size, step0)

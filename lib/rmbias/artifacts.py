@@ -42,7 +42,10 @@ def results_dir(profile: str, chapter: str) -> Path:
     return path
 
 
-def _atomic_write(path: Path, write) -> Path:
+def atomic_write(path: Path, write) -> Path:
+    """Create ``path`` all at once: ``write(tmp)`` fills a hidden file beside it, which then replaces
+    ``path``, so an interrupted run never leaves a half-written file under the final name."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)
     os.replace(tmp, path)
@@ -60,13 +63,13 @@ def _json_default(value: Any) -> Any:
 def write_json(path: Path, data: dict[str, Any]) -> Path:
     """Write a JSON file atomically (numpy scalars become plain numbers)."""
     text = json.dumps(data, indent=2, default=_json_default, sort_keys=False)
-    return _atomic_write(Path(path), lambda tmp: tmp.write_text(text + "\n"))
+    return atomic_write(Path(path), lambda tmp: tmp.write_text(text + "\n"))
 
 
 def write_table(table: pd.DataFrame, directory: Path, name: str, **provenance: Any) -> Path:
     """Write ``name.parquet`` and its ``name.meta.json`` (provenance, versions, time, shape)."""
     directory = Path(directory)
-    path = _atomic_write(directory / f"{name}.parquet", lambda tmp: table.to_parquet(tmp, index=False))
+    path = atomic_write(directory / f"{name}.parquet", lambda tmp: table.to_parquet(tmp, index=False))
     meta = {"table": path.name, "rows": len(table), "columns": list(map(str, table.columns)),
             "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": library_versions(), **provenance}
@@ -92,4 +95,4 @@ def write_summary(directory: Path, numbers: dict[str, Any], profile: str) -> Pat
 
 def save_figure(fig, directory: Path, name: str) -> Path:
     """Save a figure as PNG (and keep it displayed in the notebook)."""
-    return _atomic_write(Path(directory) / f"{name}.png", lambda tmp: fig.savefig(tmp, format="png"))
+    return atomic_write(Path(directory) / f"{name}.png", lambda tmp: fig.savefig(tmp, format="png"))

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -219,10 +218,11 @@ def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "flo
         started = time.perf_counter()
         values = next_token_logprobs(model, sequences, batch_size).numpy()
         seconds = time.perf_counter() - started
-        tmp = folder / ".next_token.npy.tmp"
-        with open(tmp, "wb") as handle:
-            np.save(handle, values.astype(np.float32))
-        os.replace(tmp, folder / "next_token.npy")
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:  # a handle: np.save would add ".npy" to a path
+                np.save(handle, values.astype(np.float32))
+
+        artifacts.atomic_write(folder / "next_token.npy", save)
         artifacts.write_table(decoded_tokens(tokenizer, values.shape[1]), folder, "tokens")
         template = tokenizer.chat_template or ""
         artifacts.write_json(meta_path, {
