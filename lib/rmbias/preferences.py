@@ -158,15 +158,20 @@ def load_hub_pairs(dataset_id: str, records=None) -> Parsed:
         except Exception as err:  # offline, gated, or renamed
             raise RuntimeError(f"could not load {dataset_id} from the Hugging Face hub ({err}); the paper "
                                "profile needs network access to the hub, or the dataset in the local cache") from err
+    return _parse(records, lambda record, i: hub_record_pair(record, layout, index=i),
+                  {"dataset": dataset_id, "subset": str(subset), "split": split})
+
+
+def _parse(records, convert, source: dict[str, str]) -> Parsed:
+    """``convert(record, index)`` on every record; the pairs it returns, and its PairErrors counted by reason."""
     pairs, dropped, n = [], Counter(), 0
     for i, record in enumerate(records):
         n += 1
         try:
-            pairs.append(hub_record_pair(record, layout, index=i))
+            pairs.append(convert(record, i))
         except PairError as err:
             dropped[err.reason] += 1
-    return Parsed(pairs, n, dict(sorted(dropped.items())), {"dataset": dataset_id, "subset": str(subset),
-                                                            "split": split})
+    return Parsed(pairs, n, dict(sorted(dropped.items())), source)
 
 
 def load_pairs(path: str = HH_HARMLESS_TEST) -> Parsed:
@@ -174,15 +179,10 @@ def load_pairs(path: str = HH_HARMLESS_TEST) -> Parsed:
     of a hub preference dataset named by its id (:data:`HUB_PREFERENCES`)."""
     if path in HUB_PREFERENCES:
         return load_hub_pairs(path)
-    pairs, dropped = [], Counter()
     with gzip.open(fetch(path), "rt", encoding="utf-8") as handle:
         records = [json.loads(line) for line in handle if line.strip()]
-    for i, record in enumerate(records):
-        try:
-            pairs.append(to_pair(record["chosen"], record["rejected"], index=i))
-        except PairError as err:
-            dropped[err.reason] += 1
-    return Parsed(pairs, len(records), dict(sorted(dropped.items())), provenance(path))
+    return _parse(records, lambda record, i: to_pair(record["chosen"], record["rejected"], index=i),
+                  provenance(path))
 
 
 def _permutation(n: int, seed: int) -> list[int]:
