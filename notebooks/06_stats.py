@@ -122,7 +122,7 @@ big2["rank"] = ranks.within_ranks(big2, ["rm", "prompt"])
 
 def figure1_medians(scores: pd.DataFrame, how: str = "median", group: str = "category") -> pd.DataFrame:
     """Median (or mean) rank per RM, prompt and ``group``, with R's factor levels; ``group`` becomes ``category``."""
-    table = stats.rank_summary(scores, ["rm", "family", "prompt", "framing", group], how)
+    table = ranks.median_ranks(scores, ["rm", "family", "prompt", "framing", group], how=how)
     table = table.rename(columns={group: "category"}).assign(base=lambda t: t["family"].str.capitalize())
     levels = {**stats.FIGURE1_LEVELS, "category": tuple(sorted(table["category"].unique()))}
     return stats.with_levels(table, levels)
@@ -808,8 +808,8 @@ if fig2_tables and (tracing_dir / f"{forced_name}.parquet").is_file():
         pair_words = words[words["model"].isin(item["models"])].copy()
         pair_words["rank"] = ranks.within_ranks(pair_words, ["model", "prompt"], score="logprob")
         for how in ("median", "mean"):
-            branches[("whole words", how)] = stats.rank_summary(
-                pair_words, ["model", "family", "prompt", "framing", "category"], how)
+            branches[("whole words", how)] = ranks.median_ranks(
+                pair_words, ["model", "family", "prompt", "framing", "category"], how=how)
         for (level, how), table in branches.items():
             if table["prompt"].nunique() < 4:
                 continue

@@ -141,3 +141,11 @@ def test_omission_effect_reranks_without_the_dropped_category():
     # without "gone": ranks among a, b only: g (1, 2) -> 1.5 ; l (2, 1) -> 1.5
     assert got.loc[("without", "keep"), "llama_minus_gemma"] == 0.0
     assert ("without", "gone") not in got.index
+
+
+def test_median_ranks_takes_medians_or_means():
+    table = pd.DataFrame({"g": ["a", "a", "a", "b"], "rank": [1.0, 2.0, 9.0, 4.0]})
+    assert ranks.median_ranks(table, ["g"])["median_rank"].tolist() == [2.0, 4.0]
+    assert ranks.median_ranks(table, ["g"], how="mean")["median_rank"].tolist() == [4.0, 4.0]
+    with pytest.raises(ValueError, match="median"):
+        ranks.median_ranks(table, ["g"], how="mode")

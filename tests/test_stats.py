@@ -299,14 +299,6 @@ def test_the_two_cohen_d_definitions_agree_only_for_equal_samples():
     assert stats.cohen_d(wide, narrow) != pytest.approx(stats.cohen_d(wide, narrow, pooled=False))
 
 
-def test_rank_summary_takes_medians_or_means():
-    table = pd.DataFrame({"g": ["a", "a", "a", "b"], "rank": [1.0, 2.0, 9.0, 4.0]})
-    assert stats.rank_summary(table, ["g"])["median_rank"].tolist() == [2.0, 4.0]
-    assert stats.rank_summary(table, ["g"], how="mean")["median_rank"].tolist() == [4.0, 4.0]
-    with pytest.raises(ValueError, match="median"):
-        stats.rank_summary(table, ["g"], how="mode")
-
-
 # ------------------------------------------------------------------ noise floor
 
 def test_noise_floor_bounds_every_correlation_shift_between_reruns():

@@ -44,16 +44,20 @@ def within_ranks(table: pd.DataFrame, by: Columns, score: str = "score",
     return ranks.rename("rank")
 
 
-def median_ranks(table: pd.DataFrame, by: Columns, rank: str = "rank") -> pd.DataFrame:
+def median_ranks(table: pd.DataFrame, by: Columns, rank: str = "rank", how: str = "median") -> pd.DataFrame:
     """The median of ``rank`` per group of ``by``: the paper's unit of analysis.
 
     With ``by=["rm", "prompt", "category"]`` on the Big Two this gives 10 x 54 x 2 = 1,080 rows.
     Columns that are constant within a group (``family`` given ``rm``, ``framing`` given
     ``prompt``) may be added to ``by`` to carry them along. Returns ``by`` + ``median_rank`` and
     ``n_words`` (the words behind each median), groups in order of first appearance.
+    ``how="mean"`` takes the mean instead (a multiverse branch); the column keeps its name, so later
+    steps do not change.
     """
+    if how not in ("median", "mean"):
+        raise ValueError(f"how must be 'median' or 'mean', not {how!r}")
     grouped = table.groupby(_cols(by), sort=False, observed=True)[rank]
-    return grouped.agg(median_rank="median", n_words="count").reset_index()
+    return grouped.agg(median_rank=how, n_words="count").reset_index()
 
 
 def panel_means(medians: pd.DataFrame, by: Columns = ("rm", "family", "category", "framing"),

@@ -16,7 +16,7 @@ reward models nest in their families (4 Gemma, 6 Llama), so the number of indepe
 :func:`rm_contrasts`, :func:`exact_split_test` (all 210 ways to split ten models 4 + 6),
 :func:`cohen_d_ci` and :func:`rm_level_test` do the inference at that level, with Bayes factors;
 :func:`family_claims` tests every panel at both levels, for a multiverse of analysis choices
-(:func:`rank_summary` swaps the median for the mean).
+(:func:`rmbias.ranks.median_ranks` with ``how="mean"`` swaps the median for the mean).
 At vocabulary scale, where every p-value is tiny, :func:`correlation_noise_floor` turns a re-run of
 the scores into the smallest correlation that numerical noise cannot explain.
 """
@@ -333,18 +333,6 @@ def panel_permutation_tests(table: pd.DataFrame, value: str, group: str, cells: 
 # --------------------------------------------------------------------------------------------
 # Inference at the level of models: ten RMs, not 1,080 medians
 # --------------------------------------------------------------------------------------------
-
-def rank_summary(table: pd.DataFrame, by: Sequence[str], how: str = "median", rank: str = "rank") -> pd.DataFrame:
-    """Summarise ``rank`` per group of ``by`` by its ``median`` (the paper's unit) or ``mean``.
-
-    Returns ``by`` + ``median_rank`` (the column keeps this name whatever ``how`` is, so later
-    steps do not change) and ``n_words``. A multiverse branch swaps ``how`` and nothing else.
-    """
-    if how not in ("median", "mean"):
-        raise ValueError(f"how must be 'median' or 'mean', not {how!r}")
-    grouped = table.groupby(list(by), sort=False, observed=True)[rank]
-    return grouped.agg(median_rank=how, n_words="count").reset_index()
-
 
 def rm_contrasts(medians: pd.DataFrame, value: str = "median_rank", a: str = "Agency", b: str = "Communion",
                  unit: str = "rm", family: str = "family") -> pd.DataFrame:
