@@ -26,10 +26,14 @@
 # ```
 #
 # A reward model (RM) reads a conversation and returns one number: how good the assistant's reply is.
-# The study {cite}`christian2026reward` asks ten published RMs the same question, "What, in one word,
-# is the greatest thing ever?", and lets each one score every word of a dictionary as the reply. The
-# headline finding (its Figure 1) is that RMs built on Llama rank **agency** words (freedom, success)
-# higher, and RMs built on Gemma rank **communion** words (love, family) higher.
+# The study {cite}`christian2026reward` asks ten published RMs from RewardBench
+# {cite}`lambert2024rewardbench` the same question, "What, in one word, is the greatest thing ever?",
+# and lets each one score every word of a dictionary as the reply. The ten are Skywork-Reward
+# {cite}`liu2024skywork`, QRM {cite}`dorka2024quantile`, URM {cite}`lou2024uncertainty`, GRM
+# {cite}`yang2024regularizing` and ArmoRM {cite}`wang2024interpretable` models, built on Gemma 2
+# {cite}`gemmateam2024gemma` or Llama 3 {cite}`grattafiori2024llama`. The headline finding (its
+# Figure 1) is that RMs built on Llama rank **agency** words (freedom, success) higher, and RMs built on
+# Gemma rank **communion** words (love, family) higher.
 #
 # This chapter does three things:
 #
@@ -361,10 +365,11 @@ rm_table.drop(columns=[c for c in ("package", "filename", "tokenizer") if c in r
 # hateful text by design. This chapter shows none of it, only the models trained on it.
 # ```
 #
-# In the demo profile the two reward models are trained here, from SmolLM2-135M-Instruct (Llama
-# architecture) and Gemma-3-270M (a Gemma base model), on the same preference pairs with the same
-# recipe: the paper's controlled comparison in miniature. The tiny profile uses random-weight models
-# with random score heads, which only exercise the code.
+# In the demo profile the two reward models are trained here, from SmolLM2-135M-Instruct
+# {cite}`benallal2025smollm` (Llama architecture) and Gemma-3-270M {cite}`gemmateam2025gemma` (a Gemma
+# base model), on the same preference pairs with the same recipe: the paper's controlled comparison in
+# miniature. The tiny profile uses random-weight models with random score heads, which only exercise the
+# code.
 
 # %%
 training_records = {}

@@ -25,12 +25,13 @@
 # and how to run one model at a time on Colab.
 # ```
 #
-# A reward model is a language model with its output layer swapped for a single number. If Gemma-based
-# and Llama-based reward models prefer different words (chapter 2), the difference may have been there
-# before any preference training: in the base model's own sense of which words are likely answers. The
-# study {cite}`christian2026reward` checks this with **logit tracing** (its Figure 2): ask the base model
-# the same 54 questions, read its probability distribution over the first token of its reply, and rank
-# the Big Two nouns by log-probability exactly as the reward scores were ranked.
+# A reward model is a language model with its output layer swapped for a single number. If reward models
+# built on Gemma 2 {cite}`gemmateam2024gemma` and on Llama 3 {cite}`grattafiori2024llama` prefer
+# different words (chapter 2), the difference may have been there before any preference training: in
+# the base model's own sense of which words are likely answers. The study {cite}`christian2026reward`
+# checks this with **logit tracing** (its Figure 2): ask the base model the same 54 questions, read its
+# probability distribution over the first token of its reply, and rank the Big Two nouns by
+# log-probability exactly as the reward scores were ranked.
 #
 # This chapter
 #
@@ -420,7 +421,7 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 #    negative?
 # 2. **Mean instead of median.** The paper summarises each category by its median rank. Rerun the
 #    Figure 2 ANOVA for the first pair with the *mean* rank of each category per prompt instead
-#    (`stats.rank_summary` with `how="mean"`) and compare the F statistics of the category x model
+#    (`ranks.median_ranks` with `how="mean"`) and compare the F statistics of the category x model
 #    and three-way terms with the chapter's. Would the verdicts change?
 # 3. **Words of your own.** Choose eight or so one-word answers that are not Big Two nouns (for
 #    example *money*, *peace*, *god*, *health*, *knowledge*, *life*, *music*, *nature*). For each
@@ -460,7 +461,7 @@ pair_table["rank"] = ranks.within_ranks(pair_table, ["model", "prompt"], score="
 pair_table["framing"] = pair_table["prompt"].map(framing)
 summary_rows = []
 for how in ("median", "mean"):
-    summarised = stats.rank_summary(pair_table, ["model", "family", "prompt", "framing", "category"], how)
+    summarised = ranks.median_ranks(pair_table, ["model", "family", "prompt", "framing", "category"], how=how)
     terms = stats.anova(summarised, "median_rank", ["category", "framing", "model"]).set_index("term")
     summary_rows.append({"summary": how, **{f"{label} {column}": terms.loc[term, column]
                                               for label, term in (("category:model", "category:model"),

@@ -98,8 +98,10 @@ pd.Series({"bases": ", ".join(grid.bases), "training pairs": ", ".join(map(str, 
 #
 # The authors released one small table per condition: the median rank of the agency and of the
 # communion token variants at each checkpoint, for reward models trained from gemma-2-2b-it,
-# Llama-3.2-3B-Instruct and Qwen2.5-3B-Instruct. `rmbias.ablation.released_rank_tables` reads them
-# with the data sizes from the authors' own plotting script and checks them before anything is drawn.
+# Llama-3.2-3B-Instruct and Qwen2.5-3B-Instruct {cite}`qwenteam2024qwen` on subsets of Unified-Feedback
+# {cite}`yang2024regularizing` and on Skywork-Reward-Preference-80K {cite}`liu2024skywork`.
+# `rmbias.ablation.released_rank_tables` reads them with the data sizes from the authors' own plotting
+# script and checks them before anything is drawn.
 
 # %%
 released, report = ablation.released_rank_tables()
