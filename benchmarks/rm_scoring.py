@@ -9,6 +9,7 @@ at this device's measured bf16 matrix-multiply rate.
 
     python benchmarks/rm_scoring.py --device cuda --shapes llama-3.2-3b llama-3.1-8b gemma-2-2b gemma-2-27b
     python benchmarks/rm_scoring.py --device cpu --shapes smollm2-135m-instruct --candidates 64 --dtype float32
+    python benchmarks/rm_scoring.py --device cpu --shapes llama-3.2-3b --layers 2 --candidates 64 --dtype float32
 """
 
 from __future__ import annotations
@@ -19,28 +20,11 @@ import statistics
 import time
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification
-
-from rmbias import models, scoring
+from rmbias import architectures, models, scoring
 from rmbias.prompts import HEADLINE, select
 
-# Published config.json values of the base models (random weights are built from them).
-SHAPES = {
-    "llama-3.2-3b": ("llama-3-tokenizer", dict(model_type="llama", hidden_size=3072, intermediate_size=8192,
-                     num_hidden_layers=28, num_attention_heads=24, num_key_value_heads=8, head_dim=128,
-                     rope_theta=500000.0, tie_word_embeddings=True, max_position_embeddings=131072)),
-    "llama-3.1-8b": ("llama-3-tokenizer", dict(model_type="llama", hidden_size=4096, intermediate_size=14336,
-                     num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
-                     rope_theta=500000.0, tie_word_embeddings=False, max_position_embeddings=131072)),
-    "gemma-2-2b": ("gemma-3-270m", dict(model_type="gemma2", hidden_size=2304, intermediate_size=9216,
-                   num_hidden_layers=26, num_attention_heads=8, num_key_value_heads=4, head_dim=256,
-                   query_pre_attn_scalar=256, sliding_window=4096, attn_logit_softcapping=50.0,
-                   final_logit_softcapping=30.0)),
-    "gemma-2-27b": ("gemma-3-270m", dict(model_type="gemma2", hidden_size=4608, intermediate_size=36864,
-                    num_hidden_layers=46, num_attention_heads=32, num_key_value_heads=16, head_dim=128,
-                    query_pre_attn_scalar=144, sliding_window=4096, attn_logit_softcapping=50.0,
-                    final_logit_softcapping=30.0)),
-}
+# The shapes benchmarked by default: the bases of the paper's reward models (rmbias.architectures).
+SHAPES = ("llama-3.2-3b", "llama-3.1-8b", "gemma-2-2b", "gemma-2-27b")
 
 
 def sync(device: str) -> None:
@@ -68,21 +52,13 @@ def matmul_rate(device: str, dtype: torch.dtype) -> float:
     return 2 * n**3 / seconds
 
 
-def build(shape: str, device: str, dtype: torch.dtype):
-    if shape in SHAPES:
-        tokenizer_key, fields = SHAPES[shape]
-        tokenizer = models.load_tokenizer(tokenizer_key)
-        fields = dict(fields)
-        config = AutoConfig.for_model(fields.pop("model_type"), vocab_size=len(tokenizer), num_labels=1,
-                                      pad_token_id=tokenizer.pad_token_id, **fields)
-        if config.model_type == "gemma2":
-            config._attn_implementation = "eager"
-        torch.manual_seed(0)
-        with torch.device(device):
-            model = AutoModelForSequenceClassification.from_config(config, dtype=dtype)
-    else:  # a registered model (demo profile): real weights and a new score head
-        torch.manual_seed(0)
-        model, tokenizer = models.load_reward_model(shape, str(dtype).removeprefix("torch."), device)
+def build(shape: str, device: str, dtype: torch.dtype, layers: int | None = None):
+    if shape in architectures.ARCHITECTURES:  # random weights at the published shape
+        return architectures.random_model(shape, layers, reward=True, dtype=str(dtype).removeprefix("torch."),
+                                          device=device)
+    # a registered model (demo profile): real weights and a new score head
+    torch.manual_seed(0)
+    model, tokenizer = models.load_reward_model(shape, str(dtype).removeprefix("torch."), device)
     return model.eval(), tokenizer
 
 
@@ -107,6 +83,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--layers", type=int, default=None,
+                        help="cut a published shape to this many layers (a CPU smoke test at real width)")
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
     rate = matmul_rate(args.device, dtype)
@@ -115,7 +93,7 @@ def main() -> None:
     prompt = select([HEADLINE])["text"][0]
     rows = []
     for shape in args.shapes:
-        model, tokenizer = build(shape, args.device, dtype)
+        model, tokenizer = build(shape, args.device, dtype, args.layers)
         words = [tokenizer.decode([i]).strip() or "x" for i in range(1000, 1000 + args.candidates)]
         sequences = [scoring.chat_ids(tokenizer, prompt, w) for w in words]
         texts = [tokenizer.apply_chat_template([{"role": "user", "content": prompt},

@@ -12,6 +12,7 @@ epochs) to plan a run.
 
     python benchmarks/rm_training.py --shapes llama-3.2-3b gemma-2-2b --steps 12
     python benchmarks/rm_training.py --shapes tiny-llama --steps 3 --dtype float32   # CPU smoke test
+    python benchmarks/rm_training.py --shapes llama-3.2-3b --layers 2 --steps 2 --dtype float32   # CPU, real width
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from rm_scoring import SHAPES  # the published configs (same folder)
 from transformers import TrainerCallback
 
-from rmbias import ablation, models, prompts, scoring, training
+from rmbias import ablation, architectures, models, prompts, scoring, training
 from rmbias.preferences import HH_HARMLESS_TEST
 
 
@@ -74,21 +74,14 @@ class AfterScoring(Mark):
     pass
 
 
-def register(shape: str) -> str:
-    """A registry key for a real-shape random-weight model (``shape-<name>``), or a registered key."""
-    if shape not in SHAPES:
-        return shape
-    tokenizer, fields = SHAPES[shape]
-    key = f"shape-{shape}"
-    family = "gemma" if "gemma" in shape else "llama"
-    models.REGISTRY[key] = models.ModelSpec(key, family, "random", True, tokenizer=tokenizer, config=dict(fields),
-                                            attn_implementation="eager" if family == "gemma" else None,
-                                            description=f"random weights at the shape of {shape}")
-    return key
+def register(shape: str, layers: int | None = None) -> str:
+    """A registry key for a random-weight stand-in of a published architecture (all layers unless
+    ``layers`` says; :func:`rmbias.architectures.stand_in`), or the key given."""
+    return architectures.stand_in(shape, layers=layers) if shape in architectures.ARCHITECTURES else shape
 
 
-def run(shape: str, steps: int, dtype: str, candidates_for: list[str]) -> dict:
-    key = register(shape)
+def run(shape: str, steps: int, dtype: str, candidates_for: list[str], layers: int | None = None) -> dict:
+    key = register(shape, layers)
     grid = ablation.Ablation.paper(bases=(key,), sizes=(16 * steps,), seeds=(0,))
     config = replace(grid.config(16 * steps, 0), data=HH_HARMLESS_TEST, n_heldout=64, max_steps=steps,
                      dtype=dtype, save_steps=None, logging_steps=1)
@@ -121,16 +114,19 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=["llama-3.2-3b", "gemma-2-2b"])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--layers", type=int, default=None,
+                        help="cut a published shape to this many layers (a CPU smoke test at real width)")
     parser.add_argument("--candidates-from", nargs="+", default=["llama-3-tokenizer", "gemma-3-270m"],
                         help="tokenizers whose shared Big Two variants are scored (the paper: all the bases')")
     args = parser.parse_args()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     print(f"device: {device}; torch {torch.__version__}; paper recipe (LoRA r=32 all layers, 16 pairs/step, "
-          f"max length 1024, gradient checkpointing), {args.dtype}, {args.steps} steps")
+          f"max length 1024, gradient checkpointing), {args.dtype}, {args.steps} steps"
+          + (f", {args.layers} layers" if args.layers else ""))
     print("| shape | steps | s/step (median) | pairs/s | first step s | peak GiB | candidates | scoring s | median tokens/chat | total s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for shape in args.shapes:
-        r = run(shape, args.steps, args.dtype, args.candidates_from)
+        r = run(shape, args.steps, args.dtype, args.candidates_from, args.layers)
         print(f"| {r['shape']} | {r['steps']} | {r['s_per_step']:.2f} | {r['pairs_per_s']:.1f} | {r['first_step_s']:.1f} "
               f"| {r['peak_gib']:.1f} | {r['candidates']} | {r['score_s']:.1f} | {r['median_tokens']:.0f} | {r['total_s']:.0f} |",
               flush=True)

@@ -149,3 +149,6 @@ def test_a_model_too_large_for_the_device_gets_a_clear_error(tmp_path, monkeypat
     with pytest.raises(logprobs.ScoringError, match="does not fit.*LANGUAGE_MODELS"):
         logprobs.trace("tiny-llama", PROMPTS.head(1), tmp_path)
     assert not (tmp_path / "tiny-llama" / "next_token.meta.json").exists()
+    # a paper model's error says how much its weights need (from its published config)
+    with pytest.raises(logprobs.ScoringError, match=r"weights alone take 131 GiB"):
+        logprobs.trace("meta-llama/Llama-3.3-70B-Instruct", PROMPTS.head(1), tmp_path, dtype="bfloat16")

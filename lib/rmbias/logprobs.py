@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import artifacts, models
+from . import architectures, artifacts, models
 from .scoring import FIXED_DATE, PrefixCache, ScoringError, encode_chat, is_oom, run_in_batches
 from .tokens import variants
 
@@ -192,9 +192,13 @@ def _load(key: str, dtype: str, device: str):
     except (RuntimeError, MemoryError) as err:
         if not is_oom(err):
             raise
-        raise ScoringError(f"{key} does not fit on {device} in {dtype}. Leave it out of LANGUAGE_MODELS, use a "
-                           "GPU with more memory (a 70B model needs about 140 GB in bfloat16), or a smaller "
-                           "model (see the hardware notes in the README)") from err
+        need = ""
+        try:
+            need = f" (its weights alone take {architectures.weight_gib(key, dtype):.0f} GiB)"
+        except models.ModelError:  # an architecture not on record
+            pass
+        raise ScoringError(f"{key} does not fit on {device} in {dtype}{need}. Leave it out of LANGUAGE_MODELS, "
+                           "use a GPU with more memory, or a smaller model (see the book's hardware page)") from err
 
 
 def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "float32", device: str = "cpu",

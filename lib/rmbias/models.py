@@ -13,8 +13,10 @@ Every model the book uses has a short key in :data:`REGISTRY`. A key names one o
     A tokenizer alone, from a tiktoken file shipped in a package (the real Llama 3 tokenizer in
     ``llama-models``), converted once to a transformers tokenizer.
 ``random``
-    A random-weight model built from a small config, borrowing a real tokenizer (the ``tiny``
-    profile and the unit tests). Seeded, so every build gives the same weights.
+    A random-weight model built from a config, borrowing a real tokenizer: small configs for the
+    ``tiny`` profile and the unit tests, published ones for the paper profile's stand-ins
+    (:mod:`rmbias.architectures`). Seeded, so every build gives the same weights, and stored in
+    the spec's ``dtype`` (float32 where it names none).
 ``trained``
     A reward model this book trains itself from another registry model (``base``) with
     :mod:`rmbias.training` (the ``demo`` profile's two reward models), trained once and cached.
@@ -32,6 +34,7 @@ may also be used as a key.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import json
@@ -271,10 +274,23 @@ def _llama3_tokenizer(path: Path):
                                    pad_token="<|finetune_right_pad_id|>")
 
 
+def random_config(fields: dict[str, Any], tokenizer):
+    """The transformers config of a random-weight model: ``fields`` (``model_type`` included), the
+    special-token ids of the tokenizer it borrows, and a vocabulary at least as large as that
+    tokenizer (a published shape whose own vocabulary is larger keeps it)."""
+    from transformers import AutoConfig
+
+    fields = copy.deepcopy(fields)  # transformers edits nested fields (rope_scaling) in place
+    model_type = fields.pop("model_type")
+    fields["vocab_size"] = max(fields.get("vocab_size", 0), len(tokenizer))
+    return AutoConfig.for_model(model_type, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                pad_token_id=tokenizer.pad_token_id, **fields)
+
+
 def _build(spec_: ModelSpec, target: Path) -> None:
     """Write the model (or tokenizer) of a non-hub spec into ``target``."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if spec_.source == "tiktoken":
         tokenizer = _llama3_tokenizer(_package_file(spec_))
@@ -294,13 +310,9 @@ def _build(spec_: ModelSpec, target: Path) -> None:
         model.load_state_dict(loaded.state_dict())
     elif spec_.source == "random":
         tokenizer = load_tokenizer(spec_.tokenizer)
-        fields = dict(spec_.config)
-        model_type = fields.pop("model_type")
-        config = AutoConfig.for_model(
-            model_type, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **fields)
+        config = random_config(spec_.config, tokenizer)
         torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, spec_.dtype or "float32"))
     else:
         raise ModelError(f"{spec_.key!r} comes from the hub and is not materialised locally")
     if spec_.chat_template and not tokenizer.chat_template:
