@@ -39,6 +39,7 @@ def test_execution_record_and_build_info(executed):
     record = json.loads((executed / "results" / "tiny" / "execution.json").read_text())
     assert set(record["seconds"]) == set(CHAPTERS)
     assert "`tiny`" in (executed / "book" / "generated" / "build_info.md").read_text()
+    assert "google/gemma-2-27b-it" in (executed / "book" / "generated" / "model_sizes.md").read_text()
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +100,19 @@ def test_execution_record_keeps_other_chapters_of_the_same_profile(tmp_path):
     info = book._build_info("demo", merged["chapters"])
     assert "`01_corpora` | 30 s" in info and "`02_rm_scoring` | 450 s" in info and "| Total | 8.0 min |" in info
     assert book._merged_record(path, "tiny", {"01_corpora": 2.0})["seconds"] == {"01_corpora": 2.0}
+
+
+def test_model_sizes_list_every_paper_model_with_its_chapters():
+    from rmbias.profiles import PROFILES
+
+    table = book._model_sizes()
+    rows = {line.split("`")[1]: line for line in table.splitlines()[2:]}
+    paper = PROFILES["paper"]
+    assert set(rows) == set(paper.reward_models) | set(paper.language_models)
+    assert "| 02 | 7.50 B | 14.0 GiB bf16 |" in rows["Skywork/Skywork-Reward-Llama-3.1-8B-v0.2"]
+    assert "70.55 B | 131.4 GiB bf16" in rows["meta-llama/Llama-3.3-70B-Instruct"]
+    assert rows["google/gemma-2-2b-it"].split(" | ")[1] == "03, 04, 05 (trained)"
+    assert "GiB fp16" in rows["Ray2333/GRM-gemma2-2B-rewardmodel-ft"]
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

@@ -92,6 +92,34 @@ def _build_info(profile: str, chapters: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _model_sizes() -> str:
+    """The paper profile's models as a Markdown table: the chapters that load each, its parameters
+    (from the published config, :mod:`rmbias.architectures`) and the GiB its weights take in the
+    dtype it is loaded in (activations, caches and optimiser state come on top)."""
+    from . import architectures, models
+    from .ablation import Ablation
+
+    paper = PROFILES["paper"]
+    uses: dict[str, list[str]] = {}
+    for key in paper.reward_models:
+        uses.setdefault(key, []).append("02")
+    for key in paper.language_models:
+        uses.setdefault(key, []).append("03, 04" if models.spec(key).instruct else "03")
+    uses.setdefault(paper.validation_model, []).append("04 (fine-tuned)")
+    for key in Ablation.paper().bases:
+        uses.setdefault(key, []).append("05 (trained)")
+    short = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
+    lines = ["| model | chapters | parameters | weights |", "| --- | --- | --- | --- |"]
+    for key, chapters in uses.items():
+        spec = models.spec(key)
+        reward = spec.reward is not None
+        dtype = models.dtype_for(key, paper.dtype)
+        params = architectures.parameter_count(key, reward=reward)
+        lines.append(f"| `{spec.hf_id}` | {', '.join(dict.fromkeys(chapters))} | {params / 1e9:.2f} B "
+                     f"| {architectures.gib(params, dtype):.1f} GiB {short.get(dtype, dtype)} |")
+    return "\n".join(lines) + "\n"
+
+
 def _merged_record(path: Path, profile: str, timings: dict[str, float]) -> dict[str, Any]:
     """The profile's execution record with this run's chapters added or replaced, so that running
     one chapter (``--only``) keeps the others' times. A record of another profile is replaced."""
@@ -127,6 +155,7 @@ def run(profile: str, only: list[str] | None = None, book_dir: Path = ROOT / "bo
     generated = Path(book_dir) / "generated"
     generated.mkdir(parents=True, exist_ok=True)
     (generated / "build_info.md").write_text(_build_info(profile, record["chapters"]))
+    (generated / "model_sizes.md").write_text(_model_sizes())
     return timings
 
 
