@@ -21,8 +21,9 @@
 # ```{admonition} Hardware
 # :class: tip
 # The `demo` profile runs on a CPU. The `paper` profile scores with the study's ten reward models (2B
-# to 27B parameters) and needs a GPU: 6 to 55 GiB of memory depending on the model. See
-# {doc}`hardware` for memory, run times and how to run one model at a time on Colab.
+# to 27B parameters) and needs a GPU: 6 to 55 GiB of memory depending on the model, less with
+# `QUANTIZE = "8bit"` or `"4bit"`. See {doc}`hardware` for memory, run times and how to run one model at
+# a time on Colab.
 # ```
 #
 # A reward model (RM) reads a conversation and returns one number: how good the assistant's reply is.
@@ -64,7 +65,8 @@ PROMPTS = None  # list of prompt keys, e.g. ["greatest_ever_one"]; None: the pro
 MAX_WORDS = None  # at most this many nouns per category; None: the profile's
 VOCAB_LIMIT = None  # vocabulary search: most frequent word tokens only; None: the profile's; 0: every token
 BATCH_SIZE = None  # candidates per forward pass; None: the profile's
-DEVICE = None  # "cpu", "cuda" or "auto"; None: the profile's
+DEVICE = None  # "cpu", "cuda", "auto" or "multi-gpu" (split each model over every GPU); None: the profile's
+QUANTIZE = None  # None (the paper's precision), "8bit" or "4bit" for GPUs too small; results are kept apart
 
 # %%
 import json
@@ -80,7 +82,7 @@ from transformers.utils import logging as hf_logging
 from rmbias import artifacts, corpora, models, plots, profiles, prompts, ranks, release, rewards, scoring, tokens
 
 settings = profiles.resolve(PROFILE, reward_models=REWARD_MODELS, prompts=PROMPTS, max_words=MAX_WORDS,
-                            vocab_limit=VOCAB_LIMIT, batch_size=BATCH_SIZE, device=DEVICE)
+                            vocab_limit=VOCAB_LIMIT, batch_size=BATCH_SIZE, device=DEVICE, quantize=QUANTIZE)
 out = artifacts.results_dir(settings.name, "02_rm_scoring")
 plots.setup()
 hf_logging.set_verbosity_error()  # new score heads of the tiny models are expected, not news
@@ -425,7 +427,8 @@ live_dir = out / "live_scores"
 live_parts = []
 for key in rm_keys:
     scored = rewards.score_words(key, prompt_table, nouns["word"].tolist(), live_dir, dtype=settings.dtype,
-                                 device=settings.device, batch_size=settings.batch_size)
+                                 device=settings.device, batch_size=settings.batch_size,
+                                 quantize=settings.quantize)
     scored["family"] = models.spec(key).family
     live_parts.append(scored)
 live = pd.concat(live_parts, ignore_index=True).merge(nouns[["word", "category"]], on="word")
@@ -481,7 +484,8 @@ for key in rm_keys:
     tokenizer = models.load_tokenizer(key)
     ids = tokens.frequent_word_tokens(tokenizer, settings.vocab_limit) if settings.vocab_limit else None
     table = rewards.score_vocabulary(key, prompts.HEADLINE, headline["text"][0], live_dir, token_ids=ids,
-                                     dtype=settings.dtype, device=settings.device, batch_size=settings.batch_size)
+                                     dtype=settings.dtype, device=settings.device, batch_size=settings.batch_size,
+                                     quantize=settings.quantize)
     vocab_parts.append(table)
 vocab = pd.concat(vocab_parts, ignore_index=True)
 vocab["rank"] = ranks.within_ranks(vocab, ["rm"])

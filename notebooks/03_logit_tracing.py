@@ -21,8 +21,9 @@
 # ```{admonition} Hardware
 # :class: tip
 # The `demo` profile runs on a CPU. The `paper` profile traces twelve language models (1B to 70B
-# parameters) and needs a GPU; the 70B models need several. See {doc}`hardware` for memory, run times
-# and how to run one model at a time on Colab.
+# parameters) and needs a GPU; the 70B models need two 80 GB GPUs (`DEVICE = "multi-gpu"`) or one in
+# 8 bits (`QUANTIZE = "8bit"`). See {doc}`hardware` for memory, run times and how to run one model at a
+# time on Colab.
 # ```
 #
 # A reward model is a language model with its output layer swapped for a single number. If reward models
@@ -62,7 +63,8 @@ PAIRS = None  # list of [gemma_model, llama_model] pairs for Figure 2; None: the
 PROMPTS = None  # list of prompt keys; None: the profile's (demo, paper: all 54)
 FORCED_PROMPTS = None  # prompts for teacher forcing of whole words; None: the profile's
 BATCH_SIZE = None  # sequences per forward pass; None: the profile's
-DEVICE = None  # "cpu", "cuda" or "auto"; None: the profile's
+DEVICE = None  # "cpu", "cuda", "auto" or "multi-gpu" (split each model over every GPU); None: the profile's
+QUANTIZE = None  # None (the paper's precision), "8bit" or "4bit" for GPUs too small; results are kept apart
 
 # %%
 import matplotlib.pyplot as plt
@@ -75,7 +77,7 @@ from transformers.utils import logging as hf_logging
 from rmbias import artifacts, corpora, logprobs, models, plots, profiles, prompts, ranks, rewards, stats
 
 settings = profiles.resolve(PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS,
-                            forced_prompts=FORCED_PROMPTS, batch_size=BATCH_SIZE, device=DEVICE)
+                            forced_prompts=FORCED_PROMPTS, batch_size=BATCH_SIZE, device=DEVICE, quantize=QUANTIZE)
 out = artifacts.results_dir(settings.name, "03_logit_tracing")
 device = rewards.resolve_device(settings.device)
 plots.setup()
@@ -142,7 +144,7 @@ trace_dir = out / "traces"
 traces = {}
 for key in lm_keys:
     traces[key] = logprobs.trace(key, prompt_table, trace_dir, dtype=models.dtype_for(key, settings.dtype),
-                                 device=device, batch_size=settings.batch_size)
+                                 device=device, batch_size=settings.batch_size, quantize=settings.quantize)
 traced = pd.DataFrame([{"model": t.model, "family": t.family, "instruct": t.instruct, "vocabulary": t.logprobs.shape[1],
                         "prompts": len(t.prompts), "dtype": t.meta["dtype"], "attention": t.meta["attention"],
                         "seconds": t.meta["seconds"]} for t in traces.values()])
@@ -290,7 +292,7 @@ forced_parts = []
 for key in lm_keys:
     forced = logprobs.force_words(key, forced_table, forms["form"].tolist(), trace_dir,
                                   dtype=models.dtype_for(key, settings.dtype), device=device,
-                                  batch_size=settings.batch_size)
+                                  batch_size=settings.batch_size, quantize=settings.quantize)
     per_word = logprobs.word_logprobs(forced, forms)
     per_word["family"] = models.spec(key).family
     forced_parts.append(per_word)

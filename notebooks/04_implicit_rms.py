@@ -49,7 +49,8 @@ LANGUAGE_MODELS = None  # list of model keys or Hugging Face ids; None: the prof
 PROMPTS = None  # list of prompt keys; None: the profile's (demo, paper: all 54)
 VALIDATION_MODEL = None  # the model fine-tuned to plant words; None: the profile's
 BATCH_SIZE = None  # prompts per forward pass; None: the profile's
-DEVICE = None  # "cpu", "cuda" or "auto"; None: the profile's
+DEVICE = None  # "cpu", "cuda", "auto" or "multi-gpu" (split each model over every GPU); None: the profile's
+QUANTIZE = None  # None (the paper's precision), "8bit" or "4bit" for GPUs too small; results are kept apart
 
 # %% [markdown]
 # ## Where the implicit reward comes from
@@ -100,7 +101,8 @@ from transformers.utils import logging as hf_logging
 from rmbias import artifacts, corpora, implicit, logprobs, models, plots, profiles, prompts, ranks, release, rewards, sft
 
 settings = profiles.resolve(PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS, batch_size=BATCH_SIZE,
-                            device=DEVICE, validation_model=VALIDATION_MODEL)
+                            device=DEVICE, quantize=QUANTIZE,
+                            validation_model=VALIDATION_MODEL)
 out = artifacts.results_dir(settings.name, "04_implicit_rms")
 trace_dir = artifacts.results_dir(settings.name, "03_logit_tracing") / "traces"  # shared with chapter 3
 device = rewards.resolve_device(settings.device)
@@ -110,7 +112,8 @@ summary: dict = {}
 lm_keys = list(settings.language_models)
 prompt_table = prompts.select(settings.prompts)
 traces = {key: logprobs.trace(key, prompt_table, trace_dir, dtype=models.dtype_for(key, settings.dtype),
-                              device=device, batch_size=settings.batch_size) for key in lm_keys}
+                              device=device, batch_size=settings.batch_size, quantize=settings.quantize)
+          for key in lm_keys}
 pairs = models.family_pairs(lm_keys)
 if not pairs:
     raise ValueError(f"the implicit reward needs a Gemma and a Llama model; got {lm_keys}")

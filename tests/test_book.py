@@ -110,7 +110,7 @@ def test_model_sizes_list_every_paper_model_with_its_chapters():
     paper = PROFILES["paper"]
     assert set(rows) == set(paper.reward_models) | set(paper.language_models)
     assert "| 02 | 7.50 B | 14.0 GiB bf16 |" in rows["Skywork/Skywork-Reward-Llama-3.1-8B-v0.2"]
-    assert "70.55 B | 131.4 GiB bf16" in rows["meta-llama/Llama-3.3-70B-Instruct"]
+    assert "70.55 B | 131.4 GiB bf16 | 67.7 GiB | 39.8 GiB |" in rows["meta-llama/Llama-3.3-70B-Instruct"]
     assert rows["google/gemma-2-2b-it"].split(" | ")[1] == "03, 04, 05 (trained)"
     assert "GiB fp16" in rows["Ray2333/GRM-gemma2-2B-rewardmodel-ft"]
 

@@ -139,16 +139,3 @@ def test_force_words_chunks_per_prompt_and_resumes(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(logprobs.force_words("tiny-gemma2", PROMPTS.head(2), forms, tmp_path), first)
     with pytest.raises(ValueError, match="non-empty"):
         logprobs.force_words("tiny-gemma2", PROMPTS.head(1), ["love", ""], tmp_path)
-
-
-def test_a_model_too_large_for_the_device_gets_a_clear_error(tmp_path, monkeypatch):
-    def out_of_memory(*args, **kwargs):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-
-    monkeypatch.setattr(models, "load_causal_lm", out_of_memory)
-    with pytest.raises(logprobs.ScoringError, match="does not fit.*LANGUAGE_MODELS"):
-        logprobs.trace("tiny-llama", PROMPTS.head(1), tmp_path)
-    assert not (tmp_path / "tiny-llama" / "next_token.meta.json").exists()
-    # a paper model's error says how much its weights need (from its published config)
-    with pytest.raises(logprobs.ScoringError, match=r"weights alone take 131 GiB"):
-        logprobs.trace("meta-llama/Llama-3.3-70B-Instruct", PROMPTS.head(1), tmp_path, dtype="bfloat16")

@@ -8,9 +8,10 @@ the fields of each base architecture's ``config.json`` on the hub that fix shape
 (everything else is transformers' default for the model type, which those configs also use), and
 builds models from them:
 
-- :func:`parameter_count` builds the whole model on PyTorch's ``meta`` device (shapes, no memory),
-  so the tables can be checked against the parameter counts the model cards publish, and
-  :func:`weight_gib` says how much memory the weights need;
+- :func:`meta_model` builds the whole model on PyTorch's ``meta`` device (shapes, no memory), so
+  :func:`parameter_count` can be checked against the parameter counts the model cards publish, and
+  :func:`weight_gib` says how much memory the weights need, in full precision or quantised as
+  :mod:`rmbias.placement` loads them;
 - :func:`stand_in` registers a random-weight copy under a registry key (:mod:`rmbias.models`),
   optionally cut to fewer layers, so every function that takes a model key (tracing, scoring,
   training) runs on it. Two layers keep every shape the code meets except depth: for Gemma 2 they
@@ -152,29 +153,53 @@ def config(name: str, layers: int | None = None, reward: bool = False):
     return AutoConfig.for_model(fields.pop("model_type"), **fields)
 
 
-def parameter_count(name: str, reward: bool = False, layers: int | None = None) -> int:
-    """Parameters of the model built from the published config, counted on the ``meta`` device
-    (nothing is allocated). ``reward``: the reward model, whose score head replaces the LM head."""
+def meta_model(name: str, reward: bool = False, layers: int | None = None):
+    """The whole model built from the published config on the ``meta`` device: shapes, no memory."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     auto = AutoModelForSequenceClassification if reward else AutoModelForCausalLM
     with torch.device("meta"):
-        model = auto.from_config(config(name, layers, reward))
-    return sum(p.numel() for p in model.parameters())
+        return auto.from_config(config(name, layers, reward))
 
 
-def gib(params: int, dtype: str) -> float:
-    """GiB that ``params`` weights take in ``dtype``."""
+def parameter_count(name: str, reward: bool = False, layers: int | None = None) -> int:
+    """Parameters of the model built from the published config, counted on the ``meta`` device
+    (nothing is allocated). ``reward``: the reward model, whose score head replaces the LM head."""
+    return sum(p.numel() for p in meta_model(name, reward, layers).parameters())
+
+
+def weight_bytes(model, dtype: str, quantize: str | None = None) -> int:
+    """Bytes that ``model``'s weights take in ``dtype``, or quantised by bitsandbytes as
+    :mod:`rmbias.placement` loads them: the linear layers transformers converts (all but the
+    output head, embeddings and norms) in 8 bits plus one float32 scale per output row, or in 4
+    bits plus one float32 scale per block of 64 weights; everything else stays in ``dtype``.
+    ``model`` may live on the ``meta`` device."""
     import torch
+    from transformers.quantizers.base import get_keys_to_not_convert
 
-    return params * torch.finfo(getattr(torch, dtype)).bits / 8 / 2**30
+    full = torch.finfo(getattr(torch, dtype)).bits // 8
+    total = full * sum(p.numel() for p in model.parameters())
+    if quantize is None:
+        return total
+    skip = get_keys_to_not_convert(model)
+    for name, module in model.named_modules():
+        if not isinstance(module, torch.nn.Linear) or any(name == s or name.startswith(s + ".") for s in skip):
+            continue
+        n = module.weight.numel()
+        if quantize == "8bit":
+            total += n * (1 - full) + 4 * module.out_features
+        elif quantize == "4bit":
+            total += n // 2 - n * full + 4 * -(-n // 64)
+        else:
+            raise ValueError(f"unknown quantisation {quantize!r}")
+    return total
 
 
-def weight_gib(name: str, dtype: str = "bfloat16", reward: bool = False) -> float:
-    """GiB that the weights alone take in ``dtype`` (activations, KV cache and, in training, the
-    optimiser state come on top)."""
-    return gib(parameter_count(name, reward), dtype)
+def weight_gib(name: str, dtype: str = "bfloat16", reward: bool = False, quantize: str | None = None) -> float:
+    """GiB that the weights alone take in ``dtype`` or quantised (:func:`weight_bytes`); activations,
+    KV cache and, in training, the optimiser state come on top."""
+    return weight_bytes(meta_model(name, reward), dtype, quantize) / 2**30
 
 
 def stand_in(model: str, layers: int | None = 2, instruct: bool | None = None) -> str:

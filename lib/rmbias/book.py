@@ -95,7 +95,8 @@ def _build_info(profile: str, chapters: dict[str, dict[str, Any]]) -> str:
 def _model_sizes() -> str:
     """The paper profile's models as a Markdown table: the chapters that load each, its parameters
     (from the published config, :mod:`rmbias.architectures`) and the GiB its weights take in the
-    dtype it is loaded in (activations, caches and optimiser state come on top)."""
+    dtype it is loaded in and quantised to 8 and 4 bits (activations, caches and optimiser state
+    come on top)."""
     from . import architectures, models
     from .ablation import Ablation
 
@@ -109,14 +110,15 @@ def _model_sizes() -> str:
     for key in Ablation.paper().bases:
         uses.setdefault(key, []).append("05 (trained)")
     short = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
-    lines = ["| model | chapters | parameters | weights |", "| --- | --- | --- | --- |"]
+    lines = ["| model | chapters | parameters | weights | 8-bit | 4-bit |", "| --- | --- | --- | --- | --- | --- |"]
     for key, chapters in uses.items():
         spec = models.spec(key)
-        reward = spec.reward is not None
         dtype = models.dtype_for(key, paper.dtype)
-        params = architectures.parameter_count(key, reward=reward)
+        model = architectures.meta_model(key, reward=spec.reward is not None)
+        params = sum(p.numel() for p in model.parameters())
+        size = {q: architectures.weight_bytes(model, dtype, q) / 2**30 for q in (None, "8bit", "4bit")}
         lines.append(f"| `{spec.hf_id}` | {', '.join(dict.fromkeys(chapters))} | {params / 1e9:.2f} B "
-                     f"| {architectures.gib(params, dtype):.1f} GiB {short.get(dtype, dtype)} |")
+                     f"| {size[None]:.1f} GiB {short.get(dtype, dtype)} | {size['8bit']:.1f} GiB | {size['4bit']:.1f} GiB |")
     return "\n".join(lines) + "\n"
 
 

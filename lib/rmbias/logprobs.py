@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import architectures, artifacts, models
-from .scoring import FIXED_DATE, PrefixCache, ScoringError, encode_chat, is_oom, run_in_batches
+from . import artifacts, models, placement
+from .scoring import FIXED_DATE, PrefixCache, encode_chat, input_device, run_in_batches
 from .tokens import variants
 
 
@@ -53,10 +53,6 @@ def prompt_ids(tokenizer, prompt: str, instruct: bool, date: str = FIXED_DATE) -
     return list(tokenizer(prompt)["input_ids"])
 
 
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.no_grad()
 def next_token_logprobs(model, sequences: Sequence[Sequence[int]], batch_size: int = 8) -> torch.Tensor:
     """The float32 log-softmax over the vocabulary of the token after each sequence.
@@ -69,7 +65,7 @@ def next_token_logprobs(model, sequences: Sequence[Sequence[int]], batch_size: i
         raise ValueError("no prompts to trace")
     order = sorted(range(len(sequences)), key=lambda i: (len(sequences[i]), i))
     out: list[torch.Tensor | None] = [None] * len(sequences)
-    device = _device(model)
+    device = input_device(model)
 
     def run(start: int, stop: int, _batch: int) -> None:
         i = start
@@ -185,39 +181,30 @@ class Trace:
         return wide.groupby(level=0).max()
 
 
-def _load(key: str, dtype: str, device: str):
-    """``models.load_causal_lm``, with an out-of-memory error turned into one that says what to do."""
-    try:
-        return models.load_causal_lm(key, dtype, device)
-    except (RuntimeError, MemoryError) as err:
-        if not is_oom(err):
-            raise
-        need = ""
-        try:
-            need = f" (its weights alone take {architectures.weight_gib(key, dtype):.0f} GiB)"
-        except models.ModelError:  # an architecture not on record
-            pass
-        raise ScoringError(f"{key} does not fit on {device} in {dtype}{need}. Leave it out of LANGUAGE_MODELS, "
-                           "use a GPU with more memory, or a smaller model (see the book's hardware page)") from err
+def _quantized(quantize: str | None) -> dict[str, str]:
+    """The request field of a quantised run (none for full precision, so earlier results stay valid)."""
+    return {"quantize": quantize} if quantize else {}
 
 
 def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "float32", device: str = "cpu",
-          batch_size: int = 8, date: str = FIXED_DATE) -> Trace:
+          batch_size: int = 8, date: str = FIXED_DATE, quantize: str | None = None) -> Trace:
     """Next-token log-probabilities of every vocabulary token for every prompt, for one model.
 
     ``prompts`` has columns ``key`` and ``text``. The result is written to
     ``directory/<model>/`` and read back on a later call with the same request (model, dtype,
-    prompts, date), so an interrupted notebook loads nothing it has already traced.
+    quantisation, prompts, date), so an interrupted notebook loads nothing it has already traced.
+    ``device`` and ``quantize`` place the model (:mod:`rmbias.placement`); a model too large for
+    the device raises a :class:`rmbias.models.ModelError` that says what its weights need.
     """
     spec = models.spec(key)
     folder = Path(directory) / _slug(key)
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "next_token.meta.json"
     request = _request(model=spec.fingerprint(), dtype=dtype, prompts=list(zip(prompts["key"], prompts["text"])),
-                       date=date, instruct=spec.instruct)
+                       date=date, instruct=spec.instruct, **_quantized(quantize))
     if not _done(meta_path, request):
         meta_path.unlink(missing_ok=True)
-        model, tokenizer = _load(key, dtype, device)
+        model, tokenizer = models.load_causal_lm(key, dtype, device, quantize=quantize)
         sequences = [prompt_ids(tokenizer, text, spec.instruct, date) for text in prompts["text"]]
         started = time.perf_counter()
         values = next_token_logprobs(model, sequences, batch_size).numpy()
@@ -231,7 +218,8 @@ def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "flo
         template = tokenizer.chat_template or ""
         artifacts.write_json(meta_path, {
             "request": request, "model": models.describe(key), "revision": spec.revision or "unpinned (hub main)",
-            "dtype": dtype, "attention": getattr(model.config, "_attn_implementation", None), "device": device,
+            "dtype": dtype, "attention": getattr(model.config, "_attn_implementation", None),
+            **placement.describe(model, device, quantize),
             "prompt_format": "chat template + generation prompt" if spec.instruct else "raw prompt",
             "prompts": list(prompts["key"]), "rendered_prompt": tokenizer.decode(sequences[0]),
             "n_prompt_tokens": [len(s) for s in sequences], "vocabulary": int(values.shape[1]),
@@ -245,7 +233,8 @@ def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "flo
 
 
 def force_words(key: str, prompts: pd.DataFrame, forms: Sequence[str], directory: Path, *, dtype: str = "float32",
-                device: str = "cpu", batch_size: int = 64, date: str = FIXED_DATE) -> pd.DataFrame:
+                device: str = "cpu", batch_size: int = 64, date: str = FIXED_DATE,
+                quantize: str | None = None) -> pd.DataFrame:
     """Teacher-forced log-probabilities of each text in ``forms`` as the start of the reply.
 
     One chunk per prompt (``directory/<model>/forced-<prompt>.parquet``), so a long run resumes
@@ -263,10 +252,11 @@ def force_words(key: str, prompts: pd.DataFrame, forms: Sequence[str], directory
     tables = []
     for prompt_key, text in zip(prompts["key"], prompts["text"]):
         name = f"forced-{prompt_key}"
-        request = _request(model=spec.fingerprint(), dtype=dtype, prompt=text, forms=forms, date=date)
+        request = _request(model=spec.fingerprint(), dtype=dtype, prompt=text, forms=forms, date=date,
+                           **_quantized(quantize))
         if not _done(folder / f"{name}.meta.json", request):
             if loaded is None:
-                loaded = _load(key, dtype, device)
+                loaded = models.load_causal_lm(key, dtype, device, quantize=quantize)
             model, tokenizer = loaded
             prefix = prompt_ids(tokenizer, text, spec.instruct, date)
             encoded = tokenizer(forms, add_special_tokens=False)["input_ids"]
@@ -276,7 +266,8 @@ def force_words(key: str, prompts: pd.DataFrame, forms: Sequence[str], directory
             table = pd.DataFrame({"model": spec.label, "prompt": prompt_key, "form": forms,
                                   "n_tokens": [len(e) for e in encoded], "logprob": values})
             artifacts.write_table(table, folder, name, request=request, model_spec=models.describe(key), dtype=dtype,
-                                  device=device, date=date, seconds=round(time.perf_counter() - started, 3))
+                                  **placement.describe(model, device, quantize), date=date,
+                                  seconds=round(time.perf_counter() - started, 3))
         tables.append(pd.read_parquet(folder / f"{name}.parquet"))
     return pd.concat(tables, ignore_index=True)
 

@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import placement
 from .data import build_once, cache_dir
 
 # Chat formats for models that come without a template. Both match the published templates of
@@ -370,41 +371,73 @@ def load_tokenizer(key: str):
     return tokenizer
 
 
-def load_causal_lm(key: str, dtype: str = "float32", device: str = "cpu",
-                   attn_implementation: str | None = None):
-    """A language model and its tokenizer, in eval mode on ``device``.
+def _from_pretrained(auto, spec_: ModelSpec, dtype: str, device: str | dict[str, Any], quantize: str | None,
+                     attn_implementation: str | None, **kwargs: Any):
+    """``auto.from_pretrained`` for a spec, placed by :mod:`rmbias.placement`, in eval mode.
+
+    A hub failure becomes a :class:`ModelError` that says how to get access; running out of memory
+    while loading becomes one that says how much the weights need and what else to try.
+    """
+    where, found = _where(spec_)
+    try:
+        return placement.from_pretrained(auto, where, device, dtype, quantize,
+                                         offload_folder=cache_dir() / "offload" / spec_.key,
+                                         attn_implementation=attn_implementation or default_attention(spec_.key),
+                                         **found, **kwargs)
+    except (OSError, ValueError) as err:
+        if spec_.source == "hub" and not isinstance(err, placement.PlacementError):
+            raise _hub_error(spec_, err) from err
+        raise
+    except (RuntimeError, MemoryError) as err:
+        if not placement.is_oom(err):
+            raise
+        raise ModelError(_does_not_fit(spec_, dtype, device, quantize)) from err
+
+
+def _does_not_fit(spec_: ModelSpec, dtype: str, device: str | dict[str, Any], quantize: str | None) -> str:
+    """The out-of-memory message: what the weights need (from the published config) and the ways out."""
+    from . import architectures  # it imports this module
+
+    need = ""
+    try:
+        gib = architectures.weight_gib(spec_.key, dtype, reward=spec_.reward is not None)
+        need = f" (its weights alone take {gib:.0f} GiB in {dtype})"
+    except ModelError:  # an architecture not on record
+        pass
+    bits = f" quantised to {quantize}" if quantize else ""
+    return (f"{spec_.label} does not fit on {device} in {dtype}{bits}{need}. Use a GPU with more memory, "
+            f"device='{placement.MULTI_GPU}' to split it over several GPUs, quantize='8bit' or '4bit', or leave "
+            "it out of the chapter's model list (LANGUAGE_MODELS, REWARD_MODELS); see the book's hardware page")
+
+
+def load_causal_lm(key: str, dtype: str = "float32", device: str | dict[str, Any] = "cpu",
+                   attn_implementation: str | None = None, quantize: str | None = None):
+    """A language model and its tokenizer, in eval mode, placed by ``device`` and ``quantize``
+    (:mod:`rmbias.placement`: one device, ``"multi-gpu"``, or 8/4-bit weights).
 
     ``attn_implementation`` defaults to ``eager`` for Gemma 2 (whose logit soft-capping the
     fused kernels may skip) and to transformers' default otherwise; the choice is recorded on
     ``model.config``.
     """
-    import torch
     from transformers import AutoModelForCausalLM
 
     spec_ = spec(key)
     if spec_.source == "tiktoken":
         raise ModelError(f"{key!r} is a tokenizer only; pick a model key (see rmbias.models.REGISTRY)")
-    attn_implementation = attn_implementation or default_attention(key)
-    where, kwargs = _where(spec_)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            where, dtype=getattr(torch, dtype), attn_implementation=attn_implementation, **kwargs)
-    except (OSError, ValueError) as err:
-        if spec_.source == "hub":
-            raise _hub_error(spec_, err) from err
-        raise
-    return model.to(device).eval(), load_tokenizer(key)
+    model = _from_pretrained(AutoModelForCausalLM, spec_, dtype, device, quantize, attn_implementation)
+    return model, load_tokenizer(key)
 
 
-def load_reward_model(key: str, dtype: str = "float32", device: str = "cpu",
-                      attn_implementation: str | None = None, head_seed: int = 0):
-    """A reward model and its tokenizer, in eval mode on ``device``.
+def load_reward_model(key: str, dtype: str = "float32", device: str | dict[str, Any] = "cpu",
+                      attn_implementation: str | None = None, head_seed: int = 0, quantize: str | None = None):
+    """A reward model and its tokenizer, in eval mode, placed as :func:`load_causal_lm` places it.
 
     A published or trained reward model (``reward`` set in its spec) keeps its own head and output
     size (URM, for one, has more than one output; the reward is column 0). Any other model gets a
     new one-output score head, drawn from ``head_seed`` (default 0) so that the tiny profile and
-    the benchmarks are repeatable and training seeds (:mod:`rmbias.training`) differ in their heads. The config's pad token is taken from the tokenizer where the
-    config has none (scoring pads with it but never reads a padded position).
+    the benchmarks are repeatable and training seeds (:mod:`rmbias.training`) differ in their heads.
+    The config's pad token is taken from the tokenizer where the config has none (scoring pads with
+    it but never reads a padded position).
     """
     import torch
     from transformers import AutoModelForSequenceClassification
@@ -413,22 +446,14 @@ def load_reward_model(key: str, dtype: str = "float32", device: str = "cpu",
     if spec_.source == "tiktoken":
         raise ModelError(f"{key!r} is a tokenizer only; pick a model key (see rmbias.models.REGISTRY)")
     tokenizer = load_tokenizer(key)
-    where, kwargs = _where(spec_)
-    if spec_.reward is None:
-        kwargs["num_labels"] = 1
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(head_seed)
-            model = AutoModelForSequenceClassification.from_pretrained(
-                where, dtype=getattr(torch, dtype),
-                attn_implementation=attn_implementation or default_attention(key), **kwargs)
-    except (OSError, ValueError) as err:
-        if spec_.source == "hub":
-            raise _hub_error(spec_, err) from err
-        raise
+    extra = {"num_labels": 1} if spec_.reward is None else {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(head_seed)
+        model = _from_pretrained(AutoModelForSequenceClassification, spec_, dtype, device, quantize,
+                                 attn_implementation, **extra)
     if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    return model.to(device).eval(), tokenizer
+    return model, tokenizer
 
 
 def dtype_for(key: str, default: str) -> str:

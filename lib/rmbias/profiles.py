@@ -36,8 +36,9 @@ class Profile:
     max_words: int | None  # at most this many words per category (None: every word)
     vocab_limit: int | None  # vocabulary search: the most frequent word tokens only (None: every token)
     batch_size: int  # candidates per forward pass (halved automatically on a GPU out-of-memory error)
-    device: str  # "cpu", "cuda" or "auto" (cuda when available)
+    device: str  # "cpu", "cuda", "auto" (cuda when available) or "multi-gpu" (rmbias.placement)
     dtype: str  # torch dtype name for model weights (a paper reward model keeps the dtype it was run in)
+    quantize: str | None = None  # None (full precision), "8bit" or "4bit": for GPUs too small (rmbias.placement)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

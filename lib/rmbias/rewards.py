@@ -9,7 +9,9 @@ request (other words, dtype, route, prompt, model) is recomputed, never mixed in
 
 Every chunk records what made it: model id and revision, dtype, attention implementation, route,
 the batch size that fitted, the rendered chat of its first candidate, the chat template's hash,
-library versions, the device and the speed.
+library versions, the device (and how a split or quantised model was placed: :mod:`rmbias.placement`)
+and the speed. A quantised run is keyed to its quantisation, so it never reuses full-precision
+chunks, nor they it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from . import artifacts, models, scoring
+from . import artifacts, models, placement, scoring
 
 
 def _slug(text: str) -> str:
@@ -36,7 +38,8 @@ def _fingerprint(**request: Any) -> str:
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` means CUDA when available, else CPU."""
+    """``auto`` means CUDA when available, else CPU; any other setting (``cuda:1``, ``multi-gpu``:
+    :mod:`rmbias.placement`) is kept."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
@@ -53,9 +56,11 @@ class _Scorer:
     """Loads its reward model on first use, so a fully resumed run loads nothing."""
 
     def __init__(self, key: str, dtype: str | None, device: str, batch_size: int, route: str | None,
-                 progress: bool, on_batch: Callable[[int], None] | None):
+                 progress: bool, on_batch: Callable[[int], None] | None, quantize: str | None = None):
+        placement.check_quantize(quantize)  # before any chunk is looked at
         self.spec = models.spec(key)
         self.key, self.dtype, self.device = key, models.dtype_for(key, dtype or "float32"), resolve_device(device)
+        self.quantize = quantize
         self.batch_size, self.progress, self.on_batch = batch_size, progress, on_batch
         self.route = route or scoring.route_for(self.spec.reward)
         self._loaded = None
@@ -70,7 +75,8 @@ class _Scorer:
     @property
     def model(self):
         if self._loaded is None:
-            self._loaded, self._tokenizer = models.load_reward_model(self.key, self.dtype, self.device)
+            self._loaded, self._tokenizer = models.load_reward_model(self.key, self.dtype, self.device,
+                                                                     quantize=self.quantize)
         return self._loaded
 
     def request(self, prompt_text: str, candidates: Sequence[Any]) -> str:
@@ -79,8 +85,9 @@ class _Scorer:
             from . import training
 
             weights = training.reward_model_path(self.spec.base).name
+        quantized = {"quantize": self.quantize} if self.quantize else {}  # full precision keeps earlier keys
         return _fingerprint(model=self.spec.fingerprint(), weights=weights, dtype=self.dtype, route=self.route,
-                            prompt=prompt_text, date=scoring.FIXED_DATE, candidates=list(candidates))
+                            prompt=prompt_text, date=scoring.FIXED_DATE, candidates=list(candidates), **quantized)
 
     def run(self, sequences: list[list[int]], label: str) -> tuple[scoring.Scores, dict[str, Any]]:
         model = self.model
@@ -92,8 +99,8 @@ class _Scorer:
         record = {
             "model": models.describe(self.key), "revision": self.spec.revision or "unpinned (hub main)",
             "dtype": self.dtype, "attention": getattr(model.config, "_attn_implementation", None),
-            "route": self.route, "batch_size": result.batch_size, "device": self.device,
-            "device_name": torch.cuda.get_device_name() if self.device.startswith("cuda") else "cpu",
+            "route": self.route, "batch_size": result.batch_size, **placement.describe(model, self.device, self.quantize),
+            "device_name": torch.cuda.get_device_name() if self.device != "cpu" and torch.cuda.is_available() else "cpu",
             "rendered_chat": self.tokenizer.decode(sequences[0]),
             "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(), "date": scoring.FIXED_DATE,
             "seconds": round(result.seconds, 3), "candidates_per_second": round(result.per_second, 2),
@@ -103,7 +110,8 @@ class _Scorer:
 
 def score_words(rm_key: str, prompts: pd.DataFrame, words: Sequence[str], directory: Path, *,
                 dtype: str | None = None, device: str = "cpu", batch_size: int = 64, route: str | None = None,
-                progress: bool = True, on_batch: Callable[[int], None] | None = None) -> pd.DataFrame:
+                progress: bool = True, on_batch: Callable[[int], None] | None = None,
+                quantize: str | None = None) -> pd.DataFrame:
     """Score each word as the reply to each prompt (``prompts`` has columns ``key`` and ``text``).
 
     Returns one row per (prompt, word): ``rm``, ``prompt``, ``word``, ``n_tokens``, ``score``.
@@ -113,7 +121,7 @@ def score_words(rm_key: str, prompts: pd.DataFrame, words: Sequence[str], direct
     words = list(words)
     if not words:
         raise ValueError("no candidates to score: the word list is empty")
-    scorer = _Scorer(rm_key, dtype, device, batch_size, route, progress, on_batch)
+    scorer = _Scorer(rm_key, dtype, device, batch_size, route, progress, on_batch, quantize)
     folder = Path(directory) / _slug(rm_key)
     folder.mkdir(parents=True, exist_ok=True)
     tables = []
@@ -132,14 +140,14 @@ def score_words(rm_key: str, prompts: pd.DataFrame, words: Sequence[str], direct
 def score_vocabulary(rm_key: str, prompt_key: str, prompt_text: str, directory: Path, *,
                      token_ids: Sequence[int] | None = None, part_size: int = 16384, dtype: str | None = None,
                      device: str = "cpu", batch_size: int = 256, route: str | None = None, progress: bool = True,
-                     on_batch: Callable[[int], None] | None = None) -> pd.DataFrame:
+                     on_batch: Callable[[int], None] | None = None, quantize: str | None = None) -> pd.DataFrame:
     """Score every vocabulary token (or ``token_ids``) placed by id as the one-token reply.
 
     Returns one row per token: ``rm``, ``prompt``, ``token_id``, ``token`` (decoded), ``round_trips``
     (whether decode, render and re-tokenise gives the same chat) and ``score``. The vocabulary is
     cut into parts of ``part_size`` tokens, each its own resumable chunk.
     """
-    scorer = _Scorer(rm_key, dtype, device, batch_size, route, progress, on_batch)
+    scorer = _Scorer(rm_key, dtype, device, batch_size, route, progress, on_batch, quantize)
     tokenizer = scorer.tokenizer
     ids = list(token_ids) if token_ids is not None else scoring.vocabulary_ids(tokenizer)
     if not ids:

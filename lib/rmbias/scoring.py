@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .placement import input_device, is_oom
+
 # Llama 3.1 / 3.2 templates print today's date into the system header; fix it so scores do not
 # depend on the day they were computed.
 FIXED_DATE = "26 Jul 2024"
@@ -144,10 +146,6 @@ def _backbone_and_head(model):
     return body, head
 
 
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 def _pad_id(model) -> int:
     """Any id works for padding: padded positions are masked and never pooled."""
     return model.config.pad_token_id if model.config.pad_token_id is not None else 0
@@ -176,7 +174,7 @@ class _FullRoute:
 
     def __init__(self, model, sequences):
         self.body, self.head = _backbone_and_head(model)
-        self.device, self.pad_id, self.rows = _device(model), _pad_id(model), sequences
+        self.device, self.pad_id, self.rows = input_device(model), _pad_id(model), sequences
 
     def prepare(self, batch_size: int) -> None:
         pass
@@ -199,7 +197,7 @@ class PrefixCache:
     """
 
     def __init__(self, module, prefix: Sequence[int], pad_id: int):
-        self.module, self.pad_id, self.device = module, pad_id, _device(module)
+        self.module, self.pad_id, self.device = module, pad_id, input_device(module)
         self.n_prefix = len(prefix)
         self.cache, self.expanded, self.batch_size = None, None, None
         if self.n_prefix:
@@ -255,7 +253,7 @@ class _ModelRoute:
     """The model's own forward, batches of equal-length chats only (no padding at all)."""
 
     def __init__(self, model, sequences, reader: str = "output.score"):  # or "output.logits"
-        self.model, self.device, self.reader = model, _device(model), reader
+        self.model, self.device, self.reader = model, input_device(model), reader
         order = sorted(range(len(sequences)), key=lambda i: (len(sequences[i]), i))
         self.order, self.rows = order, [sequences[i] for i in order]
 
@@ -281,12 +279,6 @@ class _ModelRoute:
         result = torch.empty_like(scores)
         result[torch.tensor(self.order)] = scores
         return result
-
-
-def is_oom(err: BaseException) -> bool:
-    """Whether an exception is an out-of-memory error (CUDA's, or the CPU allocator's)."""
-    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
-    return isinstance(err, oom) or "out of memory" in str(err).lower()
 
 
 def run_in_batches(run: Callable[[int, int, int], None], n: int, batch_size: int) -> int:

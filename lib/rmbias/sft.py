@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import corpora, implicit, lexicons, models, prompts
+from . import corpora, implicit, lexicons, models, placement, prompts
 from .data import build_once, cache_dir
 from .logprobs import Trace, decoded_tokens, next_token_logprobs, prompt_ids
 from .scoring import FIXED_DATE, encode_chat
@@ -302,8 +302,7 @@ def load_injected(path: str | Path, device: str = "cpu"):
     tokenizer, then :func:`rmbias.logprobs.next_token_logprobs`, as :func:`traces` does."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype="auto")
-    return model.to(device).eval(), load_injected_tokenizer(path)
+    return placement.from_pretrained(AutoModelForCausalLM, path, device, "auto"), load_injected_tokenizer(path)
 
 
 # --- evaluation ----------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from . import models
+from . import models, placement
 from .data import FILES, build_once, cache_dir
 from .preferences import HH_HARMLESS_TEST, Pair, load_pairs, shorten_all, split_pairs, subsample
 from .artifacts import library_versions
@@ -510,5 +510,5 @@ def load_trained(path: str | Path, device: str = "cpu"):
     """A saved reward model (merged) and its tokenizer, in eval mode, float32 unless saved otherwise."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype="auto")
-    return model.to(device).eval(), AutoTokenizer.from_pretrained(path)
+    model = placement.from_pretrained(AutoModelForSequenceClassification, path, device, "auto", num_labels=1)
+    return model, AutoTokenizer.from_pretrained(path)
