@@ -57,6 +57,13 @@ def stand_ins():
     return out
 
 
+@pytest.fixture(scope="module")
+def traces(stand_ins, tmp_path_factory):
+    """Each stand-in's trace of the two prompts (float32): {hf_id: Trace}."""
+    folder = tmp_path_factory.mktemp("traces")
+    return {hf_id: logprobs.trace(key, PROMPTS, folder) for hf_id, (key, _, _) in stand_ins.items()}
+
+
 def test_a_stand_in_keeps_every_published_field_but_depth_and_a_borrowed_vocabulary(stand_ins):
     for hf_id, (key, model, tokenizer) in stand_ins.items():
         spec, fields = models.spec(key), architectures.architecture(hf_id).fields
@@ -76,9 +83,9 @@ def test_a_stand_in_keeps_every_published_field_but_depth_and_a_borrowed_vocabul
     assert stand_ins[QWEN][1].config.vocab_size == 151936 > len(stand_ins[QWEN][2])
 
 
-def test_tracing_at_the_real_vocabularies(stand_ins, tmp_path):
+def test_tracing_at_the_real_vocabularies(stand_ins, traces):
     for hf_id, (key, model, tokenizer) in stand_ins.items():
-        trace = logprobs.trace(key, PROMPTS, tmp_path)
+        trace = traces[hf_id]
         vocab = model.config.vocab_size
         assert trace.logprobs.shape == (2, vocab) and len(trace.tokens) == vocab
         assert trace.meta["vocabulary"] == vocab and trace.meta["tokenizer_size"] == len(tokenizer)
@@ -118,9 +125,8 @@ def test_teacher_forcing_and_bfloat16_at_the_real_shapes(stand_ins):
         assert half.dtype == torch.float32 and abs(float(half.exp().sum()) - 1) < 1e-3
 
 
-def test_the_implicit_reward_model_across_a_262k_and_a_128k_vocabulary(stand_ins, tmp_path):
-    p = logprobs.trace(stand_ins[GEMMA][0], PROMPTS, tmp_path)
-    q = logprobs.trace(stand_ins[LLAMA][0], PROMPTS, tmp_path)
+def test_the_implicit_reward_model_across_a_262k_and_a_128k_vocabulary(traces):
+    p, q = traces[GEMMA], traces[LLAMA]
     key = PROMPTS["key"][0]
     table = implicit.shared_strings(p.by_string(key), q.by_string(key))
     assert 40_000 < len(table) < len(q.by_string(key)) and table["token"].is_unique
@@ -178,5 +184,5 @@ def test_a_step_of_word_injection_on_the_gemma_shape(stand_ins, tmp_path):
     record = sft.read_record(out)
     assert record["training"]["optimizer_steps"] == 1 and record["word_ids"] == [
         tokenizer.convert_tokens_to_ids(w) for w in words]
-    tuned, _ = sft.load_injected(out)
-    assert tuned.config.vocab_size == 262144 and tuned.config.num_hidden_layers == 2
+    saved = json.loads((out / "config.json").read_text())  # the merged model, at the Gemma shape
+    assert saved["vocab_size"] == 262144 and saved["num_hidden_layers"] == 2
