@@ -30,7 +30,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from . import models
+from . import models, placement
 
 
 @dataclass(frozen=True)
@@ -178,6 +178,8 @@ def weight_bytes(model, dtype: str, quantize: str | None = None) -> int:
     import torch
     from transformers.quantizers.base import get_keys_to_not_convert
 
+    if quantize not in (None, *placement.QUANTIZATIONS):
+        raise ValueError(f"unknown quantisation {quantize!r}: use one of {', '.join(placement.QUANTIZATIONS)}")
     full = torch.finfo(getattr(torch, dtype)).bits // 8
     total = full * sum(p.numel() for p in model.parameters())
     if quantize is None:
@@ -189,10 +191,8 @@ def weight_bytes(model, dtype: str, quantize: str | None = None) -> int:
         n = module.weight.numel()
         if quantize == "8bit":
             total += n * (1 - full) + 4 * module.out_features
-        elif quantize == "4bit":
+        else:  # 4bit
             total += n // 2 - n * full + 4 * -(-n // 64)
-        else:
-            raise ValueError(f"unknown quantisation {quantize!r}")
     return total
 
 
@@ -230,16 +230,17 @@ def random_model(name: str, layers: int | None = None, reward: bool = False, dty
     """A random-weight model at the published shape, built straight on ``device`` (nothing is
     written to disk, unlike :func:`stand_in`), with its borrowed tokenizer: ``(model, tokenizer)``
     in eval mode. ``reward``: a one-output ``*ForSequenceClassification`` model. For benchmarks at
-    full size on a GPU; Gemma 2 gets eager attention, as :func:`rmbias.models.default_attention`
-    gives the real models."""
+    full size on a GPU; the attention implementation is the one the real models get
+    (:func:`rmbias.models.attention_for`)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     arch = architecture(name)
     tokenizer = models.load_tokenizer(arch.tokenizer)
     built = models.random_config(_fields(name, layers, reward), tokenizer)
-    if arch.fields["model_type"] == "gemma2":
-        built._attn_implementation = "eager"
+    attention = models.attention_for(arch.fields["model_type"])
+    if attention:  # None: transformers' default
+        built._attn_implementation = attention
     auto = AutoModelForSequenceClassification if reward else AutoModelForCausalLM
     torch.manual_seed(seed)
     with torch.device(device):

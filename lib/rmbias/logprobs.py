@@ -181,11 +181,6 @@ class Trace:
         return wide.groupby(level=0).max()
 
 
-def _quantized(quantize: str | None) -> dict[str, str]:
-    """The request field of a quantised run (none for full precision, so earlier results stay valid)."""
-    return {"quantize": quantize} if quantize else {}
-
-
 def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "float32", device: str = "cpu",
           batch_size: int = 8, date: str = FIXED_DATE, quantize: str | None = None) -> Trace:
     """Next-token log-probabilities of every vocabulary token for every prompt, for one model.
@@ -201,7 +196,7 @@ def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "flo
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "next_token.meta.json"
     request = _request(model=spec.fingerprint(), dtype=dtype, prompts=list(zip(prompts["key"], prompts["text"])),
-                       date=date, instruct=spec.instruct, **_quantized(quantize))
+                       date=date, instruct=spec.instruct, **placement.result_key(quantize))
     if not _done(meta_path, request):
         meta_path.unlink(missing_ok=True)
         model, tokenizer = models.load_causal_lm(key, dtype, device, quantize=quantize)
@@ -253,7 +248,7 @@ def force_words(key: str, prompts: pd.DataFrame, forms: Sequence[str], directory
     for prompt_key, text in zip(prompts["key"], prompts["text"]):
         name = f"forced-{prompt_key}"
         request = _request(model=spec.fingerprint(), dtype=dtype, prompt=text, forms=forms, date=date,
-                           **_quantized(quantize))
+                           **placement.result_key(quantize))
         if not _done(folder / f"{name}.meta.json", request):
             if loaded is None:
                 loaded = models.load_causal_lm(key, dtype, device, quantize=quantize)

@@ -467,9 +467,13 @@ def default_attention(key: str) -> str | None:
     Gemma 2 (logit soft-capping, which the fused kernels may skip) or the spec's own choice;
     ``None`` lets transformers choose (recorded on ``model.config`` after loading)."""
     spec_ = spec(key)
-    if spec_.attn_implementation:
-        return spec_.attn_implementation
-    return "eager" if _model_type(spec_) == "gemma2" else None
+    return spec_.attn_implementation or attention_for(_model_type(spec_))
+
+
+def attention_for(model_type: str | None) -> str | None:
+    """``eager`` for Gemma 2 (logit soft-capping, which the fused kernels may skip), else ``None``
+    (transformers' default)."""
+    return "eager" if model_type == "gemma2" else None
 
 
 def _model_type(spec_: ModelSpec) -> str | None:

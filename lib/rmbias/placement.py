@@ -60,6 +60,13 @@ def check_quantize(quantize: str | None) -> None:
                              "(make env and scripts/colab_setup.sh install it)")
 
 
+def result_key(quantize: str | None) -> dict[str, str]:
+    """What a placement adds to the request a cached result is keyed to: the quantisation, which
+    changes the numbers (nothing for full precision, so full-precision keys stay as they were;
+    devices and splits do not change the numbers)."""
+    return {"quantize": quantize} if quantize else {}
+
+
 def _quantization_config(quantize: str, dtype: str):
     from transformers import BitsAndBytesConfig
 

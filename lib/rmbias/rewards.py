@@ -85,9 +85,9 @@ class _Scorer:
             from . import training
 
             weights = training.reward_model_path(self.spec.base).name
-        quantized = {"quantize": self.quantize} if self.quantize else {}  # full precision keeps earlier keys
         return _fingerprint(model=self.spec.fingerprint(), weights=weights, dtype=self.dtype, route=self.route,
-                            prompt=prompt_text, date=scoring.FIXED_DATE, candidates=list(candidates), **quantized)
+                            prompt=prompt_text, date=scoring.FIXED_DATE, candidates=list(candidates),
+                            **placement.result_key(self.quantize))
 
     def run(self, sequences: list[list[int]], label: str) -> tuple[scoring.Scores, dict[str, Any]]:
         model = self.model
