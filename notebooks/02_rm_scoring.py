@@ -66,7 +66,7 @@ MAX_WORDS = None  # at most this many nouns per category; None: the profile's
 VOCAB_LIMIT = None  # vocabulary search: most frequent word tokens only; None: the profile's; 0: every token
 BATCH_SIZE = None  # candidates per forward pass; None: the profile's
 DEVICE = None  # "cpu", "cuda", "auto" or "multi-gpu" (split each model over every GPU); None: the profile's
-QUANTIZE = None  # None (the paper's precision), "8bit" or "4bit" for GPUs too small; results are kept apart
+QUANTIZE = None  # None (the paper's precision), "8bit" or "4bit" for GPUs too small; results are keyed to it
 
 # %%
 import json

@@ -50,7 +50,7 @@ PROMPTS = None  # list of prompt keys; None: the profile's (demo, paper: all 54)
 VALIDATION_MODEL = None  # the model fine-tuned to plant words; None: the profile's
 BATCH_SIZE = None  # prompts per forward pass; None: the profile's
 DEVICE = None  # "cpu", "cuda", "auto" or "multi-gpu" (split each model over every GPU); None: the profile's
-QUANTIZE = None  # None (the paper's precision), "8bit" or "4bit" for GPUs too small; results are kept apart
+QUANTIZE = None  # None (the paper's precision), "8bit" or "4bit" for GPUs too small; results are keyed to it
 
 # %% [markdown]
 # ## Where the implicit reward comes from
