@@ -37,19 +37,21 @@ import pandas as pd
 import torch
 
 from . import artifacts, models, placement
-from .scoring import FIXED_DATE, PrefixCache, encode_chat, input_device, run_in_batches
+from .scoring import FIXED_DATE, ChatFormat, PrefixCache, encode_chat, input_device, run_in_batches
 from .tokens import variants
 
 
 def prompt_ids(tokenizer, prompt: str, instruct: bool, date: str = FIXED_DATE) -> list[int]:
     """The token ids after which the model's reply begins.
 
-    Instruction-tuned: the one-turn chat rendered by the template with the generation prompt (and
-    a fixed ``date`` for templates that print one). Pretrained: the raw prompt, with the special
-    tokens the tokenizer adds (its BOS).
+    Instruction-tuned: the one-turn chat tokenised by the template with the generation prompt, as
+    the authors traced it (one BOS), and ``date`` for templates that print one
+    (:data:`rmbias.scoring.UNSET_DATE`: none, so the day of the run). Pretrained: the raw prompt,
+    with the special tokens the tokenizer adds (its BOS).
     """
     if instruct:
-        return encode_chat(tokenizer, [{"role": "user", "content": prompt}], date, add_generation_prompt=True)
+        return encode_chat(tokenizer, [{"role": "user", "content": prompt}], ChatFormat(date=date),
+                           add_generation_prompt=True)
     return list(tokenizer(prompt)["input_ids"])
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from .models import PAPER_REWARD_MODELS
 from .prompts import ADJECTIVES
+from .scoring import FIXED_DATE, UNSET_DATE, ChatFormat
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,20 @@ class Profile:
     device: str  # "cpu", "cuda", "auto" (cuda when available) or "multi-gpu" (rmbias.placement)
     dtype: str  # torch dtype name for model weights (a paper reward model keeps the dtype it was run in)
     quantize: str | None = None  # None (full precision), "8bit" or "4bit": for GPUs too small (rmbias.placement)
+    # How chats become token ids (rmbias.scoring.ChatFormat): "single-bos" (the template tokenises the
+    # chat) or "authors" (rendered to text and tokenised again: two BOS tokens, as the authors' RM code)
+    tokenisation: str = "single-bos"
+    # The date templates that print one are given (Llama 3.1 / 3.2): a date as they print it, or
+    # "unset" to pass none, as the authors did (a Llama 3.2 template then prints the day of the run)
+    chat_date: str = FIXED_DATE
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def chat(self) -> ChatFormat:
+        """How this profile renders and tokenises chats for reward models."""
+        return ChatFormat(self.tokenisation, self.chat_date)
 
 
 PROFILES: dict[str, Profile] = {
@@ -94,6 +106,8 @@ PROFILES: dict[str, Profile] = {
         batch_size=256,
         device="auto",
         dtype="bfloat16",
+        tokenisation="authors",
+        chat_date=UNSET_DATE,
     ),
 }
 DEFAULT = "demo"

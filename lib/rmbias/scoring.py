@@ -20,11 +20,14 @@ Three routes compute the same scores:
 Traps handled here rather than left to the model class:
 
 - The chat is tokenised by the template itself (``apply_chat_template(tokenize=True)``), never
-  rendered to text and tokenised again, which would add a second BOS token.
+  rendered to text and tokenised again, which would add a second BOS token; the authors' route,
+  which did exactly that, is the ``"authors"`` tokenisation of :class:`ChatFormat`.
 - The score is read at the last real token of each chat, found from the attention mask. Sequence-
   classification heads in transformers find it from the pad token instead, which picks the wrong
   position when the pad token also ends the chat (SmolLM2's pad token is its end-of-turn token).
-- Llama 3.1 / 3.2 templates print today's date; :data:`FIXED_DATE` is passed instead.
+- Llama 3.2 templates print the day of the run when no date is given. How a chat is rendered is a
+  setting (:class:`ChatFormat`): a fixed date (:data:`FIXED_DATE`) or none at all (``"unset"``, as
+  the authors ran, so the day of the run), and one BOS token or the authors' two.
 - A GPU out-of-memory error halves the batch and retries; the batch size used is reported.
 """
 
@@ -39,9 +42,14 @@ import torch
 
 from .placement import input_device, is_oom
 
-# Llama 3.1 / 3.2 templates print today's date into the system header; fix it so scores do not
-# depend on the day they were computed.
+# A date for templates that print one (Llama 3.1 / 3.2), so scores do not depend on the day they
+# were computed; "unset" passes none, as the authors did (a Llama 3.2 template then prints the day).
 FIXED_DATE = "26 Jul 2024"
+UNSET_DATE = "unset"
+# "single-bos": the template tokenises the chat itself (one BOS). "authors": the chat is rendered to
+# text and that text tokenised again, as the authors' scoring and training code did (two BOS tokens
+# for templates that write their own).
+TOKENISATIONS = ("single-bos", "authors")
 ROUTES = ("cached", "full", "model")
 
 
@@ -49,42 +57,87 @@ class ScoringError(RuntimeError):
     """Scoring could not proceed; the message says why and what to do."""
 
 
-def encode_chat(tokenizer, messages: Sequence[dict[str, str]], date: str = FIXED_DATE,
-                add_generation_prompt: bool = False) -> list[int]:
-    """Token ids of a chat (any number of turns) as its template renders it, with exactly the
-    special tokens the template writes, and ``date`` for templates that print one.
-    ``add_generation_prompt`` ends the ids with the header of the assistant's turn, where the
-    model's reply would begin (logit tracing reads the next-token distribution there)."""
+@dataclass(frozen=True)
+class ChatFormat:
+    """How a chat becomes token ids: the ``tokenisation`` route and the ``date`` a template prints.
+
+    Both change every score a little, so both are settings of the profile (the paper profile's are
+    the authors': ``ChatFormat("authors", UNSET_DATE)``), recorded with every result and part of the
+    key it is cached under.
+    """
+
+    tokenisation: str = "single-bos"
+    date: str = FIXED_DATE
+
+    def __post_init__(self) -> None:
+        if self.tokenisation not in TOKENISATIONS:
+            raise ValueError(f"unknown tokenisation {self.tokenisation!r}: use one of {', '.join(TOKENISATIONS)}")
+        if not isinstance(self.date, str) or not self.date:
+            raise ValueError(f"chat date {self.date!r} must be a date as templates print it "
+                             f"(e.g. {FIXED_DATE!r}) or {UNSET_DATE!r}")
+
+    def template_kwargs(self) -> dict[str, str]:
+        """The variables handed to the chat template: the date, unless it is left unset."""
+        return {} if self.date == UNSET_DATE else {"date_string": self.date}
+
+    def as_dict(self) -> dict[str, str]:
+        return {"tokenisation": self.tokenisation, "date": self.date}
+
+
+DEFAULT_CHAT = ChatFormat()
+
+
+def render_chat(tokenizer, messages: Sequence[dict[str, str]], chat: ChatFormat = DEFAULT_CHAT,
+                add_generation_prompt: bool = False) -> str:
+    """The chat as text, as its template writes it (special tokens included)."""
     if not tokenizer.chat_template:
         raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has no chat template; give the model's "
                          "ModelSpec a chat_template (see rmbias.models)")
-    out = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True, date_string=date,
-                                        add_generation_prompt=add_generation_prompt)
+    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt,
+                                         **chat.template_kwargs())
+
+
+def encode_chat(tokenizer, messages: Sequence[dict[str, str]], chat: ChatFormat = DEFAULT_CHAT,
+                add_generation_prompt: bool = False) -> list[int]:
+    """Token ids of a chat (any number of turns) as ``chat`` says to make them.
+
+    ``single-bos``: tokenised by the template itself, with exactly the special tokens it writes.
+    ``authors``: rendered to text, then tokenised with the tokenizer's own special tokens added (a
+    second BOS where the template writes one). ``add_generation_prompt`` ends the ids with the
+    header of the assistant's turn, where the model's reply would begin (logit tracing reads the
+    next-token distribution there).
+    """
+    if chat.tokenisation == "authors":
+        return list(tokenizer(render_chat(tokenizer, messages, chat, add_generation_prompt))["input_ids"])
+    if not tokenizer.chat_template:
+        render_chat(tokenizer, messages, chat)  # raises the missing-template error
+    out = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True,
+                                        add_generation_prompt=add_generation_prompt, **chat.template_kwargs())
     return list(out["input_ids"])
 
 
-def chat_ids(tokenizer, prompt: str, response: str, date: str = FIXED_DATE) -> list[int]:
+def chat_ids(tokenizer, prompt: str, response: str, chat: ChatFormat = DEFAULT_CHAT) -> list[int]:
     """Token ids of the two-turn chat (user ``prompt``, assistant ``response``)."""
     return encode_chat(tokenizer, [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
-                       date)
+                       chat)
 
 
-def word_sequences(tokenizer, prompt: str, words: Sequence[str]) -> list[list[int]]:
+def word_sequences(tokenizer, prompt: str, words: Sequence[str], chat: ChatFormat = DEFAULT_CHAT) -> list[list[int]]:
     """The chat ids of each word (or sentence) as the reply to ``prompt``."""
     if len(words) == 0:
         raise ValueError("no candidates to score: the word list is empty")
-    return [chat_ids(tokenizer, prompt, w) for w in words]
+    return [chat_ids(tokenizer, prompt, w, chat) for w in words]
 
 
 # --- the vocabulary route --------------------------------------------------------------------------
 
-def reply_slot(tokenizer, prompt: str) -> tuple[list[int], list[int]]:
+def reply_slot(tokenizer, prompt: str, chat: ChatFormat = DEFAULT_CHAT) -> tuple[list[int], list[int]]:
     """The chat's token ids before and after a one-token reply.
 
     Found by rendering two different one-token replies and locating the single position where the
     renderings differ; a template that changes anything else with the reply is refused.
     """
-    probes = [chat_ids(tokenizer, prompt, text) for text in ("A", "B")]
+    probes = [chat_ids(tokenizer, prompt, text, chat) for text in ("A", "B")]
     if len(probes[0]) != len(probes[1]):
         raise ScoringError("the chat template renders one-token replies to different lengths; the "
                            "vocabulary route needs a template that inserts the reply verbatim")
@@ -101,20 +154,22 @@ def vocabulary_ids(tokenizer) -> list[int]:
     return [i for i in range(len(tokenizer)) if i not in special]
 
 
-def vocab_sequences(tokenizer, prompt: str, token_ids: Sequence[int]) -> list[list[int]]:
+def vocab_sequences(tokenizer, prompt: str, token_ids: Sequence[int],
+                    chat: ChatFormat = DEFAULT_CHAT) -> list[list[int]]:
     """Chats whose reply is exactly one vocabulary token, placed by id (no decode and re-encode)."""
     if len(token_ids) == 0:
         raise ValueError("no candidates to score: the token list is empty")
-    before, after = reply_slot(tokenizer, prompt)
+    before, after = reply_slot(tokenizer, prompt, chat)
     return [before + [int(t)] + after for t in token_ids]
 
 
-def round_trips(tokenizer, prompt: str, token_ids: Sequence[int]) -> list[bool]:
+def round_trips(tokenizer, prompt: str, token_ids: Sequence[int], chat: ChatFormat = DEFAULT_CHAT) -> list[bool]:
     """Whether decoding each token, rendering it as the reply and tokenising again gives back the
     same chat (the predecessor paper's route). Templates that trim the reply, and tokens that merge
     with their neighbours, fail; the vocabulary route scores them by id regardless."""
-    by_id = vocab_sequences(tokenizer, prompt, token_ids)
-    return [chat_ids(tokenizer, prompt, tokenizer.decode([int(t)])) == seq for t, seq in zip(token_ids, by_id)]
+    by_id = vocab_sequences(tokenizer, prompt, token_ids, chat)
+    return [chat_ids(tokenizer, prompt, tokenizer.decode([int(t)]), chat) == seq
+            for t, seq in zip(token_ids, by_id)]
 
 
 # --- the three routes ------------------------------------------------------------------------------
