@@ -17,10 +17,16 @@ and at every chosen step, and writes one table per step. A run folder is complet
 ``complete.json`` is in it; an interrupted run resumes from its last LoRA checkpoint, and steps
 already scored are not scored again.
 
-Candidates are decoded vocabulary strings shared by every base's tokenizer whose normalised form
-(non-ASCII characters removed, whitespace stripped, lower case; as the authors' scripts do) is an
-entry of the expanded Big Two dictionary: :func:`big2_candidates`. Each base scores the same
-strings, so ranks are comparable across bases.
+Candidates are decoded vocabulary strings whose normalised form (non-ASCII characters removed,
+whitespace stripped, lower case; as the authors' scripts do) is an entry of the expanded Big Two
+dictionary: :func:`big2_candidates`. Each base scores the same strings, so ranks are comparable
+across bases. The paper grid scores the authors' set, the strings of their three-vocabulary
+``token_intersection.csv`` (:func:`authors_candidates`, 1,365 variants); the demo and tiny grids,
+whose bases have other vocabularies, score the strings their own bases share.
+
+The grid reads its preference data once (:func:`prepare`): the pool of pairs every run draws from
+(:class:`rmbias.preferences.PairPool`), against which the requested data sizes are checked before
+any model loads.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ import pandas as pd
 from . import corpora, models, prompts, ranks, scoring
 from .artifacts import atomic_write, write_json
 from .data import cache_dir, fetch
-from .training import RECIPE_VERSION, TrainConfig, optimizer_steps, prepare_pairs, train_reward_model
+from .preferences import HUB_PREFERENCES, UNIFIED_FEEDBACK, PairPool
+from .training import RECIPE_VERSION, TrainConfig, key_dict, optimizer_steps, prepare_pairs, train_reward_model
 
 STEP_FILE = re.compile(r"step-(\d+)\.parquet$")
 
@@ -59,14 +66,17 @@ def decoded_vocabulary(tokenizer) -> dict[str, int]:
     return out
 
 
-def big2_candidates(tokenizers: dict[str, Any], dictionary: pd.DataFrame | None = None) -> pd.DataFrame:
+def big2_candidates(tokenizers: dict[str, Any], dictionary: pd.DataFrame | None = None,
+                    strings: Sequence[str] | None = None) -> pd.DataFrame:
     """The token variants of the expanded Big Two dictionary that every tokenizer has.
 
-    ``tokenizers`` maps a model key to its tokenizer. Returns one row per shared decoded string
-    whose normal form (:func:`normalise`) is a dictionary entry: ``token`` (the decoded string,
-    e.g. ``" Freedom"``), ``word`` (its normal form), ``category``, and ``id_<key>`` (the token id in
-    each vocabulary). Strings are in sorted order, so the table does not depend on the order of
-    ``tokenizers``.
+    ``tokenizers`` maps a model key to its tokenizer. ``strings`` are the candidate strings (default:
+    every decoded string the tokenizers share). Returns one row per candidate string that every
+    vocabulary has and whose normal form (:func:`normalise`) is a dictionary entry: ``token`` (the
+    decoded string, e.g. ``" Freedom"``), ``word`` (its normal form), ``category``, and ``id_<key>`` (the
+    token id in each vocabulary). Strings are in sorted order, so the table does not depend on the
+    order of ``tokenizers``. With ``strings`` given, ``table.attrs["missing"]`` counts, per tokenizer,
+    the dictionary variants among them that its vocabulary lacks.
     """
     if not tokenizers:
         raise ValueError("no tokenizers given")
@@ -74,6 +84,11 @@ def big2_candidates(tokenizers: dict[str, Any], dictionary: pd.DataFrame | None 
     category = dict(zip(dictionary["word"].str.lower(), dictionary["category"]))
     vocabularies = {key: decoded_vocabulary(tok) for key, tok in tokenizers.items()}
     shared = set.intersection(*(set(v) for v in vocabularies.values()))
+    missing: dict[str, int] = {}
+    if strings is not None:
+        wanted = {s for s in strings if normalise(s) in category}
+        missing = {key: len(wanted - set(v)) for key, v in vocabularies.items()}
+        shared &= wanted
     rows = sorted(s for s in shared if normalise(s) in category)
     if not rows:
         raise ValueError("no expanded Big Two token variant is shared by all these tokenizers")
@@ -81,7 +96,40 @@ def big2_candidates(tokenizers: dict[str, Any], dictionary: pd.DataFrame | None 
     table["category"] = table["word"].map(category)
     for key, vocabulary in vocabularies.items():
         table[f"id_{key}"] = [vocabulary[s] for s in rows]
+    if strings is not None:
+        table.attrs["missing"] = missing
     return table
+
+
+def authors_candidates(dictionary: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The authors' candidate set: the strings of their ``token_intersection.csv`` (decoded tokens
+    shared by the Llama 3, Gemma 2 and Qwen 2.5 vocabularies) whose normal form is an expanded Big
+    Two entry, as ``token``, ``word``, ``category`` in sorted order: 1,365 variants for the release.
+
+    Only ASCII strings count. Seven of the list's strings are not ASCII but become a dictionary word
+    once their other characters are removed (``" także"`` becomes ``take``, ``"údo"`` becomes ``do``);
+    with them the set would hold 1,372 variants, not the paper's 1,365. Why the authors' pipeline
+    left them out is not in the release (the token tables their Figure 4 script reads are not
+    public); the ASCII rule is the one that gives the paper's count.
+    """
+    dictionary = corpora.big2_expanded() if dictionary is None else dictionary
+    category = dict(zip(dictionary["word"].str.lower(), dictionary["category"]))
+    strings = sorted({s for s in corpora.token_intersection() if s.isascii() and normalise(s) in category})
+    table = pd.DataFrame({"token": strings, "word": [normalise(s) for s in strings]})
+    table["category"] = table["word"].map(category)
+    return table
+
+
+CANDIDATE_SETS = ("bases", "authors")
+
+
+def grid_candidates(grid: Ablation, tokenizers: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The candidates a grid scores (:attr:`Ablation.candidates`): the authors' set placed in every
+    base's vocabulary, or the dictionary variants the bases' vocabularies share."""
+    tokenizers = tokenizers or {b: models.load_tokenizer(b) for b in grid.bases}
+    if grid.candidates == "authors":
+        return big2_candidates(tokenizers, strings=authors_candidates()["token"].tolist())
+    return big2_candidates(tokenizers)
 
 
 # --- the grid ------------------------------------------------------------------------------------
@@ -91,11 +139,15 @@ class Ablation:
     """A grid of reward-model training runs: every base x data size x seed, one recipe.
 
     ``sizes`` are numbers of training pairs (nested for one seed: the smaller set is the start of
-    the larger). A run's seed seeds the score head, the LoRA initialisation, the batch order and
-    the draw of its training pairs, so seeds differ in data as well as initialisation, while the
-    held-out pairs are the same for every run (``heldout_seed``). The model is scored on
+    the larger). A run's seed seeds the score head, the LoRA initialisation, the batch order and,
+    with the recipe's ``selection="shuffle"``, the draw of its training pairs, so seeds differ in
+    data as well as initialisation, while the held-out pairs are the same for every run
+    (``heldout_seed``). With ``selection="every-kth"`` (the paper's) the pairs are the authors'
+    every k-th pair for every seed; ``strides`` then gives the k of each data size (the authors'
+    64, 32, 16 and 8), and the sizes follow from the data (:func:`prepare`). The model is scored on
     ``prompt`` at step 0 and at its last step, and every ``score_every`` optimiser steps for the
-    sizes named by ``trajectory_for``.
+    sizes named by ``trajectory_for``. ``candidates``: ``"bases"`` scores the dictionary variants the
+    bases' vocabularies share, ``"authors"`` the authors' set (:func:`authors_candidates`).
     """
 
     bases: tuple[str, ...]
@@ -108,6 +160,15 @@ class Ablation:
     heldout_for: str = "largest"  # held-out accuracy for runs of the "largest" size only, or "all"
     trajectory_for: str = "largest"  # scored every score_every steps: "largest" size only, or "all"
     batch_size: int = 128  # candidates per scoring pass (halved on out-of-memory)
+    # added for the paper grid; at their defaults they leave older grids' cache keys as they were
+    strides: tuple[int, ...] = ()  # every-kth selection: the stride of each size (sizes come from the data)
+    candidates: str = "bases"  # "bases" (their shared vocabulary) or "authors" (token_intersection.csv)
+
+    def __post_init__(self) -> None:
+        if self.candidates not in CANDIDATE_SETS:
+            raise ValueError(f"unknown candidate set {self.candidates!r}: use one of {', '.join(CANDIDATE_SETS)}")
+        if self.strides and self.recipe.selection != "every-kth":
+            raise ValueError("strides need the recipe's selection='every-kth'")
 
     @classmethod
     def demo(cls, **changes: Any) -> Ablation:
@@ -121,7 +182,7 @@ class Ablation:
                                   logging_steps=4)
         grid = cls(bases=("smollm2-135m-instruct", "gemma-3-270m"), sizes=(24, 48, 96), seeds=(0, 1, 2),
                    recipe=recipe, score_every=8)
-        return replace(grid, **changes)
+        return _with(grid, changes)
 
     @classmethod
     def tiny(cls, **changes: Any) -> Ablation:
@@ -129,39 +190,59 @@ class Ablation:
         recipe = TrainConfig.demo(per_device_batch=4, max_chars=200, max_length=192, n_heldout=16, logging_steps=1)
         grid = cls(bases=("tiny-llama", "tiny-gemma2"), sizes=(4, 8), seeds=(0, 1), recipe=recipe,
                    score_every=1, batch_size=512)
-        return replace(grid, **changes)
+        return _with(grid, changes)
 
     @classmethod
     def for_profile(cls, profile: str, **changes: Any) -> Ablation:
-        """The grid of a profile (``tiny``, ``demo`` or ``paper``) with ``changes`` applied."""
+        """The grid of a profile (``tiny``, ``demo`` or ``paper``) with ``changes`` applied (a change of
+        None keeps the profile's value). ``data`` names other preference data: the paper grid then
+        takes the authors' settings for it (Skywork: the whole set)."""
         makers = {"tiny": cls.tiny, "demo": cls.demo, "paper": cls.paper}
         if profile not in makers:
             raise ValueError(f"no ablation grid for profile {profile!r}; choose one of {', '.join(makers)}")
         return makers[profile](**{k: v for k, v in changes.items() if v is not None})
 
+    def key_dict(self) -> dict[str, Any]:
+        """The grid as cache keys see it (:func:`rmbias.training.key_dict`): fields added for the paper
+        grid, and the recipe's, count only where they differ from their defaults."""
+        out = key_dict(self, ("strides", "candidates"))
+        out["recipe"] = self.recipe.key_dict()
+        return out
+
     def fingerprint(self) -> str:
         """A short hash of everything that changes the runs' results (cache folder names)."""
-        blob = json.dumps({"grid": self.as_dict(), "recipe_version": RECIPE_VERSION,
+        blob = json.dumps({"grid": self.key_dict(), "recipe_version": RECIPE_VERSION,
                            "bases": [models.spec(b).fingerprint() for b in self.bases]},
                           sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:10]
 
     @classmethod
     def paper(cls, **changes: Any) -> Ablation:
-        """The paper's grid on a GPU: gemma-2-2b-it and Llama-3.2-3B-Instruct with the paper's
-        recipe on Unified-Feedback subsets of 13k, 27k, 53k and 106k pairs, scored every 1,000
-        steps (the paper ran one seed; three are set here, which triples the cost)."""
-        recipe = TrainConfig.paper(data="llm-blender/Unified-Feedback", n_heldout=2000, logging_steps=50)
-        grid = cls(bases=("google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B-Instruct"),
-                   sizes=(13_000, 27_000, 53_000, 106_000), seeds=(0, 1, 2), recipe=recipe, score_every=1000,
-                   batch_size=256, heldout_for="all", trajectory_for="all")
-        return replace(grid, **changes)
+        """The paper's grid on a GPU: gemma-2-2b-it and Llama-3.2-3B-Instruct with the authors' recipe
+        (:meth:`rmbias.training.TrainConfig.paper`), scored every 1,000 steps on the authors' candidate
+        set. On Unified-Feedback (the default ``data``): every 64th, 32nd, 16th and 8th untied pair
+        (about 13k, 27k, 53k and 106k), held out on its ``val`` split. On Skywork 80K: the whole train
+        split less the authors' 0.5% held out. The paper ran one seed; three are set here, which
+        triples the cost."""
+        data = changes.pop("data", UNIFIED_FEEDBACK)
+        if data not in HUB_PREFERENCES:
+            raise ValueError(f"the paper grid trains on {', '.join(HUB_PREFERENCES)}, not {data!r}; give the "
+                             "demo profile's file data to the demo or tiny grid")
+        recipe = TrainConfig.paper(data=data, logging_steps=50)
+        strides = (64, 32, 16, 8) if data == UNIFIED_FEEDBACK else (1,)  # Skywork: every pair
+        grid = cls(bases=("google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B-Instruct"), sizes=(), seeds=(0, 1, 2),
+                   recipe=recipe, score_every=1000, batch_size=256, heldout_for="all", trajectory_for="all",
+                   strides=strides, candidates="authors")
+        return _with(grid, changes)
 
     def config(self, size: int, seed: int) -> TrainConfig:
-        """The recipe of one run: ``n_train=size``, ``seed``, and the grid's held-out split.
-        LoRA checkpoints (for resuming) are kept every ``score_every`` steps."""
+        """The recipe of one run: ``n_train=size``, ``seed``, the grid's held-out split and, where
+        ``strides`` pair up with the sizes (after :func:`prepare`), the stride of ``size``. LoRA checkpoints (for resuming) are kept every
+        ``score_every`` steps."""
+        paired = len(self.strides) == len(self.sizes) and size in self.sizes
+        stride = self.strides[self.sizes.index(size)] if paired else None
         return replace(self.recipe, n_train=size, seed=seed, split_seed=self.heldout_seed,
-                       save_steps=self.score_every)
+                       save_steps=self.score_every, stride=stride)
 
     def steps_for(self, size: int, n_steps: int) -> list[int]:
         """The steps at which a run of ``size`` pairs and ``n_steps`` optimiser steps is scored:
@@ -172,11 +253,57 @@ class Ablation:
 
     def runs(self) -> list[dict[str, Any]]:
         """Every (base, size, seed) of the grid, largest size first within a base and seed."""
+        if not self.sizes:
+            raise ValueError("the grid's sizes come from its data: call ablation.prepare(grid) first")
         return [{"base": b, "size": n, "seed": s} for b in self.bases for s in self.seeds
                 for n in sorted(self.sizes, reverse=True)]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _with(grid: Ablation, changes: dict[str, Any]) -> Ablation:
+    """``grid`` with ``changes``: ``data`` replaces the recipe's data, and explicit ``sizes`` replace
+    the strides (every-kth selection then takes the largest stride that gives each size)."""
+    changes = dict(changes)
+    if "data" in changes:
+        grid = replace(grid, recipe=replace(grid.recipe, data=changes.pop("data")))
+    if "sizes" in changes:
+        changes["strides"] = ()
+    return replace(grid, **changes)
+
+
+def prepare(grid: Ablation, pool: PairPool | None = None) -> tuple[Ablation, PairPool]:
+    """Read the grid's preference data once and check the grid against it, before any model loads.
+
+    Returns the grid with its sizes settled (from ``strides`` and the data, where the sizes follow
+    from the data) and the pool every run draws from. Raises ValueError naming the setting to
+    change when a requested size exceeds the pairs available.
+    """
+    pool = pool_for_grid(grid, pool)
+    n = pool.n_available
+    if grid.strides:
+        sizes = tuple(len(range(0, n, k)) for k in grid.strides)
+        if min(sizes) < 1:
+            raise ValueError(f"{grid.recipe.data} offers no training pairs")
+        return replace(grid, sizes=sizes), pool
+    if not grid.sizes:
+        raise ValueError("the grid has neither sizes nor strides: set SIZES")
+    too_big = [size for size in grid.sizes if size > n]
+    if too_big:
+        held = len(pool.heldout) if pool.heldout is not None else pool.n_heldout
+        raise ValueError(f"SIZES asks for {', '.join(f'{s:,}' for s in sorted(too_big))} training pairs, but "
+                         f"{grid.recipe.data} offers {n:,} (after holding out {held:,} and dropping unusable "
+                         f"pairs); set SIZES to sizes of at most {n:,}, or SIZES=None for the profile's "
+                         "sizes (the paper profile on Skywork: the whole set, as the authors trained)")
+    return grid, pool
+
+
+def pool_for_grid(grid: Ablation, pool: PairPool | None = None) -> PairPool:
+    """The pair pool of a grid: ``pool`` if given (checked against the grid's recipe), else read now."""
+    from .training import pool_for
+
+    return pool_for(replace(grid.recipe, split_seed=grid.heldout_seed), pool)
 
 
 def run_name(base: str, size: int, seed: int) -> str:
@@ -240,22 +367,23 @@ def _trainer_callback():
 
 
 def train_run(grid: Ablation, base: str, size: int, seed: int, candidates: pd.DataFrame, folder: Path,
-              verbose: bool = False) -> Path:
+              verbose: bool = False, pool: PairPool | None = None) -> Path:
     """One run of the grid into ``folder``; resumes an interrupted run; returns the folder.
 
-    Writes ``model/`` (the LoRA adapter and score head, with ``training.json``), ``scores/``
-    (one table per scored step) and, last, ``complete.json``.
+    ``pool`` is the grid's preference data, read once (:func:`prepare`); without it the data are
+    read for this run. Writes ``model/`` (the LoRA adapter and score head, with ``training.json``),
+    ``scores/`` (one table per scored step) and, last, ``complete.json``.
     """
     folder = Path(folder)
     if (folder / "complete.json").is_file():
         return folder
     config = grid.config(size, seed)
-    train, heldout, info = prepare_pairs(config, sample_seed=seed)
+    train, heldout, info = prepare_pairs(config, sample_seed=seed, pool=pool)
     keep_heldout = grid.heldout_for == "all" or size == max(grid.sizes)
 
     tokenizer = models.load_tokenizer(base)
     text = prompts.select([grid.prompt])["text"].iloc[0]
-    sequences = scoring.vocab_sequences(tokenizer, text, candidates[f"id_{base}"].tolist())
+    sequences = scoring.vocab_sequences(tokenizer, text, candidates[f"id_{base}"].tolist(), config.chat)
     steps = grid.steps_for(size, optimizer_steps(config, len(train)))
     # Step 0 (the untrained model) depends on the base and the seed only: scored once for all data sizes.
     step0 = folder.parent / "step0" / f"{run_name(base, 0, seed)}.parquet"
@@ -275,18 +403,20 @@ def grid_directory(grid: Ablation) -> Path:
 
 
 def run_grid(grid: Ablation, directory: Path, candidates: pd.DataFrame | None = None,
-             verbose: bool = False, progress: bool = True) -> list[Path]:
-    """Every run of ``grid`` under ``directory`` (resumable); the candidates are computed from the
-    bases' tokenizers unless given. Returns the run folders."""
+             verbose: bool = False, progress: bool = True, pool: PairPool | None = None) -> list[Path]:
+    """Every run of ``grid`` under ``directory`` (resumable). The preference data are read once for
+    the whole grid (``pool``, from :func:`prepare`, or read here), and the candidates are the grid's
+    (:func:`grid_candidates`) unless given. Returns the run folders."""
     directory = Path(directory)
+    grid, pool = prepare(grid, pool)
     if candidates is None:
-        candidates = big2_candidates({b: models.load_tokenizer(b) for b in grid.bases})
+        candidates = grid_candidates(grid)
     folders = []
     for i, run in enumerate(grid.runs()):
         folder = directory / run_name(**run)
         if progress and not (folder / "complete.json").is_file():
             print(f"run {i + 1}/{len(grid.runs())}: {run_name(**run)}", flush=True)
-        folders.append(train_run(grid, run["base"], run["size"], run["seed"], candidates, folder, verbose))
+        folders.append(train_run(grid, run["base"], run["size"], run["seed"], candidates, folder, verbose, pool))
     return folders
 
 

@@ -40,14 +40,19 @@ from typing import Any
 import torch
 
 from . import models, placement
-from .data import FILES, build_once, cache_dir
-from .preferences import HH_HARMLESS_TEST, Pair, load_pairs, shorten_all, split_pairs, subsample
 from .artifacts import library_versions
-from .scoring import FIXED_DATE, encode_chat, score_full
+from .data import FILES, build_once, cache_dir
+from .preferences import (HELDOUT_RULES, HH_HARMLESS_TEST, SELECTIONS, Pair, PairPool, every_kth, largest_stride,
+                          split_pairs, subsample)
+from .scoring import DEFAULT_CHAT, FIXED_DATE, TOKENISATIONS, UNSET_DATE, ChatFormat, encode_chat, render_chat, score_full
 
 # Bump when the training code changes in a way that changes the trained weights: the demo
 # reward models' cache folders are named by a fingerprint that includes it.
 RECIPE_VERSION = 1
+
+
+OVER_LENGTH = ("drop", "truncate")
+OPTIMIZERS = (None, "adamw_torch", "adamw_hf")
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,9 @@ class TrainConfig:
     """A reward-model training recipe: LoRA, optimiser, data and run settings.
 
     Batches count preference pairs (each pair is two sequences, chosen and rejected). The
-    learning-rate schedule's warm-up is a fraction of the total optimiser steps.
+    learning-rate schedule's warm-up is a fraction of the total optimiser steps. The fields after
+    ``logging_steps`` were added for the paper recipe; at their defaults they leave the demo recipe,
+    and the keys its cached models are stored under, as they were (:meth:`key_dict`).
     """
 
     # LoRA (peft) on the attention projections; the score head is trained in full.
@@ -76,27 +83,55 @@ class TrainConfig:
     epochs: float = 2.0
     max_steps: int | None = None  # optimiser steps; overrides epochs when set
     # Data
-    data: str = HH_HARMLESS_TEST  # a registered preference file (rmbias.data)
+    data: str = HH_HARMLESS_TEST  # a registered preference file (rmbias.data) or a hub dataset (rmbias.preferences)
     n_train: int | None = None  # pairs drawn from the train split (None: all of it)
-    n_heldout: int = 400  # pairs held out for pairwise accuracy
+    n_heldout: int = 400  # pairs held out for pairwise accuracy (heldout="carve")
     split_seed: int = 0  # seeds the train / held-out split and the subsample
     last_turns: int | None = None  # keep only the last N exchanges of each dialogue (None: all)
     max_chars: int | None = None  # cut every message to N characters (None: uncut)
-    max_length: int = 1024  # tokens; longer training pairs are dropped (as TRL does)
+    max_length: int = 1024  # tokens; longer training pairs are dropped or truncated (over_length)
     # Run
     seed: int = 0  # score-head initialisation, LoRA initialisation, batch order
     dtype: str = "bfloat16"  # weights' dtype during training and in the saved model
     gradient_checkpointing: bool = False
     save_steps: int | None = None  # keep a LoRA checkpoint every N steps (None: none)
     logging_steps: int = 10
+    # --- added for the paper recipe (the authors' scripts); defaults are the book's earlier behaviour
+    disable_dropout: bool = True  # TRL zeroes every dropout, LoRA's included (False: lora_dropout applies)
+    max_grad_norm: float = 1.0  # gradient clipping (the Trainer's default; the authors' 5.0)
+    optimizer: str | None = None  # None: the Trainer's default AdamW; "adamw_hf": transformers 4's AdamW
+    over_length: str = "drop"  # pairs longer than max_length: "drop" (as TRL does) or "truncate" (the authors)
+    selection: str = "shuffle"  # training pairs: a seeded "shuffle", or "every-kth" row (the authors)
+    stride: int | None = None  # every-kth: the stride (None: the largest that still gives n_train pairs)
+    heldout: str = "carve"  # "carve" n_heldout pairs out of train, or the dataset's "authors" held-out pairs
+    summarize_prefix: bool = False  # the authors' prefix for Unified-Feedback's summarisation pairs
+    keep_irregular: bool = False  # keep hub pairs that fail the book's checks, as the authors trained on them
+    tokenisation: str = "single-bos"  # rmbias.scoring.ChatFormat: "single-bos" or the authors' two BOS
+    chat_date: str = FIXED_DATE  # the date templates print; "unset" passes none, as the authors did
+
+    def __post_init__(self) -> None:
+        checks = {"over_length": (self.over_length, OVER_LENGTH), "selection": (self.selection, SELECTIONS),
+                  "heldout": (self.heldout, HELDOUT_RULES), "tokenisation": (self.tokenisation, TOKENISATIONS),
+                  "optimizer": (self.optimizer, OPTIMIZERS)}
+        for name, (value, allowed) in checks.items():
+            if value not in allowed:
+                raise ValueError(f"TrainConfig.{name}={value!r} is not one of {', '.join(map(str, allowed))}")
+        ChatFormat(self.tokenisation, self.chat_date)  # checks the date
 
     @classmethod
     def paper(cls, **changes: Any) -> TrainConfig:
-        """The paper's recipe (section 6): LoRA r=32, alpha=64 on q/k/v/o, lr 1e-5 cosine, 3%
-        warm-up, effective batch 16, 2 epochs, max length 1024, bf16. For a GPU."""
-        recipe = cls(lora_r=32, lora_alpha=64, learning_rate=1e-5, lr_scheduler="cosine", warmup_ratio=0.03,
-                     per_device_batch=4, grad_accum=4, epochs=2.0, max_length=1024, dtype="bfloat16",
-                     gradient_checkpointing=True, n_heldout=400)
+        """The paper's recipe as the authors' scripts ran it (Generalizable-Reward-Model @ 5b06789,
+        ``scripts/unified/step*/*.sbatch`` and ``reward_models/run_reward_models_train.py``): LoRA r=32,
+        alpha=64, dropout 0.05 on q/k/v/o; lr 1e-5 cosine, 3% warm-up, transformers 4's AdamW, gradient
+        norm clipped at 5.0; effective batch 16, 2 epochs; pairs truncated at 1024 tokens; every k-th
+        untied pair; the dataset's own held-out pairs; the summarise prefix; chats rendered to text and
+        tokenised again (two BOS) with no date; bf16, gradient checkpointing. For a GPU."""
+        recipe = cls(lora_r=32, lora_alpha=64, lora_dropout=0.05, learning_rate=1e-5, lr_scheduler="cosine",
+                     warmup_ratio=0.03, per_device_batch=4, grad_accum=4, epochs=2.0, max_length=1024,
+                     dtype="bfloat16", gradient_checkpointing=True, n_heldout=400, disable_dropout=False,
+                     max_grad_norm=5.0, optimizer="adamw_hf", over_length="truncate", selection="every-kth",
+                     heldout="authors", summarize_prefix=True, keep_irregular=True, tokenisation="authors",
+                     chat_date=UNSET_DATE)
         return replace(recipe, **changes)
 
     @classmethod
@@ -127,36 +162,72 @@ class TrainConfig:
     def effective_batch(self) -> int:
         return self.per_device_batch * self.grad_accum
 
+    @property
+    def chat(self) -> ChatFormat:
+        """How chats become token ids in training and in scoring the trained model."""
+        return ChatFormat(self.tokenisation, self.chat_date)
+
+    def key_dict(self) -> dict[str, Any]:
+        """The recipe as cache keys see it: every field, except the fields added for the paper recipe
+        while they hold their defaults (so results cached before they existed keep their keys)."""
+        return key_dict(self, PAPER_FIELDS)
+
     def fingerprint(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True, default=str).encode()
+        blob = json.dumps(self.key_dict(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:10]
+
+
+PAPER_FIELDS = ("disable_dropout", "max_grad_norm", "optimizer", "over_length", "selection", "stride", "heldout",
+                "summarize_prefix", "keep_irregular", "tokenisation", "chat_date")
+
+
+def key_dict(obj: Any, late_fields: Sequence[str]) -> dict[str, Any]:
+    """``asdict(obj)`` without the ``late_fields`` that hold their default value: fields added to a
+    dataclass after results were cached under its fingerprint then leave the old keys unchanged."""
+    from dataclasses import MISSING, fields
+
+    defaults = {f.name: f.default for f in fields(obj) if f.default is not MISSING}
+    out = asdict(obj)
+    for name in late_fields:
+        if name in out and name in defaults and out[name] == defaults[name]:
+            del out[name]
+    return out
 
 
 # --- chats, pad token, BOS ------------------------------------------------------------------------
 
-def check_chat_ids(tokenizer, messages: Sequence[dict[str, str]], ids: Sequence[int]) -> None:
-    """Raise ValueError if ``ids`` starts with two BOS tokens, or holds more BOS tokens than the
-    template writes (one, for templates that open with ``bos_token``; SmolLM2's BOS is its
-    turn-start token ``<|im_start|>``, written once per turn)."""
+def check_chat_ids(tokenizer, messages: Sequence[dict[str, str]], ids: Sequence[int],
+                   chat: ChatFormat = DEFAULT_CHAT) -> None:
+    """Raise ValueError unless ``ids`` holds as many BOS tokens as ``chat``'s route writes.
+
+    ``single-bos``: as many as the template writes (one, for templates that open with
+    ``bos_token``; SmolLM2's BOS is its turn-start token ``<|im_start|>``, written once per turn),
+    and never two at the start. ``authors``: the template's, plus the one the tokenizer adds when it
+    tokenises the rendered text again (two at the start for Gemma and Llama 3), as the authors'
+    models were trained."""
     bos = tokenizer.bos_token_id
     if bos is None:
         return
-    if len(ids) > 1 and ids[0] == bos and ids[1] == bos:
+    ids = list(ids)
+    expected = render_chat(tokenizer, messages, chat).count(tokenizer.bos_token)
+    if chat.tokenisation == "authors":
+        expected += list(tokenizer("")["input_ids"]).count(bos)
+    elif len(ids) > 1 and ids[0] == bos and ids[1] == bos:
         raise ValueError("the chat starts with two BOS tokens")
-    rendered = tokenizer.apply_chat_template(list(messages), tokenize=False, date_string=FIXED_DATE)
-    if ids.count(bos) != rendered.count(tokenizer.bos_token):
-        raise ValueError(f"the chat holds {ids.count(bos)} BOS tokens but its template writes "
-                         f"{rendered.count(tokenizer.bos_token)}")
+    if ids.count(bos) != expected:
+        raise ValueError(f"the chat holds {ids.count(bos)} BOS tokens but the {chat.tokenisation!r} route "
+                         f"writes {expected}")
 
 
-def choose_pad_token(tokenizer, chats: Sequence[Sequence[dict[str, str]]]) -> str:
-    """A pad token that occurs in none of ``chats`` (rendered) and is neither BOS nor EOS.
+def choose_pad_token(tokenizer, chats: Sequence[Sequence[dict[str, str]]], chat: ChatFormat = DEFAULT_CHAT) -> str:
+    """A pad token that occurs in none of ``chats`` (tokenised as ``chat`` says) and is neither BOS
+    nor EOS.
 
     The tokenizer's own pad token if it qualifies, else its lowest-id added special token that
     does (SmolLM2: ``<|endoftext|>``, id 0, in place of ``<|im_end|>``)."""
     used = {tokenizer.bos_token_id, tokenizer.eos_token_id}
-    for chat in chats:
-        used.update(encode_chat(tokenizer, chat))
+    for messages in chats:
+        used.update(encode_chat(tokenizer, messages, chat))
     if tokenizer.pad_token is not None and tokenizer.pad_token_id not in used:
         return tokenizer.pad_token
     for token, idx in sorted(tokenizer.get_added_vocab().items(), key=lambda item: item[1]):
@@ -165,10 +236,11 @@ def choose_pad_token(tokenizer, chats: Sequence[Sequence[dict[str, str]]]) -> st
     raise ValueError(f"no special token of {tokenizer.name_or_path!r} is free to pad with")
 
 
-def set_safe_pad_token(model, tokenizer, chats: Sequence[Sequence[dict[str, str]]]) -> str:
+def set_safe_pad_token(model, tokenizer, chats: Sequence[Sequence[dict[str, str]]],
+                       chat: ChatFormat = DEFAULT_CHAT) -> str:
     """Set a pad token that never occurs inside the chats on the tokenizer and on the model
     config, so transformers' last-non-pad pooling picks the last real token. Returns it."""
-    pad = choose_pad_token(tokenizer, chats)
+    pad = choose_pad_token(tokenizer, chats, chat)
     tokenizer.pad_token = pad
     model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -184,11 +256,14 @@ def _probe_chats(pairs: Sequence[Pair]) -> list[list[dict[str, str]]]:
 
 # --- scoring pairs -------------------------------------------------------------------------------
 
-def pair_scores(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_scores(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 16, chat: ChatFormat = DEFAULT_CHAT,
+                max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Rewards of the chosen and of the rejected dialogue of each pair, read by the scoring
-    engine (:func:`rmbias.scoring.score_full`, last real token from the attention mask).
-    Sequences are batched by length to spare padding."""
-    sequences = [encode_chat(tokenizer, pair[side]) for side in ("chosen", "rejected") for pair in pairs]
+    engine (:func:`rmbias.scoring.score_full`, last real token from the attention mask), with
+    chats tokenised as ``chat`` says and cut at ``max_length`` tokens if given. Sequences are
+    batched by length to spare padding."""
+    sequences = [encode_chat(tokenizer, pair[side], chat)[:max_length] for side in ("chosen", "rejected")
+                 for pair in pairs]
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     was_training = model.training
     model.eval()
@@ -199,9 +274,10 @@ def pair_scores(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 16) -
     return out[: len(pairs)], out[len(pairs):]
 
 
-def pairwise_accuracy(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 16) -> float:
+def pairwise_accuracy(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 16,
+                      chat: ChatFormat = DEFAULT_CHAT) -> float:
     """Fraction of pairs whose chosen dialogue scores strictly above the rejected one."""
-    chosen, rejected = pair_scores(model, tokenizer, pairs, batch_size)
+    chosen, rejected = pair_scores(model, tokenizer, pairs, batch_size, chat)
     return float((chosen > rejected).float().mean())
 
 
@@ -215,43 +291,154 @@ def accuracy_interval(correct: int, n: int, level: float = 0.95) -> tuple[float,
 
 # --- data ----------------------------------------------------------------------------------------
 
-def prepare_pairs(config: TrainConfig, sample_seed: int | None = None) -> tuple[list[Pair], list[Pair], dict[str, Any]]:
+def pair_pool(config: TrainConfig) -> PairPool:
+    """The pairs ``config.data`` offers, read once (:class:`rmbias.preferences.PairPool`): a grid of
+    runs with one data source and held-out rule shares one pool."""
+    return PairPool.load(config.data, n_heldout=config.n_heldout, split_seed=config.split_seed,
+                         heldout=config.heldout, summarize_prefix=config.summarize_prefix,
+                         keep_irregular=config.keep_irregular, last_turns=config.last_turns,
+                         max_chars=config.max_chars)
+
+
+def prepare_pairs(config: TrainConfig, sample_seed: int | None = None,
+                  pool: PairPool | None = None) -> tuple[list[Pair], list[Pair], dict[str, Any]]:
     """The (train, held-out) pairs of a recipe and a record of how they were made.
 
-    All usable pairs of ``config.data`` are shortened (``last_turns``, ``max_chars``), split
-    into disjoint train and held-out sets (``split_seed``), and ``n_train`` pairs are drawn from
-    the train set with ``sample_seed`` (default: ``split_seed``), nested across sizes for one
-    seed. A data-size ablation with several seeds keeps ``split_seed`` fixed, so every run is
-    judged on the same held-out pairs, and varies ``sample_seed``."""
-    parsed = load_pairs(config.data)
-    short, n_dropped = shorten_all(parsed.pairs, config.last_turns, config.max_chars)
-    train, heldout = split_pairs(short, config.n_heldout, seed=config.split_seed)
+    A registered file: all usable pairs are shortened (``last_turns``, ``max_chars``), split into
+    disjoint train and held-out sets (``split_seed``), and ``n_train`` pairs are drawn from the train
+    set with ``sample_seed`` (default: ``split_seed``), nested across sizes for one seed. A data-size
+    ablation with several seeds keeps ``split_seed`` fixed, so every run is judged on the same
+    held-out pairs, and varies ``sample_seed``. A hub dataset: ``n_train`` pairs are selected on the
+    Arrow table (``selection``: a seeded shuffle, or the authors' every k-th pair) and only they are
+    parsed; the held-out pairs follow ``heldout``. ``pool`` (:func:`pair_pool`) is the data read
+    once for a whole grid; without it the data are read here.
+    """
+    pool = pool_for(config, pool)
     sample_seed = config.split_seed if sample_seed is None else sample_seed
-    train = subsample(train, config.n_train, seed=sample_seed)
-    info = {**parsed.summary(), "dropped_identical_after_shortening": n_dropped,
-            "split_seed": config.split_seed, "sample_seed": sample_seed, "n_train": len(train), "n_heldout": len(heldout),
-            "last_turns": config.last_turns, "max_chars": config.max_chars,
-            "train_index": [p["index"] for p in train], "heldout_index": [p["index"] for p in heldout]}
+    common = {"split_seed": config.split_seed, "last_turns": config.last_turns, "max_chars": config.max_chars}
+    if pool.rows is None:  # a registered file
+        train, heldout = split_pairs(pool.pairs, config.n_heldout, seed=config.split_seed)
+        if config.selection == "every-kth":  # over the split's (shuffled) order
+            n = len(train) if config.n_train is None else config.n_train
+            k = config.stride or (largest_stride(len(train), n) if n else 1)
+            train = [train[i] for i in every_kth(range(len(train)), k, n)]
+            info = {**pool.info, **common, "selection": "every-kth", "stride": k}
+        else:
+            train = subsample(train, config.n_train, seed=sample_seed)
+            info = {**pool.info, **common, "sample_seed": sample_seed}
+    else:
+        train, draw = pool.draw(config.n_train, seed=sample_seed, selection=config.selection, stride=config.stride)
+        heldout = list(pool.heldout)
+        info = {"n_records": pool.info["n_records"], "source": pool.info, "draw": draw, **common,
+                "sample_seed": sample_seed if config.selection == "shuffle" else None, "heldout_rule": config.heldout}
+    info.update(n_train=len(train), n_heldout=len(heldout), train_index=[p["index"] for p in train],
+                heldout_index=[p["index"] for p in heldout])
     return train, heldout, info
 
 
-def _encode_pairs(tokenizer, pairs: Sequence[Pair], max_length: int | None) -> tuple[dict[str, list], int]:
-    chosen, rejected, too_long = [], [], 0
+def pool_for(config: TrainConfig, pool: PairPool | None) -> PairPool:
+    """``pool`` if it holds ``config``'s data read with ``config``'s rules, else a fresh one; a pool of
+    other data, or read under other rules, is refused rather than silently used."""
+    if pool is None:
+        return pair_pool(config)
+    wanted = {"summarize_prefix": config.summarize_prefix, "keep_irregular": config.keep_irregular,
+              "last_turns": config.last_turns, "max_chars": config.max_chars, "heldout": config.heldout,
+              "split_seed": config.split_seed}
+    if pool.data != config.data or pool.rules != wanted or (pool.rows is None and pool.n_heldout != config.n_heldout):
+        raise ValueError(f"the pair pool holds {pool.data} read with {pool.rules}, not {config.data} with {wanted}")
+    return pool
+
+
+def _encode_pairs(tokenizer, pairs: Sequence[Pair], max_length: int | None, chat: ChatFormat = DEFAULT_CHAT,
+                  over_length: str = "drop") -> tuple[dict[str, list], dict[str, int]]:
+    """Token ids of every pair, and what happened to the others, counted.
+
+    A pair whose chats contain the pad token (a reply that quotes Gemma's ``<pad>`` as text, which
+    the tokenizer reads as the pad token) is dropped, since padding-based pooling would read its
+    reward early: ``dropped_pad_literal``. A pair longer than ``max_length`` tokens is dropped
+    (``dropped_over_max_length``) or, with ``over_length="truncate"``, cut to its first ``max_length``
+    tokens as the authors' tokenizer call did (``truncated_to_max_length``)."""
+    chosen, rejected = [], []
+    counts = {"dropped_pad_literal": 0, "dropped_over_max_length": 0, "truncated_to_max_length": 0}
     for pair in pairs:
-        c, r = encode_chat(tokenizer, pair["chosen"]), encode_chat(tokenizer, pair["rejected"])
-        check_chat_ids(tokenizer, pair["chosen"], c)
-        check_chat_ids(tokenizer, pair["rejected"], r)
+        c, r = encode_chat(tokenizer, pair["chosen"], chat), encode_chat(tokenizer, pair["rejected"], chat)
+        check_chat_ids(tokenizer, pair["chosen"], c, chat)
+        check_chat_ids(tokenizer, pair["rejected"], r, chat)
         if tokenizer.pad_token_id in c or tokenizer.pad_token_id in r:
-            raise ValueError(f"pair {pair.get('index')} contains the pad token {tokenizer.pad_token!r}")
-        if max_length is not None and max(len(c), len(r)) > max_length:
-            too_long += 1
+            counts["dropped_pad_literal"] += 1
             continue
+        if max_length is not None and max(len(c), len(r)) > max_length:
+            if over_length == "drop":
+                counts["dropped_over_max_length"] += 1
+                continue
+            counts["truncated_to_max_length"] += 1
+            c, r = c[:max_length], r[:max_length]
         chosen.append(c)
         rejected.append(r)
-    return {"chosen_ids": chosen, "rejected_ids": rejected}, too_long
+    return {"chosen_ids": chosen, "rejected_ids": rejected}, counts
 
 
 # --- training ------------------------------------------------------------------------------------
+
+class LegacyAdamW(torch.optim.Optimizer):
+    """AdamW as transformers 4 implemented it (``optim="adamw_hf"``, the authors' optimiser), which
+    transformers 5 removed.
+
+    It differs from ``torch.optim.AdamW`` in two places: epsilon is added to the square root of the
+    uncorrected second moment and the bias corrections are folded into the step size
+    (``lr * sqrt(1 - beta2**t) / (1 - beta1**t)``), and weight decay is applied after the Adam step,
+    to the updated weights. With the authors' settings (betas 0.9 and 0.999, epsilon 1e-8, no weight
+    decay) only the first matters, and only while the second moment is tiny.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
+                 weight_decay: float = 0.0, correct_bias: bool = True):
+        if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+            raise ValueError(f"invalid AdamW settings: lr={lr}, betas={betas}, eps={eps}")
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
+                                  "correct_bias": correct_bias})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                grad = param.grad
+                state = self.state[param]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(param)
+                    state["exp_avg_sq"] = torch.zeros_like(param)
+                state["step"] += 1
+                first, second = state["exp_avg"], state["exp_avg_sq"]
+                first.mul_(beta1).add_(grad, alpha=1 - beta1)
+                second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                size = group["lr"]
+                if group["correct_bias"]:
+                    size = size * math.sqrt(1 - beta2 ** state["step"]) / (1 - beta1 ** state["step"])
+                param.addcdiv_(first, second.sqrt().add_(group["eps"]), value=-size)
+                if group["weight_decay"] > 0:
+                    param.add_(param, alpha=-group["lr"] * group["weight_decay"])
+        return loss
+
+
+def optimizer_choice(config: Any) -> tuple[dict[str, Any], tuple | None]:
+    """The Trainer arguments and ``optimizer_cls_and_kwargs`` that give ``config.optimizer``: the
+    Trainer's default (None), a Trainer optimiser by name, or :class:`LegacyAdamW` for ``"adamw_hf"``
+    (betas, epsilon and weight decay as the Trainer passes them)."""
+    name = getattr(config, "optimizer", None)
+    if name is None:
+        return {}, None
+    if name == "adamw_hf":
+        return {}, (LegacyAdamW, {"lr": config.learning_rate, "betas": (0.9, 0.999), "eps": 1e-8})
+    return {"optim": name}, None
+
 
 def _trainer_class():
     """TRL's RewardTrainer, with an optional learning rate of its own for the score head."""
@@ -281,9 +468,11 @@ def _trainer_class():
 def trainer_arguments(config: Any, output_dir: Path, verbose: bool) -> dict[str, Any]:
     """The training arguments every trainer here shares (reward models; :mod:`rmbias.sft`), read
     from a recipe with ``per_device_batch``, ``grad_accum``, ``learning_rate``, ``lr_scheduler``,
-    ``weight_decay``, ``seed``, ``dtype`` and ``logging_steps``: batches, optimiser, seeds (data
-    order included), precision, checkpoints under ``output_dir/checkpoints``, no reporting."""
+    ``weight_decay``, ``seed``, ``dtype`` and ``logging_steps`` (and, where the recipe has it,
+    ``max_grad_norm``): batches, optimiser, gradient clipping, seeds (data order included), precision,
+    checkpoints under ``output_dir/checkpoints``, no reporting."""
     return dict(
+        max_grad_norm=getattr(config, "max_grad_norm", 1.0),
         output_dir=str(Path(output_dir) / "checkpoints"),
         per_device_train_batch_size=config.per_device_batch,
         gradient_accumulation_steps=config.grad_accum,
@@ -392,10 +581,11 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
                 model.score.weight.normal_(0.0, config.score_init_std)
             else:
                 model.score.weight.zero_()
-    pad = set_safe_pad_token(model, tokenizer, _probe_chats(list(train_pairs)))
-    encoded, too_long = _encode_pairs(tokenizer, train_pairs, config.max_length)
+    chat = config.chat
+    pad = set_safe_pad_token(model, tokenizer, _probe_chats(list(train_pairs)), chat)
+    encoded, counts = _encode_pairs(tokenizer, train_pairs, config.max_length, chat, config.over_length)
     if not encoded["chosen_ids"]:
-        raise ValueError("no training pair fits max_length")
+        raise ValueError(f"no training pair is left to train on ({counts})")
     dataset = Dataset.from_dict(encoded)
 
     n_layers = model.config.get_text_config().num_hidden_layers
@@ -405,8 +595,10 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
     peft_config = LoraConfig(task_type="SEQ_CLS", r=config.lora_r, lora_alpha=config.lora_alpha,
                              lora_dropout=config.lora_dropout, target_modules=list(config.target_modules),
                              layers_to_transform=layers, modules_to_save=["score"])
+    optim_args, optimizer_cls_and_kwargs = optimizer_choice(config)
     args = RewardConfig(
         **trainer_arguments(config, output_dir, verbose),
+        **optim_args,
         warmup_steps=config.warmup_ratio,  # transformers 5: a value below 1 is a ratio of total steps
         num_train_epochs=config.epochs,
         max_steps=config.max_steps if config.max_steps is not None else -1,
@@ -414,10 +606,11 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
         gradient_checkpointing=config.gradient_checkpointing,
         save_strategy="steps" if config.save_steps else "no",
         save_steps=config.save_steps or 500,
-        disable_dropout=True,
+        disable_dropout=config.disable_dropout,
     )
     trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                                 peft_config=peft_config, callbacks=list(callbacks))
+                                 peft_config=peft_config, callbacks=list(callbacks),
+                                 optimizer_cls_and_kwargs=optimizer_cls_and_kwargs)
     trainer.score_learning_rate = config.score_learning_rate
     quiet(trainer, verbose)
     if trainer.model.config.pad_token_id != tokenizer.pad_token_id:
@@ -434,7 +627,8 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
     evaluation: dict[str, Any] = {}
     if heldout_pairs:
         t0 = time.perf_counter()
-        chosen, rejected = pair_scores(trained, tokenizer, heldout_pairs)
+        cut = config.max_length if config.over_length == "truncate" else None
+        chosen, rejected = pair_scores(trained, tokenizer, heldout_pairs, chat=chat, max_length=cut)
         correct = int((chosen > rejected).sum())
         low, high = accuracy_interval(correct, len(heldout_pairs))
         evaluation = {"n_pairs": len(heldout_pairs), "correct": correct,
@@ -456,8 +650,10 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
         "pad_token": pad,
         "pad_token_id": tokenizer.pad_token_id,
         "chat_template": tokenizer.chat_template,
+        "chat_format": chat.as_dict(),
+        "optimizer": type(trainer.optimizer).__name__ if trainer.optimizer is not None else None,
         "data": {**(data_info or {}), "n_train_pairs_given": len(train_pairs), "n_train_pairs_used": len(dataset),
-                 "dropped_over_max_length": too_long},
+                 **counts},
         "heldout": evaluation,
     })
     (output_dir / "training.json").write_text(json.dumps(record, indent=1, default=str))
@@ -469,7 +665,7 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
 # --- the cached demo reward models ---------------------------------------------------------------
 
 def _cache_fingerprint(base_key: str, config: TrainConfig) -> str:
-    blob = json.dumps({"base": models.spec(base_key).fingerprint(), "config": asdict(config),
+    blob = json.dumps({"base": models.spec(base_key).fingerprint(), "config": config.key_dict(),
                        "data_sha256": [sha for (_, path), sha in FILES.items() if path.endswith(config.data)],
                        "recipe_version": RECIPE_VERSION}, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:10]
