@@ -137,3 +137,48 @@ def test_word_scores_agree_with_word_score_for_every_word():
         for metric in ("MWLR", "raw"):
             assert out.loc[word, metric] == pytest.approx(imp.word_score(table, word, metric))
     assert out.loc["freedom", "n_variants"] == 2
+
+
+# --- which models are paired -------------------------------------------------------------------
+
+def test_the_paper_profile_pairs_21_instruct_and_1_pretrained_and_never_mixes():
+    from rmbias import models, profiles
+
+    keys = profiles.resolve("paper").language_models
+    pairs = implicit.model_pairs(keys)
+    kinds = [pair.kind for pair in pairs]
+    assert kinds == ["instruct"] * 21 + ["pretrained"]
+    for pair in pairs:
+        p, q = models.spec(pair.p), models.spec(pair.q)
+        assert (p.family, q.family) == ("gemma", "llama") and p.instruct == q.instruct == (pair.kind == "instruct")
+    instruct = [(pair.p, pair.q) for pair in pairs if pair.kind == "instruct"]
+    gemma_it = ["google/gemma-2-2b-it", "google/gemma-2-9b-it", "google/gemma-2-27b-it"]
+    llama_it = [k for k in keys if k.startswith("meta-llama/") and k.endswith("Instruct")]
+    assert len(llama_it) == 7 and set(instruct) == {(g, m) for g in gemma_it for m in llama_it}
+    assert (pairs[-1].p, pairs[-1].q) == ("google/gemma-2-2b", "meta-llama/Llama-3.2-3B")
+    assert (implicit.table_pair(pairs).p, implicit.table_pair(pairs).q) == models.TABLE1_PAIR
+    # the old rule paired every Gemma with every Llama model: 4 x 8 = 32
+    assert len(models.family_pairs(list(keys))) == 32
+
+
+def test_a_mixed_pair_only_when_no_same_kind_pair_exists():
+    from rmbias import profiles
+
+    # one pretrained Gemma, one instruct Gemma, one instruct Llama: the pretrained Gemma stays unpaired
+    pairs = implicit.model_pairs(["google/gemma-2-2b", "google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B-Instruct"])
+    assert pairs == [implicit.ModelPair("google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B-Instruct", "instruct")]
+    # the demo profile: an instruct Llama and a pretrained Gemma, so its one pair is marked mixed
+    demo = profiles.resolve("demo").language_models
+    assert implicit.model_pairs(demo) == [implicit.ModelPair("gemma-3-270m", "smollm2-135m-instruct", "mixed")]
+    assert implicit.model_pairs(demo, fallback_mixed=False) == []
+    assert implicit.model_pairs(profiles.resolve("tiny").language_models) == [
+        implicit.ModelPair("tiny-gemma2", "tiny-llama", "instruct")]
+    assert implicit.model_pairs(["tiny-llama"]) == []
+    with pytest.raises(ValueError, match="no Gemma x Llama pair"):
+        implicit.table_pair([])
+    with pytest.raises(ValueError, match="unknown pair kind"):
+        implicit.ModelPair("tiny-gemma2", "tiny-llama", "both")
+    # without the paper's Table 1 pair, the first (instruct) pair
+    first = implicit.model_pairs(["google/gemma-2-9b-it", "google/gemma-2-2b", "meta-llama/Llama-3.2-3B",
+                                  "meta-llama/Llama-3.2-1B-Instruct"])
+    assert [p.kind for p in first] == ["instruct", "pretrained"] and implicit.table_pair(first) == first[0]

@@ -23,6 +23,14 @@ show which one recovers what:
 
 All functions work on plain arrays or on the tidy table :func:`shared_strings` returns
 (``token``, ``logp_p``, ``logp_q``), to which :func:`implicit_rewards` adds one column per metric.
+
+Which pairs? :func:`model_pairs` pairs a Gemma model with a Llama model of the same kind:
+instruction-tuned with instruction-tuned (the paper's Figure 3: 3 Gemma-2-it x 7 Llama instruct
+models = 21 pairs) and pretrained with pretrained (gemma-2-2b with Llama-3.2-3B), never one of each.
+An instruction-tuned model reads the prompt as a chat and a pretrained one reads the bare
+question, so a mixed pair's implicit reward would first of all measure that difference in format.
+Only a model list with no same-kind pair at all (the demo profile: one instruct Llama, one
+pretrained Gemma) falls back to its mixed pairs, labelled ``"mixed"``, so a chapter can say so.
 """
 
 from __future__ import annotations
@@ -31,12 +39,68 @@ import math
 import string
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
+from . import models
+
 ArrayLike = np.ndarray | pd.Series | float
+
+
+# --- the pairs ------------------------------------------------------------------------------------
+
+# What a pair joins: two instruction-tuned models, two pretrained ones, or (only as a fallback) one of each.
+PAIR_KINDS = ("instruct", "pretrained", "mixed")
+
+
+@dataclass(frozen=True)
+class ModelPair:
+    """One implicit reward model: ``p`` the Gemma model (the reference policy), ``q`` the Llama
+    model (positive rewards: ``q`` prefers the reply), and the ``kind`` of models it joins."""
+
+    p: str
+    q: str
+    kind: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in PAIR_KINDS:
+            raise ValueError(f"unknown pair kind {self.kind!r}: use one of {', '.join(PAIR_KINDS)}")
+
+
+def _kind(key: str) -> str:
+    return "instruct" if models.spec(key).instruct else "pretrained"
+
+
+def model_pairs(keys: Sequence[str], *, fallback_mixed: bool = True) -> list[ModelPair]:
+    """Every (Gemma, Llama) pair among ``keys`` whose two models are of the same kind:
+    instruction-tuned pairs first, then pretrained pairs, each Gemma-major in the order given.
+
+    A Gemma model is never paired with a Llama model of the other kind, unless ``keys`` hold no
+    same-kind pair at all and ``fallback_mixed`` is set: then the mixed pairs are returned, each
+    of kind ``"mixed"``. Models of other families (Qwen) are ignored.
+    """
+    keys = list(dict.fromkeys(keys))
+    gemma = [k for k in keys if models.spec(k).family == "gemma"]
+    llama = [k for k in keys if models.spec(k).family == "llama"]
+    same = [ModelPair(g, m, kind) for kind in ("instruct", "pretrained")
+            for g in gemma if _kind(g) == kind for m in llama if _kind(m) == kind]
+    if same or not fallback_mixed:
+        return same
+    return [ModelPair(g, m, "mixed") for g in gemma for m in llama]
+
+
+def table_pair(pairs: Sequence[ModelPair], preferred: tuple[str, str] = models.TABLE1_PAIR) -> ModelPair:
+    """The pair for Table 1: ``preferred`` (the paper's gemma-2-2b-it and Llama-3.2-3B-Instruct)
+    when it is among ``pairs``, else the first (an instruction-tuned pair where there is one)."""
+    if not pairs:
+        raise ValueError("no Gemma x Llama pair: the implicit reward needs a Gemma and a Llama model")
+    for pair in pairs:
+        if (pair.p, pair.q) == tuple(preferred):
+            return pair
+    return pairs[0]
 
 
 # --- the join ------------------------------------------------------------------------------------
