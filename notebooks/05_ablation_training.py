@@ -55,16 +55,16 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 PROFILE = "demo"  # tiny | demo | paper
 BASES = None  # list of base-model keys or Hugging Face ids; None: the profile's (paper: gemma-2-2b-it, Llama-3.2-3B-Instruct)
-SIZES = None  # list of training-set sizes in pairs; None: the profile's (paper: 13k, 27k, 53k, 106k)
+SIZES = None  # list of training-set sizes in pairs; None: the profile's (paper: every 64th, 32nd, 16th and
+#               8th untied pair of Unified-Feedback, about 13k to 106k; on Skywork the whole set, as the authors)
 SEEDS = None  # list of seeds; None: the profile's (three)
 SCORE_EVERY = None  # score the model every N optimiser steps; None: the profile's (paper: 1,000)
-DATA = None  # preference data: "harmless-base/test.jsonl.gz", "llm-blender/Unified-Feedback" or
-#              "Skywork/Skywork-Reward-Preference-80K-v0.2"; None: the profile's
+DATA = None  # preference data: "harmless-base/test.jsonl.gz" (demo, tiny), "llm-blender/Unified-Feedback" or
+#              "Skywork/Skywork-Reward-Preference-80K-v0.2" (paper); None: the profile's
 
 # %%
 import json
 import time
-from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -73,23 +73,24 @@ import seaborn as sns
 from myst_nb import glue
 from transformers.utils import logging as hf_logging
 
-from rmbias import ablation, artifacts, models, plots, prompts, ranks
+from rmbias import ablation, artifacts, corpora, models, plots, prompts, ranks
 
 grid = ablation.Ablation.for_profile(PROFILE, bases=tuple(BASES) if BASES else None,
                                      sizes=tuple(SIZES) if SIZES else None,
-                                     seeds=tuple(SEEDS) if SEEDS else None, score_every=SCORE_EVERY)
-if DATA is not None:
-    grid = replace(grid, recipe=replace(grid.recipe, data=DATA))
+                                     seeds=tuple(SEEDS) if SEEDS else None, score_every=SCORE_EVERY, data=DATA)
 if len(grid.bases) < 2:
     raise ValueError(f"the ablation compares bases: give at least two in BASES, not {list(grid.bases)}")
+# Read the preference data once for every run, and check the sizes against it before any model loads.
+grid, pool = ablation.prepare(grid)
 out = artifacts.results_dir(PROFILE, "05_ablation_training")
 plots.setup()
 hf_logging.set_verbosity_error()
 summary: dict = {}
 CATEGORIES = ("Agency", "Communion")
-pd.Series({"bases": ", ".join(grid.bases), "training pairs": ", ".join(map(str, grid.sizes)),
-           "seeds": ", ".join(map(str, grid.seeds)), "data": grid.recipe.data, "prompt": grid.prompt,
-           "LoRA": f"r={grid.recipe.lora_r}, alpha={grid.recipe.lora_alpha}",
+pd.Series({"bases": ", ".join(grid.bases), "training pairs": ", ".join(f"{n:,}" for n in grid.sizes),
+           "pairs available": f"{pool.n_available:,}", "seeds": ", ".join(map(str, grid.seeds)),
+           "data": grid.recipe.data, "data revision": pool.info.get("revision", "sha256-checked file"),
+           "prompt": grid.prompt, "LoRA": f"r={grid.recipe.lora_r}, alpha={grid.recipe.lora_alpha}",
            "learning rate": grid.recipe.learning_rate, "pairs per step": grid.recipe.effective_batch,
            "epochs": grid.recipe.epochs, "scored every": f"{grid.score_every} steps"}, name=PROFILE).to_frame()
 
@@ -230,38 +231,83 @@ for category in CATEGORIES:
 # `RewardTrainer` {cite}`vonwerra2020trl`, LoRA {cite}`hu2022lora` through peft {cite}`mangrulkar2022peft`,
 # the Bradley-Terry loss {cite}`bradley1952rank`; chapter 2's code) and, through a training callback, scores
 # the model being trained with the scoring engine at step 0 and at fixed steps. Every base scores the same
-# candidates: the decoded strings that all the bases' vocabularies share and that match an entry of the
-# expanded Big Two dictionary after removing non-ASCII characters, spaces and case (the authors' rule),
-# placed by token id as the one-token reply to the headline question.
+# candidates, placed by token id as the one-token reply to the headline question: decoded token strings
+# whose form after removing non-ASCII characters, spaces and case (the authors' rule) is an entry of the
+# expanded Big Two dictionary. Which strings depends on the profile: {glue:text}`candidate_rule`.
+#
+# The recipe below is set beside the authors' own training scripts, which the paper profile follows
+# setting for setting; the demo profile keeps chapter 2's miniature, which differs from them almost
+# everywhere by design.
 
 # %%
+display(ablation.recipe_comparison(grid).style.hide(axis="index"))
 tokenizers = {base: models.load_tokenizer(base) for base in grid.bases}
-candidates = ablation.big2_candidates(tokenizers)
+candidates = ablation.grid_candidates(grid, tokenizers)
 counts = candidates["category"].value_counts()
+glue("candidate_rule", "the strings of the authors' list of tokens shared by the Llama 3, Gemma 2 and Qwen 2.5 "
+     "vocabularies (their `token_intersection.csv`) that both bases have, the paper's set"
+     if grid.candidates == "authors" else "the strings both bases' own vocabularies share (this profile's bases "
+     "do not have the paper's vocabularies, so the authors' list does not fit them)", display=False)
 glue("n_candidates", len(candidates), display=False)
 glue("n_cand_agency", int(counts.get("Agency", 0)), display=False)
 glue("n_cand_communion", int(counts.get("Communion", 0)), display=False)
 glue("n_cand_words", int(candidates["word"].nunique()), display=False)
+glue("n_authors_candidates", len(ablation.authors_candidates()), display=False)
 headline = prompts.select([grid.prompt])["text"].iloc[0]
-artifacts.write_table(candidates, out, "candidates", bases=list(grid.bases), prompt=grid.prompt)
+artifacts.write_table(candidates, out, "candidates", bases=list(grid.bases), prompt=grid.prompt,
+                      candidate_set=grid.candidates, missing=candidates.attrs.get("missing", {}))
 candidates.groupby("category").head(4)
 
 # %% [markdown]
-# The bases share {glue:text}`n_candidates` such token variants ({glue:text}`n_cand_agency` agency,
-# {glue:text}`n_cand_communion` communion) of {glue:text}`n_cand_words` dictionary entries; the paper's
-# three vocabularies shared {glue:text}`rel_n_tokens`. Scores are ranked within each checkpoint over
-# all of them, and each category is summarised by its median rank, as in the authors' script.
+# The candidates are {glue:text}`n_candidates` token variants ({glue:text}`n_cand_agency` agency,
+# {glue:text}`n_cand_communion` communion) of {glue:text}`n_cand_words` dictionary entries; the authors'
+# list gives {glue:text}`n_authors_candidates` (the paper's {glue:text}`rel_n_tokens`). Scores are ranked
+# within each checkpoint over all of them, and each category is summarised by its median rank, as in the
+# authors' script.
 #
 # The runs are kept in a cache folder named by a fingerprint of the grid: a later build reuses them, and an
 # interrupted run continues from its last LoRA checkpoint, with the steps already scored left as they are.
-# In the demo profile the recipe is chapter 2's miniature (LoRA on the top decoder layers, learning
-# rates far above the paper's, short messages); the paper profile uses the paper's recipe on
-# Unified-Feedback.
+# The preference data are read once for the whole grid, and only the pairs a run uses become Python
+# objects. In the demo profile the recipe is chapter 2's miniature (LoRA on the top decoder layers, learning
+# rates far above the paper's, short messages); the paper profile uses the authors' recipe on their data.
+
+# %%
+from importlib.metadata import version
+
+dictionary = corpora.big2_expanded()
+repeated = set(dictionary.loc[dictionary["word"].duplicated(), "word"])
+glue("n_dict_repeats", len(repeated), display=False)
+glue("n_cand_repeats", int(candidates["word"].isin(repeated).sum()), display=False)
+glue("n_seeds", len(grid.seeds), display=False)
+glue("our_versions", ", ".join(f"{name} {version(name)}" for name in ("transformers", "trl", "peft")), display=False)
+
+# %% [markdown]
+# ### What still differs from the authors' runs
+#
+# The paper profile follows the authors' training scripts in every setting of the table above. What it
+# does not reproduce, and why:
+#
+# | | the authors | the paper profile | why |
+# |---|---|---|---|
+# | seeds | one run per condition | {glue:text}`n_seeds` per condition | the spread between seeds is what tells a base's effect from noise |
+# | model kept | the checkpoint with the best held-out accuracy (`load_best_model_at_end`) | every scored checkpoint; held-out accuracy of the last | Figure 4 reads checkpoints, not one final model |
+# | attention | `sdpa` on Unified-Feedback, under which transformers 4.43 skips Gemma 2's logit soft-capping; `eager` on Skywork | `eager` for Gemma 2, the library's default for Llama | transformers 5 gives Gemma 2 no `sdpa` path, and soft-capping is part of the model |
+# | tokenizer | the slow sentencepiece tokenizer for Gemma (`use_fast=False`) | the fast one | transformers 5 ignores `use_fast` and always loads the fast tokenizer |
+# | optimiser | `adamw_hf` in transformers 4.43 | the same algorithm, re-implemented (`rmbias.training.LegacyAdamW`) | transformers 5 removed `adamw_hf` |
+# | pad token | Llama: a new `[PAD]` token added to the vocabulary; Gemma: `<pad>` | a special token that no chat uses | padding never enters the loss or the pooled position either way; a new token would resize the embeddings |
+# | pairs quoting the pad token | trained on, and pooled at the token before the first pad | dropped and counted | the reward would be read at the wrong token |
+# | irregular pairs | trained on | trained on too, and counted (multi-turn arena chats whose earlier replies differ, identical replies) | as the authors |
+# | Skywork's held-out pairs | `train_test_split` without a seed | the same fraction, drawn with a fixed seed | the split is reproducible |
+# | repeated dictionary entries | {glue:text}`n_dict_repeats` words appear twice in `dict_big2_expanded.csv`, so their variants count twice in the authors' medians | each variant once ({glue:text}`n_cand_repeats` of the candidates here are affected) | a word should not weigh double because its entry was pasted twice |
+# | libraries | transformers 4.43.4, TRL 0.8.5, peft 0.10.0 | the book's pins ({glue:text}`our_versions`) | numerics of kernels and defaults may differ slightly |
+#
+# The unset date matters for the Llama 3.2 base only: its template prints the day of the run, as the
+# authors' did, so a rerun's chats differ from theirs in that one line.
 
 # %%
 directory = ablation.grid_directory(grid)
 started = time.perf_counter()
-folders = ablation.run_grid(grid, directory)
+folders = ablation.run_grid(grid, directory, candidates, pool=pool)
 run_seconds = time.perf_counter() - started
 scores = pd.concat([ablation.read_scores(f) for f in folders], ignore_index=True)
 family = {base: models.spec(base).family for base in grid.bases}
@@ -272,8 +318,11 @@ records = []
 for folder in folders:
     record = json.loads((folder / "model" / "training.json").read_text())
     done = json.loads((folder / "complete.json").read_text())
-    held = record["heldout"]
+    held, data = record["heldout"], record["data"]
     records.append({"model": label[done["base"]], "data_size": done["size"], "seed": done["seed"],
+                    "pairs_used": data["n_train_pairs_used"], "dropped_pad_literal": data.get("dropped_pad_literal", 0),
+                    "dropped_over_length": data.get("dropped_over_max_length", 0),
+                    "truncated": data.get("truncated_to_max_length", 0), "heldout_pairs": held.get("n_pairs", 0),
                     "steps": record["training"]["optimizer_steps"], "train_seconds": record["training"]["seconds"],
                     "final_loss": record["training"]["history"][-1]["loss"] if record["training"]["history"] else np.nan,
                     "heldout_accuracy": held.get("pairwise_accuracy", np.nan),
@@ -285,14 +334,23 @@ glue("train_minutes", float(records["train_seconds"].sum() / 60), display=False)
 accuracy = records.dropna(subset=["heldout_accuracy"])
 glue("acc_min", float(accuracy["heldout_accuracy"].min()), display=False)
 glue("acc_max", float(accuracy["heldout_accuracy"].max()), display=False)
-glue("n_heldout", int(grid.recipe.n_heldout), display=False)
+glue("n_heldout", int(accuracy["heldout_pairs"].max()) if len(accuracy) else 0, display=False)
+glue("n_pad_literal", int(records["dropped_pad_literal"].sum()), display=False)
+glue("n_over_length", int(records["dropped_over_length"].sum()), display=False)
+glue("n_truncated", int(records["truncated"].sum()), display=False)
+glue("over_length_rule", "cut to their first" if grid.recipe.over_length == "truncate" else "dropped above", display=False)
+glue("max_length", int(grid.recipe.max_length), display=False)
 summary["runs"] = records.to_dict("records")
 records.style.format({"train_seconds": "{:.0f}", "final_loss": "{:.3f}", "heldout_accuracy": "{:.3f}",
                       "ci_low": "{:.3f}", "ci_high": "{:.3f}"}, na_rep="not measured").hide(axis="index")
 
 # %% [markdown]
 # The {glue:text}`n_runs` runs trained for {glue:text}`train_minutes:.1f` minutes in all (scoring
-# included). Held-out pairwise accuracy (the share of {glue:text}`n_heldout` held-out pairs, the same for
+# included). Pairs longer than {glue:text}`max_length` tokens are {glue:text}`over_length_rule` that
+# length: {glue:text}`n_truncated` were truncated and {glue:text}`n_over_length` dropped, summed over the
+# runs. A pair whose text holds the pad token's own text (Gemma's pad token is the string `<pad>`, which
+# the tokenizer reads as the pad token) would have its reward read early by padding-based pooling, so it
+# is dropped and counted instead ({glue:text}`n_pad_literal` over the runs). Held-out pairwise accuracy (the share of {glue:text}`n_heldout` held-out pairs, the same for
 # every run, whose chosen reply gets the higher reward) ranges from {glue:text}`acc_min:.2f` to
 # {glue:text}`acc_max:.2f` for the runs on the most data. Chance is 0.5, and a miniature recipe on a CPU
 # learns little, so read what follows as a demonstration of the method and of how large seed noise is,
@@ -481,6 +539,8 @@ summary["share_consistent_moves"] = consistent_words.to_dict()
 summary["grid"] = grid.as_dict()
 summary["fingerprint"] = grid.fingerprint()
 summary["n_candidates"] = len(candidates)
+summary["candidate_set"] = grid.candidates
+summary["data_source"] = {k: v for k, v in pool.info.items() if not isinstance(v, list)}
 summary["seconds"] = run_seconds
 artifacts.write_summary(out, summary, profile=PROFILE)
 print(f"wrote {sorted(p.name for p in out.iterdir())}")
@@ -550,7 +610,7 @@ assert int((one_seed > 0).sum()) == int(verdict.set_index("data_size").loc[large
 # Solution to exercise 3
 smallest, new_seed = min(grid.sizes), max(grid.seeds) + 1
 extra = [ablation.train_run(grid, base, smallest, new_seed, candidates,
-                            directory / ablation.run_name(base, smallest, new_seed)) for base in grid.bases]
+                            directory / ablation.run_name(base, smallest, new_seed), pool=pool) for base in grid.bases]
 extra_table = ablation.rank_table(pd.concat([ablation.read_scores(f) for f in extra], ignore_index=True), family)
 extra_gaps = category_gaps(ablation.final_steps(extra_table)).set_index("model")["agency_minus_communion"]
 new_difference = extra_gaps[pair[0]] - extra_gaps[pair[1]]
