@@ -76,13 +76,16 @@ def test_bad_input_is_named(tmp_path):
         rewards.score_words("tiny-llama", PROMPTS, [], tmp_path)
 
 
-def test_paper_reward_models_are_registered_with_readers_and_pins():
-    paper = [s for s in models.REGISTRY.values() if s.reward and s.source == "hub"]
+def test_paper_reward_models_are_registered_with_their_heads_dtypes_and_pins():
+    paper = [s for s in models.PAPER_REWARD_MODELS]
     assert len(paper) == 10 and sum(s.family == "gemma" for s in paper) == 4
-    remote = {s.hf_id: s for s in paper if s.trust_remote_code}
-    assert set(remote) == {"nicolinho/QRM-Gemma-2-27B", "nicolinho/QRM-Llama3.1-8B",
-                           "RLHFlow/ArmoRM-Llama3-8B-v0.1", "LxzGordon/URM-LLaMa-3.1-8B"}
-    assert remote["LxzGordon/URM-LLaMa-3.1-8B"].reward == "output.logits"
-    assert all(len(s.revision) == 40 for k, s in remote.items() if k != "LxzGordon/URM-LLaMa-3.1-8B")
+    own = {s.hf_id: s.reward for s in paper if s.reward != "head"}
+    assert own == {"nicolinho/QRM-Gemma-2-27B": "qrm-gemma2", "nicolinho/QRM-Llama3.1-8B": "qrm-llama",
+                   "RLHFlow/ArmoRM-Llama3-8B-v0.1": "armorm"}
+    urm = models.spec("LxzGordon/URM-LLaMa-3.1-8B")  # the paper's route: the plain head, column 0
+    assert urm.reward == "head" and urm.num_labels == 10 and urm.unused_weights == ("weights.fc.",)
+    assert models.spec("urm-llama-3.1-8b-gated").label != urm.label  # the extension never mixes with it
+    assert all(s.num_labels == 1 for s in paper if s.reward == "head" and s is not urm)
+    assert all(len(s.revision) == 40 for s in paper if s.hf_id in own)
     assert models.spec("Ray2333/GRM-gemma2-2B-rewardmodel-ft").dtype == "float16"
     assert models.default_attention("Skywork/Skywork-Reward-Gemma-2-27B") == "eager"

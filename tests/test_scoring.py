@@ -42,10 +42,9 @@ def test_score_is_read_at_the_last_real_token_even_when_pad_ends_the_chat():
     assert sequences[0][-1] == tokenizer.convert_tokens_to_ids("<|eot_id|>")
     model.config.pad_token_id = sequences[0][-1]  # pad == end of turn, the SmolLM2 trap
     scores = scoring.score_full(model, sequences, batch_size=8)
-    body, head = scoring._backbone_and_head(model)
     for i in (0, 6):  # a short and a long candidate
-        hidden = body(input_ids=torch.tensor([sequences[i]])).last_hidden_state
-        assert torch.allclose(scores[i], head(hidden[0, -1]).float()[0], atol=1e-5)
+        hidden = model.model(input_ids=torch.tensor([sequences[i]])).last_hidden_state
+        assert torch.allclose(scores[i], model.score(hidden[0, -1]).float()[0], atol=1e-5)
 
 
 def test_bad_input_is_named():
@@ -126,7 +125,6 @@ def test_model_route_groups_by_length_and_returns_scores_in_candidate_order():
     wrapped = RemoteCodeLike(inner)
     result = scoring.score(wrapped, sequences, route="model", batch_size=4)
     assert torch.allclose(result.values, scoring.score_full(inner, sequences, 8), atol=1e-4)
-    assert scoring.route_for("output.score") == "model" and scoring.route_for("head") == "cached"
 
 
 def test_out_of_memory_halves_the_batch_and_gives_the_same_scores():

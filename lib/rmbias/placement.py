@@ -122,14 +122,17 @@ def from_pretrained(auto, where: str | Path, device: str | dict[str, Any], dtype
     """``auto.from_pretrained(where, ...)`` placed by ``device`` and ``quantize``, in eval mode.
 
     ``auto`` is a transformers auto class; ``dtype`` a torch dtype name, or ``"auto"`` for the
-    dtype the checkpoint was saved in; ``kwargs`` go to ``from_pretrained``.
+    dtype the checkpoint was saved in; ``kwargs`` go to ``from_pretrained``. With
+    ``output_loading_info=True`` it returns ``(model, info)``, as transformers does: the checkpoint
+    weights left unused and the model weights left uninitialised.
     """
     place = load_arguments(device, dtype, quantize, offload_folder)
-    model = auto.from_pretrained(where, dtype=dtype if dtype == "auto" else getattr(torch, dtype), **place, **kwargs)
+    loaded = auto.from_pretrained(where, dtype=dtype if dtype == "auto" else getattr(torch, dtype), **place, **kwargs)
+    model, info = loaded if kwargs.get("output_loading_info") else (loaded, None)
     if "device_map" not in place:
         model = model.to(device)
     _check_placed(model, device)
-    return model.eval()
+    return (model.eval(), info) if info is not None else model.eval()
 
 
 def _check_placed(model, device: str | dict[str, Any]) -> None:

@@ -13,9 +13,13 @@ Three routes compute the same scores:
 ``full`` (the reference)
     Every whole chat through the model, right-padded.
 ``model``
-    The model's own forward, for remote-code reward models whose output is not a plain score head
-    (ArmoRM, QRM). Candidates are grouped by length, so no batch needs padding and the model's own
-    pooling cannot be misled by a pad token.
+    The model's own forward (for the heads of :mod:`rmbias.heads`, their own pooling and gating).
+    Candidates are grouped by length, so no batch needs padding and a model's own pooling cannot be
+    misled by a pad token.
+
+Plain ``*ForSequenceClassification`` reward models and the gated heads of :mod:`rmbias.heads`
+(ArmoRM, QRM, URM's gated reward) run through all three; a gate that reads the prompt is computed
+once per prompt by the engine.
 
 Traps handled here rather than left to the model class:
 
@@ -188,17 +192,36 @@ def split_shared_prefix(sequences: Sequence[Sequence[int]]) -> tuple[list[int], 
     return list(sequences[0][:n]), [list(s[n:]) for s in sequences]
 
 
-def _backbone_and_head(model):
-    """The transformer body and the linear score head of a ``*ForSequenceClassification`` model
-    (under a peft wrapper, the wrapped model's, with its LoRA layers in place)."""
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
-    head = getattr(model, "score", None)
-    body = getattr(model, model.base_model_prefix, None)
-    if head is None or body is None:
-        raise TypeError(f"{type(model).__name__} has no `score` head on a `{model.base_model_prefix}` body; "
-                        "use route='model' for reward models with their own output (ArmoRM, QRM)")
-    return body, head
+class _Reader:
+    """How a reward model's scores are read from its final hidden states.
+
+    ``body`` is the transformer that makes them. ``reward(last, gate)`` maps the states at each row's
+    last real token (and, for gated heads, at its gate token) to one float32 reward per row:
+    output column 0 of a ``*ForSequenceClassification`` ``score`` head, or a head of
+    :mod:`rmbias.heads`, whose ``gate_position(ids)`` says where in a row its gate reads (None: no gate).
+    Under a peft wrapper, the wrapped model's parts, with its LoRA layers in place.
+    """
+
+    def __init__(self, model):
+        if hasattr(model, "get_base_model"):
+            model = model.get_base_model()
+        if hasattr(model, "gate_position") and hasattr(model, "reward"):  # rmbias.heads
+            self.body, self.gate_position = model.model, model.gate_position
+            self.reward = lambda last, gate: model.reward(last, gate).score
+            return
+        head = getattr(model, "score", None)
+        body = getattr(model, model.base_model_prefix, None)
+        if head is None or body is None:
+            raise TypeError(f"{type(model).__name__} has no `score` head on a `{model.base_model_prefix}` body and "
+                            "is not a head of rmbias.heads; register its layout in rmbias.models")
+        self.body, self.gate_position = body, None
+        self.reward = lambda last, gate: head(last).float()[:, 0]
+
+    def gates(self, rows: Sequence[Sequence[int]], prefix: Sequence[int] = ()) -> list[int] | None:
+        """Each row's gate position in the whole chat (``prefix`` + row), or None for plain heads."""
+        if self.gate_position is None:
+            return None
+        return [self.gate_position(list(prefix) + list(row)) for row in rows]
 
 
 def _pad_id(model) -> int:
@@ -217,27 +240,29 @@ def pad_right(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
     return ids, mask
 
 
-def _pooled_scores(head, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The reward (output column 0) at the last real token of each right-padded row."""
+def _last_states(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The hidden state at the last real token of each right-padded row."""
     last = mask.sum(dim=1) - 1
-    pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last.to(hidden.device)]
-    return head(pooled).float()[:, 0]
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last.to(hidden.device)]
 
 
 class _FullRoute:
     """Reference route: each whole chat through the model, right-padded."""
 
     def __init__(self, model, sequences):
-        self.body, self.head = _backbone_and_head(model)
+        self.reader = _Reader(model)
         self.device, self.pad_id, self.rows = input_device(model), _pad_id(model), sequences
 
     def prepare(self, batch_size: int) -> None:
         pass
 
     def run(self, start: int, stop: int) -> torch.Tensor:
-        ids, mask = pad_right(self.rows[start:stop], self.pad_id)
-        hidden = self.body(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
-        return _pooled_scores(self.head, hidden, mask)
+        rows = self.rows[start:stop]
+        ids, mask = pad_right(rows, self.pad_id)
+        hidden = self.reader.body(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
+        gates = self.reader.gates(rows)
+        gate = None if gates is None else hidden[torch.arange(len(rows), device=hidden.device), torch.tensor(gates)]
+        return self.reader.reward(_last_states(hidden, mask), gate)
 
 
 class PrefixCache:
@@ -245,8 +270,9 @@ class PrefixCache:
 
     ``module`` is what runs the rows: a transformer body (reward scoring reads its hidden states)
     or a causal language model (teacher forcing reads its logits). The cache is expanded to the
-    batch size once per :meth:`expand` (not per batch); each call works on a shallow copy of it. A
-    short final batch is filled up with repeats of its last row, so every batch has the same shape
+    batch size once per :meth:`expand` (not per batch); each call works on a shallow copy of it. For a
+    body, :attr:`hidden` keeps the prefix's own final hidden states (a gated head reads its gate
+    there, once for every candidate). A short final batch is filled up with repeats of its last row, so every batch has the same shape
     and the expanded cache always fits. Rows are right-padded and get explicit position ids that
     continue after the prefix.
     """
@@ -254,10 +280,13 @@ class PrefixCache:
     def __init__(self, module, prefix: Sequence[int], pad_id: int):
         self.module, self.pad_id, self.device = module, pad_id, input_device(module)
         self.n_prefix = len(prefix)
-        self.cache, self.expanded, self.batch_size = None, None, None
+        self.cache, self.expanded, self.batch_size, self.hidden = None, None, None, None
         if self.n_prefix:
             ids = torch.tensor([list(prefix)], device=self.device)
-            self.cache = module(input_ids=ids, use_cache=True).past_key_values
+            out = module(input_ids=ids, use_cache=True)
+            self.cache = out.past_key_values
+            hidden = getattr(out, "last_hidden_state", None)  # a body's states; a language model has none
+            self.hidden = None if hidden is None else hidden[0]
 
     def expand(self, batch_size: int) -> None:
         """Make the cache hold ``batch_size`` copies of the prefix (done again after an OOM halving)."""
@@ -288,12 +317,14 @@ class PrefixCache:
 
 
 class _CachedRoute:
-    """The engine: the shared prefix once (:class:`PrefixCache`); per batch, only the suffixes."""
+    """The engine: the shared prefix once (:class:`PrefixCache`); per batch, only the suffixes. A
+    gate that falls in the prefix is read from the prefix's states, computed once."""
 
     def __init__(self, model, sequences):
-        self.body, self.head = _backbone_and_head(model)
+        self.reader = _Reader(model)
         prefix, self.rows = split_shared_prefix(sequences)
-        self.prefix = PrefixCache(self.body, prefix, _pad_id(model))
+        self.prefix = PrefixCache(self.reader.body, prefix, _pad_id(model))
+        self.gates = self.reader.gates(self.rows, prefix)
 
     def prepare(self, batch_size: int) -> None:
         self.prefix.expand(batch_size)
@@ -301,14 +332,21 @@ class _CachedRoute:
     def run(self, start: int, stop: int) -> torch.Tensor:
         rows = self.rows[start:stop]
         out, mask = self.prefix(rows)
-        return _pooled_scores(self.head, out.last_hidden_state, mask)[:len(rows)]
+        hidden = out.last_hidden_state[:len(rows)]
+        gate = None
+        if self.gates is not None:
+            n = self.prefix.n_prefix
+            gate = torch.stack([self.prefix.hidden[g] if g < n else hidden[i, g - n]
+                                for i, g in enumerate(self.gates[start:stop])])
+        return self.reader.reward(_last_states(hidden, mask[:len(rows)]), gate)
 
 
 class _ModelRoute:
-    """The model's own forward, batches of equal-length chats only (no padding at all)."""
+    """The model's own forward, batches of equal-length chats only (no padding at all): ``.score``
+    where the model returns one (the heads of :mod:`rmbias.heads`), else output column 0 of ``.logits``."""
 
-    def __init__(self, model, sequences, reader: str = "output.score"):  # or "output.logits"
-        self.model, self.device, self.reader = model, input_device(model), reader
+    def __init__(self, model, sequences):
+        self.model, self.device = model, input_device(model)
         order = sorted(range(len(sequences)), key=lambda i: (len(sequences[i]), i))
         self.order, self.rows = order, [sequences[i] for i in order]
 
@@ -325,7 +363,7 @@ class _ModelRoute:
                 j += 1
             ids = torch.tensor(rows[i:j], device=self.device)
             output = self.model(input_ids=ids, attention_mask=torch.ones_like(ids))
-            value = output.score if self.reader == "output.score" else output.logits
+            value = output.score if getattr(output, "score", None) is not None else output.logits
             out.append(value.float().reshape(len(rows[i:j]), -1)[:, 0])
             i = j
         return torch.cat(out)
@@ -380,15 +418,13 @@ class Scores:
 
 @torch.no_grad()
 def score(model, sequences: Sequence[Sequence[int]], route: str = "cached", batch_size: int = 64,
-          progress: bool | str = False, on_batch: Callable[[int], None] | None = None,
-          reader: str = "output.score") -> Scores:
+          progress: bool | str = False, on_batch: Callable[[int], None] | None = None) -> Scores:
     """Score chats (token id lists) with a reward model by one of :data:`ROUTES`.
 
     On a GPU out-of-memory error the batch size is halved and the batch retried, down to 1; the
     size that worked is returned in :class:`Scores`. ``progress`` shows a tqdm bar in candidates
     per second (a string becomes its label). ``on_batch`` is called with the number of candidates
-    done after each batch (tests use it to interrupt a run). ``reader`` says where the ``model``
-    route finds the reward: ``"output.score"`` or ``"output.logits"`` (column 0 of either).
+    done after each batch (tests use it to interrupt a run).
     """
     if route not in ROUTES:
         raise ValueError(f"unknown route {route!r}; choose one of {ROUTES}")
@@ -398,7 +434,7 @@ def score(model, sequences: Sequence[Sequence[int]], route: str = "cached", batc
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     sequences = [list(s) for s in sequences]
     if route == "model":
-        engine = _ModelRoute(model, sequences, reader)
+        engine = _ModelRoute(model, sequences)
     else:
         engine = (_CachedRoute if route == "cached" else _FullRoute)(model, sequences)
     bar = None
@@ -469,6 +505,3 @@ def agreement_report(model, sequences: Sequence[Sequence[int]], batch_size: int 
     }
 
 
-def route_for(reward: str | None) -> str:
-    """The fast route that a reward model's output layout allows (see ``ModelSpec.reward``)."""
-    return "cached" if reward in (None, "head") else "model"
