@@ -159,3 +159,18 @@ def test_browser_check_finds_what_a_reader_would_see(tmp_path):
     assert len(report["page.html"]) == 4
     assert "missing.png is missing" in problems and "empty.png is empty" in problems
     assert "gone.html does not resolve" in problems and "shows an error" in problems
+
+
+def test_command_line_settings_are_checked_before_any_chapter_runs(capsys):
+    assert book.parse_set(['PROMPTS=["greatest_ever_one"]', "MAX_WORDS=5"]) == {
+        "PROMPTS": ["greatest_ever_one"], "MAX_WORDS": 5}
+    with pytest.raises(ValueError, match="the value of PROMPTS is not JSON.*double quotes"):
+        book.parse_set(["PROMPTS=[greatest_ever_one]"])
+    with pytest.raises(ValueError, match="write NAME=VALUE"):
+        book.parse_set(["MAX_WORDS"])
+    assert book.main(["run", "--profile", "tiny", "--set", "PROMPTS=[greatest]"]) == 1
+    assert "is not JSON" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no chapter run here declares \\['SIZES'\\]"):
+        book.run("tiny", only=["01", "02"], overrides={"SIZES": [10]})
+    with pytest.raises(ValueError, match="setting 'prompts': unknown prompt key"):
+        book.run("tiny", only=["02"], overrides={"PROMPTS": ["greatest"]})

@@ -26,3 +26,29 @@ def test_limit_words_samples_per_category_reproducibly():
     assert small["category"].value_counts().to_dict() == {"A": 3, "B": 2}
     assert small.equals(profiles.limit_words(table, 3))
     assert profiles.limit_words(table, None) is table
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("prompts", ["greatest_ever"], "setting 'prompts': unknown prompt key\\(s\\) \\['greatest_ever'\\]"),
+    ("forced_prompts", ["best"], "setting 'forced_prompts': unknown prompt key"),
+    ("language_models", ["gemma-2-2b-itt"], "setting 'language_models': unknown model 'gemma-2-2b-itt'"),
+    ("language_models", ["llama-3-tokenizer"], "is a tokenizer only"),
+    ("reward_models", ["google/gemma-2-2b-it"], "not a reward model on record"),
+    ("dtype", "fp16", "setting 'dtype': 'fp16' is not one of"),
+    ("device", "tpu", "setting 'device': 'tpu'"),
+    ("quantize", "3bit", "setting 'quantize': unknown quantisation"),
+    ("tokenisation", "double", "setting 'tokenisation': unknown tokenisation"),
+    ("chat_date", "", "setting 'chat_date'"),
+    ("batch_size", 0, "setting 'batch_size': 0 must be at least 1"),
+])
+def test_a_bad_setting_is_refused_when_the_profile_resolves(setting, value, message):
+    with pytest.raises(ValueError, match=message):
+        profiles.resolve("paper", **{setting: value})
+
+
+def test_the_paper_profile_renders_chats_as_the_authors_did():
+    from rmbias import scoring
+
+    assert profiles.resolve("paper").chat == scoring.ChatFormat("authors", scoring.UNSET_DATE)
+    assert profiles.resolve("demo").chat == scoring.DEFAULT_CHAT
+    assert profiles.resolve("paper", device="cuda:1").device == "cuda:1"

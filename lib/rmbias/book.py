@@ -16,12 +16,13 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .artifacts import RESULTS_ENV, library_versions, write_json
-from .profiles import PROFILES, resolve
+from .profiles import PROFILES, Profile, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,10 +32,25 @@ def notebook_sources(root: Path = ROOT) -> list[Path]:
     return sorted((root / "notebooks").glob("[0-9][0-9]_*.py"))
 
 
+def _as_notebook(source: Path, folder: Path) -> Path:
+    """A chapter's jupytext source written as a plain notebook (with a Python kernel) in ``folder``."""
+    import jupytext
+
+    plain = folder / f"{source.stem}.ipynb"
+    notebook = jupytext.read(source)
+    notebook.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    jupytext.write(notebook, plain)
+    return plain
+
+
 def declared_parameters(notebook_path: Path) -> dict[str, Any]:
-    """The names and defaults declared in a notebook's ``parameters`` cell."""
+    """The names and defaults declared in a notebook's ``parameters`` cell (a notebook, or a
+    chapter's jupytext source)."""
     import papermill
 
+    if notebook_path.suffix != ".ipynb":
+        with tempfile.TemporaryDirectory() as scratch:
+            return declared_parameters(_as_notebook(notebook_path, Path(scratch)))
     return {name: info["default"] for name, info in papermill.inspect_notebook(str(notebook_path)).items()}
 
 
@@ -44,16 +60,11 @@ def execute(source: Path, output: Path, parameters: dict[str, Any], cwd: Path = 
     Raises ``ValueError`` for a parameter the notebook does not declare (papermill would only
     warn), and ``RuntimeError`` naming the failed copy if a cell fails.
     """
-    import jupytext
     import papermill
 
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        plain = Path(scratch) / f"{source.stem}.ipynb"
-        notebook = jupytext.read(source)
-        notebook.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
-                                                    "language": "python"})
-        jupytext.write(notebook, plain)
+        plain = _as_notebook(source, Path(scratch))
         declared = declared_parameters(plain)
         unknown = sorted(set(parameters) - set(declared))
         if unknown:
@@ -133,6 +144,29 @@ def _merged_record(path: Path, profile: str, timings: dict[str, float]) -> dict[
             "seconds": {name: entry["seconds"] for name, entry in chapters.items()}, "versions": library_versions()}
 
 
+def check_overrides(profile: str, overrides: dict[str, Any]) -> None:
+    """Refuse a bad value before any chapter runs: every parameter that names a profile setting
+    (``REWARD_MODELS`` is ``reward_models``) is checked as the chapters will resolve it."""
+    settings = {f.name for f in fields(Profile)}
+    resolve(profile, **{k.lower(): v for k, v in overrides.items() if k.lower() in settings})
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``NAME=JSON`` items from the command line as parameter values; a malformed one is refused
+    with the item, the reason and an example."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            raise ValueError(f"--set {item!r}: write NAME=VALUE, e.g. --set MAX_WORDS=20")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--set {item!r}: the value of {name} is not JSON ({err.msg}); strings and lists "
+                             """of strings need double quotes, e.g. --set 'PROMPTS=["greatest_ever_one"]'""") from None
+    return out
+
+
 def run(profile: str, only: list[str] | None = None, book_dir: Path = ROOT / "book",
         results_dir: Path = ROOT / "results", cwd: Path = ROOT,
         overrides: dict[str, Any] | None = None) -> dict[str, float]:
@@ -143,11 +177,18 @@ def run(profile: str, only: list[str] | None = None, book_dir: Path = ROOT / "bo
         sources = [s for s in sources if any(s.stem.startswith(o) for o in only)]
         if not sources:
             raise ValueError(f"no chapter matches {only}; chapters: {[s.stem for s in notebook_sources(cwd)]}")
+    overrides = dict(overrides or {})
+    declared = {source.stem: set(declared_parameters(source)) for source in sources}
+    orphans = sorted(set(overrides) - set().union(*declared.values()))
+    if orphans:
+        raise ValueError(f"no chapter run here declares {orphans}; parameters: "
+                         f"{', '.join(sorted(set().union(*declared.values())))}")
+    check_overrides(profile, overrides)
     os.environ[RESULTS_ENV] = str(Path(results_dir).resolve())
     timings: dict[str, float] = {}
     for source in sources:
         print(f"executing {source.name} (profile {profile}) ...", flush=True)
-        params = {"PROFILE": profile, **(overrides or {})}
+        params = {"PROFILE": profile, **{k: v for k, v in overrides.items() if k in declared[source.stem]}}
         timings[source.stem] = execute(source, Path(book_dir) / f"{source.stem}.ipynb", params, cwd=cwd)
         print(f"  done in {timings[source.stem]:.1f} s", flush=True)
     record_path = Path(results_dir) / profile / "execution.json"
@@ -172,12 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd.add_argument("--book-dir", type=Path, default=ROOT / "book")
     cmd.add_argument("--results-dir", type=Path, default=ROOT / "results")
     args = parser.parse_args(argv)
-    overrides = {}
-    for item in args.set:
-        name, _, value = item.partition("=")
-        overrides[name] = json.loads(value)
     try:
-        run(args.profile, args.only, args.book_dir, args.results_dir, overrides=overrides)
+        run(args.profile, args.only, args.book_dir, args.results_dir, overrides=parse_set(args.set))
     except (ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

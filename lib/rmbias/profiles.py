@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from .models import PAPER_REWARD_MODELS
-from .prompts import ADJECTIVES
+from .models import PAPER_REWARD_MODELS, ModelError, spec
+from .placement import MULTI_GPU, check_quantize
+from .prompts import ADJECTIVES, HEADLINE, all_prompts
 from .scoring import FIXED_DATE, UNSET_DATE, ChatFormat
 
 
@@ -130,7 +131,57 @@ def resolve(name: str = DEFAULT, **overrides: Any) -> Profile:
     for key, value in changes.items():
         if key in _TUPLE_FIELDS and isinstance(value, str):
             raise ValueError(f"setting {key!r} takes a list, not the string {value!r}")
-    return replace(PROFILES[name], **changes)
+    resolved = replace(PROFILES[name], **changes)
+    check(resolved)
+    return resolved
+
+
+DTYPES = ("float32", "bfloat16", "float16")
+DEVICES = ("cpu", "cuda", "auto", MULTI_GPU)
+
+
+def check(profile: Profile) -> None:
+    """Refuse, before any work, a setting that would fail later: an unknown prompt key or model, a
+    reward model whose head is not on record, an unknown dtype, device, quantisation, tokenisation
+    or date, a batch size below one. The ``ValueError`` names the setting and the fix."""
+    import torch
+
+    known_prompts = set(all_prompts()["key"])
+    for setting in ("prompts", "forced_prompts"):
+        unknown = [k for k in getattr(profile, setting) or () if k not in known_prompts]
+        if unknown:
+            raise ValueError(f"setting {setting!r}: unknown prompt key(s) {unknown}; keys look like "
+                             f"{HEADLINE!r} (adjective_frame_concision; see rmbias.prompts)")
+    for setting in ("tokenizers", "language_models", "reward_models", "validation_model"):
+        value = getattr(profile, setting)
+        for key in (value,) if isinstance(value, str) else value:
+            try:
+                found = spec(key)
+            except ModelError as err:
+                raise ValueError(f"setting {setting!r}: {err}") from None
+            if setting != "tokenizers" and found.source == "tiktoken":
+                raise ValueError(f"setting {setting!r}: {key!r} is a tokenizer only; name a model")
+            if setting == "reward_models" and found.reward is None and found.source == "hub":
+                raise ValueError(f"setting 'reward_models': {key!r} is not a reward model on record (its head "
+                                 "layout is unknown, so it would be scored by a new, random score head); "
+                                 "register it in rmbias.models.REGISTRY with its `reward` layout")
+    if profile.dtype not in DTYPES:
+        raise ValueError(f"setting 'dtype': {profile.dtype!r} is not one of {', '.join(DTYPES)}")
+    if profile.device not in DEVICES and not (profile.device.startswith("cuda:") and profile.device[5:].isdigit()):
+        raise ValueError(f"setting 'device': {profile.device!r} is not one of {', '.join(DEVICES)} or 'cuda:N'")
+    for setting, test in (("quantize", lambda: check_quantize(profile.quantize)),
+                          ("tokenisation", lambda: ChatFormat(tokenisation=profile.tokenisation)),
+                          ("chat_date", lambda: ChatFormat(date=profile.chat_date))):
+        try:
+            test()
+        except ValueError as err:
+            raise ValueError(f"setting {setting!r}: {err}") from None
+    if profile.batch_size < 1:
+        raise ValueError(f"setting 'batch_size': {profile.batch_size} must be at least 1")
+    for setting in ("max_words", "vocab_limit"):
+        value = getattr(profile, setting)
+        if value is not None and value < (1 if setting == "max_words" else 0):
+            raise ValueError(f"setting {setting!r}: {value} is too small (None means no limit)")
 
 
 def limit_words(table, max_words: int | None, by: str = "category", seed: int = 0):

@@ -49,6 +49,197 @@ def snapshot_folder(cache: Path, repo_id: str, revision: str | None = None, repo
     return snapshot
 
 
+# --- models: the paper profile's checkpoints in their published layouts ----------------------------
+
+# The width of a model stand-in; depth, vocabulary and every other field stay as published
+# (rmbias.architectures). Narrow layers keep every code path (attention, rotary scaling, soft-capping,
+# the heads) and cost nothing.
+NARROW = dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2, head_dim=16)
+
+# Chat templates as the published tokenizers write them (tool-use branches left out). Llama 3.1 and
+# 3.3 print a system header with "Today Date", 26 Jul 2024 unless told otherwise; Llama 3.2 prints the
+# day of the run instead (strftime_now), the trap of audit item C3.
+_LLAMA31_HEADER = (
+    "{{- bos_token }}"
+    "{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] | trim %}"
+    "{%- set messages = messages[1:] %}{%- else %}{%- set system_message = '' %}{%- endif %}"
+    "{{- '<|start_header_id|>system<|end_header_id|>\n\n' }}{{- 'Cutting Knowledge Date: December 2023\n' }}"
+    "{{- 'Today Date: ' + date_string + '\n\n' }}{{- system_message }}{{- '<|eot_id|>' }}"
+    "{%- for message in messages %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}"
+    "{%- endfor %}{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{%- endif %}"
+)
+LLAMA31_CHAT_TEMPLATE = "{%- if not date_string is defined %}{%- set date_string = '26 Jul 2024' %}{%- endif %}" + _LLAMA31_HEADER
+LLAMA32_CHAT_TEMPLATE = ("{%- if not date_string is defined %}{%- if strftime_now is defined %}"
+                         "{%- set date_string = strftime_now('%d %b %Y') %}{%- else %}"
+                         "{%- set date_string = '26 Jul 2024' %}{%- endif %}{%- endif %}" + _LLAMA31_HEADER)
+QWEN25_CHAT_TEMPLATE = (
+    "{%- if messages[0]['role'] != 'system' %}"
+    "{{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}"
+    "{%- endif %}{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}"
+)
+_LLAMA31 = ("meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-70B-Instruct", "meta-llama/Llama-3.3-70B-Instruct",
+            "Skywork/Skywork-Reward-Llama-3.1-8B-v0.2", "nicolinho/QRM-Llama3.1-8B", "LxzGordon/URM-LLaMa-3.1-8B")
+_LLAMA32 = ("meta-llama/Llama-3.2-1B-Instruct", "meta-llama/Llama-3.2-3B-Instruct", "Ray2333/GRM-Llama3.2-3B-rewardmodel-ft")
+
+
+def chat_template(hf_id: str) -> str | None:
+    """The chat format of a paper model as its tokenizer publishes it (None for pretrained models)."""
+    from .models import GEMMA_CHAT_TEMPLATE, LLAMA3_CHAT_TEMPLATE, spec
+
+    found = spec(hf_id)
+    if not found.instruct:
+        return None
+    if hf_id in _LLAMA31:
+        return LLAMA31_CHAT_TEMPLATE
+    if hf_id in _LLAMA32:
+        return LLAMA32_CHAT_TEMPLATE
+    return {"gemma": GEMMA_CHAT_TEMPLATE, "llama": LLAMA3_CHAT_TEMPLATE, "qwen": QWEN25_CHAT_TEMPLATE}[found.family]
+
+
+def _bn(name: str, width: int) -> dict[str, tuple[int, ...]]:
+    return {f"{name}.{part}": (width,) for part in ("weight", "bias", "running_mean", "running_var")} | \
+        {f"{name}.num_batches_tracked": ()}
+
+
+def _qrm_gate(linear: tuple[int, ...], norms: tuple[int, ...], final: int, hidden: int, n: int) -> dict:
+    width = 1024  # gating_hidden_dim: the published code's default
+    out = {"gating.logit_scale": (1,), f"gating.layers.{final}.weight": (n, width), f"gating.layers.{final}.bias": (n,)}
+    for i, index in enumerate(linear):
+        out[f"gating.layers.{index}.weight"] = (width, hidden if i == 0 else width)
+    for index in norms:
+        out |= _bn(f"gating.layers.{index}", width)
+    return out
+
+
+def head_layout(reward: str, config) -> dict[str, tuple[int, ...]]:
+    """The non-body weights (name: shape) of a reward model's checkpoint as published, from the
+    public record of each head (a table of its own, independent of :mod:`rmbias.heads`, so a test
+    that loads it checks those classes against the published names)."""
+    h = config.hidden_size
+    if reward == "head":
+        return {"score.weight": (config.num_labels, h)}
+    if reward == "armorm":
+        n, w = config.num_objectives, 1024
+        return {"regression_layer.weight": (n, h), "reward_transform_matrix": (n, n), "gating.logit_scale": (1,),
+                **{f"gating.layers.{i}.weight": (w, h if i == 0 else w) for i in range(3)},
+                **{f"gating.layers.{i}.bias": (w,) for i in range(3)},
+                "gating.layers.3.weight": (n, w), "gating.layers.3.bias": (n,)}
+    if reward == "qrm-llama":
+        n = config.num_objectives
+        return {"regression_layer.weight": (n * config.num_quantiles, h), "reward_transform_matrix": (n, n),
+                **_qrm_gate((0, 3, 6), (2, 5, 8), 9, h, n)}
+    if reward == "qrm-gemma2":  # dropout (no weights) at 3 and 7; no transform matrix
+        n = config.num_objectives
+        return {"regression_layer.weight": (n * config.num_quantiles, h), **_qrm_gate((0, 4, 8), (2, 6, 10), 11, h, n)}
+    if reward == "urm":
+        return {"score.weight": (10, h), "weights.fc.0.weight": (h, h), "weights.fc.0.bias": (h,),
+                "weights.fc.2.weight": (h, h), "weights.fc.2.bias": (h,), "weights.fc.4.weight": (5, h),
+                "weights.fc.4.bias": (5,)}
+    raise ValueError(f"no published layout on record for reward head {reward!r}")
+
+
+# Per paper reward model: the published head layout, `architectures` and the config fields its head reads.
+CHECKPOINTS: dict[str, tuple[str, str, dict]] = {
+    "nicolinho/QRM-Gemma-2-27B": ("qrm-gemma2", "Gemma2ForRewardModelWithGating",
+                                  dict(num_objectives=5, num_quantiles=19)),
+    "nicolinho/QRM-Llama3.1-8B": ("qrm-llama", "LlamaForRewardModelWithGating31",
+                                  dict(num_objectives=19, num_quantiles=19)),
+    "RLHFlow/ArmoRM-Llama3-8B-v0.1": ("armorm", "LlamaForRewardModelWithGating", dict(num_objectives=19)),
+    "LxzGordon/URM-LLaMa-3.1-8B": ("urm", "LlamaForSequenceClassificationWithNormal_Weights", dict(num_labels=10)),
+    # GRM-gemma2-2B's config pads with <eos> (id 1) while its tokenizer pads with <pad>: kept.
+    "Ray2333/GRM-gemma2-2B-rewardmodel-ft": ("head", "Gemma2ForSequenceClassification", dict(pad_token_id=1)),
+}
+
+
+def _random_head(layout: dict[str, tuple[int, ...]], generator) -> dict:
+    """Random weights for a head table: linear layers scaled by fan-in (so gates are not flat),
+    batch-norm statistics that are plausible, a verbosity-removing transform as ArmoRM's."""
+    import torch
+
+    out = {}
+    for name, shape in layout.items():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf == "num_batches_tracked":
+            out[name] = torch.tensor(1000, dtype=torch.long)
+        elif leaf == "running_var":
+            out[name] = 0.5 + torch.rand(shape, generator=generator)
+        elif name == "reward_transform_matrix":
+            matrix = torch.eye(shape[0])
+            matrix[4] -= 0.2 * torch.rand(shape[0], generator=generator)
+            matrix[4, 4] = 0.0
+            out[name] = matrix
+        elif name == "gating.logit_scale" or (leaf == "weight" and len(shape) == 1):
+            out[name] = 1.0 + 0.1 * torch.randn(shape, generator=generator)
+        elif leaf == "weight":
+            out[name] = torch.randn(shape, generator=generator) / shape[1] ** 0.5
+        else:
+            out[name] = 0.1 * torch.randn(shape, generator=generator)
+    return out
+
+
+def write_model_standin(cache: Path, hf_id: str, revision: str | None = None, layers: int = 2,
+                        tokenizers: dict | None = None) -> Path:
+    """Write a random-weight stand-in of a paper model into the hub cache ``cache``, in its published
+    layout: the published config at :data:`NARROW` width and ``layers`` layers (vocabulary grown to
+    the borrowed tokenizer, :mod:`rmbias.architectures`), ``architectures`` and head config fields,
+    weights under the checkpoint's own names (body from transformers' own model, head from
+    :func:`head_layout`), stored in bfloat16, and a real tokenizer of the family with the model's
+    published chat format. ``revision`` is the commit a pinned load asks for. ``tokenizers`` caches
+    the borrowed tokenizers between calls. Returns the snapshot folder."""
+    import hashlib
+
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    from . import architectures, models
+
+    spec = models.spec(hf_id)
+    arch = architectures.architecture(hf_id)
+    tokenizers = {} if tokenizers is None else tokenizers
+    if arch.tokenizer not in tokenizers:
+        tokenizers[arch.tokenizer] = models.load_tokenizer(arch.tokenizer)
+    tokenizer = tokenizers[arch.tokenizer]
+    reward, architecture, extra = CHECKPOINTS.get(hf_id, ("head", None, {}))
+    if spec.reward is None:
+        reward = None
+    if hf_id == "RLHFlow/ArmoRM-Llama3-8B-v0.1":  # a [PAD] token added to Llama 3's 128,256
+        tokenizer = __import__("copy").deepcopy(tokenizer)
+        tokenizer.add_special_tokens({"pad_token": "[PAD]"})
+        extra = dict(extra, pad_token_id=tokenizer.convert_tokens_to_ids("[PAD]"))
+    fields = dict(architectures._fields(hf_id, layers), **NARROW)
+    if fields["model_type"] == "gemma2":
+        fields["query_pre_attn_scalar"] = NARROW["head_dim"]
+    config = models.random_config(fields, tokenizer)
+    for name, value in extra.items():
+        setattr(config, name, value)
+    if reward is not None:
+        config.num_labels = extra.get("num_labels", 1)
+        default = "Gemma2ForSequenceClassification" if fields["model_type"] == "gemma2" else \
+            "LlamaForSequenceClassification"
+        config.architectures = [architecture or default]
+    seed = int(hashlib.sha256(hf_id.encode()).hexdigest()[:8], 16)
+    torch.manual_seed(seed)
+    folder = snapshot_folder(cache, hf_id, revision)
+    if reward is None:  # a language model
+        AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).save_pretrained(folder)
+    else:
+        body = AutoModel.from_config(config, dtype=torch.bfloat16)
+        state = {f"model.{k}": v.contiguous() for k, v in body.state_dict().items()}
+        head = _random_head(head_layout(reward, config), torch.Generator().manual_seed(seed))
+        state |= {k: (v if v.dtype == torch.long else v.to(torch.bfloat16)) for k, v in head.items()}
+        config.dtype = torch.bfloat16
+        config.save_pretrained(folder)
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    template = chat_template(hf_id)
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 # --- preference datasets: Unified-Feedback and Skywork 80K in their published layouts -------------
 #
 # Chapter 05's paper profile reads two preference datasets from the hub (rmbias.preferences): the
@@ -112,8 +303,8 @@ def unified_feedback_records(n: int, offset: int = 0) -> list[dict]:
         if i == PAD_LITERAL_ROW:
             history = [(question, "Pad a batch with the <pad> token.")], history[1]
         high, low = (-1.0, -3.0) if source.startswith("berkeley-nest") else (1.0, 0.0)  # Nectar: negative ranks
-        if source.startswith("lmsys") and i % 4 == 2:
-            high = low = 0.5  # an arena tie
+        if source.startswith("lmsys") and i % 16 == 2:
+            high = low = 0.5  # an arena tie (every other arena record)
         good_conv, bad_conv = _turns(True, history[0]), _turns(True, history[1])
         # the better conversation is conv_A in even records and conv_B in odd ones
         conv_a, conv_b, rating_a, rating_b = ((good_conv, bad_conv, high, low) if i % 2 == 0
