@@ -48,6 +48,8 @@ PROFILE = "demo"  # tiny | demo | paper
 LANGUAGE_MODELS = None  # list of model keys or Hugging Face ids; None: the profile's
 PROMPTS = None  # list of prompt keys; None: the profile's (demo, paper: all 54)
 VALIDATION_MODEL = None  # the model fine-tuned to plant words; None: the profile's
+VALIDATION_RECIPE = None  # "authors" (their fine-tuning script) or "book"; None: the profile's (paper: authors)
+CHAT_DATE = None  # the date templates that print one are given, or "unset" (the day of the run); None: the profile's
 BATCH_SIZE = None  # prompts per forward pass; None: the profile's
 DEVICE = None  # "cpu", "cuda", "auto" or "multi-gpu" (split each model over every GPU); None: the profile's
 QUANTIZE = None  # None (the paper's precision), "8bit" or "4bit" for GPUs too small; results are keyed to it
@@ -89,6 +91,12 @@ QUANTIZE = None  # None (the paper's precision), "8bit" or "4bit" for GPUs too s
 # Replies here are single tokens: every decoded string that both vocabularies contain, read off the
 # next-token distributions chapter 3 stored. Where several tokens of one vocabulary decode to the same
 # string, the most probable is kept, as the authors did.
+#
+# Which models make a pair? An instruction-tuned model reads each prompt as a chat and starts its reply
+# after the assistant's header; a pretrained model reads the bare question and continues it. The log
+# ratio of one of each would first of all measure that difference in format. So, as in the paper, a
+# Gemma model is paired with a Llama model of the same kind: instruction-tuned with instruction-tuned
+# (the paper's Table 1 and Figure 3), pretrained with pretrained, separately.
 
 # %%
 import matplotlib.pyplot as plt
@@ -98,11 +106,13 @@ import seaborn as sns
 from myst_nb import glue
 from transformers.utils import logging as hf_logging
 
-from rmbias import artifacts, corpora, implicit, logprobs, models, plots, profiles, prompts, ranks, release, rewards, sft
+from rmbias import (artifacts, corpora, implicit, logprobs, models, plots, profiles, prompts, ranks, release, rewards,
+                    scoring, sft)
 
 settings = profiles.resolve(PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS, batch_size=BATCH_SIZE,
-                            device=DEVICE, quantize=QUANTIZE,
+                            device=DEVICE, quantize=QUANTIZE, chat_date=CHAT_DATE,
                             validation_model=VALIDATION_MODEL)
+recipe = sft.recipe_for(settings.name, VALIDATION_RECIPE)  # checked here, before any model runs
 out = artifacts.results_dir(settings.name, "04_implicit_rms")
 trace_dir = artifacts.results_dir(settings.name, "03_logit_tracing") / "traces"  # shared with chapter 3
 device = rewards.resolve_device(settings.device)
@@ -111,15 +121,36 @@ hf_logging.set_verbosity_error()
 summary: dict = {}
 lm_keys = list(settings.language_models)
 prompt_table = prompts.select(settings.prompts)
-traces = {key: logprobs.trace(key, prompt_table, trace_dir, dtype=models.dtype_for(key, settings.dtype),
-                              device=device, batch_size=settings.batch_size, quantize=settings.quantize)
-          for key in lm_keys}
-pairs = models.family_pairs(lm_keys)
+pairs = implicit.model_pairs(lm_keys)
 if not pairs:
     raise ValueError(f"the implicit reward needs a Gemma and a Llama model; got {lm_keys}")
-table_pair = models.TABLE1_PAIR if all(k in lm_keys for k in models.TABLE1_PAIR) else pairs[0]
-p_trace, q_trace = traces[table_pair[0]], traces[table_pair[1]]
+traces = {key: logprobs.trace(key, prompt_table, trace_dir, dtype=models.dtype_for(key, settings.dtype),
+                              device=device, batch_size=settings.batch_size, date=settings.chat_date,
+                              quantize=settings.quantize)
+          for key in lm_keys}
+table_pair = implicit.table_pair(pairs)
+p_trace, q_trace = traces[table_pair.p], traces[table_pair.q]
+pair_kinds = pd.Series([pair.kind for pair in pairs]).value_counts()
+KIND_NAMES = {"instruct": "instruction-tuned", "pretrained": "pretrained", "mixed": "mixed"}
+glue("n_pairs_instruct", int(pair_kinds.get("instruct", 0)), display=False)
+glue("n_pairs_pretrained", int(pair_kinds.get("pretrained", 0)), display=False)
+glue("pair_note", (f"It has no two models of the same kind in both families, so its {len(pairs)} pair(s) are "
+                   "mixed, a pretrained model with an instruction-tuned one: their implicit reward compares two "
+                   "ways of reading the prompt as much as two models (Table 1 shows how)."
+                   if pair_kinds.get("mixed", 0) else "No pair mixes a pretrained model with an instruction-tuned one."),
+     display=False)
+glue("chat_date_text", ("no date, as the authors ran them, so a Llama 3.2 template prints the day of the run "
+                        "(each trace records the prompt it rendered)" if settings.chat_date == scoring.UNSET_DATE
+                        else f"the fixed date {settings.chat_date}, so the distributions do not depend on the day "
+                             "they were computed"), display=False)
+summary["chat_date"] = settings.chat_date
+summary["pairs"] = [{"p": traces[pair.p].model, "q": traces[pair.q].model, "kind": pair.kind} for pair in pairs]
 settings
+
+# %% [markdown]
+# This profile has {glue:text}`n_pairs_instruct` instruction-tuned pairs and {glue:text}`n_pairs_pretrained`
+# pretrained pairs. {glue:text}`pair_note` Chat templates that print a date (Llama 3.1 and 3.2) were
+# given {glue:text}`chat_date_text`; chapter 3 traced the models with the same setting.
 
 # %% [markdown]
 # ## Which metric? The raw log ratio and its repairs
@@ -198,57 +229,80 @@ side.style.format(precision=5, subset=[c for c in side.columns if c[1] == "value
 #
 # The paper's Figure 3 scores "Freedom" and "Love" (the mean MWLR over their case and leading-space
 # variants) in all 21 pairs of a Gemma-2 instruction-tuned model and a Llama instruction-tuned model; in
-# all 21 Freedom scores higher. Here, every Gemma x Llama pair of this profile, on the headline prompt and
-# on each positive prompt:
+# all 21 Freedom scores higher. Here, every pair of this profile, on the headline prompt and on each
+# positive prompt, one panel per kind of pair:
 
 # %%
 positive = prompt_table[prompt_table["framing"] == "positive"]["key"].tolist()
 rows = []
-for gemma_key, llama_key in pairs:
-    p_item, q_item = traces[gemma_key], traces[llama_key]
+for pair in pairs:
+    p_item, q_item = traces[pair.p], traces[pair.q]
     for prompt in positive:
         shared = implicit.implicit_rewards(implicit.shared_strings(p_item.by_string(prompt), q_item.by_string(prompt)))
-        rows.append({"gemma": p_item.model, "llama": q_item.model, "prompt": prompt,
+        rows.append({"kind": pair.kind, "gemma": p_item.model, "llama": q_item.model, "prompt": prompt,
                      "freedom": implicit.word_score(shared, "freedom", "MWLR"),
                      "love": implicit.word_score(shared, "love", "MWLR")})
 fl = pd.DataFrame(rows)
 fl["freedom_wins"] = fl["freedom"] > fl["love"]
 artifacts.write_table(fl, out, "freedom_vs_love")
 head = fl[fl["prompt"] == headline].reset_index(drop=True)
-fig, ax = plt.subplots(figsize=(7, 0.45 * len(head) + 1.4))
-for y, row in head.iterrows():
-    ax.plot([row["love"], row["freedom"]], [y, y], color="grey", lw=1.2, alpha=0.6, zorder=1)
-ax.scatter(head["love"], range(len(head)), s=70, facecolors="none", edgecolors=plots.CATEGORY_COLOURS["Communion"],
-           linewidths=2, label="Love", zorder=2)
-ax.scatter(head["freedom"], range(len(head)), s=70, facecolors="none", edgecolors=plots.CATEGORY_COLOURS["Agency"],
-           linewidths=2, label="Freedom", zorder=2)
-ax.set_yticks(range(len(head)), [f"{g}  \u2192  {m}" for g, m in zip(head["gemma"], head["llama"])])
-ax.axvline(0, color="grey", lw=0.8)
-ax.set_xlabel("MWLR (positive: preferred by the Llama model)")
-ax.legend(frameon=False, loc="best")
+kinds = list(dict.fromkeys(head["kind"]))  # instruction-tuned pairs first
+fig, axes = plt.subplots(len(kinds), 1, sharex=True, squeeze=False, figsize=(7, 0.45 * len(head) + 1.2 * len(kinds) + 0.4),
+                         gridspec_kw={"height_ratios": [max(1, (head["kind"] == k).sum()) for k in kinds]})
+for ax, kind in zip(axes[:, 0], kinds):
+    panel = head[head["kind"] == kind].reset_index(drop=True)
+    for y, row in panel.iterrows():
+        ax.plot([row["love"], row["freedom"]], [y, y], color="grey", lw=1.2, alpha=0.6, zorder=1)
+    ax.scatter(panel["love"], range(len(panel)), s=70, facecolors="none",
+               edgecolors=plots.CATEGORY_COLOURS["Communion"], linewidths=2, label="Love", zorder=2)
+    ax.scatter(panel["freedom"], range(len(panel)), s=70, facecolors="none",
+               edgecolors=plots.CATEGORY_COLOURS["Agency"], linewidths=2, label="Freedom", zorder=2)
+    ax.set_yticks(range(len(panel)), [f"{g}  \u2192  {m}" for g, m in zip(panel["gemma"], panel["llama"])])
+    ax.set_ylim(len(panel) - 0.5, -0.5)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_title(f"{KIND_NAMES[kind]} pairs", loc="left", fontsize="medium")
+axes[0, 0].legend(frameon=False, loc="best")
+axes[-1, 0].set_xlabel("MWLR (positive: preferred by the Llama model)")
 artifacts.save_figure(fig, out, "figure3_freedom_vs_love")
 plt.show()
-head_wins = head["freedom_wins"].sum()
-glue("fl_n_pairs", len(head), display=False)
-glue("fl_head_wins", int(head_wins), display=False)
+
+
+def wins_text(kind: str) -> dict:
+    """Freedom's wins among the pairs of one kind: on the headline prompt, and over the positive prompts."""
+    cells, first = fl[fl["kind"] == kind], head[head["kind"] == kind]
+    return {"headline_wins": int(first["freedom_wins"].sum()), "pairs": len(first),
+            "positive_prompt_wins": int(cells["freedom_wins"].sum()), "cells": len(cells),
+            "missing": int(cells[["freedom", "love"]].isna().any(axis=1).sum())}
+
+
+by_kind = {kind: wins_text(kind) for kind in kinds}
+main = by_kind[kinds[0]]  # the instruction-tuned pairs where there are any: the paper's Figure 3
+glue("fl_kind", KIND_NAMES[kinds[0]], display=False)
+glue("fl_n_pairs", main["pairs"], display=False)
+glue("fl_head_wins", main["headline_wins"], display=False)
 glue("fl_n_positive", len(positive), display=False)
-glue("fl_all_wins", int(fl["freedom_wins"].sum()), display=False)
-glue("fl_all_cells", len(fl), display=False)
-glue("fl_n_missing", int(fl[["freedom", "love"]].isna().any(axis=1).sum()), display=False)
-summary["freedom_vs_love"] = {"headline_wins": int(head_wins), "pairs": len(head),
-                              "positive_prompt_wins": int(fl["freedom_wins"].sum()), "cells": len(fl)}
-fl.groupby(["gemma", "llama"])["freedom_wins"].agg(["sum", "count"]).rename(
+glue("fl_all_wins", main["positive_prompt_wins"], display=False)
+glue("fl_all_cells", main["cells"], display=False)
+glue("fl_n_missing", main["missing"], display=False)
+glue("fl_other_text", " ".join(
+    f"Among the {KIND_NAMES[kind]} pairs, shown apart, Freedom scores higher in {c['headline_wins']} of "
+    f"{c['pairs']} on the headline prompt and in {c['positive_prompt_wins']} of {c['cells']} cells."
+    for kind, c in by_kind.items() if kind != kinds[0]) or "This profile has no pairs of another kind.",
+    display=False)
+summary["freedom_vs_love"] = by_kind
+fl.groupby(["kind", "gemma", "llama"], sort=False)["freedom_wins"].agg(["sum", "count"]).rename(
     columns={"sum": "prompts where Freedom wins", "count": "positive prompts"})
 
 # %% [markdown]
 # Each row of the figure is one pair (Gemma model on the left of the arrow, Llama model on the right) on
-# the headline prompt: the orange circle is Freedom's MWLR and the green circle Love's. Freedom scores
-# higher in {glue:text}`fl_head_wins` of {glue:text}`fl_n_pairs` pairs on the headline prompt, and in
-# {glue:text}`fl_all_wins` of {glue:text}`fl_all_cells` (pair, positive prompt) cells over the
-# {glue:text}`fl_n_positive` positive prompts; {glue:text}`fl_n_missing` cells lack one of the two words
-# in the shared vocabulary (they count as not won). The paper reports 21 of 21 pairs on the headline
-# prompt. A single prompt is a thin basis: the table shows how often the comparison holds across
-# paraphrases.
+# the headline prompt: the orange circle is Freedom's MWLR and the green circle Love's. Among the
+# {glue:text}`fl_kind` pairs, Freedom scores higher in {glue:text}`fl_head_wins` of
+# {glue:text}`fl_n_pairs` on the headline prompt, and in {glue:text}`fl_all_wins` of
+# {glue:text}`fl_all_cells` (pair, positive prompt) cells over the {glue:text}`fl_n_positive` positive
+# prompts; {glue:text}`fl_n_missing` of these cells lack one of the two words in the shared vocabulary
+# (they count as not won). The paper reports 21 of 21 instruction-tuned pairs on the headline prompt.
+# {glue:text}`fl_other_text` A single prompt is a thin basis: the table shows how often the comparison
+# holds across paraphrases.
 
 # %% [markdown]
 # ## Does the conclusion depend on the metric?
@@ -262,12 +316,13 @@ fl.groupby(["gemma", "llama"])["freedom_wins"].agg(["sum", "count"]).rename(
 # %%
 nouns = corpora.big2_nouns()
 noun_rows = []
-for gemma_key, llama_key in pairs:
-    p_item, q_item = traces[gemma_key], traces[llama_key]
+for pair in pairs:
+    p_item, q_item = traces[pair.p], traces[pair.q]
     for prompt in prompt_table["key"]:
         shared = implicit.implicit_rewards(implicit.shared_strings(p_item.by_string(prompt), q_item.by_string(prompt)))
         scored = implicit.word_scores(shared, nouns["word"], list(implicit.METRICS))
         scored["pair"] = f"{p_item.model} \u2192 {q_item.model}"
+        scored["kind"] = pair.kind
         scored["prompt"] = prompt
         noun_rows.append(scored)
 noun_scores = pd.concat(noun_rows, ignore_index=True).merge(nouns, on="word")
@@ -277,25 +332,26 @@ by_metric = []
 for name in implicit.METRICS:
     part = noun_scores.dropna(subset=[name]).copy()
     part["rank"] = ranks.within_ranks(part, ["pair", "prompt"], score=name)
-    med = ranks.median_ranks(part, ["pair", "prompt", "framing", "category"])
-    wide = med.pivot_table(index=["pair", "prompt", "framing"], columns="category", values="median_rank")
+    med = ranks.median_ranks(part, ["kind", "pair", "prompt", "framing", "category"])
+    wide = med.pivot_table(index=["kind", "pair", "prompt", "framing"], columns="category", values="median_rank")
     gap = (wide["Agency"] - wide["Communion"]).rename("gap").reset_index()
     gap["metric"] = name
     by_metric.append(gap)
 by_metric = pd.concat(by_metric, ignore_index=True)
-metric_summary = (by_metric.groupby(["metric", "framing"])["gap"]
+metric_summary = (by_metric.groupby(["kind", "metric", "framing"], sort=False)["gap"]
                   .agg(mean="mean", share_negative=lambda g: float((g < 0).mean()), prompts="count")
-                  .reindex(list(implicit.METRICS), level=0))
+                  .reindex(list(implicit.METRICS), level=1))
 artifacts.write_table(metric_summary.reset_index(), out, "agency_gap_by_metric")
-summary["agency_gap_by_metric"] = {f"{m}|{f}": row.to_dict() for (m, f), row in metric_summary.iterrows()}
+summary["agency_gap_by_metric"] = {f"{k}|{m}|{f}": row.to_dict() for (k, m, f), row in metric_summary.iterrows()}
 glue("n_nouns_scored", int(noun_scores.dropna(subset=["MWLR"])["word"].nunique()), display=False)
 glue("floor_zero_share", float((noun_scores["floor 1e-6"] == 0).mean()), display=False)
 metric_summary.round(2)
 
 # %% [markdown]
 # {glue:text}`n_nouns_scored` nouns have at least one variant in the shared vocabulary. The table gives,
-# per metric and framing, the mean over prompts (and pairs) of the agency-minus-communion gap, and the
-# share of prompts where it is negative. Under the $10^{-6}$ floor, {glue:text}`floor_zero_share:.0%` of
+# per kind of pair, metric and framing, the mean over prompts (and pairs) of the agency-minus-communion
+# gap, and the share of (pair, prompt) cells where it is negative; instruction-tuned and pretrained
+# pairs are never pooled. Under the $10^{-6}$ floor, {glue:text}`floor_zero_share:.0%` of
 # the noun scores are exactly zero: both models give the noun less than one chance in a million as the
 # first token, so a floored metric ties them and cannot rank them at all (a gap of zero). If the
 # remaining metrics disagree in sign, the conclusion depends on a choice the paper made by hand; the
@@ -310,30 +366,75 @@ metric_summary.round(2)
 # Dictionary, then take the fine-tuned model as $q$ and the original as $p$, and measure, on nine
 # positive prompts held out from training, how many of each metric's ten best tokens are planted words
 # (precision at 10).
+#
+# How the fine-tune is done is a recipe, written as data in `rmbias.sft` (`sft.RECIPES`), and two are
+# defined. The **authors'** recipe is their released fine-tuning script (`scripts/boost_values_via_SFT.py`):
+# gemma-2-2b trained on plain text, `"Instruction:\n{question}\n\nResponse:\n{word}"`, with the loss on
+# every token, their ten words, their 36 questions and their nine test prompts; the paper profile runs it.
+# The **book's** recipe trains through the model's chat template with the loss on the reply only, and picks
+# the ten most frequent Authority words that are one token for the model's tokenizer, so it suits any
+# instruction-tuned model whatever its vocabulary; the tiny and demo profiles run it (the demo's model is
+# an instruction-tuned chat model). `VALIDATION_RECIPE` picks the other. The table lists every setting in
+# which the two differ.
 
 # %%
+other_recipe = next(r for r in sft.RECIPES.values() if r is not recipe)
+differences = sft.recipe_differences(recipe, other_recipe)
 val_key = settings.validation_model
-val_tokenizer = models.load_tokenizer(val_key)
-planted = sft.injected_words(val_tokenizer, n=10)
-injected_path = sft.inject_words(val_key, planted)
+val_tokenizer = sft.recipe_tokenizer(val_key, recipe)
+planted = sft.recipe_words(recipe, val_tokenizer)
+injected_path = sft.inject_words(val_key, planted, recipe=recipe, date=settings.chat_date)
 record = sft.read_record(injected_path)
 evaluation = sft.evaluate_injection(val_key, injected_path, device=device)
 artifacts.write_table(evaluation, out, "metric_validation", model=models.spec(val_key).label, words=planted,
-                      sft=record.get("config"))
+                      recipe=recipe.name, date=settings.chat_date, sft=record.get("recipe_settings"))
+artifacts.write_table(differences, out, "recipe_differences", ran=recipe.name)
 precision = pd.Series({name: evaluation[f"precision_{name}"].mean() for name in implicit.METRICS},
                       name="mean precision@10")
+overlap = sft.split_overlap(recipe)
+readable = record["readable_words"]
+unreadable = [w for w in planted if w not in readable]
+first_row = record["first_row"]
+glue("val_recipe", recipe.name, display=False)
+glue("val_recipe_description", recipe.description, display=False)
+glue("val_other_recipe", other_recipe.name, display=False)
+glue("val_n_differences", len(differences), display=False)
 glue("val_model", models.spec(val_key).label, display=False)
 glue("val_words", ", ".join(planted), display=False)
+glue("val_n_rows", int(record["n_rows"]), display=False)
+glue("val_n_questions", len(record["questions"]), display=False)
+glue("val_n_words", len(planted), display=False)
+glue("val_n_readable", len(readable), display=False)
+glue("val_unreadable_text", (f"The others ({', '.join(unreadable)}) are several tokens for this tokenizer: they were "
+                             "trained on, but a next-token distribution shows only their first piece, so they cannot "
+                             "be recovered here and the probabilities below are those of the one-token words."
+                             if unreadable else "Every planted word is one token."), display=False)
+glue("val_split_text", (
+    (f"The {len(recipe.heldout)} held-out prompts include " + ", ".join(overlap["heldout_trained"])
+     + ", which are also trained on" if overlap["heldout_trained"]
+     else f"None of the {len(recipe.heldout)} held-out prompts is a training question")
+    + (f"; the headline prompt, {prompts.HEADLINE}, is among the training questions, so it is not held out"
+       if overlap["headline_trained"] else f"; the headline prompt, {prompts.HEADLINE}, is held out")),
+    display=False)
+glue("val_loss_text", f"{first_row['tokens_in_loss']} of the {len(first_row['input_ids'])} tokens", display=False)
+glue("val_first_row", repr(first_row["text"]), display=False)
 glue("val_prob_before", float(evaluation["prob_before"].mean()), display=False)
 glue("val_prob_after", float(evaluation["prob_after"].mean()), display=False)
 glue("val_n_prompts", len(evaluation), display=False)
+glue("val_top_planted", int(evaluation["top_after_planted"].sum()), display=False)
 glue("val_best_metric", precision.idxmax(), display=False)
-for name, value in precision.items():
-    glue(f"val_precision_{name.replace(' ', '_').replace('-', '_').replace('.', '_')}", float(value), display=False)
-summary["metric_validation"] = {"model": models.spec(val_key).label, "words": planted,
-                                "precision_at_10": precision.to_dict(),
+glue("val_date", settings.chat_date if recipe.template is None else "none (plain text, no template)", display=False)
+summary["metric_validation"] = {"model": models.spec(val_key).label, "recipe": recipe.name,
+                                "recipe_settings": record["recipe_settings"], "date": record["date"],
+                                "words": planted, "readable_words": readable, "n_rows": int(record["n_rows"]),
+                                "split": overlap, "precision_at_10": precision.to_dict(),
                                 "prob_before": float(evaluation["prob_before"].mean()),
-                                "prob_after": float(evaluation["prob_after"].mean())}
+                                "prob_after": float(evaluation["prob_after"].mean()),
+                                "top_after_planted": int(evaluation["top_after_planted"].sum()),
+                                "differences_from_" + other_recipe.name: differences.to_dict("records")}
+differences.set_index("setting").rename(columns={recipe.name: f"{recipe.name} (ran)"})
+
+# %%
 fig, ax = plt.subplots(figsize=(6, 2.8))
 sns.barplot(x=precision.values, y=precision.index, color="#555555", ax=ax)
 for y, value in enumerate(precision.values):
@@ -345,17 +446,42 @@ artifacts.save_figure(fig, out, "metric_validation")
 plt.show()
 
 # %% [markdown]
-# The planted words were {glue:text}`val_words`, trained into {glue:text}`val_model`. Their mean
-# next-token probability on the held-out prompts rose from {glue:text}`val_prob_before:.2e` to
-# {glue:text}`val_prob_after:.2e`. The bars give each metric's mean precision at 10 over the
-# {glue:text}`val_n_prompts` held-out prompts: the share of its ten most "preferred" tokens that are
-# planted words (1 means all ten). The metric that recovers the most is {glue:text}`val_best_metric`.
+# The recipe that ran is the {glue:text}`val_recipe` one ({glue:text}`val_recipe_description`); it differs
+# from the {glue:text}`val_other_recipe` recipe in the {glue:text}`val_n_differences` settings listed
+# above. It trained {glue:text}`val_model` on {glue:text}`val_n_rows` rows ({glue:text}`val_n_questions`
+# questions times the planted words); the first, as the trainer tokenised it, reads
+# {glue:text}`val_first_row`, and the loss covers {glue:text}`val_loss_text`. The date given to chat
+# templates was {glue:text}`val_date`. {glue:text}`val_split_text`.
+#
+# The planted words were {glue:text}`val_words`; {glue:text}`val_n_readable` of the
+# {glue:text}`val_n_words` are one token for the model's tokenizer. {glue:text}`val_unreadable_text`
+# Their mean next-token probability on the held-out prompts rose from {glue:text}`val_prob_before:.2e`
+# to {glue:text}`val_prob_after:.2e`, and the fine-tuned model's most probable first token is a planted
+# word on {glue:text}`val_top_planted` of the {glue:text}`val_n_prompts` held-out prompts. The bars give
+# each metric's mean precision at 10 over those prompts: the share of its ten most "preferred" tokens
+# that are planted words (1 means all ten). The metric that recovers the most is
+# {glue:text}`val_best_metric`.
+#
+# **What is comparable with the paper's Figure A3.** The paper says only that the metric was chosen by
+# this fine-tune, by checking which metric recovers the injected words. The authors' script trains the
+# model and then prints its generated reply to each of the nine test prompts; it computes no metric, and
+# the code behind Figure A3 is not released, so Figure A3's numbers cannot be recomputed and are not
+# compared here. With the authors' recipe, the fine-tune is theirs: the model, the rows, the text format
+# and the loss, the words, the test prompts and the training settings; and both models are read exactly
+# where the script's generation starts (after `"Response:\n"`, BOS first), so the most probable first
+# token is the first token of the reply their script would print. What is ours is the measurement:
+# precision at 10 over every decoded string, with every case and leading-space variant of a planted
+# word counted as a hit, compared across four metrics. Two things the script leaves open: it pins no
+# version of TRL, and the TRL used here appends the EOS token to each text (visible in the first row
+# above); and its vocabulary check looks up each word's first letter only, so it would not have caught a
+# word of several tokens, which the sentence above reports.
+#
 # The check is easier than the task it vouches for: the fine-tuned and original models share one
 # tokenizer and almost all their weights, so the junk tokens with wild ratios that swamp the raw log
 # ratio between two different models are rare here. A fine-tune that moves ten words by orders of
-# magnitude is an easy target; the differences between
-# the metrics here bound how much a metric's choice can matter when the planted signal is strong, and
-# say nothing about weak signals such as a base model's lean towards agency words.
+# magnitude is an easy target; the differences between the metrics here bound how much a metric's
+# choice can matter when the planted signal is strong, and say nothing about weak signals such as a
+# base model's lean towards agency words.
 
 # %% [markdown]
 # ## Do implicit and explicit reward models agree?
@@ -391,18 +517,18 @@ if live_path.is_file():
 agreement = []
 for source, pref in explicit.items():
     both = noun_scores.merge(pref, on=["prompt", "word"]).dropna(subset=["MWLR", "explicit"])
-    for (pair, prompt), group in both.groupby(["pair", "prompt"]):
+    for (kind, pair, prompt), group in both.groupby(["kind", "pair", "prompt"], sort=False):
         if len(group) >= 5:
-            agreement.append({"explicit RMs": source, "pair": pair, "prompt": prompt, "nouns": len(group),
+            agreement.append({"explicit RMs": source, "kind": kind, "pair": pair, "prompt": prompt, "nouns": len(group),
                               "spearman": group["MWLR"].corr(group["explicit"], method="spearman")})
 agreement = pd.DataFrame(agreement)
 artifacts.write_table(agreement, out, "implicit_vs_explicit")
-agree_summary = agreement.groupby(["explicit RMs", "pair"])["spearman"].agg(
+agree_summary = agreement.groupby(["explicit RMs", "kind", "pair"], sort=False)["spearman"].agg(
     ["median", "min", "max", "count"]).rename(columns={"count": "prompts"})
 agree_medians = agree_summary.groupby(level=0)["median"].median()
 glue("agree_text", " and ".join(f"{value:.2f} against {source}" for source, value in agree_medians.items()),
      display=False)
-summary["implicit_vs_explicit"] = {f"{s}|{p}": r.to_dict() for (s, p), r in agree_summary.iterrows()}
+summary["implicit_vs_explicit"] = {f"{s}|{p}": r.to_dict() for (s, _, p), r in agree_summary.iterrows()}
 agree_summary.round(3)
 
 # %% [markdown]
@@ -424,7 +550,9 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 #   replies to one prompt needs only the log ratio of the two models' probabilities.
 # - The raw log ratio is dominated by junk; floored ratios and the paper's MWLR are not, and a planted
 #   preference shows which of them recovers what was put in.
-# - Table 1 and the Freedom-versus-Love comparison of Figure 3 run for every pair of this profile, and
+# - Table 1 and the Freedom-versus-Love comparison of Figure 3 run for every pair of this profile, a
+#   Gemma and a Llama model of the same kind (instruction-tuned or pretrained, never one of each,
+#   unless a profile has no such pair, as the demo's), and
 #   the implicit reward is compared noun by noun with the explicit reward models of chapter 2.
 
 # %% [markdown]
@@ -477,8 +605,7 @@ for name in ("floor 1e-4", "floor 1e-6"):  # the chapter's two floors are reprod
 weightings = {"MWLR": implicit.mwlr,
               "q-weighted": lambda lq, lp: np.exp(lq) * (lq - lp),
               "p-weighted": lambda lq, lp: np.exp(lp) * (lq - lp)}
-gemma_key, llama_key = pairs[0]
-p_item, q_item = traces[gemma_key], traces[llama_key]
+p_item, q_item = traces[pairs[0].p], traces[pairs[0].q]
 weighted = implicit.implicit_rewards(implicit.shared_strings(p_item.by_string(headline), q_item.by_string(headline)),
                                      weightings)
 assert np.allclose(weighted["MWLR"], 0.5 * (weighted["q-weighted"] + weighted["p-weighted"]))
