@@ -143,6 +143,9 @@ def test_agreement_report_separates_route_error_from_bf16_noise():
     model, tokenizer = reward_model("tiny-gemma2")
     sequences = [scoring.chat_ids(tokenizer, PROMPT, w) for w in WORDS * 3]
     report = scoring.agreement_report(model, sequences, batch_size=8, other_batch_size=5)
-    assert report["fp32 cached vs full"] < 1e-4 and report["fp32 batch-size noise"] < 1e-4
-    assert report["bf16 vs fp32"] > report["fp32 cached vs full"]  # bf16 rounding is visible
+    assert report["dtype"] == "float32"
+    assert report["cached vs full"] < 1e-4 and report["batch-size noise"] < 1e-4
+    assert report["bf16 vs fp32"] > report["cached vs full"]  # bf16 rounding is visible
     assert model.dtype == torch.float32  # the model itself is untouched
+    native = scoring.agreement_report(model.to(torch.bfloat16), sequences, batch_size=8, other_batch_size=5)
+    assert native["dtype"] == "bfloat16" and "bf16 vs fp32" not in native  # a model in its own dtype only

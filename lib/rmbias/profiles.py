@@ -47,6 +47,9 @@ class Profile:
     # The date templates that print one are given (Llama 3.1 / 3.2): a date as they print it, or
     # "unset" to pass none, as the authors did (a Llama 3.2 template then prints the day of the run)
     chat_date: str = FIXED_DATE
+    # Models that do not fit the device (rmbias.memory, checked before any loads): stop the chapter
+    # naming them (False), or leave them out and list them (True)
+    skip_unfit: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

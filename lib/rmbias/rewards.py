@@ -52,6 +52,35 @@ def _chunk_done(directory: Path, name: str, request: str) -> bool:
     return json.loads(meta.read_text()).get("request") == request
 
 
+_LAST: dict[str, Any] = {}  # the reward model loaded last, kept for the next run that asks for the same
+
+
+def loaded_reward_model(key: str, dtype: str, device: str, quantize: str | None = None):
+    """A reward model and its tokenizer (:func:`rmbias.models.load_reward_model`), kept in memory until
+    another model is asked for, so scoring words, the vocabulary and a second tokenisation with one
+    model loads it once (a 27B model takes minutes to load). The previous model is released before
+    the next one loads, so two never share the GPU."""
+    import gc
+
+    import huggingface_hub.constants
+
+    spec = models.spec(key)
+    ident = (spec.fingerprint(), huggingface_hub.constants.HF_HUB_CACHE, dtype, device, quantize)
+    if _LAST.get("ident") != ident:
+        _LAST.clear()
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        model, tokenizer = models.load_reward_model(key, dtype, device, quantize=quantize)
+        _LAST.update(ident=ident, model=model, tokenizer=tokenizer)
+    return _LAST["model"], _LAST["tokenizer"]
+
+
+def release() -> None:
+    """Drop the reward model kept by :func:`loaded_reward_model` (before loading something large)."""
+    _LAST.clear()
+
+
 class _Scorer:
     """Loads its reward model on first use, so a fully resumed run loads nothing."""
 
@@ -76,8 +105,7 @@ class _Scorer:
     @property
     def model(self):
         if self._loaded is None:
-            self._loaded, self._tokenizer = models.load_reward_model(self.key, self.dtype, self.device,
-                                                                     quantize=self.quantize)
+            self._loaded, self._tokenizer = loaded_reward_model(self.key, self.dtype, self.device, self.quantize)
         return self._loaded
 
     def request(self, prompt_text: str, candidates: Sequence[Any]) -> str:
@@ -174,3 +202,23 @@ def score_vocabulary(rm_key: str, prompt_key: str, prompt_text: str, directory: 
             artifacts.write_table(table, folder, name, request=request, prompt_text=prompt_text, **record)
         tables.append(pd.read_parquet(folder / f"{name}.parquet"))
     return pd.concat(tables, ignore_index=True)
+
+
+def engine_check_plan(keys: Sequence[str], device: str, dtype: str) -> list[tuple[str, str]]:
+    """Which reward models the engine check loads, and in which dtype: ``(key, dtype)`` pairs.
+
+    On a CPU, every model whose float32 copy fits the free memory (the demo's and tiny's: float32
+    against its bfloat16 copy, :func:`rmbias.scoring.agreement_report`). Elsewhere (a GPU), or where
+    none fits, the smallest model in its own dtype on the device: a 27B model is never loaded in
+    float32 on a CPU, nor loaded twice on a GPU for a check.
+    """
+    from . import memory
+
+    if resolve_device(device) == "cpu":
+        share, fixed = memory.MARGINS["inference"]
+        free = memory.free_bytes("cpu")
+        kept = [k for k in keys if memory.weight_bytes(k, "float32", reward=True) * (1 + share) + fixed <= free]
+        if kept:
+            return [(key, "float32") for key in kept]
+    smallest = min(keys, key=lambda k: memory.weight_bytes(k, models.dtype_for(k, dtype), reward=True))
+    return [(smallest, models.dtype_for(smallest, dtype))]

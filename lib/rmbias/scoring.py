@@ -476,32 +476,36 @@ def score_cached(model, sequences: Sequence[Sequence[int]], batch_size: int = 64
     return score(model, sequences, route="cached", batch_size=batch_size).values
 
 
-def agreement_report(model, sequences: Sequence[Sequence[int]], batch_size: int = 64,
-                     other_batch_size: int = 7) -> dict[str, float]:
+def agreement_report(model, sequences: Sequence[Sequence[int]], batch_size: int = 64, other_batch_size: int = 7,
+                     low_precision: str | None = "bfloat16") -> dict[str, float | str]:
     """How far the engine's scores are from the reference, next to the noise that no route avoids.
 
-    For a ``*ForSequenceClassification`` reward model in float32, returns the largest absolute
-    difference between: the cached route and the full pass (float32); the cached route at two batch
-    sizes (float32, and bfloat16: the batch-size noise floor); bfloat16 and float32 (cached route);
-    and the Spearman correlation of the bfloat16 and float32 rankings. ``score_sd`` (float32) gives
-    the scale. The model is copied for bfloat16; the original is left as it was.
+    In the model's own dtype (``dtype``): the largest absolute difference between the cached route
+    and the full pass (``cached vs full``), and between the cached route at two batch sizes
+    (``batch-size noise``); ``score_sd`` gives the scale. For a float32 model that is not quantised,
+    also a ``low_precision`` copy (bfloat16, what a GPU run uses): its largest difference from float32,
+    its own batch-size noise, and the Spearman correlation of the two rankings. The model itself is
+    left as it was.
     """
     import pandas as pd
 
     full = score(model, sequences, "full", batch_size).values
     fast = score(model, sequences, "cached", batch_size).values
     fast_other = score(model, sequences, "cached", other_batch_size).values
-    half = copy.deepcopy(model).to(torch.bfloat16)
-    bf = score(half, sequences, "cached", batch_size).values
-    bf_other = score(half, sequences, "cached", other_batch_size).values
-    del half
-    return {
-        "score_sd": float(full.std()),
-        "fp32 cached vs full": float((fast - full).abs().max()),
-        "fp32 batch-size noise": float((fast - fast_other).abs().max()),
-        "bf16 vs fp32": float((bf - fast).abs().max()),
-        "bf16 batch-size noise": float((bf - bf_other).abs().max()),
-        "bf16 vs fp32 Spearman": float(pd.Series(bf.numpy()).corr(pd.Series(fast.numpy()), method="spearman")),
-    }
-
-
+    dtype = str(model.dtype).removeprefix("torch.")
+    report: dict[str, float | str] = {"dtype": dtype, "score_sd": float(full.std()),
+                                      "cached vs full": float((fast - full).abs().max()),
+                                      "batch-size noise": float((fast - fast_other).abs().max())}
+    quantised = getattr(model, "hf_quantizer", None) is not None
+    if low_precision and dtype == "float32" and not quantised:
+        half = copy.deepcopy(model).to(getattr(torch, low_precision))
+        low = score(half, sequences, "cached", batch_size).values
+        low_other = score(half, sequences, "cached", other_batch_size).values
+        del half
+        short = {"bfloat16": "bf16", "float16": "fp16"}.get(low_precision, low_precision)
+        report.update({
+            f"{short} vs fp32": float((low - fast).abs().max()),
+            f"{short} batch-size noise": float((low - low_other).abs().max()),
+            f"{short} vs fp32 Spearman": float(pd.Series(low.numpy()).corr(pd.Series(fast.numpy()), method="spearman")),
+        })
+    return report
