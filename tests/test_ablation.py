@@ -1,13 +1,14 @@
 """The ablation grid on random-weight tiny models: candidates, scored steps, step-0 sharing,
 resuming an interrupted run, the rank tables, and the authors' released rank tables."""
 
+import hashlib
 import json
 from dataclasses import replace
 
 import pandas as pd
 import pytest
 
-from rmbias import ablation, models, preferences, scoring, training
+from rmbias import ablation, corpora, models, preferences, scoring, standins, training
 
 
 @pytest.fixture(scope="module")
@@ -177,12 +178,127 @@ def test_hub_preference_records_become_checked_pairs():
         preferences.load_hub_pairs("someone/else")
 
 
-def test_the_paper_recipe_trains_and_scores_a_tiny_model(tiny_candidates, tmp_path):
-    """The paper grid's path (recipe with LoRA r=32 on every layer, gradient accumulation, two epochs,
-    gradient checkpointing, every size keeping a trajectory) on a random-weight model and local data."""
+@pytest.fixture(scope="module")
+def hub_cache(tmp_path_factory):
+    """Stand-in snapshots of Unified-Feedback and Skywork 80K in a Hugging Face cache, served offline
+    through the real loader (HF_HUB_OFFLINE is set for every test)."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    cache = tmp_path_factory.mktemp("hf-hub")
+    folders = standins.write_preference_standins(cache)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_CACHE", str(cache))
+        patch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+        patch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf-datasets"))
+        yield folders
+
+
+def _tiny_paper(**changes):
+    """The paper grid (the authors' recipe, data and candidates) on tiny random-weight models, in float32."""
+    paper = ablation.Ablation.paper(**changes)
+    return replace(paper, bases=("tiny-llama",), seeds=(0,), score_every=1, batch_size=512,
+                   recipe=replace(paper.recipe, dtype="float32", per_device_batch=2, grad_accum=2))
+
+
+def test_the_grids_keep_their_cache_keys():
+    """Fields added for the paper grid and recipe leave the tiny and demo grids' keys as they were."""
+    blob = lambda grid: hashlib.sha256(json.dumps(grid.key_dict(), sort_keys=True, default=str).encode()).hexdigest()[:10]  # noqa: E731
+    assert blob(ablation.Ablation.tiny()) == "ea15cdf0b3" and blob(ablation.Ablation.demo()) == "ef3be9b37f"
+    assert "candidates" in ablation.Ablation.paper().key_dict()
+
+
+def test_the_authors_candidates_are_their_1365_variants():
+    table = ablation.authors_candidates()
+    assert len(table) == 1365  # the paper's count, from token_intersection.csv
+    assert table["token"].is_unique and table["token"].map(str.isascii).all()
+    assert set(table["category"]) == {"Agency", "Communion"}
+    shared = set(corpora.token_intersection())
+    assert set(table["token"]) <= shared
+    toks = {key: models.load_tokenizer(key) for key in ("tiny-llama", "tiny-gemma2")}
+    placed = ablation.big2_candidates(toks, strings=table["token"].tolist())
+    assert set(placed["token"]) <= set(table["token"])
+    assert placed.attrs["missing"]["tiny-llama"] == 0  # the Llama 3 vocabulary is one of the three
+    assert len(placed) == 1365 - placed.attrs["missing"]["tiny-gemma2"]  # tiny-gemma2 has Gemma 3's
+    grid = _tiny_paper()
+    assert grid.candidates == "authors" and ablation.Ablation.tiny().candidates == "bases"
+
+
+def test_sizes_are_checked_against_the_data_before_any_run(hub_cache, tmp_path, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("no model may load before the sizes are checked")
+
+    monkeypatch.setattr(models, "load_reward_model", never)
+    monkeypatch.setattr(models, "load_tokenizer", never)
+    grid = ablation.Ablation.for_profile("paper", data=preferences.SKYWORK, sizes=(106_000, 13_000))
+    with pytest.raises(ValueError, match=r"SIZES asks for 13,000, 106,000 training pairs.*offers 47.*SIZES=None"):
+        ablation.run_grid(grid, tmp_path)
+    with pytest.raises(ValueError, match="SIZES asks for 5,000"):
+        ablation.prepare(ablation.Ablation.tiny(sizes=(5000,)))
+    # Skywork's default: the whole train split less the authors' 0.5% held out, as they trained
+    skywork, pool = ablation.prepare(ablation.Ablation.for_profile("paper", data=preferences.SKYWORK))
+    n = len(preferences.load_hub_split(preferences.SKYWORK, "train"))
+    assert skywork.sizes == (pool.n_available,) == (n - len(pool.heldout),) and skywork.strides == (1,)
+    pairs, _, info = training.prepare_pairs(skywork.config(skywork.sizes[0], 0), pool=pool)
+    assert sorted(p["index"] for p in pairs) == sorted(pool.rows) and info["draw"]["stride"] == 1
+
+
+def test_the_hub_dataset_is_read_once_per_grid(hub_cache, tmp_path, monkeypatch, tiny_candidates):
+    _, candidates = tiny_candidates
+    reads, snapshots, trained = [], [], []
+    real_split, real_snapshot = preferences.load_hub_split, preferences.hub_snapshot
+    monkeypatch.setattr(preferences, "load_hub_split", lambda d, s, f=None: reads.append(s) or real_split(d, s, f))
+    monkeypatch.setattr(preferences, "hub_snapshot", lambda d: snapshots.append(d) or real_snapshot(d))
+
+    def fake_training(base, train, config, output_dir, **kwargs):
+        trained.append((base, config.n_train, config.stride, [p["index"] for p in train]))
+        output_dir.mkdir(parents=True, exist_ok=True)
+
+    monkeypatch.setattr(ablation, "train_reward_model", fake_training)
+    grid = replace(_tiny_paper(), bases=("tiny-llama", "tiny-gemma2"))
+    folders = ablation.run_grid(grid, tmp_path, candidates, progress=False)
+    assert len(folders) == len(trained) == 8  # 2 bases x 4 strides
+    assert reads == ["train", "val"] and snapshots == [preferences.UNIFIED_FEEDBACK]
+    strides = {(n, k) for _, n, k, _ in trained}
+    untied = preferences.untied_rows(real_split(preferences.UNIFIED_FEEDBACK, "train"))
+    assert strides == {(len(range(0, len(untied), k)), k) for k in (64, 32, 16, 8)}
+    for _, n, k, rows in trained:
+        assert rows == [int(r) for r in untied[::k]][:n]  # the authors' every k-th untied pair
+
+
+def test_the_paper_recipe_trains_and_scores_a_tiny_model(hub_cache, tmp_path):
+    """The paper grid's path end to end on a random-weight model and the stand-in Unified-Feedback
+    snapshot: the authors' recipe (LoRA r=32 with dropout on every layer, gradient accumulation, two
+    epochs, gradient checkpointing, two BOS tokens, clipping at 5.0, transformers 4's AdamW), every
+    k-th untied pair, the val split held out, the authors' candidates, every size keeping a trajectory."""
+    grid, pool = ablation.prepare(_tiny_paper())
+    assert grid.trajectory_for == "all" and grid.recipe.effective_batch == 4
+    size = max(grid.sizes)
+    candidates = ablation.grid_candidates(grid).iloc[::20].reset_index(drop=True)
+    folder = ablation.train_run(grid, "tiny-llama", size, 0, candidates, tmp_path / "run", pool=pool)
+    record = json.loads((folder / "model" / "training.json").read_text())
+    assert record["config"]["lora_r"] == 32 and record["config"]["lora_top_layers"] is None
+    assert record["config"]["max_grad_norm"] == 5.0 and record["optimizer"] == "LegacyAdamW"
+    assert record["chat_format"]["tokenisation"] == "authors"
+    steps = training.optimizer_steps(grid.config(size, 0), size)
+    assert record["training"]["optimizer_steps"] == steps
+    assert sorted(ablation.read_scores(folder)["step"].unique()) == list(range(steps + 1))
+    assert record["heldout"]["n_pairs"] == len(pool.heldout) > 0  # the val split
+    data = record["data"]
+    assert data["draw"]["selection"] == "every-kth" and data["draw"]["stride"] == 8
+    assert data["source"]["revision"] == preferences.UNPINNED and data["source"]["snapshot_commit"]
+    adapter = json.loads((folder / "model" / "adapter_config.json").read_text())
+    assert adapter["lora_dropout"] == 0.05 and adapter["r"] == 32
+    # the other data the paper profile offers: Skywork's whole set
+    with pytest.raises(ValueError, match="the paper grid trains on"):
+        ablation.Ablation.paper(data=preferences.HH_HARMLESS_TEST)
+
+
+def test_a_paper_recipe_run_on_local_file_data(tiny_candidates, tmp_path):
+    """The paper recipe on the hh-rlhf file (as the real-shape tests run it): the authors' held-out rule
+    falls back to the book's, and the steps are planned as the Trainer counts them."""
     _, candidates = tiny_candidates
     paper = ablation.Ablation.paper()
-    assert paper.recipe.lora_r == 32 and paper.recipe.effective_batch == 16 and paper.trajectory_for == "all"
     # 6 pairs in batches of 2 with 2 accumulated: 3 batches an epoch, so the last step accumulates one
     # batch only; the Trainer counts it (2 steps an epoch), flooring would plan 1 and miss the last
     grid = replace(paper, bases=("tiny-llama",), sizes=(6,), seeds=(0,), score_every=1, batch_size=512,
@@ -190,7 +306,6 @@ def test_the_paper_recipe_trains_and_scores_a_tiny_model(tiny_candidates, tmp_pa
                                   per_device_batch=2, grad_accum=2))
     folder = ablation.train_run(grid, "tiny-llama", 6, 0, candidates, tmp_path / "run")
     record = json.loads((folder / "model" / "training.json").read_text())
-    assert record["config"]["lora_r"] == 32 and record["config"]["lora_top_layers"] is None
     assert record["training"]["optimizer_steps"] == training.optimizer_steps(grid.config(6, 0), 6) == 4
     assert record["training"]["steps_per_epoch"] == 2
     assert sorted(ablation.read_scores(folder)["step"].unique()) == [0, 1, 2, 3, 4]

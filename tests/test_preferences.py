@@ -87,3 +87,113 @@ def test_shorten_keeps_the_last_exchange_and_cuts_at_a_word():
         P.shorten(same_start, max_chars=13)
     kept, dropped = P.shorten_all([pair, same_start], max_chars=13)
     assert len(kept) == 1 and dropped == 1
+
+
+# --- hub preference datasets, read from stand-in snapshots in their published layouts -------------
+
+import huggingface_hub.constants  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from rmbias import standins  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def hub_cache(tmp_path_factory):
+    """A Hugging Face cache holding stand-in snapshots of Unified-Feedback and Skywork 80K, served
+    offline (HF_HUB_OFFLINE is set for every test) through the real loader."""
+    import datasets.config
+
+    cache = tmp_path_factory.mktemp("hf-hub")
+    folders = standins.write_preference_standins(cache)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_CACHE", str(cache))
+        patch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+        patch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf-datasets"))
+        yield cache, folders
+
+
+def test_stand_in_snapshots_have_the_published_layout_and_load_offline(hub_cache):
+    cache, folders = hub_cache
+    uf, sky = folders[P.UNIFIED_FEEDBACK], folders[P.SKYWORK]
+    assert sorted(p.relative_to(uf).as_posix() for p in uf.rglob("*.parquet")) == [
+        *(f"all/train-0000{i}-of-00006.parquet" for i in range(6)), "all/val-00000-of-00001.parquet"]
+    assert [p.relative_to(sky).as_posix() for p in sky.rglob("*.parquet")] == ["data/train-00000-of-00001.parquet"]
+    assert sky.name == P.HUB_PREFERENCES[P.SKYWORK].revision  # the pinned commit
+    assert P.hub_snapshot(P.SKYWORK) == sky and P.hub_snapshot(P.UNIFIED_FEEDBACK) == uf
+    train = P.load_hub_split(P.UNIFIED_FEEDBACK, "train")
+    assert train.column_names == ["id", "conv_A", "conv_B", "conv_A_rating", "conv_B_rating", "num_turns", "source"]
+    assert list(train[0]["conv_A"][0]) == ["role", "content"]
+    assert str(train.features["conv_A_rating"].dtype) == "float32" and len(train) == 96
+    assert len(P.load_hub_split(P.UNIFIED_FEEDBACK, "val")) == 16
+    skywork = P.load_hub_split(P.SKYWORK, "train")
+    assert skywork.column_names == ["chosen", "rejected", "source"] and list(skywork[0]["chosen"][0]) == ["content", "role"]
+
+
+def test_an_unreachable_dataset_names_the_cache_and_the_revision(tmp_path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(RuntimeError, match="HF_HUB_CACHE") as err:
+        P.hub_snapshot(P.SKYWORK)
+    assert P.HUB_PREFERENCES[P.SKYWORK].revision in str(err.value)
+
+
+def test_every_kth_selection_equals_the_authors_indices(hub_cache):
+    """The authors' load_datasets.py: filter ties with datasets, then select(range(0, len, k)), then
+    select(range(0, size)); the pool selects the same records."""
+    table = P.load_hub_split(P.UNIFIED_FEEDBACK, "train")
+    untied = table.filter(lambda e: e["conv_A_rating"] != e["conv_B_rating"])
+    pool = P.PairPool.load(P.UNIFIED_FEEDBACK, heldout="authors", summarize_prefix=True, keep_irregular=True)
+    assert pool.n_available == len(untied) < len(table)
+    for k in (64, 32, 16, 8, 3):
+        authors = untied.select(range(0, len(untied), k))["id"]
+        pairs, record = pool.draw(len(authors), selection="every-kth", stride=k)
+        assert [table[p["index"]]["id"] for p in pairs] == authors and record["stride"] == k
+        size = max(1, len(authors) // 2)  # a size below the stride's yield: the first `size` of them
+        assert [table[p["index"]]["id"] for p in pool.draw(size, selection="every-kth", stride=k)[0]] == authors[:size]
+    # without a stride, the largest stride that still gives the size
+    assert P.largest_stride(849_000, 13_266) == 64 and P.largest_stride(10, 6) == 1 and P.largest_stride(10, 3) == 4
+    with pytest.raises(ValueError, match="cannot draw"):
+        pool.draw(pool.n_available + 1)
+
+
+def test_rows_are_selected_on_the_arrow_table_before_becoming_python_objects(hub_cache, monkeypatch):
+    pool = P.PairPool.load(P.UNIFIED_FEEDBACK, heldout="authors", summarize_prefix=True, keep_irregular=True)
+    converted = []
+    real = P._hub_messages
+    monkeypatch.setattr(P, "_hub_messages", lambda record, *a, **k: converted.append(record) or real(record, *a, **k))
+    pairs, _ = pool.draw(5, selection="every-kth")
+    assert len(pairs) == 5 and len(converted) == 5  # not the 96 rows of the table
+    pairs, _ = pool.draw(7, seed=3)
+    assert len(converted) == 12
+
+
+def test_held_out_pairs_follow_the_authors_rule(hub_cache):
+    uf = P.PairPool.load(P.UNIFIED_FEEDBACK, heldout="authors", keep_irregular=True)
+    val = P.load_hub_split(P.UNIFIED_FEEDBACK, "val")
+    untied_val = [r["id"] for r in val if r["conv_A_rating"] != r["conv_B_rating"]]
+    assert [val[p["index"]]["id"] for p in uf.heldout] == untied_val  # the val split, ties dropped
+    assert uf.info["revision"] == P.UNPINNED and uf.info["snapshot_commit"]  # unpinned, but what was read is recorded
+    sky = P.PairPool.load(P.SKYWORK, heldout="authors", keep_irregular=True)
+    n = len(P.load_hub_split(P.SKYWORK, "train"))
+    assert len(sky.heldout) == -(-n * 5 // 1000) and sky.n_available == n - len(sky.heldout)  # train_test_split(0.005)
+    assert not {p["index"] for p in sky.heldout} & set(sky.rows)
+    assert sky.info["revision"] == sky.info["snapshot_commit"] == P.HUB_PREFERENCES[P.SKYWORK].revision
+    carved = P.PairPool.load(P.UNIFIED_FEEDBACK, n_heldout=10, split_seed=1)
+    assert len(carved.heldout) == 10 and not {p["index"] for p in carved.heldout} & set(carved.rows)
+
+
+def test_the_summarise_prefix_and_the_authors_irregular_pairs(hub_cache):
+    table = P.load_hub_split(P.UNIFIED_FEEDBACK, "train")
+    rows = P.untied_rows(table)
+    authors = P.table_pairs(table, rows, "rated", summarize_prefix=True, keep_irregular=True)
+    book = P.table_pairs(table, rows, "rated")
+    for pair in authors.pairs:
+        summarise = "summarize" in table[pair["index"]]["source"]
+        for side in ("chosen", "rejected"):
+            assert pair[side][0]["content"].startswith(P.SUMMARIZE_PREFIX) == summarise
+    assert any("summarize" in table[p["index"]]["source"] for p in authors.pairs)
+    # multi-turn arena chats whose earlier replies differ: the authors trained on them, the book's checks drop them
+    assert authors.source["irregular_kept"] == {"prefix_differs": book.dropped["prefix_differs"]} and len(authors.pairs) == len(rows)
+    assert len(book.pairs) == len(rows) - book.dropped["prefix_differs"]
+    # the tie filter works on the rating columns alone, as the authors' filter does
+    frame = pd.concat([pd.read_parquet(p) for p in sorted(hub_cache[1][P.UNIFIED_FEEDBACK].glob("all/train-*"))])
+    assert list(rows) == list(frame.reset_index(drop=True).query("conv_A_rating != conv_B_rating").index)

@@ -1,6 +1,7 @@
 """Reward-model training on the random-weight tiny models: pad pooling, BOS, a few training
 steps, the saved folder, and the atomic cache. The real demo models are never trained here."""
 
+import dataclasses
 import json
 
 import pytest
@@ -8,7 +9,7 @@ import torch
 
 from rmbias import models, training
 from rmbias.preferences import to_pair
-from rmbias.scoring import score_full
+from rmbias.scoring import UNSET_DATE, ChatFormat, score_full
 
 DIALOGUES = [
     ("Name a colour.", "Blue.", "I will not say."),
@@ -111,13 +112,128 @@ def test_pairwise_accuracy_counts_chosen_above_rejected():
     assert 0 < low < 0.75 < high < 1
 
 
-def test_paper_recipe_matches_section_6():
+def test_paper_recipe_matches_section_6_and_the_authors_scripts():
     paper = training.TrainConfig.paper()
     assert (paper.lora_r, paper.lora_alpha, paper.learning_rate, paper.lr_scheduler) == (32, 64, 1e-5, "cosine")
     assert (paper.warmup_ratio, paper.effective_batch, paper.epochs, paper.max_length) == (0.03, 16, 2.0, 1024)
     assert paper.dtype == "bfloat16" and set(paper.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj"}
     assert paper.lora_top_layers is None
+    # Generalizable-Reward-Model @ 5b06789: run_reward_models_train.py defaults and load_datasets.py
+    assert (paper.lora_dropout, paper.disable_dropout, paper.max_grad_norm, paper.optimizer) == (0.05, False, 5.0, "adamw_hf")
+    assert (paper.over_length, paper.selection, paper.heldout, paper.summarize_prefix, paper.keep_irregular) == (
+        "truncate", "every-kth", "authors", True, True)
+    assert paper.chat == ChatFormat("authors", UNSET_DATE)
     assert training.TrainConfig.demo().fingerprint() != paper.fingerprint()
+    with pytest.raises(ValueError, match="over_length"):
+        training.TrainConfig(over_length="cut")
+
+
+def test_the_demo_recipe_keeps_its_cache_key():
+    """Fields added for the paper recipe leave the demo recipe's key (and its cached models) alone."""
+    demo = training.TrainConfig.demo()
+    assert demo.fingerprint() == "efb65995bc"  # as before the paper recipe's fields existed
+    assert set(demo.key_dict()) == set(dataclasses.asdict(demo)) - set(training.PAPER_FIELDS)
+    assert "max_grad_norm" in training.TrainConfig.demo(max_grad_norm=5.0).key_dict()
+
+
+@pytest.mark.parametrize("key", ["tiny-llama", "tiny-gemma2"])
+def test_the_authors_tokenisation_has_two_bos_and_is_checked_as_such(key):
+    tokenizer = models.load_tokenizer(key)
+    chat = ChatFormat("authors", UNSET_DATE)
+    pair = make_pairs()[1]
+    ids = training.encode_chat(tokenizer, pair["chosen"], chat)
+    rendered = tokenizer.apply_chat_template(pair["chosen"], tokenize=False)
+    assert ids == tokenizer(rendered)["input_ids"]  # the authors' route: render, then tokenise again
+    assert ids[:2] == [tokenizer.bos_token_id] * 2
+    training.check_chat_ids(tokenizer, pair["chosen"], ids, chat)
+    with pytest.raises(ValueError, match="two BOS"):
+        training.check_chat_ids(tokenizer, pair["chosen"], ids)  # the book's single-BOS route refuses it
+    with pytest.raises(ValueError, match="BOS tokens"):
+        training.check_chat_ids(tokenizer, pair["chosen"], ids[1:], chat)  # and the authors' wants both
+
+
+def test_a_pair_quoting_the_pad_token_is_dropped_and_counted():
+    tokenizer = models.load_tokenizer("tiny-gemma2")
+    assert tokenizer.pad_token == "<pad>"
+    pairs = make_pairs()
+    quoting = to_pair("\n\nHuman: How do I pad a batch?\n\nAssistant: Append <pad> tokens.",
+                      "\n\nHuman: How do I pad a batch?\n\nAssistant: You cannot.", index=99)
+    encoded, counts = training._encode_pairs(tokenizer, pairs + [quoting], 256)
+    assert counts["dropped_pad_literal"] == 1 and len(encoded["chosen_ids"]) == len(pairs)
+
+
+def test_over_long_pairs_are_truncated_as_the_authors_did_or_dropped():
+    tokenizer = models.load_tokenizer("tiny-llama")
+    chat = ChatFormat("authors", UNSET_DATE)
+    pairs = make_pairs()
+    lengths = [len(training.encode_chat(tokenizer, p["chosen"], chat)) for p in pairs]
+    cut = sorted(lengths)[len(lengths) // 2]
+    longer = sum(max(length, len(training.encode_chat(tokenizer, p["rejected"], chat))) > cut
+                 for p, length in zip(pairs, lengths))
+    encoded, counts = training._encode_pairs(tokenizer, pairs, cut, chat, over_length="truncate")
+    assert counts["truncated_to_max_length"] == longer > 0 and len(encoded["chosen_ids"]) == len(pairs)
+    assert max(map(len, encoded["chosen_ids"] + encoded["rejected_ids"])) == cut
+    for pair, ids in zip(pairs, encoded["chosen_ids"]):  # encode_plus(truncation=True, max_length=cut)
+        text = tokenizer.apply_chat_template(pair["chosen"], tokenize=False)
+        assert ids == tokenizer(text, truncation=True, max_length=cut)["input_ids"]
+    encoded, counts = training._encode_pairs(tokenizer, pairs, cut, chat, over_length="drop")
+    assert counts["dropped_over_max_length"] == longer and len(encoded["chosen_ids"]) == len(pairs) - longer
+
+
+def test_legacy_adamw_is_transformers_4s_adamw():
+    from transformers.training_args import OptimizerNames
+
+    assert "adamw_hf" not in {o.value for o in OptimizerNames}  # removed in transformers 5
+    torch.manual_seed(0)
+    weight = torch.nn.Parameter(torch.randn(5))
+    start, grads = weight.detach().clone(), [torch.randn(5) for _ in range(3)]
+    optimizer = training.LegacyAdamW([weight], lr=0.1, betas=(0.9, 0.999), eps=1e-8)
+    m = v = torch.zeros(5)
+    expected = start.clone()
+    for t, grad in enumerate(grads, start=1):
+        weight.grad = grad.clone()
+        optimizer.step()
+        m, v = 0.9 * m + 0.1 * grad, 0.999 * v + 0.001 * grad ** 2
+        expected = expected - 0.1 * (1 - 0.999 ** t) ** 0.5 / (1 - 0.9 ** t) * m / (v.sqrt() + 1e-8)
+    assert torch.allclose(weight.detach(), expected, atol=1e-6)
+    assert training.optimizer_choice(training.TrainConfig.paper())[1][0] is training.LegacyAdamW
+    assert training.optimizer_choice(training.TrainConfig.demo()) == ({}, None)
+
+
+def test_the_paper_settings_reach_the_trainer(tmp_path):
+    """LoRA dropout stays on (TRL's disable_dropout would zero it), gradients are clipped at 5.0, the
+    optimiser is transformers 4's AdamW, and chats carry two BOS tokens; a pair quoting the pad token
+    is dropped and counted, not a crash."""
+    from transformers import TrainerCallback
+
+    seen = {}
+
+    class Inspect(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, optimizer=None, train_dataloader=None, **kwargs):
+            seen["dropout"] = {m.p for name, m in model.named_modules() if "lora_dropout" in name and hasattr(m, "p")}
+            seen["max_grad_norm"] = args.max_grad_norm
+            seen["optimizer"] = type(getattr(optimizer, "optimizer", optimizer)).__name__  # accelerate wraps it
+            seen["bos"] = [list(row[:2]) for row in train_dataloader.dataset["chosen_ids"]]
+
+    pairs = make_pairs()
+    quoting = to_pair("\n\nHuman: How do I pad a batch?\n\nAssistant: Append <pad> tokens.",
+                      "\n\nHuman: How do I pad a batch?\n\nAssistant: You cannot.", index=99)
+    paper = training.TrainConfig.paper(dtype="float32", per_device_batch=2, grad_accum=1, max_steps=2,
+                                       gradient_checkpointing=False, logging_steps=1, max_length=48)
+    out = training.train_reward_model("tiny-gemma2", pairs[:6] + pairs[:3] + [quoting], paper, tmp_path / "rm",
+                                      heldout_pairs=pairs[6:], callbacks=[Inspect()])
+    assert seen["dropout"] == {0.05} and seen["max_grad_norm"] == 5.0 and seen["optimizer"] == "LegacyAdamW"
+    tokenizer = models.load_tokenizer("tiny-gemma2")
+    assert all(row == [tokenizer.bos_token_id] * 2 for row in seen["bos"])
+    record = training.read_record(out)
+    assert record["data"]["dropped_pad_literal"] == 1 and record["data"]["n_train_pairs_used"] == 9
+    assert record["chat_format"] == {"tokenisation": "authors", "date": UNSET_DATE} and record["pad_token"] == "<pad>"
+    assert record["optimizer"] == "LegacyAdamW"
+    seen.clear()
+    # the demo recipe, as before: TRL's disable_dropout zeroes a LoRA dropout, and clipping stays at 1.0
+    training.train_reward_model("tiny-gemma2", pairs[:6], tiny_config(lora_dropout=0.1), tmp_path / "demo",
+                                callbacks=[Inspect()])
+    assert seen["dropout"] == {0.0} and seen["max_grad_norm"] == 1.0 and seen["optimizer"] != "LegacyAdamW"
 
 
 @pytest.mark.parametrize("key", ["tiny-llama", "tiny-gemma2"])

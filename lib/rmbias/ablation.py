@@ -306,6 +306,80 @@ def pool_for_grid(grid: Ablation, pool: PairPool | None = None) -> PairPool:
     return pool_for(replace(grid.recipe, split_seed=grid.heldout_seed), pool)
 
 
+# The authors' training, as their fork runs it (brchristian/Generalizable-Reward-Model @ 5b06789:
+# scripts/unified/step{64,32,16,8}/*.sbatch, scripts/skywork/train_bt_*.sbatch,
+# reward_models/run_reward_models_train.py and load_datasets.py; transformers 4.43.4, TRL 0.8.5, peft 0.10.0).
+AUTHORS_RECIPE: dict[str, str] = {
+    "LoRA": "r=32, alpha=64, dropout 0.05 on q/k/v/o",
+    "dropout": "LoRA's 0.05 applies (no dropout is disabled)",
+    "optimiser": "adamw_hf (transformers 4's AdamW), lr 1e-5, cosine, 3% warm-up",
+    "gradient clipping": "max_grad_norm 5.0",
+    "batch": "4 pairs x 4 accumulated = 16 a step, 2 epochs",
+    "over-long pairs": "truncated at 1024 tokens (encode_plus(truncation=True))",
+    "training pairs": "Unified-Feedback 'all': every 64th/32nd/16th/8th pair after dropping ties; Skywork: all",
+    "held out": "Unified-Feedback's val split (ties dropped); Skywork: 0.5% of train",
+    "summarisation pairs": "'Generate one-sentence summary for the following post: ' before the post",
+    "tokenisation": "chat rendered to text, then tokenised again (two BOS); no date passed",
+    "precision": "bf16, gradient checkpointing",
+}
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _rate(x: float) -> str:
+    return f"{x:.0e}".replace("e-0", "e-")
+
+
+def recipe_comparison(grid: Ablation) -> pd.DataFrame:
+    """The grid's recipe beside the authors' (:data:`AUTHORS_RECIPE`), setting by setting, with
+    whether they agree: the table chapter 05 shows."""
+    r = grid.recipe
+    lora = f"r={r.lora_r}, alpha={r.lora_alpha}, dropout {r.lora_dropout:g} on {'/'.join(t[0] for t in r.target_modules)}"
+    if r.lora_top_layers is not None:
+        lora += f" (top {r.lora_top_layers} layers)"
+    optimiser = {None: "the Trainer's AdamW", "adamw_torch": "torch AdamW", "adamw_hf": "adamw_hf (transformers 4's AdamW)"}
+    rate = f"lr {_rate(r.learning_rate)}" + (f" (score head {_rate(r.score_learning_rate)})" if r.score_learning_rate else "")
+    if r.selection == "every-kth":
+        pairs = (f"every {'/'.join(map(_ordinal, grid.strides))} pair after dropping ties" if grid.strides
+                 else "every k-th pair, k set by each size")
+    else:
+        pairs = f"a seeded random subsample of {r.data}"
+    held = {"authors": "the dataset's own held-out pairs (as the authors)", "carve": f"{r.n_heldout} pairs carved out of train"}
+    ours = {
+        "LoRA": lora,
+        "dropout": "LoRA's dropout applies" if not r.disable_dropout else "every dropout disabled (TRL's disable_dropout)",
+        "optimiser": f"{optimiser[r.optimizer]}, {rate}, {r.lr_scheduler}, {r.warmup_ratio:.0%} warm-up",
+        "gradient clipping": f"max_grad_norm {r.max_grad_norm:g}",
+        "batch": f"{r.per_device_batch} pairs x {r.grad_accum} accumulated = {r.effective_batch} a step, "
+                 f"{r.epochs:g} epoch{'s' if r.epochs != 1 else ''}",
+        "over-long pairs": f"{'truncated' if r.over_length == 'truncate' else 'dropped'} at {r.max_length} tokens",
+        "training pairs": pairs,
+        "held out": held[r.heldout],
+        "summarisation pairs": "the authors' prefix" if r.summarize_prefix else "no prefix",
+        "tokenisation": (("rendered, then tokenised again (two BOS)" if r.tokenisation == "authors" else "one BOS")
+                         + ("; no date passed" if r.chat_date == "unset" else f"; date {r.chat_date}")),
+        "precision": f"{r.dtype}" + (", gradient checkpointing" if r.gradient_checkpointing else ""),
+    }
+    same = {
+        "LoRA": (r.lora_r, r.lora_alpha, r.lora_dropout, r.lora_top_layers) == (32, 64, 0.05, None),
+        "dropout": not r.disable_dropout,
+        "optimiser": (r.optimizer, r.learning_rate, r.score_learning_rate, r.lr_scheduler, r.warmup_ratio)
+        == ("adamw_hf", 1e-5, None, "cosine", 0.03),
+        "gradient clipping": r.max_grad_norm == 5.0,
+        "batch": (r.per_device_batch, r.grad_accum, r.epochs) == (4, 4, 2.0),
+        "over-long pairs": (r.over_length, r.max_length) == ("truncate", 1024),
+        "training pairs": r.selection == "every-kth" and r.data in HUB_PREFERENCES,
+        "held out": r.heldout == "authors" and r.data in HUB_PREFERENCES,
+        "summarisation pairs": r.summarize_prefix,
+        "tokenisation": (r.tokenisation, r.chat_date) == ("authors", "unset"),
+        "precision": r.dtype == "bfloat16" and r.gradient_checkpointing,
+    }
+    return pd.DataFrame([{"setting": k, "authors": v, "this grid": ours[k], "same": same[k]}
+                         for k, v in AUTHORS_RECIPE.items()])
+
+
 def run_name(base: str, size: int, seed: int) -> str:
     return f"{base.replace('/', '--')}-n{size}-s{seed}"
 

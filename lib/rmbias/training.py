@@ -651,7 +651,7 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
         "pad_token_id": tokenizer.pad_token_id,
         "chat_template": tokenizer.chat_template,
         "chat_format": chat.as_dict(),
-        "optimizer": type(trainer.optimizer).__name__ if trainer.optimizer is not None else None,
+        "optimizer": type(getattr(trainer.optimizer, "optimizer", trainer.optimizer)).__name__,  # under accelerate's wrapper
         "data": {**(data_info or {}), "n_train_pairs_given": len(train_pairs), "n_train_pairs_used": len(dataset),
                  **counts},
         "heldout": evaluation,
