@@ -250,7 +250,8 @@ def write_model_standin(cache: Path, hf_id: str, revision: str | None = None, la
 # (jdf-prog/UnifiedFeedback, process_and_upload_dataset.py, uploaded with push_to_hub):
 #
 # - Unified-Feedback: README.md whose YAML names the configuration "all" with data files
-#   all/train-* and all/val-*; six train shards all/train-0000N-of-00006.parquet and one val shard
+#   all/train-* and all/val-* (and eight other subsets, whose files a download of "all" skips and the
+#   stand-in leaves out); six train shards all/train-0000N-of-00006.parquet and one val shard
 #   all/val-00000-of-00001.parquet. Columns: id (string), conv_A and conv_B (lists of {role, content}),
 #   conv_A_rating and conv_B_rating (float32), num_turns (int32), source (string: the original
 #   dataset, e.g. "Anthropic/hh-rlhf", "openai/summarize_from_feedback(comparisons)", or an
@@ -335,14 +336,25 @@ def _features(layout: str):
     return Features({"chosen": message, "rejected": message, "source": Value("string")})
 
 
-def _card(config: str, files: dict[str, str], features, splits: dict, licence: str | None) -> str:
-    """A dataset card whose YAML header declares one configuration and its features, as push_to_hub
-    writes it."""
+# The other subsets Unified-Feedback's card declares (main, "Add all val dataset"), each with
+# <name>/train-* and <name>/val-*: a download of the "all" subset leaves their files out.
+UF_OTHER_SUBSETS = ("Nectar", "UltraFeedback", "chatbot_arena_conversations", "hh-rlhf", "summarize_from_feedback",
+                    "synthetic-instruct-gptj-pairwise", "ultrafeedback-binarized-preferences-cleaned",
+                    "webgpt_comparisons")
+
+
+def _card(config: str, files: dict[str, str], features, splits: dict, licence: str | None,
+          others: tuple[str, ...] = ()) -> str:
+    """A dataset card whose YAML header declares ``config`` with its features, as push_to_hub writes
+    it, and the configurations ``others`` (files ``<name>/<split>-*``) whose files are not written."""
     import yaml
 
     header: dict = {"license": licence} if licence else {}
-    header["configs"] = [{"config_name": config,
-                          "data_files": [{"split": split, "path": pattern} for split, pattern in files.items()]}]
+    declared = {name: {split: f"{name}/{split}-*" for split in files} for name in others}
+    declared[config] = files
+    header["configs"] = [{"config_name": name,
+                          "data_files": [{"split": split, "path": pattern} for split, pattern in declared[name].items()]}
+                         for name in sorted(declared)]
     header["dataset_info"] = [{"config_name": config, "features": features._to_yaml_list(),
                                "splits": [{"name": split, "num_bytes": int(table.data.nbytes),
                                            "num_examples": len(table)} for split, table in splits.items()],
@@ -371,7 +383,7 @@ def write_preference_standins(cache: Path, n_train: int = 96, n_val: int = 16, n
             str(folder / "all" / f"train-{shard:05d}-of-{UF_SHARDS:05d}.parquet"))
     val.to_parquet(str(folder / "all" / "val-00000-of-00001.parquet"))
     (folder / "README.md").write_text(_card("all", {"train": "all/train-*", "val": "all/val-*"}, features,
-                                            {"train": train, "val": val}, "mit"))
+                                            {"train": train, "val": val}, "mit", UF_OTHER_SUBSETS))
     out[UNIFIED_FEEDBACK] = folder
 
     sky = HUB_PREFERENCES[SKYWORK]
