@@ -119,6 +119,9 @@ def test_stand_in_snapshots_have_the_published_layout_and_load_offline(hub_cache
         *(f"all/train-0000{i}-of-00006.parquet" for i in range(6)), "all/val-00000-of-00001.parquet"]
     assert [p.relative_to(sky).as_posix() for p in sky.rglob("*.parquet")] == ["data/train-00000-of-00001.parquet"]
     assert sky.name == P.HUB_PREFERENCES[P.SKYWORK].revision  # the pinned commit
+    # the card declares every subset, but a download of "all" holds only its files: the loader needs no more
+    assert set(P.card_data_files(uf, "Nectar")) == {"train", "val"} and not (uf / "Nectar").exists()
+    assert P.card_data_files(uf, "all") == {"train": [str(uf / "all/train-*")], "val": [str(uf / "all/val-*")]}
     assert P.hub_snapshot(P.SKYWORK) == sky and P.hub_snapshot(P.UNIFIED_FEEDBACK) == uf
     train = P.load_hub_split(P.UNIFIED_FEEDBACK, "train")
     assert train.column_names == ["id", "conv_A", "conv_B", "conv_A_rating", "conv_B_rating", "num_turns", "source"]

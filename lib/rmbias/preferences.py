@@ -28,6 +28,7 @@ A pair whose two replies become identical after cutting is dropped and counted.
 
 from __future__ import annotations
 
+import glob
 import gzip
 import json
 import math
@@ -247,16 +248,59 @@ def hub_snapshot(dataset_id: str) -> Path:
                            "hub access, or the dataset in the cache (HF_HUB_CACHE)") from err
 
 
+def card_data_files(folder: Path, subset: str | None) -> dict[str, list[str]]:
+    """The data files of ``subset`` (None: the default configuration) as the snapshot's dataset card
+    declares them: ``{split: [absolute glob patterns]}``, read from the card's YAML ``configs``."""
+    import yaml
+
+    text = (Path(folder) / "README.md").read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        raise ValueError(f"{folder}/README.md has no YAML header declaring its configurations")
+    header = yaml.safe_load(text.split("---", 2)[1]) or {}
+    configs = header.get("configs") or []
+    if subset is None:
+        chosen = [c for c in configs if c.get("default")] or [c for c in configs if c.get("config_name") == "default"]
+    else:
+        chosen = [c for c in configs if c.get("config_name") == subset]
+    if not chosen:
+        names = ", ".join(str(c.get("config_name")) for c in configs)
+        raise ValueError(f"the dataset card in {folder} declares no configuration {subset or 'default'!r} ({names})")
+    files = chosen[0]["data_files"]
+    entries = files if isinstance(files, list) else [{"split": "train", "path": files}]
+    out: dict[str, list[str]] = {}
+    for entry in entries:
+        paths = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
+        out.setdefault(entry["split"], []).extend(str(Path(folder) / path) for path in paths)
+    return out
+
+
+_BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
+
+
 def load_hub_split(dataset_id: str, split: str, folder: Path | None = None):
     """One split of a hub preference dataset as a memory-mapped Arrow ``datasets.Dataset``, read from
     the local snapshot ``folder`` (default: :func:`hub_snapshot`); nothing becomes a Python object
-    until rows are selected."""
+    until rows are selected.
+
+    The split's files are the ones the snapshot's dataset card declares for the subset
+    (:func:`card_data_files`), read with the matching ``datasets`` builder: what
+    ``load_dataset(folder, subset, split=split)`` reads, except that the card's other subsets, which a
+    download skips, need not be present."""
     from datasets import load_dataset
 
     spec = _hub_spec(dataset_id)
-    folder = hub_snapshot(dataset_id) if folder is None else folder
+    folder = hub_snapshot(dataset_id) if folder is None else Path(folder)
     try:
-        return load_dataset(str(folder), spec.subset, split=split)
+        files = card_data_files(folder, spec.subset)
+        if split not in files:
+            raise ValueError(f"the card declares splits {', '.join(files)}, not {split!r}")
+        paths = sorted({path for pattern in files[split] for path in glob.glob(pattern)})
+        if not paths:
+            raise FileNotFoundError(f"no file matches {', '.join(files[split])}")
+        suffixes = {Path(path).suffix for path in paths}
+        if len(suffixes) != 1 or next(iter(suffixes)) not in _BUILDERS:
+            raise ValueError(f"no reader for files ending in {', '.join(sorted(suffixes))}")
+        return load_dataset(_BUILDERS[suffixes.pop()], data_files={split: paths}, split=split)
     except Exception as err:
         raise RuntimeError(f"could not read split {split!r} of {dataset_id} (subset {spec.subset}) from "
                            f"{folder} ({type(err).__name__}: {err})") from err
