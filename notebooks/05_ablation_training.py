@@ -89,7 +89,8 @@ summary: dict = {}
 CATEGORIES = ("Agency", "Communion")
 pd.Series({"bases": ", ".join(grid.bases), "training pairs": ", ".join(f"{n:,}" for n in grid.sizes),
            "pairs available": f"{pool.n_available:,}", "seeds": ", ".join(map(str, grid.seeds)),
-           "data": grid.recipe.data, "data revision": pool.info.get("revision", "sha256-checked file"),
+           "data": grid.recipe.data,
+           "data revision": pool.info.get("revision") or pool.info.get("source", {}).get("commit", "unrecorded"),
            "prompt": grid.prompt, "LoRA": f"r={grid.recipe.lora_r}, alpha={grid.recipe.lora_alpha}",
            "learning rate": grid.recipe.learning_rate, "pairs per step": grid.recipe.effective_batch,
            "epochs": grid.recipe.epochs, "scored every": f"{grid.score_every} steps"}, name=PROFILE).to_frame()

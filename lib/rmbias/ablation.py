@@ -237,8 +237,8 @@ class Ablation:
 
     def config(self, size: int, seed: int) -> TrainConfig:
         """The recipe of one run: ``n_train=size``, ``seed``, the grid's held-out split and, where
-        ``strides`` pair up with the sizes (after :func:`prepare`), the stride of ``size``. LoRA checkpoints (for resuming) are kept every
-        ``score_every`` steps."""
+        ``strides`` pair up with the sizes (after :func:`prepare`), the stride of ``size``. LoRA
+        checkpoints (for resuming) are kept every ``score_every`` steps."""
         paired = len(self.strides) == len(self.sizes) and size in self.sizes
         stride = self.strides[self.sizes.index(size)] if paired else None
         return replace(self.recipe, n_train=size, seed=seed, split_seed=self.heldout_seed,

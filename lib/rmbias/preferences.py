@@ -22,8 +22,17 @@ nested (the first 100 of 200 are the 100), which suits a data-size ablation.
 characters, at a word boundary. Cutting keeps the start of each message, because an assistant
 reply shows its stance (help or refuse) in its first sentences; the end of a long reply is lost.
 The demo recipe (:mod:`rmbias.training`) keeps one exchange and a few hundred characters; the
-paper recipe keeps everything and lets the tokenised length limit drop over-long pairs, as TRL does.
-A pair whose two replies become identical after cutting is dropped and counted.
+paper recipe keeps everything and truncates over-long pairs at the tokenised length limit, as the
+authors' code did. A pair whose two replies become identical after cutting is dropped and counted.
+
+The paper profile trains on two hub datasets (:data:`HUB_PREFERENCES`): Unified-Feedback's ``all``
+subset and Skywork-Reward-Preference-80K-v0.2. Each is downloaded once as a snapshot of its hub
+repository (:func:`hub_snapshot`, the pinned revision where a public record gives one) and read as a
+memory-mapped Arrow table (:func:`load_hub_split`). A grid of runs reads it once into a
+:class:`PairPool`; rows are chosen on the table (the authors' tie filter on the rating columns,
+their every k-th pair, or a seeded draw) and only the chosen rows become Python dicts
+(:func:`table_pairs`), under the authors' rules if asked (:data:`SUMMARIZE_PREFIX`, irregular pairs
+kept).
 """
 
 from __future__ import annotations
@@ -498,8 +507,9 @@ class PairPool:
         ``heldout``: ``"carve"`` holds out ``n_heldout`` pairs drawn with ``split_seed`` (the book's
         rule); ``"authors"`` holds out what the authors did for that dataset (Unified-Feedback: its
         ``val`` split, ties dropped; Skywork: ``heldout_fraction`` of the train split, rounded up, drawn
-        with ``split_seed``), and carves for data they did not train on (the hh-rlhf file). ``summarize_prefix`` and ``keep_irregular``: see :func:`table_pairs`.
-        ``last_turns`` and ``max_chars`` shorten every pair (:func:`shorten`).
+        with ``split_seed``), and carves for data they did not train on (the hh-rlhf file).
+        ``summarize_prefix`` and ``keep_irregular``: see :func:`table_pairs`. ``last_turns`` and
+        ``max_chars`` shorten every pair (:func:`shorten`).
         """
         if heldout not in HELDOUT_RULES:
             raise ValueError(f"unknown held-out rule {heldout!r}: use one of {', '.join(HELDOUT_RULES)}")

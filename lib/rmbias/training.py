@@ -5,7 +5,8 @@ and compares what they learned. :func:`train_reward_model` does that for any reg
 model: TRL's ``RewardTrainer`` minimises the Bradley-Terry loss ``-log sigmoid(r_chosen -
 r_rejected)`` over preference pairs, with LoRA adapters (peft) on the attention projections and
 a fully trained score head. The recipe lives in :class:`TrainConfig`; :meth:`TrainConfig.paper`
-is the paper's, :meth:`TrainConfig.demo` is a miniature that trains on a 2-core CPU in minutes.
+is the paper's as the authors' scripts ran it (their optimiser, transformers 4's AdamW, is
+:class:`LegacyAdamW`), :meth:`TrainConfig.demo` is a miniature that trains on a 2-core CPU in minutes.
 The saved folder is a plain merged ``*ForSequenceClassification`` checkpoint that
 ``AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1)`` loads directly, with
 its tokenizer, chat template and a ``training.json`` provenance record beside it.
@@ -18,8 +19,10 @@ Two traps are handled here:
   gives the tokenizer and the model config a pad token that never occurs in a rendered chat (for
   SmolLM2 ``<|endoftext|>``), so the pooled position is the last real token, as in
   :mod:`rmbias.scoring`; the choice is saved with the model.
-- **Double BOS.** Chats are tokenised by the chat template itself (:func:`encode_chat`, the same
-  call TRL makes), never rendered and re-tokenised; :func:`check_chat_ids` rejects a doubled BOS.
+- **Double BOS.** By default chats are tokenised by the chat template itself (:func:`encode_chat`, the
+  same call TRL makes) and :func:`check_chat_ids` rejects a doubled BOS. The paper recipe takes the
+  authors' route instead (``tokenisation="authors"``: rendered to text and tokenised again, two BOS
+  tokens, as their models were trained), and the check then asks for exactly that.
 
 :func:`demo_reward_model` trains the demo reward model of a base model once and caches it
 atomically, so notebooks can call it freely.
