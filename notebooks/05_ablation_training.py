@@ -61,6 +61,8 @@ SEEDS = None  # list of seeds; None: the profile's (three)
 SCORE_EVERY = None  # score the model every N optimiser steps; None: the profile's (paper: 1,000)
 DATA = None  # preference data: "harmless-base/test.jsonl.gz" (demo, tiny), "llm-blender/Unified-Feedback" or
 #              "Skywork/Skywork-Reward-Preference-80K-v0.2" (paper); None: the profile's
+TOKENISATION = None  # "authors" (chat rendered to text and tokenised again: two BOS) or "single-bos"; None: the profile's
+CHAT_DATE = None  # the date Llama 3.1/3.2 templates print, e.g. "26 Jul 2024", or "unset" (the day of the run); None: the profile's
 
 # %%
 import json
@@ -77,7 +79,8 @@ from rmbias import ablation, artifacts, corpora, models, plots, prompts, ranks
 
 grid = ablation.Ablation.for_profile(PROFILE, bases=tuple(BASES) if BASES else None,
                                      sizes=tuple(SIZES) if SIZES else None,
-                                     seeds=tuple(SEEDS) if SEEDS else None, score_every=SCORE_EVERY, data=DATA)
+                                     seeds=tuple(SEEDS) if SEEDS else None, score_every=SCORE_EVERY, data=DATA,
+                                     tokenisation=TOKENISATION, chat_date=CHAT_DATE)
 if len(grid.bases) < 2:
     raise ValueError(f"the ablation compares bases: give at least two in BASES, not {list(grid.bases)}")
 # Read the preference data once for every run, and check the sizes against it before any model loads.
@@ -93,7 +96,8 @@ pd.Series({"bases": ", ".join(grid.bases), "training pairs": ", ".join(f"{n:,}" 
            "data revision": pool.info.get("revision") or pool.info.get("source", {}).get("commit", "unrecorded"),
            "prompt": grid.prompt, "LoRA": f"r={grid.recipe.lora_r}, alpha={grid.recipe.lora_alpha}",
            "learning rate": grid.recipe.learning_rate, "pairs per step": grid.recipe.effective_batch,
-           "epochs": grid.recipe.epochs, "scored every": f"{grid.score_every} steps"}, name=PROFILE).to_frame()
+           "epochs": grid.recipe.epochs, "scored every": f"{grid.score_every} steps",
+           "chats": f"{grid.recipe.tokenisation}, date {grid.recipe.chat_date}"}, name=PROFILE).to_frame()
 
 # %% [markdown]
 # ## The authors' runs, as released

@@ -206,6 +206,10 @@ def test_the_grids_keep_their_cache_keys():
     blob = lambda grid: hashlib.sha256(json.dumps(grid.key_dict(), sort_keys=True, default=str).encode()).hexdigest()[:10]  # noqa: E731
     assert blob(ablation.Ablation.tiny()) == "ea15cdf0b3" and blob(ablation.Ablation.demo()) == "ef3be9b37f"
     assert "candidates" in ablation.Ablation.paper().key_dict()
+    authors = ablation.Ablation.for_profile("demo", tokenisation="authors", chat_date=None)
+    assert authors.recipe.chat.tokenisation == "authors" and blob(authors) != blob(ablation.Ablation.demo())
+    with pytest.raises(ValueError, match="tokenisation"):
+        ablation.Ablation.for_profile("tiny", tokenisation="double")
 
 
 def test_the_authors_candidates_are_their_1365_variants():

@@ -196,7 +196,8 @@ class Ablation:
     def for_profile(cls, profile: str, **changes: Any) -> Ablation:
         """The grid of a profile (``tiny``, ``demo`` or ``paper``) with ``changes`` applied (a change of
         None keeps the profile's value). ``data`` names other preference data: the paper grid then
-        takes the authors' settings for it (Skywork: the whole set)."""
+        takes the authors' settings for it (Skywork: the whole set). ``tokenisation`` and
+        ``chat_date`` set how chats become ids in training and scoring (:class:`rmbias.scoring.ChatFormat`)."""
         makers = {"tiny": cls.tiny, "demo": cls.demo, "paper": cls.paper}
         if profile not in makers:
             raise ValueError(f"no ablation grid for profile {profile!r}; choose one of {', '.join(makers)}")
@@ -263,11 +264,13 @@ class Ablation:
 
 
 def _with(grid: Ablation, changes: dict[str, Any]) -> Ablation:
-    """``grid`` with ``changes``: ``data`` replaces the recipe's data, and explicit ``sizes`` replace
-    the strides (every-kth selection then takes the largest stride that gives each size)."""
+    """``grid`` with ``changes``: ``data``, ``tokenisation`` and ``chat_date`` replace the recipe's, and
+    explicit ``sizes`` replace the strides (every-kth selection then takes the largest stride that
+    gives each size)."""
     changes = dict(changes)
-    if "data" in changes:
-        grid = replace(grid, recipe=replace(grid.recipe, data=changes.pop("data")))
+    recipe = {k: changes.pop(k) for k in ("data", "tokenisation", "chat_date") if k in changes}
+    if recipe:
+        grid = replace(grid, recipe=replace(grid.recipe, **recipe))
     if "sizes" in changes:
         changes["strides"] = ()
     return replace(grid, **changes)
