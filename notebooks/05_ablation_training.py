@@ -301,7 +301,7 @@ glue("our_versions", ", ".join(f"{name} {version(name)}" for name in ("transform
 # | optimiser | `adamw_hf` in transformers 4.43 | the same algorithm, re-implemented (`rmbias.training.LegacyAdamW`) | transformers 5 removed `adamw_hf` |
 # | pad token | Llama: a new `[PAD]` token added to the vocabulary; Gemma: `<pad>` | a special token that no chat uses | padding never enters the loss or the pooled position either way; a new token would resize the embeddings |
 # | pairs quoting the pad token | trained on, and pooled at the token before the first pad | dropped and counted | the reward would be read at the wrong token |
-# | irregular pairs | trained on | trained on too, and counted (multi-turn arena chats whose earlier replies differ, identical replies) | as the authors |
+# | irregular pairs (multi-turn arena chats whose earlier replies differ, identical replies) | trained on | trained on too, and counted | not a difference: listed because the demo and tiny grids drop such pairs |
 # | Skywork's held-out pairs | `train_test_split` without a seed | the same fraction, drawn with a fixed seed | the split is reproducible |
 # | repeated dictionary entries | {glue:text}`n_dict_repeats` words appear twice in `dict_big2_expanded.csv`, so their variants count twice in the authors' medians | each variant once ({glue:text}`n_cand_repeats` of the candidates here are affected) | a word should not weigh double because its entry was pasted twice |
 # | libraries | transformers 4.43.4, TRL 0.8.5, peft 0.10.0 | the book's pins ({glue:text}`our_versions`) | numerics of kernels and defaults may differ slightly |
