@@ -62,9 +62,12 @@ LANGUAGE_MODELS = None  # list of model keys or Hugging Face ids; None: the prof
 PAIRS = None  # list of [gemma_model, llama_model] pairs for Figure 2; None: the paper's pairs, or every Gemma x Llama pair
 PROMPTS = None  # list of prompt keys; None: the profile's (demo, paper: all 54)
 FORCED_PROMPTS = None  # prompts for teacher forcing of whole words; None: the profile's
+MAX_WORDS = None  # teacher forcing: at most this many nouns per category; None: the profile's (demo, paper: all)
 BATCH_SIZE = None  # sequences per forward pass; None: the profile's
 DEVICE = None  # "cpu", "cuda", "auto" or "multi-gpu" (split each model over every GPU); None: the profile's
 QUANTIZE = None  # None (the paper's precision), "8bit" or "4bit" for GPUs too small; results are keyed to it
+CHAT_DATE = None  # the date Llama 3.1/3.2 templates print, e.g. "26 Jul 2024", or "unset" (the day of the run); None: the profile's
+SKIP_UNFIT = None  # True: leave out models too large for the device (listed); None: the profile's (stop, naming them)
 
 # %%
 import matplotlib.pyplot as plt
@@ -74,16 +77,21 @@ import seaborn as sns
 from myst_nb import glue
 from transformers.utils import logging as hf_logging
 
-from rmbias import artifacts, corpora, logprobs, models, plots, profiles, prompts, ranks, rewards, stats
+from rmbias import artifacts, corpora, logprobs, memory, models, plots, profiles, prompts, ranks, rewards, stats
 
 settings = profiles.resolve(PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS,
-                            forced_prompts=FORCED_PROMPTS, batch_size=BATCH_SIZE, device=DEVICE, quantize=QUANTIZE)
+                            forced_prompts=FORCED_PROMPTS, max_words=MAX_WORDS, batch_size=BATCH_SIZE, device=DEVICE,
+                            quantize=QUANTIZE, chat_date=CHAT_DATE, skip_unfit=SKIP_UNFIT)
 out = artifacts.results_dir(settings.name, "03_logit_tracing")
 device = rewards.resolve_device(settings.device)
 plots.setup()
 hf_logging.set_verbosity_error()
 summary: dict = {}
-lm_keys = list(settings.language_models)
+# before any model loads: does each fit the device? (stops naming those that do not, unless SKIP_UNFIT)
+fit = memory.check_fit(settings.language_models, dtype=settings.dtype, device=settings.device,
+                       quantize=settings.quantize, skip_unfit=settings.skip_unfit)
+summary["fit_check"] = memory.fit_summary(fit)
+lm_keys = fit.kept
 if PAIRS is not None:
     pairs = [tuple(p) for p in PAIRS]
 elif all(k in lm_keys or models.spec(k).key in lm_keys for pair in models.FIGURE2_PAIRS for k in pair):
@@ -108,13 +116,17 @@ formats = []
 for key in lm_keys:
     spec = models.spec(key)
     tokenizer = models.load_tokenizer(key)
-    ids = logprobs.prompt_ids(tokenizer, headline_text, spec.instruct)
+    ids = logprobs.prompt_ids(tokenizer, headline_text, spec.instruct, settings.chat_date)
     formats.append({"model": spec.label, "family": spec.family,
                     "kind": "instruction-tuned" if spec.instruct else "pretrained",
                     "tokens": len(ids), "what the model reads": tokenizer.decode(ids)})
 formats = pd.DataFrame(formats)
 kinds = formats["kind"].value_counts()
 glue("n_models", len(lm_keys), display=False)
+glue("chat_date_text", "no date, so the day of the run" if settings.chat_date == "unset"
+     else f"the fixed date {settings.chat_date}, so the distributions do not depend on the day they were computed",
+     display=False)
+glue("skipped_unfit", ", ".join(models.spec(k).label for k in fit.skipped) or "none", display=False)
 glue("n_instruct", int(kinds.get("instruction-tuned", 0)), display=False)
 glue("n_pretrained", int(kinds.get("pretrained", 0)), display=False)
 with pd.option_context("display.max_colwidth", None):
@@ -128,8 +140,10 @@ with pd.option_context("display.max_colwidth", None):
 # typed, and Gemma-3-270M is a pretrained model, so it reads the bare question. The demo's one pair
 # therefore compares an instruction-tuned Llama-architecture model with a pretrained Gemma model; the
 # paper compares like with like (pretrained with pretrained, instruction-tuned with instruction-tuned).
-# Templates that print a date (Llama 3.1 and 3.2) get a fixed one, so the distributions do not depend on
-# the day they were computed; the authors' script passed none.
+# Templates that print a date (Llama 3.1 and 3.2) are given {glue:text}`chat_date_text`. The authors'
+# script passed none, so a Llama 3.2 template printed the day it ran; the paper profile does the same
+# (`CHAT_DATE = "unset"`), and every trace records the prompt as rendered. Models left out because
+# they do not fit this device: {glue:text}`skipped_unfit`.
 
 # %% [markdown]
 # ## Tracing: one forward pass per prompt
@@ -144,7 +158,8 @@ trace_dir = out / "traces"
 traces = {}
 for key in lm_keys:
     traces[key] = logprobs.trace(key, prompt_table, trace_dir, dtype=models.dtype_for(key, settings.dtype),
-                                 device=device, batch_size=settings.batch_size, quantize=settings.quantize)
+                                 device=device, batch_size=settings.batch_size, quantize=settings.quantize,
+                                 date=settings.chat_date)
 traced = pd.DataFrame([{"model": t.model, "family": t.family, "instruct": t.instruct, "vocabulary": t.logprobs.shape[1],
                         "prompts": len(t.prompts), "dtype": t.meta["dtype"], "attention": t.meta["attention"],
                         "seconds": t.meta["seconds"]} for t in traces.values()])
@@ -292,7 +307,8 @@ forced_parts = []
 for key in lm_keys:
     forced = logprobs.force_words(key, forced_table, forms["form"].tolist(), trace_dir,
                                   dtype=models.dtype_for(key, settings.dtype), device=device,
-                                  batch_size=settings.batch_size, quantize=settings.quantize)
+                                  batch_size=settings.batch_size, quantize=settings.quantize,
+                                  date=settings.chat_date)
     per_word = logprobs.word_logprobs(forced, forms)
     per_word["family"] = models.spec(key).family
     forced_parts.append(per_word)

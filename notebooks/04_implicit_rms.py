@@ -49,10 +49,12 @@ LANGUAGE_MODELS = None  # list of model keys or Hugging Face ids; None: the prof
 PROMPTS = None  # list of prompt keys; None: the profile's (demo, paper: all 54)
 VALIDATION_MODEL = None  # the model fine-tuned to plant words; None: the profile's
 VALIDATION_RECIPE = None  # "authors" (their fine-tuning script) or "book"; None: the profile's (paper: authors)
+VALIDATION_STEPS = None  # optimiser steps of that fine-tune; None: the recipe's (both: 50)
 CHAT_DATE = None  # the date templates that print one are given, or "unset" (the day of the run); None: the profile's
 BATCH_SIZE = None  # prompts per forward pass; None: the profile's
 DEVICE = None  # "cpu", "cuda", "auto" or "multi-gpu" (split each model over every GPU); None: the profile's
 QUANTIZE = None  # None (the paper's precision), "8bit" or "4bit" for GPUs too small; results are keyed to it
+SKIP_UNFIT = None  # True: leave out language models too large for the device (listed); None: the profile's (stop)
 
 # %% [markdown]
 # ## Where the implicit reward comes from
@@ -106,20 +108,27 @@ import seaborn as sns
 from myst_nb import glue
 from transformers.utils import logging as hf_logging
 
-from rmbias import (artifacts, corpora, implicit, logprobs, models, plots, profiles, prompts, ranks, release, rewards,
-                    scoring, sft)
+from rmbias import (artifacts, corpora, implicit, logprobs, memory, models, plots, profiles, prompts, ranks, release,
+                    rewards, scoring, sft)
 
 settings = profiles.resolve(PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS, batch_size=BATCH_SIZE,
                             device=DEVICE, quantize=QUANTIZE, chat_date=CHAT_DATE,
-                            validation_model=VALIDATION_MODEL)
+                            validation_model=VALIDATION_MODEL, skip_unfit=SKIP_UNFIT)
 recipe = sft.recipe_for(settings.name, VALIDATION_RECIPE)  # checked here, before any model runs
+if VALIDATION_STEPS is not None:
+    recipe = recipe.with_train(max_steps=int(VALIDATION_STEPS))
 out = artifacts.results_dir(settings.name, "04_implicit_rms")
 trace_dir = artifacts.results_dir(settings.name, "03_logit_tracing") / "traces"  # shared with chapter 3
 device = rewards.resolve_device(settings.device)
 plots.setup()
 hf_logging.set_verbosity_error()
 summary: dict = {}
-lm_keys = list(settings.language_models)
+# before any model loads: the language models (skipped if SKIP_UNFIT) and the model fine-tuned below
+fit = memory.check_fit(settings.language_models, dtype=settings.dtype, device=settings.device,
+                       quantize=settings.quantize, skip_unfit=settings.skip_unfit)
+memory.check_fit([settings.validation_model], dtype=recipe.train.dtype, device=settings.device, purpose="training")
+summary["fit_check"] = memory.fit_summary(fit)
+lm_keys = fit.kept
 prompt_table = prompts.select(settings.prompts)
 pairs = implicit.model_pairs(lm_keys)
 if not pairs:
@@ -378,7 +387,7 @@ metric_summary.round(2)
 # which the two differ.
 
 # %%
-other_recipe = next(r for r in sft.RECIPES.values() if r is not recipe)
+other_recipe = next(r for r in sft.RECIPES.values() if r.name != recipe.name)
 differences = sft.recipe_differences(recipe, other_recipe)
 val_key = settings.validation_model
 val_tokenizer = sft.recipe_tokenizer(val_key, recipe)

@@ -75,7 +75,7 @@ import seaborn as sns
 from myst_nb import glue
 from transformers.utils import logging as hf_logging
 
-from rmbias import ablation, artifacts, corpora, models, plots, prompts, ranks
+from rmbias import ablation, artifacts, corpora, memory, models, plots, prompts, ranks
 
 grid = ablation.Ablation.for_profile(PROFILE, bases=tuple(BASES) if BASES else None,
                                      sizes=tuple(SIZES) if SIZES else None,
@@ -85,10 +85,12 @@ if len(grid.bases) < 2:
     raise ValueError(f"the ablation compares bases: give at least two in BASES, not {list(grid.bases)}")
 # Read the preference data once for every run, and check the sizes against it before any model loads.
 grid, pool = ablation.prepare(grid)
+# Every base must fit the device for training (the run trains where transformers finds a GPU).
+fit = memory.check_fit(grid.bases, dtype=grid.recipe.dtype, device="auto", reward=True, purpose="training")
 out = artifacts.results_dir(PROFILE, "05_ablation_training")
 plots.setup()
 hf_logging.set_verbosity_error()
-summary: dict = {}
+summary: dict = {"fit_check": memory.fit_summary(fit)}
 CATEGORIES = ("Agency", "Communion")
 pd.Series({"bases": ", ".join(grid.bases), "training pairs": ", ".join(f"{n:,}" for n in grid.sizes),
            "pairs available": f"{pool.n_available:,}", "seeds": ", ".join(map(str, grid.seeds)),

@@ -880,8 +880,10 @@ if have_vocab:
     vocab = vocab[vocab["text"].str.len() > 0].copy()
     vocab["zipf"] = lexicons.zipf_frequency(vocab["text"].str.lower()).to_numpy()
     vocab["length"] = vocab["text"].str.len()
-    floors = {rm: stats.correlation_noise_floor(float(agreement.loc[rm, "bf16 vs fp32 Spearman"]))
-              for rm in vocab["rm"].unique() if rm in agreement.index}
+    # the floor needs a bfloat16 run beside a float32 one, which chapter 2 makes on a CPU (not on a GPU)
+    low_precision = agreement["bf16 vs fp32 Spearman"] if "bf16 vs fp32 Spearman" in agreement else pd.Series(dtype=float)
+    floors = {rm: stats.correlation_noise_floor(float(low_precision[rm]))
+              for rm in vocab["rm"].unique() if rm in low_precision.index and pd.notna(low_precision[rm])}
     for rm, table in vocab.groupby("rm", sort=False):
         if rm not in floors:
             continue
@@ -905,7 +907,8 @@ if len(vocab_effects):
                                        | (vocab_effects["high"] < -vocab_effects["noise floor"]))
     save(vocab_effects, "vocabulary_effects_vs_noise_floor", source="chapter 2 live_vocabulary_scores, engine_agreement",
          floor="sqrt(2 (1 - Spearman of bf16 vs fp32 runs)); summed for a correlation between two RMs")
-    fp32_ratio = float((agreement["fp32 batch-size noise"] / agreement["score_sd"]).max())
+    fp32 = agreement[agreement["dtype"] == "float32"]
+    fp32_ratio = float((fp32["batch-size noise"] / fp32["score_sd"]).max())
     vocab_text = (f"The noise floor is {min(floors.values()):.3f} to {max(floors.values()):.3f} for single RMs "
                   f"(bfloat16 against float32); {int(vocab_effects['clear of floor'].sum())} of {len(vocab_effects)} "
                   f"effects lie clear of it, with their whole 95% interval outside the band. This profile's vocabulary scores were computed in float32, where changing the "
@@ -928,6 +931,11 @@ if len(vocab_effects):
     artifacts.save_figure(fig, out, "vocabulary_noise_floor")
     plt.show()
     display(vocab_effects.style.format(precision=3).hide(axis="index"))
+elif have_vocab:
+    vocab_text = ("Chapter 2 ran its engine check in each model's own dtype only (on a GPU), with no float32 run "
+                  "beside a bfloat16 one, so no noise floor can be computed from this copy's artifacts, and there "
+                  "is no figure")
+    summary["vocabulary_effects"] = "not run: no bfloat16 against float32 comparison in chapter 2"
 else:
     vocab_text = (f"Chapter 2 has not written live_vocabulary_scores and engine_agreement for the {settings.name} "
                   "profile, so no noise floor can be computed from this copy's artifacts, and there is no figure; "

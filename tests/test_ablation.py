@@ -8,7 +8,7 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from rmbias import ablation, corpora, models, preferences, scoring, standins, training
+from rmbias import ablation, corpora, models, preferences, scoring, training
 
 
 @pytest.fixture(scope="module")
@@ -176,22 +176,6 @@ def test_hub_preference_records_become_checked_pairs():
     assert len(parsed.pairs) == 1 and parsed.dropped == {"no_final_reply": 1, "tie": 1}
     with pytest.raises(ValueError, match="unknown preference dataset"):
         preferences.load_hub_pairs("someone/else")
-
-
-@pytest.fixture(scope="module")
-def hub_cache(tmp_path_factory):
-    """Stand-in snapshots of Unified-Feedback and Skywork 80K in a Hugging Face cache, served offline
-    through the real loader (HF_HUB_OFFLINE is set for every test)."""
-    import datasets.config
-    import huggingface_hub.constants
-
-    cache = tmp_path_factory.mktemp("hf-hub")
-    folders = standins.write_preference_standins(cache)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_CACHE", str(cache))
-        patch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-        patch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf-datasets"))
-        yield folders
 
 
 def _tiny_paper(**changes):

@@ -113,6 +113,8 @@ def test_model_sizes_list_every_paper_model_with_its_chapters():
     assert "70.55 B | 131.4 GiB bf16 | 67.7 GiB | 39.8 GiB |" in rows["meta-llama/Llama-3.3-70B-Instruct"]
     assert rows["google/gemma-2-2b-it"].split(" | ")[1] == "03, 04, 05 (trained)"
     assert "GiB fp16" in rows["Ray2333/GRM-gemma2-2B-rewardmodel-ft"]
+    assert rows["Ray2333/GRM-gemma2-2B-rewardmodel-ft"].endswith("| unpinned |")  # no public record of a commit
+    assert rows["RLHFlow/ArmoRM-Llama3-8B-v0.1"].endswith("| `39aadad` |")
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

@@ -17,20 +17,11 @@ HEADS = ["RLHFlow/ArmoRM-Llama3-8B-v0.1", "nicolinho/QRM-Llama3.1-8B", "nicolinh
          "LxzGordon/URM-LLaMa-3.1-8B", "urm-llama-3.1-8b-gated", "Ray2333/GRM-gemma2-2B-rewardmodel-ft"]
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    """A local hub cache holding a stand-in of each model in HEADS, at its pinned revision."""
-    cache = tmp_path_factory.mktemp("hub")
-    tokenizers = {}
-    for key in dict.fromkeys(models.spec(k).hf_id for k in HEADS):
-        standins.write_model_standin(cache, key, models.spec(key).revision, tokenizers=tokenizers)
-    return cache
-
-
 @pytest.fixture
-def use_hub(hub, monkeypatch):
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
-    return hub
+def use_hub(paper_hub, monkeypatch):
+    """The paper profile's stand-ins (conftest), as the hub."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(paper_hub))
+    return paper_hub
 
 
 @pytest.mark.parametrize("key", HEADS)

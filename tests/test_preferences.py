@@ -94,23 +94,6 @@ def test_shorten_keeps_the_last_exchange_and_cuts_at_a_word():
 import huggingface_hub.constants  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from rmbias import standins  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def hub_cache(tmp_path_factory):
-    """A Hugging Face cache holding stand-in snapshots of Unified-Feedback and Skywork 80K, served
-    offline (HF_HUB_OFFLINE is set for every test) through the real loader."""
-    import datasets.config
-
-    cache = tmp_path_factory.mktemp("hf-hub")
-    folders = standins.write_preference_standins(cache)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_CACHE", str(cache))
-        patch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-        patch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf-datasets"))
-        yield cache, folders
-
 
 def test_stand_in_snapshots_have_the_published_layout_and_load_offline(hub_cache):
     cache, folders = hub_cache

@@ -121,7 +121,8 @@ def _model_sizes() -> str:
     for key in Ablation.paper().bases:
         uses.setdefault(key, []).append("05 (trained)")
     short = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
-    lines = ["| model | chapters | parameters | weights | 8-bit | 4-bit |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| model | chapters | parameters | weights | 8-bit | 4-bit | hub commit |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for key, chapters in uses.items():
         spec = models.spec(key)
         dtype = models.dtype_for(key, paper.dtype)
@@ -129,7 +130,8 @@ def _model_sizes() -> str:
         params = sum(p.numel() for p in model.parameters())
         size = {q: architectures.weight_bytes(model, dtype, q) / 2**30 for q in (None, "8bit", "4bit")}
         lines.append(f"| `{spec.hf_id}` | {', '.join(dict.fromkeys(chapters))} | {params / 1e9:.2f} B "
-                     f"| {size[None]:.1f} GiB {short.get(dtype, dtype)} | {size['8bit']:.1f} GiB | {size['4bit']:.1f} GiB |")
+                     f"| {size[None]:.1f} GiB {short.get(dtype, dtype)} | {size['8bit']:.1f} GiB | {size['4bit']:.1f} GiB "
+                     f"| {f'`{spec.revision[:7]}`' if spec.revision else 'unpinned'} |")
     return "\n".join(lines) + "\n"
 
 

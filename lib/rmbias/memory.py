@@ -11,7 +11,7 @@ out and listed.
 
 The margin is an estimate, not a measurement: for scoring and tracing, 10% of the weights plus 1 GiB
 (activations of a batch, the key/value cache of the shared prompt, the CUDA context); for training,
-20% plus 4 GiB (LoRA weights and their optimiser state, checkpointed activations).
+15% plus 2 GiB (LoRA weights and their optimiser state, checkpointed activations).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pandas as pd
 from . import models, placement
 
 GIB = 2**30
-MARGINS = {"inference": (0.10, 1 * GIB), "training": (0.20, 4 * GIB)}
+MARGINS = {"inference": (0.10, 1 * GIB), "training": (0.15, 2 * GIB)}
 
 
 @dataclass

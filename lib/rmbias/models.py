@@ -523,7 +523,8 @@ def load_causal_lm(key: str, dtype: str = "float32", device: str | dict[str, Any
 
 
 def load_reward_model(key: str, dtype: str = "float32", device: str | dict[str, Any] = "cpu",
-                      attn_implementation: str | None = None, head_seed: int = 0, quantize: str | None = None):
+                      attn_implementation: str | None = None, head_seed: int = 0, quantize: str | None = None,
+                      tokenizer=None):
     """A reward model and its tokenizer, in eval mode, placed as :func:`load_causal_lm` places it.
 
     A published or trained reward model (``reward`` set in its spec) keeps its own head: a plain
@@ -534,7 +535,7 @@ def load_reward_model(key: str, dtype: str = "float32", device: str | dict[str, 
     training seeds (:mod:`rmbias.training`) differ in their heads. Every load is checked
     (:func:`_from_pretrained`), and so is the number of outputs. The config's pad token is taken
     from the tokenizer where the config has none (scoring pads with it but never reads a padded
-    position).
+    position). ``tokenizer``: the model's tokenizer, if already loaded (a large one takes seconds).
     """
     import torch
     from transformers import AutoModelForSequenceClassification
@@ -544,7 +545,7 @@ def load_reward_model(key: str, dtype: str = "float32", device: str | dict[str, 
     spec_ = spec(key)
     if spec_.source == "tiktoken":
         raise ModelError(f"{key!r} is a tokenizer only; pick a model key (see rmbias.models.REGISTRY)")
-    tokenizer = load_tokenizer(key)
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(key)
     if spec_.reward in heads.CLASSES:
         auto, extra, checks = heads.CLASSES[spec_.reward], {}, {"may_lack": heads.CLASSES[spec_.reward].optional_weights}
     else:

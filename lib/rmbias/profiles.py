@@ -147,8 +147,6 @@ def check(profile: Profile) -> None:
     """Refuse, before any work, a setting that would fail later: an unknown prompt key or model, a
     reward model whose head is not on record, an unknown dtype, device, quantisation, tokenisation
     or date, a batch size below one. The ``ValueError`` names the setting and the fix."""
-    import torch
-
     known_prompts = set(all_prompts()["key"])
     for setting in ("prompts", "forced_prompts"):
         unknown = [k for k in getattr(profile, setting) or () if k not in known_prompts]

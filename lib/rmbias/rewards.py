@@ -53,6 +53,22 @@ def _chunk_done(directory: Path, name: str, request: str) -> bool:
 
 
 _LAST: dict[str, Any] = {}  # the reward model loaded last, kept for the next run that asks for the same
+_TOKENIZER: dict[str, Any] = {}  # and the tokenizer loaded last (scoring never changes a tokenizer)
+
+
+def _where_from(key: str) -> tuple:
+    import huggingface_hub.constants
+
+    return models.spec(key).fingerprint(), huggingface_hub.constants.HF_HUB_CACHE
+
+
+def tokenizer_for(key: str):
+    """A reward model's tokenizer, kept until another model's is asked for (a 256k-token tokenizer
+    takes seconds to load; scoring runs over words, the vocabulary and two tokenisations share it)."""
+    if _TOKENIZER.get("ident") != _where_from(key):
+        _TOKENIZER.clear()
+        _TOKENIZER.update(ident=_where_from(key), tokenizer=models.load_tokenizer(key))
+    return _TOKENIZER["tokenizer"]
 
 
 def loaded_reward_model(key: str, dtype: str, device: str, quantize: str | None = None):
@@ -62,16 +78,13 @@ def loaded_reward_model(key: str, dtype: str, device: str, quantize: str | None 
     the next one loads, so two never share the GPU."""
     import gc
 
-    import huggingface_hub.constants
-
-    spec = models.spec(key)
-    ident = (spec.fingerprint(), huggingface_hub.constants.HF_HUB_CACHE, dtype, device, quantize)
+    ident = (*_where_from(key), dtype, device, quantize)
     if _LAST.get("ident") != ident:
         _LAST.clear()
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        model, tokenizer = models.load_reward_model(key, dtype, device, quantize=quantize)
+        model, tokenizer = models.load_reward_model(key, dtype, device, quantize=quantize, tokenizer=tokenizer_for(key))
         _LAST.update(ident=ident, model=model, tokenizer=tokenizer)
     return _LAST["model"], _LAST["tokenizer"]
 
@@ -99,7 +112,7 @@ class _Scorer:
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            self._tokenizer = models.load_tokenizer(self.key)
+            self._tokenizer = tokenizer_for(self.key)
         return self._tokenizer
 
     @property
@@ -181,8 +194,7 @@ def score_vocabulary(rm_key: str, prompt_key: str, prompt_text: str, directory: 
     cut into parts of ``part_size`` tokens, each its own resumable chunk.
     """
     scorer = _Scorer(rm_key, dtype, device, batch_size, route, progress, on_batch, quantize, chat)
-    tokenizer = scorer.tokenizer
-    ids = list(token_ids) if token_ids is not None else scoring.vocabulary_ids(tokenizer)
+    ids = list(token_ids) if token_ids is not None else scoring.vocabulary_ids(scorer.tokenizer)
     if not ids:
         raise ValueError("no candidates to score: the token list is empty")
     folder = Path(directory) / _slug(rm_key)
@@ -193,6 +205,7 @@ def score_vocabulary(rm_key: str, prompt_key: str, prompt_text: str, directory: 
         name = f"vocab-{prompt_key}-{part:03d}"
         request = scorer.request(prompt_text, chunk)
         if not _chunk_done(folder, name, request):
+            tokenizer = scorer.tokenizer  # loaded only when a chunk is computed
             sequences = scoring.vocab_sequences(tokenizer, prompt_text, chunk, chat)
             result, record = scorer.run(sequences, f"{rm_key} vocabulary {part + 1}")
             table = pd.DataFrame({"rm": scorer.spec.label, "prompt": prompt_key, "token_id": chunk,

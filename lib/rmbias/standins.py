@@ -240,6 +240,33 @@ def write_model_standin(cache: Path, hf_id: str, revision: str | None = None, la
     return folder
 
 
+def paper_model_ids() -> list[str]:
+    """Every hub model the paper profile loads: its tokenizers, language models, reward models, the
+    model chapter 04 fine-tunes and the bases chapter 05 trains, once each."""
+    from .ablation import Ablation
+    from .models import spec
+    from .profiles import PROFILES
+
+    paper = PROFILES["paper"]
+    keys = [*paper.tokenizers, *paper.language_models, *paper.reward_models, paper.validation_model,
+            *Ablation.paper().bases]
+    return list(dict.fromkeys(spec(k).hf_id for k in keys))
+
+
+def write_paper_standins(cache: Path, layers: int = 2) -> list[str]:
+    """Stand-ins of every model of :func:`paper_model_ids` (at their pinned revisions) and of the
+    paper's preference datasets, written into the hub cache ``cache``: what a rehearsal of the paper
+    profile needs. Returns the model ids."""
+    from .models import spec
+
+    tokenizers: dict = {}
+    ids = paper_model_ids()
+    for hf_id in ids:
+        write_model_standin(cache, hf_id, spec(hf_id).revision, layers, tokenizers)
+    write_preference_standins(cache)
+    return ids
+
+
 # --- preference datasets: Unified-Feedback and Skywork 80K in their published layouts -------------
 #
 # Chapter 05's paper profile reads two preference datasets from the hub (rmbias.preferences): the

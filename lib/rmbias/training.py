@@ -491,6 +491,7 @@ def trainer_arguments(config: Any, output_dir: Path, verbose: bool) -> dict[str,
         disable_tqdm=not verbose,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(),  # a bf16 recipe then trains on the CPU instead of refusing
     )
 
 
