@@ -2,6 +2,8 @@
 #   make book   set up the environment, fetch the data, execute every notebook (PROFILE=demo), build the HTML
 #               and check it in headless Chromium (screenshots in _build/html/screenshots)
 #   make test   set up the environment and run the test suite
+# A chapter is executed again only when its source, the library code it runs, its settings or the
+# results it reads changed; `make book FORCE=1` executes every chapter.
 # Offline? Point RMBIAS_DATA_MIRROR at a folder laid out like the upstream repositories (see README).
 
 PYTHON  ?= python3.11
@@ -28,7 +30,7 @@ data: $(STAMP)
 	$(BIN)/python -m rmbias.data fetch
 
 notebooks: data
-	$(BIN)/python -m rmbias.book run --profile $(PROFILE)
+	$(BIN)/python -m rmbias.book run --profile $(PROFILE) $(if $(FORCE),--force)
 
 html: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going

@@ -1,6 +1,7 @@
 """Every chapter executes in the tiny profile, and the book builds in strict mode."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +27,10 @@ def executed(project_copy) -> Path:
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_executes_without_errors_and_writes_its_summary(executed, chapter):
     nb = nbformat.read(executed / "book" / f"{chapter}.ipynb", as_version=4)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
-    assert not errors
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    bars = [o.text for o in outputs if o.output_type == "stream" and re.search(r"\d+%\|", o.text)]
+    assert not bars, f"progress bars belong in the build's log, not the page: {bars[:2]}"
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "PROFILE = \"tiny\"" in injected[0].source
     summary = json.loads((executed / "results" / "tiny" / chapter / "summary.json").read_text())
@@ -59,6 +62,59 @@ def test_strict_book_build(built):
     for chapter in CHAPTERS:
         page = (html / "book" / f"{chapter}.html").read_text()
         assert "<img" in page and "Traceback" not in page
+
+
+@pytest.mark.slow
+def test_a_second_build_executes_only_what_changed(executed):
+    """Nothing changed since the tiny build: no chapter runs again (chapter 04 adds traces to
+    chapter 03's cache folder, and that must not count as a change); --force runs one again."""
+    dirs = {"book_dir": executed / "book", "results_dir": executed / "results", "cwd": executed}
+    assert book.run("tiny", **dirs) == {}
+    assert list(book.run("tiny", only=["01"], force=True, **dirs)) == ["01_corpora"]
+    first = executed / "notebooks" / f"{CHAPTERS[0]}.py"
+    expected = book.build_key(first, "tiny", {"PROFILE": "tiny"}, executed / "results", CHAPTERS)["key"]
+    assert book.stored_key(executed / "book" / f"{CHAPTERS[0]}.ipynb") == expected
+
+
+def test_build_key_follows_code_settings_and_results_a_chapter_reads(tmp_path):
+    library = tmp_path / "lib"
+    library.mkdir()
+    for name, text in {"__init__": "", "a": "from .b import f\n", "b": "def f():\n    from . import c\n",
+                       "c": "X = 1\n", "d": "X = 1\n"}.items():
+        (library / f"{name}.py").write_text(text)
+    chapter = tmp_path / "02_two.py"
+    chapter.write_text('from rmbias import a\nout = results_dir(PROFILE, "01_one")\n')
+    assert book.library_modules(chapter, library) == ["__init__", "a", "b", "c"]
+    assert book.earlier_chapters(chapter, ["01_one", "02_two", "03_three"]) == ["01_one"]
+
+    def key(**params):
+        return book.build_key(chapter, "tiny", {"PROFILE": "tiny", **params}, tmp_path / "results",
+                              ["01_one", "02_two"], library)["key"]
+
+    first = key()
+    (library / "d.py").write_text("X = 2\n")  # not imported: no change
+    assert key() == first
+    (library / "c.py").write_text("X = 2\n")  # imported lazily, two modules down
+    second = key()
+    assert second != first
+    results = tmp_path / "results" / "tiny" / "01_one"
+    results.mkdir(parents=True)
+    (results / "table.parquet").write_bytes(b"1")
+    third = key()
+    assert third != second
+    (results / "traces").mkdir()  # a cache folder of the earlier chapter
+    (results / "traces" / "chunk.parquet").write_bytes(b"2")
+    assert key() == third
+    assert key(MAX_WORDS=3) != third
+    chapter.write_text(chapter.read_text() + "# a comment\n")
+    assert key() != third
+
+
+def test_real_chapters_depend_on_the_modules_they_reach():
+    modules = book.library_modules(ROOT / "notebooks" / "02_rm_scoring.py")
+    assert {"training", "rewards", "scoring", "heads", "profiles"} <= set(modules)  # training: a lazy import
+    assert "ablation" not in modules
+    assert book.earlier_chapters(ROOT / "notebooks" / "06_stats.py", CHAPTERS) == ["02_rm_scoring", "03_logit_tracing"]
 
 
 def test_unknown_parameter_is_refused(project_copy, tmp_path):

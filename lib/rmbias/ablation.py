@@ -46,6 +46,7 @@ from . import corpora, models, prompts, ranks, scoring
 from .artifacts import atomic_write, write_json
 from .data import cache_dir, fetch
 from .preferences import HUB_PREFERENCES, UNIFIED_FEEDBACK, PairPool
+from .progress import note as progress_note
 from .training import RECIPE_VERSION, TrainConfig, key_dict, optimizer_steps, prepare_pairs, train_reward_model
 
 STEP_FILE = re.compile(r"step-(\d+)\.parquet$")
@@ -492,7 +493,7 @@ def run_grid(grid: Ablation, directory: Path, candidates: pd.DataFrame | None = 
     for i, run in enumerate(grid.runs()):
         folder = directory / run_name(**run)
         if progress and not (folder / "complete.json").is_file():
-            print(f"run {i + 1}/{len(grid.runs())}: {run_name(**run)}", flush=True)
+            progress_note(f"run {i + 1}/{len(grid.runs())}: {run_name(**run)}")
         folders.append(train_run(grid, run["base"], run["size"], run["seed"], candidates, folder, verbose, pool))
     return folders
 

@@ -6,12 +6,21 @@ for Jupyter Book to render (Jupyter Book itself never executes anything). A chap
 only when it ran to the end: a failure leaves ``book/NN_name.failed.ipynb`` to inspect, never a
 half-run chapter that looks complete. Timings and versions go to ``book/generated/build_info.md``
 (shown in the introduction) and ``results/<profile>/execution.json``.
+
+A chapter is executed again only when something it depends on changed: its source, the library
+modules it imports (directly or through other modules), the profile and parameters, the versions
+of the libraries the numbers depend on, and the result tables of earlier chapters it reads. A
+digest of these (:func:`build_key`) is stored in the executed notebook's metadata; ``--force``
+executes every chapter regardless.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import hashlib
 import json
+import re
 import os
 import sys
 import tempfile
@@ -23,8 +32,11 @@ from typing import Any
 
 from .artifacts import RESULTS_ENV, library_versions, write_json
 from .profiles import PROFILES, Profile, resolve
+from .progress import relayed
 
 ROOT = Path(__file__).resolve().parents[2]
+LIBRARY = Path(__file__).resolve().parent
+KEY_FIELD = "rmbias_build"  # the executed notebook's metadata entry holding its build key
 
 
 def notebook_sources(root: Path = ROOT) -> list[Path]:
@@ -54,8 +66,10 @@ def declared_parameters(notebook_path: Path) -> dict[str, Any]:
     return {name: info["default"] for name, info in papermill.inspect_notebook(str(notebook_path)).items()}
 
 
-def execute(source: Path, output: Path, parameters: dict[str, Any], cwd: Path = ROOT) -> float:
-    """Execute one chapter into ``output``; return the wall time in seconds.
+def execute(source: Path, output: Path, parameters: dict[str, Any], cwd: Path = ROOT,
+            key: dict[str, Any] | None = None) -> float:
+    """Execute one chapter into ``output``; return the wall time in seconds. ``key`` (from
+    :func:`build_key`) is stored in the executed notebook's metadata.
 
     Raises ``ValueError`` for a parameter the notebook does not declare (papermill would only
     warn), and ``RuntimeError`` naming the failed copy if a cell fails.
@@ -72,19 +86,108 @@ def execute(source: Path, output: Path, parameters: dict[str, Any], cwd: Path = 
         ran = Path(scratch) / "executed.ipynb"
         start = time.perf_counter()
         try:
-            papermill.execute_notebook(str(plain), str(ran), parameters=parameters, kernel_name="python3",
-                                       cwd=str(cwd), progress_bar=False)
+            with relayed(f"  [{source.stem}] ", Path(scratch)):
+                papermill.execute_notebook(str(plain), str(ran), parameters=parameters, kernel_name="python3",
+                                           cwd=str(cwd), progress_bar=False)
         except papermill.PapermillExecutionError as err:
             failed = output.with_suffix(".failed.ipynb")
             os.replace(ran, failed)
             raise RuntimeError(f"{source.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}. "
                                f"The executed copy is in {failed}") from err
         elapsed = time.perf_counter() - start
+        if key is not None:
+            _store_key(ran, key)
         os.replace(ran, output)
     stale = output.with_suffix(".failed.ipynb")
     if stale.exists():
         stale.unlink()
     return elapsed
+
+
+# --- what a chapter depends on -------------------------------------------------------------------
+
+def _imported_modules(tree: ast.AST, package_level: bool) -> set[str]:
+    """Names of ``rmbias`` modules a parsed file imports anywhere (function bodies included):
+    ``from rmbias import a``, ``import rmbias.a``, ``from rmbias.a import x`` in a chapter, or
+    ``from .a import x`` / ``from . import a`` inside the library (``package_level``)."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("rmbias."))
+        elif isinstance(node, ast.ImportFrom):
+            relative = package_level and node.level == 1
+            if node.module == "rmbias" or (relative and node.module is None):
+                found.update(a.name for a in node.names)
+            elif node.module and node.module.startswith("rmbias."):
+                found.add(node.module.split(".")[1])
+            elif relative and node.module:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def library_modules(source: Path, library: Path = LIBRARY) -> list[str]:
+    """The library modules a chapter runs: those its source imports and, transitively, those they
+    import (``__init__`` always). Names that are not modules (``from rmbias import X`` of a class)
+    are dropped."""
+    todo = _imported_modules(ast.parse(Path(source).read_text()), package_level=False) | {"__init__"}
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        path = library / f"{name}.py"
+        if name in seen or not path.is_file():
+            continue
+        seen.add(name)
+        todo |= _imported_modules(ast.parse(path.read_text()), package_level=True) - seen
+    return sorted(seen)
+
+
+def earlier_chapters(source: Path, chapters: list[str]) -> list[str]:
+    """The other chapters whose results a chapter reads: those it names in a string literal (as in
+    ``artifacts.results_dir(profile, "02_rm_scoring")``)."""
+    named = set(re.findall(r"""["'](\d\d_[a-z0-9_]+)["']""", Path(source).read_text()))
+    return sorted(named & (set(chapters) - {Path(source).stem}))
+
+
+def _digest_files(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def build_key(source: Path, profile: str, parameters: dict[str, Any], results_root: Path,
+              chapters: list[str], library: Path = LIBRARY) -> dict[str, Any]:
+    """What a chapter's executed notebook depends on, each part as a digest, and ``key`` over them
+    all. Earlier chapters' results count by their top-level files (tables, summaries); their
+    subfolders are content-keyed caches (traces, scored chunks) that later chapters may add to."""
+    modules = library_modules(source, library)
+    inputs = {}
+    for name in earlier_chapters(source, chapters):
+        folder = Path(results_root) / profile / name
+        inputs[name] = _digest_files(sorted(p for p in folder.glob("*") if p.is_file())) if folder.is_dir() else None
+    versions = {k: v for k, v in library_versions().items() if k not in ("rmbias", "papermill", "jupyter-book")}
+    parts = {"source": _digest_files([Path(source)]),
+             "library": {m: _digest_files([library / f"{m}.py"]) for m in modules},
+             "profile": profile, "parameters": parameters, "results read": inputs, "versions": versions}
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return {"key": hashlib.sha256(blob).hexdigest()[:16], **parts}
+
+
+def stored_key(notebook: Path) -> str | None:
+    """The build key recorded in an executed chapter, or None (missing, unreadable or never keyed)."""
+    try:
+        metadata = json.loads(Path(notebook).read_text()).get("metadata", {})
+    except (OSError, ValueError):
+        return None
+    return (metadata.get(KEY_FIELD) or {}).get("key")
+
+
+def _store_key(notebook: Path, key: dict[str, Any]) -> None:
+    import nbformat
+
+    executed = nbformat.read(notebook, as_version=4)
+    executed.metadata[KEY_FIELD] = key
+    nbformat.write(executed, notebook)
 
 
 def _build_info(profile: str, chapters: dict[str, dict[str, Any]]) -> str:
@@ -171,8 +274,10 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 
 def run(profile: str, only: list[str] | None = None, book_dir: Path = ROOT / "book",
         results_dir: Path = ROOT / "results", cwd: Path = ROOT,
-        overrides: dict[str, Any] | None = None) -> dict[str, float]:
-    """Execute every chapter (or those whose names start with an entry of ``only``) in a profile."""
+        overrides: dict[str, Any] | None = None, force: bool = False) -> dict[str, float]:
+    """Execute every chapter (or those whose names start with an entry of ``only``) in a profile,
+    except those whose executed notebook was built from the same inputs (:func:`build_key`; all of
+    them with ``force``). Returns the wall time of each chapter executed."""
     resolve(profile)  # a clear error for an unknown profile before anything runs
     sources = notebook_sources(cwd)
     if only:
@@ -188,10 +293,17 @@ def run(profile: str, only: list[str] | None = None, book_dir: Path = ROOT / "bo
     check_overrides(profile, overrides)
     os.environ[RESULTS_ENV] = str(Path(results_dir).resolve())
     timings: dict[str, float] = {}
+    chapters = [s.stem for s in notebook_sources(cwd)]
     for source in sources:
-        print(f"executing {source.name} (profile {profile}) ...", flush=True)
         params = {"PROFILE": profile, **{k: v for k, v in overrides.items() if k in declared[source.stem]}}
-        timings[source.stem] = execute(source, Path(book_dir) / f"{source.stem}.ipynb", params, cwd=cwd)
+        output = Path(book_dir) / f"{source.stem}.ipynb"
+        key = build_key(source, profile, params, Path(results_dir), chapters)
+        if not force and stored_key(output) == key["key"]:
+            print(f"{source.name}: unchanged since it was executed (build key {key['key']}); not executed "
+                  "again (--force to execute it)", flush=True)
+            continue
+        print(f"executing {source.name} (profile {profile}) ...", flush=True)
+        timings[source.stem] = execute(source, output, params, cwd=cwd, key=key)
         print(f"  done in {timings[source.stem]:.1f} s", flush=True)
     record_path = Path(results_dir) / profile / "execution.json"
     record_path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,11 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     cmd.add_argument("--only", nargs="*", help="chapter name prefixes, e.g. 01 02_rm")
     cmd.add_argument("--set", nargs="*", default=[], metavar="NAME=JSON",
                      help="override a notebook parameter, e.g. MAX_WORDS=20")
+    cmd.add_argument("--force", action="store_true", help="execute every chapter, changed or not")
     cmd.add_argument("--book-dir", type=Path, default=ROOT / "book")
     cmd.add_argument("--results-dir", type=Path, default=ROOT / "results")
     args = parser.parse_args(argv)
     try:
-        run(args.profile, args.only, args.book_dir, args.results_dir, overrides=parse_set(args.set))
+        run(args.profile, args.only, args.book_dir, args.results_dir, overrides=parse_set(args.set),
+            force=args.force)
     except (ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

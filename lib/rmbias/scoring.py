@@ -439,10 +439,9 @@ def score(model, sequences: Sequence[Sequence[int]], route: str = "cached", batc
         engine = (_CachedRoute if route == "cached" else _FullRoute)(model, sequences)
     bar = None
     if progress:
-        from tqdm import tqdm  # a text bar: works in terminals, notebooks and papermill logs alike
+        from .progress import bar as progress_bar  # in the notebook, or in a book build's log
 
-        bar = tqdm(total=len(sequences), unit="cand", desc=progress if isinstance(progress, str) else route,
-                   mininterval=2.0)
+        bar = progress_bar(len(sequences), f"scoring {progress if isinstance(progress, str) else route}", unit="cand")
     started = time.perf_counter()
     out: list[torch.Tensor] = []
     prepared = {"batch": None}  # the batch size the engine is set up for

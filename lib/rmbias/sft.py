@@ -522,7 +522,7 @@ def build_trainer(base_key: str, words: Sequence[str], output_dir: str | Path, *
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config)
-    quiet(trainer, verbose)
+    quiet(trainer, verbose, f"{base_key} (word injection)")
     return trainer, tokenizer, word_ids
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from . import models, placement
+from . import models, placement, progress
 from .artifacts import library_versions
 from .data import FILES, build_once, cache_dir
 from .preferences import (HELDOUT_RULES, HH_HARMLESS_TEST, SELECTIONS, Pair, PairPool, every_kth, largest_stride,
@@ -495,12 +495,15 @@ def trainer_arguments(config: Any, output_dir: Path, verbose: bool) -> dict[str,
     )
 
 
-def quiet(trainer, verbose: bool) -> None:
-    """With tqdm off, a Trainer prints every log line instead; unless ``verbose``, keep notebooks quiet."""
+def quiet(trainer, verbose: bool, label: str) -> None:
+    """Unless ``verbose`` (the Trainer's own bar and log lines), show one progress bar of
+    optimiser steps (``training <label>``; :mod:`rmbias.progress`) and nothing else: with its tqdm
+    off, a Trainer would print every log line into the notebook."""
     if not verbose:
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(progress.trainer_callback(label))
 
 
 def steps_per_epoch(config: TrainConfig, n_pairs: int) -> int:
@@ -616,7 +619,7 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
                                  peft_config=peft_config, callbacks=list(callbacks),
                                  optimizer_cls_and_kwargs=optimizer_cls_and_kwargs)
     trainer.score_learning_rate = config.score_learning_rate
-    quiet(trainer, verbose)
+    quiet(trainer, verbose, f"{base_key} reward model")
     if trainer.model.config.pad_token_id != tokenizer.pad_token_id:
         raise RuntimeError("RewardTrainer changed the pad token")
     t0 = time.perf_counter()

@@ -1,0 +1,131 @@
+"""Progress a person can see while a chapter runs, and that never lands in the rendered book.
+
+In Jupyter, Colab or a terminal, :func:`bar` is a plain tqdm bar. During a book build
+(``python -m rmbias.book run``), the chapter runs in a papermill kernel whose output becomes the
+page, so the build sets ``RMBIAS_PROGRESS`` to a file: bars and :func:`note` lines are written
+there instead of into the notebook, and the build prints them on its terminal as they come
+(``book.execute``), prefixed by the chapter's name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+
+PROGRESS_ENV = "RMBIAS_PROGRESS"
+# The libraries' own bars (transformers' "Loading weights", datasets' "Map") would land in the page
+QUIET_LIBRARIES = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+BUILD_INTERVAL = 10.0  # seconds between a bar's updates in a build log (a terminal or CI log, not a widget)
+
+
+def _build_stream() -> TextIO | None:
+    path = os.environ.get(PROGRESS_ENV)
+    return open(path, "a", buffering=1, encoding="utf-8") if path else None
+
+
+def bar(total: int | None, desc: str, unit: str = "it", initial: int = 0, **options: Any):
+    """A tqdm bar of ``total`` ``unit``s labelled ``desc``: in the notebook, or in the build's log."""
+    from tqdm import tqdm
+
+    stream = _build_stream()
+    if stream is None:
+        return tqdm(total=total, desc=desc, unit=unit, initial=initial, mininterval=2.0, **options)
+    return tqdm(total=total, desc=desc, unit=unit, initial=initial, file=stream, mininterval=BUILD_INTERVAL,
+                ascii=True, ncols=100, **options)
+
+
+def note(message: str) -> None:
+    """One line of progress (``run 3/18: ...``): in the notebook, or in the build's log."""
+    stream = _build_stream()
+    if stream is None:
+        print(message, flush=True)
+    else:
+        with stream:
+            stream.write(message + "\n")
+
+
+def trainer_callback(label: str):
+    """A transformers ``TrainerCallback`` showing optimiser steps as a :func:`bar` (``training
+    <label>``, steps done of all, seconds a step, time left), also when a run resumes."""
+    from transformers import TrainerCallback
+
+    class _Progress(TrainerCallback):
+        def __init__(self) -> None:
+            self.bar = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.bar = bar(state.max_steps, f"training {label}", unit="step", initial=state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return _Progress()
+
+
+class Relay(threading.Thread):
+    """Follows a progress file and prints each update on ``out`` as a line of its own, prefixed:
+    tqdm separates its updates with carriage returns, which a log would show as one endless line.
+    Each update is written and flushed whole (tqdm flushes after each), so it is printed as soon
+    as it is seen."""
+
+    def __init__(self, path: Path, prefix: str, out: TextIO | None = None, poll: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.path, self.prefix, self.out, self.poll = Path(path), prefix, out or sys.stdout, poll
+        self.finished = threading.Event()
+        self._offset = 0
+
+    def _drain(self) -> None:
+        if not self.path.is_file():
+            return
+        with self.path.open(encoding="utf-8", errors="replace") as stream:
+            stream.seek(self._offset)
+            text = stream.read()
+            self._offset = stream.tell()
+        for piece in re.split(r"[\r\n]", text):
+            if piece.strip():
+                self.out.write(f"{self.prefix}{piece.rstrip()}\n")
+        self.out.flush()
+
+    def run(self) -> None:
+        while not self.finished.wait(self.poll):
+            self._drain()
+
+    def stop(self) -> None:
+        """Print what is left and end the thread."""
+        self.finished.set()
+        self.join()
+        self._drain()
+
+
+@contextmanager
+def relayed(prefix: str, folder: Path) -> Iterator[Relay]:
+    """For a book build: while the block runs, ``RMBIAS_PROGRESS`` names a file in ``folder`` (the
+    kernel the block starts inherits it) and that file is relayed to stdout; the libraries' own
+    progress bars are switched off (``QUIET_LIBRARIES``)."""
+    path = Path(folder) / "progress.log"
+    path.touch()
+    settings = {PROGRESS_ENV: str(path), **QUIET_LIBRARIES}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    relay = Relay(path, prefix)
+    relay.start()
+    try:
+        yield relay
+    finally:
+        relay.stop()
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

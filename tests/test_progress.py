@@ -1,0 +1,49 @@
+"""Progress shows in a notebook as tqdm bars, and in a book build on the terminal only."""
+
+import io
+import time
+
+from rmbias import progress
+
+
+def test_a_build_relays_bars_and_notes_as_lines_of_their_own(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(progress, "BUILD_INTERVAL", 0.0)  # every update, not one per 10 s
+    with progress.relayed("  [02_x] ", tmp_path):
+        bar = progress.bar(3, "scoring some-rm", unit="cand")
+        for _ in range(3):
+            bar.update(1)
+        bar.close()
+        progress.note("run 1/2: smollm2-n24-seed0")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(line.startswith("  [02_x] ") for line in lines)
+    assert any("scoring some-rm" in line and "3/3" in line for line in lines)
+    assert lines[-1] == "  [02_x] run 1/2: smollm2-n24-seed0"
+    assert not any("\r" in line for line in lines)
+    assert progress.PROGRESS_ENV not in __import__("os").environ  # restored after the block
+
+
+def test_relay_prints_each_update_as_it_comes(tmp_path):
+    path = tmp_path / "progress.log"
+    path.write_text("")
+    out = io.StringIO()
+    relay = progress.Relay(path, "> ", out=out, poll=0.01)
+    relay.start()
+    with path.open("a") as stream:
+        stream.write("\rtraining a: 1/4")
+        stream.flush()
+        time.sleep(0.2)
+        assert out.getvalue() == "> training a: 1/4\n"  # shown before the next update comes
+        stream.write("\rtraining a: 2/4\rtraining a: 4/4\n")
+    relay.stop()
+    assert out.getvalue().splitlines() == ["> training a: 1/4", "> training a: 2/4", "> training a: 4/4"]
+
+
+def test_outside_a_build_progress_goes_to_the_notebook(monkeypatch, capsys):
+    monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
+    progress.note("run 2/2")
+    bar = progress.bar(2, "training x", unit="step")
+    bar.update(2)
+    bar.close()
+    captured = capsys.readouterr()
+    assert captured.out == "run 2/2\n"
+    assert "training x" in captured.err and "2/2" in captured.err
