@@ -149,3 +149,13 @@ def test_agreement_report_separates_route_error_from_bf16_noise():
     assert model.dtype == torch.float32  # the model itself is untouched
     native = scoring.agreement_report(model.to(torch.bfloat16), sequences, batch_size=8, other_batch_size=5)
     assert native["dtype"] == "bfloat16" and "bf16 vs fp32" not in native  # a model in its own dtype only
+
+
+def test_batches_are_balanced_so_no_batch_is_mostly_filler():
+    calls = []
+    used = scoring.run_in_batches(lambda start, stop, batch: calls.append((start, stop, batch)), 263, 128)
+    assert used == 88 and calls == [(0, 88, 88), (88, 176, 88), (176, 263, 88)]
+    calls.clear()
+    assert scoring.run_in_batches(lambda *a: calls.append(a), 256, 128) == 128 and len(calls) == 2
+    calls.clear()
+    assert scoring.run_in_batches(lambda *a: calls.append(a), 5, 128) == 5 and calls == [(0, 5, 5)]

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import artifacts, models, placement
+from . import artifacts, models, placement, progress
 from .scoring import FIXED_DATE, ChatFormat, PrefixCache, encode_chat, input_device, run_in_batches
 from .tokens import variants
 
@@ -247,6 +247,7 @@ def force_words(key: str, prompts: pd.DataFrame, forms: Sequence[str], directory
     folder.mkdir(parents=True, exist_ok=True)
     loaded = None
     tables = []
+    bar = progress.bar(len(prompts), f"teacher forcing {spec.label}", unit="prompt")
     for prompt_key, text in zip(prompts["key"], prompts["text"]):
         name = f"forced-{prompt_key}"
         request = _request(model=spec.fingerprint(), dtype=dtype, prompt=text, forms=forms, date=date,
@@ -266,6 +267,8 @@ def force_words(key: str, prompts: pd.DataFrame, forms: Sequence[str], directory
                                   **placement.describe(model, device, quantize), date=date,
                                   seconds=round(time.perf_counter() - started, 3))
         tables.append(pd.read_parquet(folder / f"{name}.parquet"))
+        bar.update(1)
+    bar.close()
     return pd.concat(tables, ignore_index=True)
 
 
