@@ -27,3 +27,16 @@ def test_ci_runs_the_readme_commands():
     ci = (ROOT / ".ci" / "run").read_text()
     for command in ("make test", "make book"):
         assert command in readme and command in ci
+
+
+def test_the_torch_range_admits_no_release_below_what_transformers_5_needs():
+    """transformers 5 switches its torch code off below torch 2.6 (the paper profile on an old Colab
+    or lab image would then fail at its first model); the range in pyproject must not admit those,
+    and must admit the Makefile's pin."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    torch = next(Requirement(d) for d in project["dependencies"] if Requirement(d).name == "torch")
+    pinned = re.search(r"TORCH_SPEC \?= torch==(\S+)", (ROOT / "Makefile").read_text()).group(1)
+    assert not torch.specifier.contains("2.5.1") and torch.specifier.contains("2.6.0")
+    assert torch.specifier.contains(pinned)

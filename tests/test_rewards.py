@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from rmbias import models, rewards
+from rmbias import architectures, models, rewards
 from rmbias.prompts import select
 
 PROMPTS = select(["greatest_ever_one", "worst_ever_one", "best_world_please"])
@@ -89,3 +89,35 @@ def test_paper_reward_models_are_registered_with_their_heads_dtypes_and_pins():
     assert all(len(s.revision) == 40 for s in paper if s.hf_id in own)
     assert models.spec("Ray2333/GRM-gemma2-2B-rewardmodel-ft").dtype == "float16"
     assert models.default_attention("Skywork/Skywork-Reward-Gemma-2-27B") == "eager"
+
+
+def test_the_engine_check_never_loads_a_large_model_in_float32_or_twice(monkeypatch):
+    from rmbias import memory
+
+    paper = [s.hf_id for s in models.PAPER_REWARD_MODELS]
+    free = {"bytes": 24 * 2**30}  # a 24 GB machine without a GPU
+    monkeypatch.setattr(memory, "free_bytes", lambda device: free["bytes"])
+    width = {"float32": 4, "bfloat16": 2, "float16": 2}  # the published sizes (rmbias.architectures), offline
+    monkeypatch.setattr(memory, "weight_bytes", lambda key, dtype, quantize=None, reward=False:
+                        architectures.parameter_count(key, reward=reward) * width[dtype])
+    # on a CPU, the models whose float32 copy fits are checked in float32 against their bf16 copies:
+    # of the paper's, only the 2-3B GRM models; never an 8B or 27B one
+    plan = rewards.engine_check_plan(paper, "cpu", "bfloat16")
+    assert plan == [("Ray2333/GRM-gemma2-2B-rewardmodel-ft", "float32"),
+                    ("Ray2333/GRM-Llama3.2-3B-rewardmodel-ft", "float32")]
+    # where none fits in float32: the smallest, once, in its own dtype
+    free["bytes"] = 8 * 2**30
+    assert rewards.engine_check_plan(paper, "cpu", "bfloat16") == [("Ray2333/GRM-gemma2-2B-rewardmodel-ft", "float16")]
+    # on a GPU: the smallest in its own dtype, however much memory there is
+    free["bytes"] = 140 * 2**30
+    monkeypatch.setattr(rewards, "resolve_device", lambda device: "cuda")
+    assert rewards.engine_check_plan(paper, "cuda", "bfloat16") == [("Ray2333/GRM-gemma2-2B-rewardmodel-ft", "float16")]
+
+
+def test_every_paper_model_is_pinned_where_a_public_record_gives_a_commit():
+    from rmbias.profiles import PROFILES
+
+    paper = PROFILES["paper"]
+    unpinned = sorted(k for k in (*paper.reward_models, *paper.language_models) if models.spec(k).revision is None)
+    assert unpinned == ["Ray2333/GRM-Llama3.2-3B-rewardmodel-ft", "Ray2333/GRM-gemma2-2B-rewardmodel-ft"]
+    assert all(len(models.spec(k).revision) == 40 for k in paper.language_models)
