@@ -57,7 +57,7 @@ PROFILE = "demo"  # tiny | demo | paper
 BASES = None  # list of base-model keys or Hugging Face ids; None: the profile's (paper: gemma-2-2b-it, Llama-3.2-3B-Instruct)
 SIZES = None  # list of training-set sizes in pairs; None: the profile's (paper: every 64th, 32nd, 16th and
 #               8th untied pair of Unified-Feedback, about 13k to 106k; on Skywork the whole set, as the authors)
-SEEDS = None  # list of seeds; None: the profile's (three)
+SEEDS = None  # list of seeds; None: the profile's (tiny and demo: two; paper: three)
 SCORE_EVERY = None  # score the model every N optimiser steps; None: the profile's (paper: 1,000)
 DATA = None  # preference data: "harmless-base/test.jsonl.gz" (demo, tiny), "llm-blender/Unified-Feedback" or
 #              "Skywork/Skywork-Reward-Preference-80K-v0.2" (paper); None: the profile's
@@ -586,7 +586,7 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 # 2. **What one seed would have shown.** The paper trained one model per condition. For the largest data
 #    size, list for each seed on its own the difference between the two bases' gaps, as a one-seed study
 #    would have reported it. How far apart are the smallest and the largest of these "findings"?
-# 3. **Train with another seed.** Add seed 3 for the smallest data size, for both bases (a run is cached
+# 3. **Train with another seed.** Add one more seed for the smallest data size, for both bases (a run is cached
 #    like the others, so this costs about a minute once on a CPU). Does the new seed put the two bases in
 #    the same order as the first three?
 

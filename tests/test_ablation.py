@@ -188,7 +188,7 @@ def _tiny_paper(**changes):
 def test_the_grids_keep_their_cache_keys():
     """Fields added for the paper grid and recipe leave the tiny and demo grids' keys as they were."""
     blob = lambda grid: hashlib.sha256(json.dumps(grid.key_dict(), sort_keys=True, default=str).encode()).hexdigest()[:10]  # noqa: E731
-    assert blob(ablation.Ablation.tiny()) == "ea15cdf0b3" and blob(ablation.Ablation.demo()) == "ef3be9b37f"
+    assert blob(ablation.Ablation.tiny()) == "ea15cdf0b3" and blob(ablation.Ablation.demo()) == "62a349e840"  # two seeds since the CI budget ran out
     assert "candidates" in ablation.Ablation.paper().key_dict()
     authors = ablation.Ablation.for_profile("demo", tokenisation="authors", chat_date=None)
     assert authors.recipe.chat.tokenisation == "authors" and blob(authors) != blob(ablation.Ablation.demo())
