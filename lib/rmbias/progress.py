@@ -14,6 +14,7 @@ import re
 import sys
 import threading
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
@@ -24,8 +25,15 @@ BUILD_INTERVAL = 10.0  # seconds between a bar's updates in a build log (a termi
 
 
 def _build_stream() -> TextIO | None:
+    """The build's progress file, or None outside a build; opened once per kernel (every bar and
+    note of a chapter writes to the same handle, which lives as long as the kernel)."""
     path = os.environ.get(PROGRESS_ENV)
-    return open(path, "a", buffering=1, encoding="utf-8") if path else None
+    return _open(path) if path else None
+
+
+@lru_cache(maxsize=None)
+def _open(path: str) -> TextIO:
+    return open(path, "a", buffering=1, encoding="utf-8")
 
 
 def bar(total: int | None, desc: str, unit: str = "it", initial: int = 0, **options: Any):
@@ -45,8 +53,7 @@ def note(message: str) -> None:
     if stream is None:
         print(message, flush=True)
     else:
-        with stream:
-            stream.write(message + "\n")
+        stream.write(message + "\n")
 
 
 def trainer_callback(label: str):
