@@ -129,11 +129,93 @@ def test_paper_recipe_matches_section_6_and_the_authors_scripts():
 
 
 def test_the_demo_recipe_keeps_its_cache_key():
-    """Fields added for the paper recipe leave the demo recipe's key (and its cached models) alone."""
+    """Fields added later count in a recipe's key only where they differ from their defaults: the
+    paper recipe's fields leave the demo recipe's key alone; split_by_length, which the demo recipe
+    sets, gives it a key of its own (the same loss, other rounding), and without it the old key."""
     demo = training.TrainConfig.demo()
-    assert demo.fingerprint() == "efb65995bc"  # as before the paper recipe's fields existed
-    assert set(demo.key_dict()) == set(dataclasses.asdict(demo)) - set(training.PAPER_FIELDS)
+    assert demo.split_by_length
+    assert training.TrainConfig.demo(split_by_length=False).fingerprint() == "efb65995bc"  # the earlier key
+    assert demo.fingerprint() != "efb65995bc"
+    assert set(demo.key_dict()) == set(dataclasses.asdict(demo)) - set(training.PAPER_FIELDS) | {"split_by_length"}
     assert "max_grad_norm" in training.TrainConfig.demo(max_grad_norm=5.0).key_dict()
+    assert not training.TrainConfig.paper().split_by_length  # a GPU pays little for padding
+
+
+def _split_cost(lengths, groups, overhead):
+    return sum(len(g) * max(lengths[i] for i in g) + overhead for g in groups)
+
+
+def test_length_groups_are_the_cheapest_split_of_the_sorted_rows():
+    import itertools
+    import random
+
+    assert training.length_groups([5, 100, 5, 5], overhead=0) == [[0, 2, 3], [1]]
+    assert training.length_groups([5, 100, 5, 5], overhead=1000) == [[0, 1, 2, 3]]
+    assert training.length_groups([7], overhead=64) == [[0]]
+    rng = random.Random(0)
+    for _ in range(30):
+        lengths = [rng.randint(20, 280) for _ in range(rng.randint(1, 9))]
+        overhead = rng.choice([0, 16, 64, 256])
+        groups = training.length_groups(lengths, overhead)
+        assert sorted(i for g in groups for i in g) == list(range(len(lengths)))  # every row once
+        order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+        cheapest = min(_split_cost(lengths, [order[a:b] for a, b in zip((0, *cuts), (*cuts, len(order)))], overhead)
+                       for k in range(len(order)) for cuts in itertools.combinations(range(1, len(order)), k))
+        assert _split_cost(lengths, groups, overhead) == cheapest
+
+
+@pytest.mark.parametrize("key", ["tiny-llama", "tiny-gemma2"])
+def test_a_batch_run_in_length_groups_has_the_padded_batchs_rewards_and_gradients(key):
+    torch.manual_seed(0)
+    model, tokenizer = models.load_reward_model(key)
+    chats = [p[side] for p in make_pairs() for side in ("chosen", "rejected")]
+    training.set_safe_pad_token(model, tokenizer, chats)
+    rows, ids, mask = padded(tokenizer, chats, tokenizer.pad_token_id)
+    assert len({len(r) for r in rows}) > 3  # rows of several lengths, so padding is there to save
+    passes = []
+    hook = model.register_forward_pre_hook(lambda module, args, kwargs: passes.append(kwargs["input_ids"].shape),
+                                           with_kwargs=True)
+    grads = []
+    for forward in (model, training.LengthGroupedForward(model, overhead=0)):
+        model.zero_grad()
+        logits = forward(input_ids=ids, attention_mask=mask).logits
+        (logits[: len(rows) // 2] - logits[len(rows) // 2:]).sigmoid().log().mean().backward()
+        grads.append((logits.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    hook.remove()
+    (padded_logits, padded_grads), (grouped_logits, grouped_grads) = grads
+    assert torch.allclose(grouped_logits, padded_logits, atol=1e-5)
+    assert len(grouped_grads) == len(padded_grads) > 0
+    assert all(torch.allclose(g, p, atol=1e-5) for g, p in zip(grouped_grads, padded_grads))
+    assert passes[0] == ids.shape and len(passes) > 2
+    assert sum(a * b for a, b in passes[1:]) == sum(len(r) for r in rows)  # no padded position computed
+
+
+def test_training_split_by_length_follows_the_padded_run(tmp_path, monkeypatch):
+    """The demo recipe's split_by_length reaches the trainer: its passes carry no padding, and the
+    losses are the padded run's."""
+    from transformers import TrainerCallback
+
+    monkeypatch.setattr(training, "PASS_OVERHEAD_POSITIONS", 0)  # split even the tiny chats
+    passes = []
+
+    class Watch(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            model.register_forward_pre_hook(lambda m, a, kw: passes.append(kw["attention_mask"].min().item()),
+                                            with_kwargs=True)
+
+    pairs = make_pairs()
+    losses = {}
+    for split in (False, True):
+        passes.clear()
+        out = training.train_reward_model("tiny-llama", pairs[:6], tiny_config(split_by_length=split),
+                                          tmp_path / str(split), callbacks=[Watch()])
+        losses[split] = [entry["loss"] for entry in training.read_record(out)["training"]["history"]]
+        if split:
+            assert len(passes) > 3 and min(passes) == 1  # more passes than steps, none with a padded position
+        else:
+            assert len(passes) == 3 and min(passes) == 0
+    assert len(losses[True]) == 3
+    assert losses[True] == pytest.approx(losses[False], abs=1e-4)
 
 
 @pytest.mark.parametrize("key", ["tiny-llama", "tiny-gemma2"])

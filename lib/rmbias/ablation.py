@@ -359,7 +359,9 @@ def recipe_comparison(grid: Ablation) -> pd.DataFrame:
         "optimiser": f"{optimiser[r.optimizer]}, {rate}, {r.lr_scheduler}, {r.warmup_ratio:.0%} warm-up",
         "gradient clipping": f"max_grad_norm {r.max_grad_norm:g}",
         "batch": f"{r.per_device_batch} pairs x {r.grad_accum} accumulated = {r.effective_batch} a step, "
-                 f"{r.epochs:g} epoch{'s' if r.epochs != 1 else ''}",
+                 f"{r.epochs:g} epoch{'s' if r.epochs != 1 else ''}"
+                 + ("; each batch run in groups of similar length (the same loss, less padding)"
+                    if r.split_by_length else ""),
         "over-long pairs": f"{'truncated' if r.over_length == 'truncate' else 'dropped'} at {r.max_length} tokens",
         "training pairs": pairs,
         "held out": held[r.heldout],
