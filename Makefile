@@ -47,8 +47,12 @@ browser: $(STAMP) chromium
 
 book: notebooks html browser
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), each with its share of the cores;
+# TEST_WORKERS=0 runs it in one.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 # Keep the paired .ipynb copies (opened by Colab) in step with the .py sources.
 sync: $(STAMP)

@@ -588,7 +588,7 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 #    would have reported it. How far apart are the smallest and the largest of these "findings"?
 # 3. **Train with another seed.** Add one more seed for the smallest data size, for both bases (a run is cached
 #    like the others, so this costs about a minute once on a CPU). Does the new seed put the two bases in
-#    the same order as the first three?
+#    the same order as the seeds of the grid?
 
 # %% tags=["hide-cell"]
 # Solution to exercise 1

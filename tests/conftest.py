@@ -12,6 +12,44 @@ import pytest
 # The tests never reach the Hugging Face hub (set before transformers is first imported).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# `make test` runs the suite in parallel processes (pytest-xdist): each gets its share of the cores
+# for torch, and so do the chapters' kernels it starts (they inherit the variable), so that two
+# workers never run four busy threads on two cores.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    os.environ.setdefault("OMP_NUM_THREADS",
+                          str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+
+# Modules whose tests run on one worker, one after the other: each builds one expensive session
+# fixture (the tiny build of the book, the rehearsal of the paper run), or loads models at the
+# published widths (two of those at once would hold their memory at once). Every other test is
+# sent to whichever worker is free. The groups are sent out first, longest first, so that no
+# worker is left with one of them at the end while the other idles.
+GROUPS = {"tests/test_rehearsal.py": "rehearsal", "tests/test_book.py": "tiny-book",
+          "tests/test_architectures.py": "real-shapes", "tests/test_heads.py": "real-shapes"}
+ORDER = ("rehearsal", "tiny-book", "real-shapes")
+
+
+def _group(nodeid: str) -> str | None:
+    return GROUPS.get(nodeid.split("::")[0])
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: ORDER.index(_group(item.nodeid)) if _group(item.nodeid) else len(ORDER))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's scope scheduling with the scopes of GROUPS (one test each elsewhere), in the
+    order of collection (xdist's own loadgroup marks no longer reach its scheduler under pytest 9)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid) or nodeid
+
+    config.option.loadscopereorder = False
+    return GroupScheduling(config, log)
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

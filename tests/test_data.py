@@ -95,3 +95,41 @@ def test_provenance_names_commit_and_licence():
     record = data.provenance("test.jsonl.gz")
     assert record["commit"] == data.HH_RLHF.commit and record["licence"] == "MIT"
     assert record["url"].endswith(f"{data.HH_RLHF.commit}/harmless-base/test.jsonl.gz")
+
+
+def test_a_folder_is_built_once_and_a_build_finished_elsewhere_first_is_kept(tmp_path, monkeypatch):
+    """build_once: a second call takes the finished folder; a failed build leaves nothing; and when
+    another process renames its complete folder into place while this one is about to (two workers
+    of the test suite joining the same model file), that folder is kept and returned, not an error."""
+    target = tmp_path / "thing"
+    calls = []
+
+    def build(folder):
+        calls.append(folder)
+        folder.mkdir()
+        (folder / "payload").write_text(str(len(calls)))
+        return {"n": len(calls)}
+
+    assert data.build_once(target, build) == target and (target / "payload").read_text() == "1"
+    assert data.build_once(target, build) == target and len(calls) == 1
+
+    def broken(folder):
+        folder.mkdir()
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        data.build_once(tmp_path / "other", broken)
+    assert not (tmp_path / "other").exists() and [p.name for p in tmp_path.iterdir()] == ["thing"]
+
+    rename = Path.rename
+
+    def racing(self, destination):  # the other process wins the race just before this rename
+        Path(destination).mkdir()
+        (Path(destination) / "payload").write_text("theirs")
+        (Path(destination) / "complete.json").write_text("{}")
+        return rename(self, destination)
+
+    monkeypatch.setattr(Path, "rename", racing)
+    raced = tmp_path / "raced"
+    assert data.build_once(raced, build) == raced and (raced / "payload").read_text() == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raced", "thing"]  # no scratch folder left

