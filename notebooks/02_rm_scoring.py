@@ -72,8 +72,6 @@ CHAT_DATE = None  # the date Llama 3.1/3.2 templates print, e.g. "26 Jul 2024", 
 SKIP_UNFIT = None  # True: leave out reward models too large for the device (listed); None: the profile's (stop, naming them)
 
 # %%
-import json
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -401,23 +399,21 @@ for key in rm_keys:
     if spec.source == "trained":
         from rmbias import training
 
-        path = training.demo_reward_model(spec.base)
-        training_records[key] = json.loads((path / "training.json").read_text())
+        training_records[key] = training.read_record(training.demo_reward_model(spec.base))
 if training_records:
+    runs = {key: training.run_summary(r) for key, r in training_records.items()}
     display_table = pd.DataFrame({key: {
-        "base model": r["base_key"], "train pairs": r["data"]["n_train_pairs_used"],
-        "optimizer steps": r["training"]["optimizer_steps"], "held-out pairs": r["heldout"]["n_pairs"],
-        "held-out accuracy": f"{r['heldout']['pairwise_accuracy']:.1%}",
-        "95% CI": f"{r['heldout']['ci95'][0]:.1%} to {r['heldout']['ci95'][1]:.1%}",
-        "training minutes": f"{r['training']['seconds'] / 60:.1f}"} for key, r in training_records.items()})
+        "base model": r["base"], "train pairs": r["pairs_used"], "optimizer steps": r["steps"],
+        "held-out pairs": r["heldout_pairs"], "held-out accuracy": f"{r['heldout_accuracy']:.1%}",
+        "95% CI": f"{r['ci_low']:.1%} to {r['ci_high']:.1%}",
+        "training minutes": f"{r['train_seconds'] / 60:.1f}"} for key, r in runs.items()})
     recipe = next(iter(training_records.values()))["config"]
     same_recipe = all(r["config"] == recipe for r in training_records.values())
-    summary["demo_training"] = {key: {"accuracy": r["heldout"]["pairwise_accuracy"], "ci95": r["heldout"]["ci95"],
-                                      "n_heldout": r["heldout"]["n_pairs"], "train_seconds": r["training"]["seconds"]}
-                                for key, r in training_records.items()}
-    accuracy_text = "; ".join(f"{key}, {r['heldout']['pairwise_accuracy']:.1%} (95% CI "
-                              f"{r['heldout']['ci95'][0]:.1%} to {r['heldout']['ci95'][1]:.1%}, "
-                              f"{r['heldout']['n_pairs']} pairs)" for key, r in training_records.items())
+    summary["demo_training"] = {key: {"accuracy": r["heldout_accuracy"], "ci95": [r["ci_low"], r["ci_high"]],
+                                      "n_heldout": r["heldout_pairs"], "train_seconds": r["train_seconds"]}
+                                for key, r in runs.items()}
+    accuracy_text = "; ".join(f"{key}, {r['heldout_accuracy']:.1%} (95% CI {r['ci_low']:.1%} to {r['ci_high']:.1%}, "
+                              f"{r['heldout_pairs']} pairs)" for key, r in runs.items())
     recipe_text = (f"LoRA r={recipe['lora_r']} (alpha {recipe['lora_alpha']}) on {', '.join(recipe['target_modules'])}"
                    + (f" of the top {recipe['lora_top_layers']} layers" if recipe.get("lora_top_layers") else "")
                    + f", a fully trained score head, learning rate {recipe['learning_rate']:g} ({recipe['lr_scheduler']}), "

@@ -75,7 +75,7 @@ import seaborn as sns
 from myst_nb import glue
 from transformers.utils import logging as hf_logging
 
-from rmbias import ablation, artifacts, corpora, memory, models, plots, prompts, ranks
+from rmbias import ablation, artifacts, corpora, memory, models, plots, prompts, ranks, training
 
 grid = ablation.Ablation.for_profile(PROFILE, bases=tuple(BASES) if BASES else None,
                                      sizes=tuple(SIZES) if SIZES else None,
@@ -323,17 +323,10 @@ table = ablation.rank_table(scores, family)
 artifacts.write_table(table, out, "live_rank_table", grid=grid.as_dict(), fingerprint=grid.fingerprint())
 records = []
 for folder in folders:
-    record = json.loads((folder / "model" / "training.json").read_text())
     done = json.loads((folder / "complete.json").read_text())
-    held, data = record["heldout"], record["data"]
+    run = training.run_summary(training.read_record(folder / "model"))
     records.append({"model": label[done["base"]], "data_size": done["size"], "seed": done["seed"],
-                    "pairs_used": data["n_train_pairs_used"], "dropped_pad_literal": data.get("dropped_pad_literal", 0),
-                    "dropped_over_length": data.get("dropped_over_max_length", 0),
-                    "truncated": data.get("truncated_to_max_length", 0), "heldout_pairs": held.get("n_pairs", 0),
-                    "steps": record["training"]["optimizer_steps"], "train_seconds": record["training"]["seconds"],
-                    "final_loss": record["training"]["history"][-1]["loss"] if record["training"]["history"] else np.nan,
-                    "heldout_accuracy": held.get("pairwise_accuracy", np.nan),
-                    "ci_low": held.get("ci95", [np.nan, np.nan])[0], "ci_high": held.get("ci95", [np.nan, np.nan])[1]})
+                    **{k: v for k, v in run.items() if k != "base"}})
 records = pd.DataFrame(records)
 artifacts.write_table(records, out, "live_runs")
 glue("n_runs", len(folders), display=False)

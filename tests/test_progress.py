@@ -1,9 +1,21 @@
 """Progress shows in a notebook as tqdm bars, and in a book build on the terminal only."""
 
 import io
+import subprocess
+import sys
 import time
 
 from rmbias import progress
+
+KERNEL = """
+from tqdm.auto import tqdm
+from rmbias import progress
+for _ in tqdm(range(3), desc="Converting and de-quantizing GGUF tensors..."):
+    pass
+bar = progress.bar(2, "kernel bar")
+bar.update(2)
+bar.close()
+"""
 
 
 def test_a_build_relays_bars_and_notes_as_lines_of_their_own(tmp_path, monkeypatch, capsys):
@@ -13,10 +25,16 @@ def test_a_build_relays_bars_and_notes_as_lines_of_their_own(tmp_path, monkeypat
         for _ in range(3):
             bar.update(1)
         bar.close()
+        # in the chapter's kernel (a process started inside the block), a library's own bar (transformers
+        # converting a GGUF file) would land in the page: it is off, and this module's bars are not
+        kernel = subprocess.run([sys.executable, "-c", KERNEL], capture_output=True, text=True, check=True)
+        assert kernel.stderr == "" and kernel.stdout == ""
         progress.note("run 1/2: smollm2-n24-seed0")
     lines = capsys.readouterr().out.splitlines()
     assert lines and all(line.startswith("  [02_x] ") for line in lines)
     assert any("scoring some-rm" in line and "3/3" in line for line in lines)
+    assert any("kernel bar" in line and "2/2" in line for line in lines)
+    assert not any("GGUF" in line for line in lines)
     assert lines[-1] == "  [02_x] run 1/2: smollm2-n24-seed0"
     assert not any("\r" in line for line in lines)
     assert progress.PROGRESS_ENV not in __import__("os").environ  # restored after the block

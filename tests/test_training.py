@@ -331,6 +331,11 @@ def test_training_changes_the_weights_and_saves_a_loadable_model(key, tmp_path):
     record = json.loads((out / "training.json").read_text())
     assert record["training"]["optimizer_steps"] == 3 and record["base_key"] == key
     assert record["data"]["n_train_pairs_used"] == 6 and record["heldout"]["n_pairs"] == 2
+    run = training.run_summary(training.read_record(out))  # the row chapters 02 and 05 tabulate
+    assert (run["base"], run["pairs_used"], run["steps"], run["heldout_pairs"]) == (key, 6, 3, 2)
+    assert run["heldout_accuracy"] == record["heldout"]["pairwise_accuracy"] in (0.0, 0.5, 1.0)
+    assert run["ci_low"] <= run["heldout_accuracy"] <= run["ci_high"]
+    assert run["final_loss"] == record["training"]["history"][-1]["loss"] and run["train_seconds"] > 0
     assert not (out / "checkpoints").exists()
 
     loaded = AutoModelForSequenceClassification.from_pretrained(out, num_labels=1).eval()
@@ -352,6 +357,18 @@ def test_training_changes_the_weights_and_saves_a_loadable_model(key, tmp_path):
     rows, ids, mask = padded(tokenizer, [p["chosen"] for p in pairs[6:]], tokenizer.pad_token_id)
     with torch.no_grad():
         assert torch.allclose(loaded(input_ids=ids, attention_mask=mask).logits[:, 0], chosen, atol=1e-5)
+
+
+def test_a_run_without_evaluation_or_logged_loss_is_summarised_with_gaps():
+    import math
+
+    record = {"base_key": "tiny-llama", "heldout": {},
+              "data": {"n_train_pairs_used": 4, "dropped_pad_literal": 1, "truncated_to_max_length": 2},
+              "training": {"optimizer_steps": 1, "seconds": 2.5, "history": []}}
+    run = training.run_summary(record)
+    assert (run["pairs_used"], run["dropped_pad_literal"], run["dropped_over_length"], run["truncated"]) == (4, 1, 0, 2)
+    assert run["heldout_pairs"] == 0
+    assert all(math.isnan(run[k]) for k in ("final_loss", "heldout_accuracy", "ci_low", "ci_high"))
 
 
 def test_demo_cache_is_atomic(tmp_path, monkeypatch):

@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any, Iterator, TextIO
 
 PROGRESS_ENV = "RMBIAS_PROGRESS"
-# The libraries' own bars (transformers' "Loading weights", datasets' "Map") would land in the page
-QUIET_LIBRARIES = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+# The libraries' own bars (transformers' "Loading weights" and first conversion of a GGUF file,
+# datasets' "Map") would land in the page: off during a build. TQDM_DISABLE is every tqdm bar's
+# default; this module's own bars say disable=False.
+QUIET_LIBRARIES = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+                   "TQDM_DISABLE": "1"}
 BUILD_INTERVAL = 10.0  # seconds between a bar's updates in a build log (a terminal or CI log, not a widget)
 
 
@@ -44,7 +47,7 @@ def bar(total: int | None, desc: str, unit: str = "it", initial: int = 0, **opti
     if stream is None:
         return tqdm(total=total, desc=desc, unit=unit, initial=initial, mininterval=2.0, **options)
     return tqdm(total=total, desc=desc, unit=unit, initial=initial, file=stream, mininterval=BUILD_INTERVAL,
-                ascii=True, ncols=100, **options)
+                ascii=True, ncols=100, disable=False, **options)
 
 
 def note(message: str) -> None:
@@ -119,7 +122,9 @@ class Relay(threading.Thread):
 def relayed(prefix: str, folder: Path) -> Iterator[Relay]:
     """For a book build: while the block runs, ``RMBIAS_PROGRESS`` names a file in ``folder`` (the
     kernel the block starts inherits it) and that file is relayed to stdout; the libraries' own
-    progress bars are switched off (``QUIET_LIBRARIES``)."""
+    progress bars are switched off in that kernel (``QUIET_LIBRARIES``), not in this process."""
+    import tqdm  # noqa: F401  (tqdm reads TQDM_* defaults when first imported: here, before they are set)
+
     path = Path(folder) / "progress.log"
     path.touch()
     settings = {PROGRESS_ENV: str(path), **QUIET_LIBRARIES}

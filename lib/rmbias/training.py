@@ -782,6 +782,22 @@ def read_record(path: str | Path) -> dict[str, Any]:
     return json.loads((Path(path) / "training.json").read_text())
 
 
+def run_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """One flat row of a ``training.json`` record, as the chapters tabulate runs: the base, the pairs
+    used and those dropped or truncated (and why), optimiser steps, training seconds, the last
+    logged loss, and the held-out pairs, pairwise accuracy and its 95% interval (NaN where the run
+    was not evaluated, or logged no loss)."""
+    held, data, run = record.get("heldout") or {}, record["data"], record["training"]
+    low, high = held.get("ci95", [math.nan, math.nan])
+    return {"base": record["base_key"], "pairs_used": data["n_train_pairs_used"],
+            "dropped_pad_literal": data.get("dropped_pad_literal", 0),
+            "dropped_over_length": data.get("dropped_over_max_length", 0),
+            "truncated": data.get("truncated_to_max_length", 0), "steps": run["optimizer_steps"],
+            "train_seconds": run["seconds"], "final_loss": run["history"][-1]["loss"] if run["history"] else math.nan,
+            "heldout_pairs": held.get("n_pairs", 0), "heldout_accuracy": held.get("pairwise_accuracy", math.nan),
+            "ci_low": low, "ci_high": high}
+
+
 def load_trained(path: str | Path, device: str = "cpu"):
     """A saved reward model (merged) and its tokenizer, in eval mode, float32 unless saved otherwise."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
