@@ -17,30 +17,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from rm_training import StepClock  # this folder's training benchmark: wall time of every optimiser step
 from transformers import TrainerCallback
 
 from rmbias import models, training
-
-
-class StepClock(TrainerCallback):
-    """Wall time of every optimiser step."""
-
-    def __init__(self):
-        self.times: list[float] = []
-        self.last = None
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        if self.last is None:
-            self.last = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        now = time.perf_counter()
-        self.times.append(now - self.last)
-        self.last = now
 
 
 class Positions(TrainerCallback):

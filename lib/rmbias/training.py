@@ -38,6 +38,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -489,8 +490,6 @@ class LengthGroupedForward:
         self.overhead = PASS_OVERHEAD_POSITIONS if overhead is None else overhead
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any):
-        from types import SimpleNamespace
-
         lengths = attention_mask.sum(dim=1).tolist()
         groups = length_groups(lengths, self.overhead)
         if len(groups) == 1:
@@ -498,7 +497,7 @@ class LengthGroupedForward:
         parts, rows = [], []
         for group in groups:
             index = torch.tensor(group, device=input_ids.device)
-            cut = int(max(lengths[i] for i in group))
+            cut = max(lengths[i] for i in group)
             out = self.model(input_ids=input_ids[index, :cut], attention_mask=attention_mask[index, :cut], **kwargs)
             parts.append(out.logits)
             rows.extend(group)
