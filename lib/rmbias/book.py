@@ -12,6 +12,9 @@ modules it imports (directly or through other modules), the profile and paramete
 of the libraries the numbers depend on, and the result tables of earlier chapters it reads. A
 digest of these (:func:`build_key`) is stored in the executed notebook's metadata; ``--force``
 executes every chapter regardless.
+
+``python -m rmbias.book links`` points every chapter's Colab badge, and the repository its first
+cell clones on Colab, at the repository and branch named in ``_config.yml`` (:func:`colab_links`).
 """
 
 from __future__ import annotations
@@ -316,6 +319,64 @@ def run(profile: str, only: list[str] | None = None, book_dir: Path = ROOT / "bo
     return timings
 
 
+# --- where the chapters point on GitHub and Colab ------------------------------------------------
+
+# A chapter's Colab badge, ``](https://colab.research.google.com/github/OWNER/REPO/blob/BRANCH/...)``,
+# and the repository its first cell clones on Colab, ``["git", "clone", ..., "URL", ...]``.
+_BADGE = re.compile(r"(?<=\]\()https://colab\.research\.google\.com/github/[^\s)]+(?=\))")
+_CLONE = re.compile(r'(?<=\["git", "clone", )((?:"[^"]*", )*?)"(https?://[^"]+)"')
+_CLONE_BRANCH = re.compile(r'(?<=\["git", "clone", )((?:"[^"]*", )*?"--branch", )"([^"]+)"')
+
+
+def repository(root: Path = ROOT) -> tuple[str, str]:
+    """The book's GitHub repository and branch, ``repository: url`` and ``branch`` in ``_config.yml``
+    (the one place they are written; :func:`colab_links` carries them into the chapters). The URL
+    is returned without a trailing slash or ``.git``."""
+    import yaml
+
+    config = Path(root) / "_config.yml"
+    entry = (yaml.safe_load(config.read_text()) or {}).get("repository") or {}
+    url, branch = str(entry.get("url") or ""), str(entry.get("branch") or "")
+    url = url.rstrip("/").removesuffix(".git")
+    if not re.fullmatch(r"https://github\.com/[^/\s]+/[^/\s]+", url) or not branch:
+        raise ValueError(f"{config}: repository: url must be https://github.com/OWNER/REPO and branch must be set "
+                         f"(found url {url!r}, branch {branch!r})")
+    return url, branch
+
+
+def colab_links(root: Path = ROOT, write: bool = True) -> list[Path]:
+    """Make every chapter's Colab badge and the URL its first cell clones on Colab those of
+    :func:`repository`: the badge opens ``notebooks/NN_name.ipynb`` of that repository and branch.
+    Returns the chapter sources that were changed (with ``write=False``: that would be changed,
+    leaving them as they are). Their paired notebooks follow with ``jupytext --sync``.
+
+    Raises ``ValueError`` naming the chapter if it has no badge or no clone URL.
+    """
+    url, branch = repository(root)
+    owner_repo = url.removeprefix("https://github.com/")
+    changed: list[Path] = []
+    for source in notebook_sources(Path(root)):
+        text = source.read_text()
+        missing = [what for what, pattern in (("Colab badge", _BADGE), ("clone URL", _CLONE),
+                                              ("clone branch", _CLONE_BRANCH))
+                   if not pattern.search(text)]
+        if missing:
+            raise ValueError(f"{source}: no {' and no '.join(missing)} found; the first markdown cell needs "
+                             "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+                             "(https://colab.research.google.com/github/OWNER/REPO/blob/BRANCH/notebooks/"
+                             "NN_name.ipynb) and the first code cell subprocess.run([\"git\", \"clone\", ..., "
+                             "\"--branch\", \"BRANCH\", \"https://github.com/OWNER/REPO\", ...])")
+        badge = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/notebooks/{source.stem}.ipynb"
+        new = _BADGE.sub(badge, text)
+        new = _CLONE.sub(lambda match: f'{match.group(1)}"{url}"', new)
+        new = _CLONE_BRANCH.sub(lambda match: f'{match.group(1)}"{branch}"', new)
+        if new != text:
+            changed.append(source)
+            if write:
+                source.write_text(new)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rmbias.book", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -327,10 +388,19 @@ def main(argv: list[str] | None = None) -> int:
     cmd.add_argument("--force", action="store_true", help="execute every chapter, changed or not")
     cmd.add_argument("--book-dir", type=Path, default=ROOT / "book")
     cmd.add_argument("--results-dir", type=Path, default=ROOT / "results")
+    sub.add_parser("links", help="point every chapter's Colab badge and clone URL at _config.yml's repository")
     args = parser.parse_args(argv)
     try:
-        run(args.profile, args.only, args.book_dir, args.results_dir, overrides=parse_set(args.set),
-            force=args.force)
+        if args.command == "links":
+            changed = colab_links(ROOT, write=True)
+            url, branch = repository(ROOT)
+            for source in changed:
+                print(f"{source.relative_to(ROOT)}: Colab badge and clone URL now point at {url} ({branch})")
+            if not changed:
+                print(f"every chapter already points at {url} ({branch})")
+        else:
+            run(args.profile, args.only, args.book_dir, args.results_dir, overrides=parse_set(args.set),
+                force=args.force)
     except (ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

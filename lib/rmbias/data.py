@@ -59,6 +59,16 @@ HH_RLHF = Source(
     licence="MIT",
 )
 
+# Google's record of the Colab GPU runtime (its preloaded packages): what `make colab-check` rebuilds and
+# the tests of rmbias.colab plan against. Not used by any chapter.
+COLAB_RECORD = Source(
+    folder="colab-backend-info-a724079",
+    owner="googlecolab",
+    repo="backend-info",
+    commit="a72407924822ea377410b69f0a290150bcb5c9c2",
+    licence="Apache-2.0",
+)
+
 _RM = "data/reward_model_scores"
 _TR = "data/reward_model_training"
 
@@ -96,6 +106,8 @@ FILES: dict[tuple[Source, str], str] = {
     (AUTHORS, f"{_TR}/rank_results_uf_54.csv"): "80b4d0b88ffec4d3859b756f32f1d1191ea359d0e4da29ccce54817857f43e9f",
     (HH_RLHF, "LICENSE"): "d4fb18db48757e273261a5597b8a09381de8073da060474ce33d0643e06c875e",
     (HH_RLHF, "harmless-base/test.jsonl.gz"): "ebfaaed21162a4de120ae85366075b34425e2a6303fac59b99555002f7016f03",
+    (COLAB_RECORD, "pip-freeze.gpu.txt"): "96f6efbdc6341ea8c28aeb1d06c51861cfeebd0ca531ee2a4de757b0b80b1982",
+    (COLAB_RECORD, "os-info-gpu.txt"): "43cdf10db6519230db400a9a85e1b735d4403339aa3960b5d794c9c2267ce7e0",
 }
 
 

@@ -34,7 +34,7 @@ import torch
 
 MULTI_GPU = "multi-gpu"
 QUANTIZATIONS = ("8bit", "4bit")
-BITSANDBYTES = "bitsandbytes==0.50.2"  # the pinned version (pyproject.toml)
+BITSANDBYTES = "bitsandbytes==0.50.2"  # the pinned version (constraints.txt; a test keeps them equal)
 _OFF_GPU = {"cpu", "disk", "meta"}
 
 
@@ -57,7 +57,7 @@ def check_quantize(quantize: str | None) -> None:
                              "or None for the model's own dtype")
     if importlib.util.find_spec("bitsandbytes") is None:
         raise PlacementError(f"quantize={quantize!r} needs bitsandbytes: `pip install {BITSANDBYTES}` "
-                             "(make env and scripts/colab_setup.sh install it)")
+                             "(make env, and on Colab a chapter's first cell, install it)")
 
 
 def result_key(quantize: str | None) -> dict[str, str]:
