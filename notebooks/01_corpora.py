@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 1. Corpora: the words the study measures
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/01_corpora.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/01_corpora.ipynb) this chapter;
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/student/01_corpora.ipynb) the version for students, without the
+# solutions to its exercises.
 #
 # Every result in this book is a statement about how models treat *words*: which words a reward
 # model scores highly as the answer to "What, in one word, is the greatest thing ever?", which words a
@@ -438,29 +440,21 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 # %% [markdown]
 # ## Exercises
 #
-# The solutions follow in hidden cells, one per exercise: try each exercise before you open its
-# solution. They reuse the tables this chapter built, so they run in seconds, and each ends with
-# checks (`assert`) that its numbers are consistent with the chapter's.
-#
-# 1. **A category of your own.** Agency and communion are not the only values a model could prefer.
-#    Write down six to ten nouns for a value of your own choosing (for instance pleasure: *pleasure*,
-#    *fun*, *comfort*, *luxury*, *enjoyment*, *leisure*, *delight*, *wealth*), annotate them with
-#    `lexicons.annotate` as this chapter did, and place each word's Zipf frequency among the Big Two
-#    nouns: what share of the nouns is rarer? Would your category be a fair third contestant, or would
-#    a model's preference for it be hard to tell apart from a preference for common words?
-# 2. **Care and communion.** The Care foundation of the MFD and the communion category both describe
-#    warmth towards others. How many Care terms (virtue or vice) are also Big Two nouns, and in which
-#    Big Two category do they fall? Then compare the word frequency of Care virtue and Care vice terms
-#    with a Mann-Whitney test: is the pattern of the frequency figure (vice terms rarer) significant
-#    for Care on its own?
-# 3. **Two tokenizers, one word list.** The table `coverage` already holds every MFD term the chapter
-#    checked, in every tokenizer. Take the Care terms and the profile's first Llama-family and first
-#    Gemma-family tokenizer. For each surface form, count the terms that are a single token in both
-#    tokenizers, in only one of them, or in neither. Which tokenizer keeps more Care terms whole,
-#    and is it the one that keeps more Big Two nouns whole in the table above? What does the "only
-#    one" count mean for a comparison of a Llama model with a Gemma model on these words?
+# Each exercise is followed by its solution, folded (the version for students leaves it out): try the
+# exercise before you open it. They reuse the tables this chapter built, so they run in seconds, and
+# each ends with checks (`assert`) that its numbers are consistent with the chapter's.
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 1. A category of your own
+#
+# Agency and communion are not the only values a model could prefer.
+# Write down six to ten nouns for a value of your own choosing (for instance pleasure: *pleasure*,
+# *fun*, *comfort*, *luxury*, *enjoyment*, *leisure*, *delight*, *wealth*), annotate them with
+# `lexicons.annotate` as this chapter did, and place each word's Zipf frequency among the Big Two
+# nouns: what share of the nouns is rarer? Would your category be a fair third contestant, or would
+# a model's preference for it be hard to tell apart from a preference for common words?
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 1
 own = pd.DataFrame({"word": ["pleasure", "fun", "comfort", "luxury", "enjoyment", "leisure", "delight", "wealth"],
                     "category": "Pleasure"})
@@ -483,7 +477,16 @@ chapter_zipf = confounds.set_index(["list", "measure"]).loc[("nouns", "zipf")]
 assert np.isclose(by_category["Agency"], chapter_zipf["median_agency"])
 assert np.isclose(by_category["Communion"], chapter_zipf["median_communion"])
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 2. Care and communion
+#
+# The Care foundation of the MFD and the communion category both describe
+# warmth towards others. How many Care terms (virtue or vice) are also Big Two nouns, and in which
+# Big Two category do they fall? Then compare the word frequency of Care virtue and Care vice terms
+# with a Mann-Whitney test: is the pattern of the frequency figure (vice terms rarer) significant
+# for Care on its own?
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 2
 care = mfd_norms[mfd_norms["foundation"] == "Care"].assign(category=lambda t: t["category"].astype(str))
 overlap = care.merge(nouns, on="word", suffixes=("_mfd", "_big2"))
@@ -501,7 +504,17 @@ assert overlap["category_mfd"].isin(["Care_Virtue", "Care_Vice"]).all()
 assert np.isclose(virtue.median(), zipf_medians.loc["Care", "Virtue"])
 assert np.isclose(vice.median(), zipf_medians.loc["Care", "Vice"])
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 3. Two tokenizers, one word list
+#
+# The table `coverage` already holds every MFD term the chapter
+# checked, in every tokenizer. Take the Care terms and the profile's first Llama-family and first
+# Gemma-family tokenizer. For each surface form, count the terms that are a single token in both
+# tokenizers, in only one of them, or in neither. Which tokenizer keeps more Care terms whole,
+# and is it the one that keeps more Big Two nouns whole in the table above? What does the "only
+# one" count mean for a comparison of a Llama model with a Gemma model on these words?
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 3
 pair = [llama_keys[0], gemma_keys[0]]
 outcomes = ["both", f"only {pair[0]}", f"only {pair[1]}", "neither"]

@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 2. Reward models prefer different values
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/02_rm_scoring.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/02_rm_scoring.ipynb) this chapter;
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/student/02_rm_scoring.ipynb) the version for students, without the
+# solutions to its exercises.
 #
 # ```{admonition} Hardware
 # :class: tip
@@ -654,27 +656,21 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 # %% [markdown]
 # ## Exercises
 #
-# The solutions follow in hidden cells, one per exercise: try each exercise before you open its
-# solution. They reuse the scores this chapter already holds (no model is run again), so they run in
-# seconds, and each ends with checks (`assert`) that its numbers are consistent with the chapter's.
-#
-# 1. **Leave one reward model out.** The family gaps of Figure 1 average over four Gemma-based and six
-#    Llama-based RMs. Drop each released RM in turn, recompute the gap table with `ranks.family_gap`
-#    from the remaining nine, and record the positive-prompt gaps for agency and communion. Does the
-#    direction of both gaps survive every omission? Which RM, when dropped, moves the gaps the most,
-#    and what does that say about how many RMs carry the effect?
-# 2. **Does the phrasing matter?** Every adjective and frame is asked in three phrasings: "What, in
-#    one word, ...?", "What, in a single word, ...?" and "... Please answer in one word only." (the
-#    prompt table's `concision` column: `one`, `single`, `please`). Recompute the released family gaps
-#    separately for the 18 prompts of each phrasing. Is the direction of each panel the same under
-#    all three? Explain why the three gaps must average exactly to the gap over all 54 prompts.
-# 3. **Are paraphrases the same question to an RM?** For every RM, correlate (Spearman, over the
-#    nouns) its scores under the headline prompt with its scores under each other positive prompt.
-#    Do it for the released RMs and for this profile's live RMs. Do the live RMs treat paraphrases as
-#    one question as consistently as the paper's RMs do? What would low correlations mean for the
-#    paper's practice of treating the 54 prompts as observations?
+# Each exercise is followed by its solution, folded (the version for students leaves it out): try the
+# exercise before you open it. They reuse the scores this chapter already holds (no model is run again),
+# so they run in seconds, and each ends with checks (`assert`) that its numbers are consistent with the
+# chapter's.
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 1. Leave one reward model out
+#
+# The family gaps of Figure 1 average over four Gemma-based and six
+# Llama-based RMs. Drop each released RM in turn, recompute the gap table with `ranks.family_gap`
+# from the remaining nine, and record the positive-prompt gaps for agency and communion. Does the
+# direction of both gaps survive every omission? Which RM, when dropped, moves the gaps the most,
+# and what does that say about how many RMs carry the effect?
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 1
 leave_one_out = []
 for rm in medians["rm"].unique():
@@ -703,7 +699,16 @@ for family, other in (("gemma", "llama"), ("llama", "gemma")):
     # ... and, averaged over the omissions within a family, gives back that family's full mean
     assert np.isclose(rows[f"{family} mean, agency"].mean(), full_positive.loc["Agency", family])
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 2. Does the phrasing matter?
+#
+# Every adjective and frame is asked in three phrasings: "What, in
+# one word, ...?", "What, in a single word, ...?" and "... Please answer in one word only." (the
+# prompt table's `concision` column: `one`, `single`, `please`). Recompute the released family gaps
+# separately for the 18 prompts of each phrasing. Is the direction of each panel the same under
+# all three? Explain why the three gaps must average exactly to the gap over all 54 prompts.
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 2
 concision = prompts.all_prompts().set_index("key")["concision"]
 by_phrasing = []
@@ -723,7 +728,16 @@ assert (by_phrasing.groupby("concision")["prompts"].first() == prompts_per_phras
 # every phrasing has the same number of prompts per framing, so the mean of the three gaps is the full gap
 assert np.allclose(phrasing_table[list(prompts.CONCISION)].mean(axis=1), phrasing_table["all 54 prompts"])
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 3. Are paraphrases the same question to an RM?
+#
+# For every RM, correlate (Spearman, over the
+# nouns) its scores under the headline prompt with its scores under each other positive prompt.
+# Do it for the released RMs and for this profile's live RMs. Do the live RMs treat paraphrases as
+# one question as consistently as the paper's RMs do? What would low correlations mean for the
+# paper's practice of treating the 54 prompts as observations?
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 3
 def paraphrase_agreement(scores: pd.DataFrame, source: str) -> pd.DataFrame:
     """Per RM: Spearman correlation over words of the headline prompt's scores with each other positive prompt's."""

@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 3. The bias is already in the base models
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/03_logit_tracing.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/03_logit_tracing.ipynb) this chapter;
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/student/03_logit_tracing.ipynb) the version for students, without the
+# solutions to its exercises.
 #
 # ```{admonition} Hardware
 # :class: tip
@@ -432,28 +434,22 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 # %% [markdown]
 # ## Exercises
 #
-# The solutions follow in hidden cells, one per exercise: try each exercise before you open its
-# solution. They read the traces and tables this chapter already holds (no model is run again), so
-# they run in seconds, and each ends with checks (`assert`) that its numbers are consistent with the
-# chapter's.
-#
-# 1. **What the single-token shortcut misses.** For the nouns that were teacher-forced, compare each
-#    noun's log-probability in any of its four surface forms (the table `whole`) with the
-#    log-probability of its bare lower-case token read off the trace (the paper's route), for every
-#    model and forced prompt. By how many nats, and so by what factor, does the paper's form
-#    understate how likely a model is to answer with the noun? Why can the difference never be
-#    negative?
-# 2. **Mean instead of median.** The paper summarises each category by its median rank. Rerun the
-#    Figure 2 ANOVA for the first pair with the *mean* rank of each category per prompt instead
-#    (`ranks.median_ranks` with `how="mean"`) and compare the F statistics of the category x model
-#    and three-way terms with the chapter's. Would the verdicts change?
-# 3. **Words of your own.** Choose eight or so one-word answers that are not Big Two nouns (for
-#    example *money*, *peace*, *god*, *health*, *knowledge*, *life*, *music*, *nature*). For each
-#    model, look up their log-probabilities on the headline prompt with `Trace.lookup` and find where
-#    each would rank among the Big Two nouns that are single tokens in that model's vocabulary. Which
-#    of your words would beat every noun? Which are not single tokens at all?
+# Each exercise is followed by its solution, folded (the version for students leaves it out): try the
+# exercise before you open it. They read the traces and tables this chapter already holds (no model is
+# run again), so they run in seconds, and each ends with checks (`assert`) that its numbers are
+# consistent with the chapter's.
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 1. What the single-token shortcut misses
+#
+# For the nouns that were teacher-forced, compare each
+# noun's log-probability in any of its four surface forms (the table `whole`) with the
+# log-probability of its bare lower-case token read off the trace (the paper's route), for every
+# model and forced prompt. By how many nats, and so by what factor, does the paper's form
+# understate how likely a model is to answer with the noun? Why can the difference never be
+# negative?
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 1
 missed = []
 for key in lm_keys:
@@ -475,7 +471,15 @@ assert len(missed) > 0
 assert (missed["nats"] > -1e-3).all()
 assert set(missed["word"]) <= set(forced_nouns["word"])
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 2. Mean instead of median
+#
+# The paper summarises each category by its median rank. Rerun the
+# Figure 2 ANOVA for the first pair with the *mean* rank of each category per prompt instead
+# (`ranks.median_ranks` with `how="mean"`) and compare the F statistics of the category x model
+# and three-way terms with the chapter's. Would the verdicts change?
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 2
 gemma_key, llama_key = pairs[0]
 pair_traces = [traces[gemma_key], traces[llama_key]]
@@ -505,7 +509,16 @@ assert np.isclose(summary_by_how.loc["median", "category:model F"], chapter_term
 assert np.isclose(summary_by_how.loc["median", "three-way F"], chapter_terms.loc["category:framing:model", "F"],
                   equal_nan=True)
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 3. Words of your own
+#
+# Choose eight or so one-word answers that are not Big Two nouns (for
+# example *money*, *peace*, *god*, *health*, *knowledge*, *life*, *music*, *nature*). For each
+# model, look up their log-probabilities on the headline prompt with `Trace.lookup` and find where
+# each would rank among the Big Two nouns that are single tokens in that model's vocabulary. Which
+# of your words would beat every noun? Which are not single tokens at all?
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 3
 own_words = ["money", "peace", "god", "health", "knowledge", "life", "music", "nature"]
 own_words = [w for w in own_words if w not in set(nouns["word"])]  # keep the list apart from the dictionary

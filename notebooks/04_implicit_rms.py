@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 4. Two language models make a reward model
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/04_implicit_rms.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/04_implicit_rms.ipynb) this chapter;
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/student/04_implicit_rms.ipynb) the version for students, without the
+# solutions to its exercises.
 #
 # ```{admonition} Hardware
 # :class: tip
@@ -573,29 +575,21 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 # %% [markdown]
 # ## Exercises
 #
-# The solutions follow in hidden cells, one per exercise: try each exercise before you open its
-# solution. They work on the traces and tables this chapter already holds (no model is run again), so
-# they run in seconds, and each ends with checks (`assert`) that its numbers are consistent with the
-# chapter's.
-#
-# 1. **Move the floor.** The floored log ratio needs a floor, and the chapter tried $10^{-4}$ and
-#    $10^{-6}$. On the headline prompt's shared strings (`table`), add floors of $10^{-3}$ and
-#    $10^{-8}$ with `implicit.floored_log_ratio`. For each floor, report the share of strings that
-#    score exactly zero and the five best strings. Show that raising the floor can only add zeros, and
-#    that a floored score is never further from zero than the raw log ratio.
-# 2. **A metric of your own.** MWLR weights the log ratio by the mixture $\tfrac12(p + q)$. Two
-#    natural alternatives weight it by $q$ alone (each token's term in the KL divergence
-#    $\mathrm{KL}(q \,\|\, p)$) or by $p$ alone. Add both with `implicit.implicit_rewards`, check that
-#    MWLR is exactly their average, and compute the agency-minus-communion gap in median rank of the
-#    Big Two nouns on the headline prompt for the first pair under each. Does the sign of the gap
-#    depend on which weighting you pick?
-# 3. **Another duel.** Freedom against Love is one pair of words the paper picked. Choose another
-#    agency noun and communion noun from the dictionary (say *success* and *family*) and count, from
-#    the chapter's noun scores (`noun_scores`), the (pair, positive prompt) cells in which the agency
-#    noun has the higher MWLR. Check first that the same count for Freedom and Love gives the
-#    chapter's number. Then find the agency noun that beats *love* in the most cells.
+# Each exercise is followed by its solution, folded (the version for students leaves it out): try the
+# exercise before you open it. They work on the traces and tables this chapter already holds (no model
+# is run again), so they run in seconds, and each ends with checks (`assert`) that its numbers are
+# consistent with the chapter's.
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 1. Move the floor
+#
+# The floored log ratio needs a floor, and the chapter tried $10^{-4}$ and
+# $10^{-6}$. On the headline prompt's shared strings (`table`), add floors of $10^{-3}$ and
+# $10^{-8}$ with `implicit.floored_log_ratio`. For each floor, report the share of strings that
+# score exactly zero and the five best strings. Show that raising the floor can only add zeros, and
+# that a floored score is never further from zero than the raw log ratio.
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 1
 floors = {"1e-3": 1e-3, "1e-4": 1e-4, "1e-6": 1e-6, "1e-8": 1e-8}  # highest first
 floor_metrics = {f"floor {name}": (lambda lq, lp, f=np.log(value): implicit.floored_log_ratio(lq, lp, f))
@@ -615,7 +609,17 @@ for name in floor_metrics:  # flooring only shrinks a log ratio
 for name in ("floor 1e-4", "floor 1e-6"):  # the chapter's two floors are reproduced
     assert np.allclose(floored[name], table[name])
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 2. A metric of your own
+#
+# MWLR weights the log ratio by the mixture $\tfrac12(p + q)$. Two
+# natural alternatives weight it by $q$ alone (each token's term in the KL divergence
+# $\mathrm{KL}(q \,\|\, p)$) or by $p$ alone. Add both with `implicit.implicit_rewards`, check that
+# MWLR is exactly their average, and compute the agency-minus-communion gap in median rank of the
+# Big Two nouns on the headline prompt for the first pair under each. Does the sign of the gap
+# depend on which weighting you pick?
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 2
 weightings = {"MWLR": implicit.mwlr,
               "q-weighted": lambda lq, lp: np.exp(lq) * (lq - lp),
@@ -646,7 +650,16 @@ raw_sign = np.sign(weighted["logp_q"] - weighted["logp_p"])
 for name in ("q-weighted", "p-weighted"):
     assert (np.sign(weighted[name])[raw_sign != 0] == raw_sign[raw_sign != 0]).all()
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 3. Another duel
+#
+# Freedom against Love is one pair of words the paper picked. Choose another
+# agency noun and communion noun from the dictionary (say *success* and *family*) and count, from
+# the chapter's noun scores (`noun_scores`), the (pair, positive prompt) cells in which the agency
+# noun has the higher MWLR. Check first that the same count for Freedom and Love gives the
+# chapter's number. Then find the agency noun that beats *love* in the most cells.
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 3
 positive_scores = noun_scores[noun_scores["framing"] == "positive"]
 mwlr_wide = positive_scores.pivot_table(index=["pair", "prompt"], columns="word", values="MWLR")

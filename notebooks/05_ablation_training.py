@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 5. Same data, different bases: training reward models
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/05_ablation_training.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/05_ablation_training.ipynb) this chapter;
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/student/05_ablation_training.ipynb) the version for students, without the
+# solutions to its exercises.
 #
 # ```{admonition} Hardware
 # :class: tip
@@ -579,17 +581,17 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 # %% [markdown]
 # ## Exercises
 #
-# 1. **Mean instead of median.** The paper summarises each category by the *median* rank of its token
-#    variants. Recompute the final-step agency-minus-communion gap of every run with the *mean* rank and
-#    check whether the difference between the two bases keeps its sign in every seed.
-# 2. **What one seed would have shown.** The paper trained one model per condition. For the largest data
-#    size, list for each seed on its own the difference between the two bases' gaps, as a one-seed study
-#    would have reported it. How far apart are the smallest and the largest of these "findings"?
-# 3. **Train with another seed.** Add one more seed for the smallest data size, for both bases (a run is cached
-#    like the others, so this costs about a minute once on a CPU). Does the new seed put the two bases in
-#    the same order as the seeds of the grid?
+# Each exercise is followed by its solution, folded (the version for students leaves it out): try the
+# exercise before you open it.
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 1. Mean instead of median
+#
+# The paper summarises each category by the *median* rank of its token
+# variants. Recompute the final-step agency-minus-communion gap of every run with the *mean* rank and
+# check whether the difference between the two bases keeps its sign in every seed.
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 1
 mean_rank = scores.assign(rank=ranks.within_ranks(scores, ["base", "size", "seed", "step"]))
 means = (mean_rank.groupby(["base", "size", "seed", "step", "category"])["rank"].mean()
@@ -603,7 +605,14 @@ n = len(candidates)
 assert mean_rank.groupby(["base", "size", "seed", "step"])["rank"].sum().eq(n * (n + 1) / 2).all()
 assert means[["Agency", "Communion"]].stack().between(1, n).all()
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 2. What one seed would have shown
+#
+# The paper trained one model per condition. For the largest data
+# size, list for each seed on its own the difference between the two bases' gaps, as a one-seed study
+# would have reported it. How far apart are the smallest and the largest of these "findings"?
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 2
 one_seed = diff[diff["data_size"] == largest].set_index("seed")["difference"]
 display(one_seed.rename("one-seed finding").to_frame().round(1))
@@ -612,7 +621,14 @@ print(f"one-seed findings range from {one_seed.min():.0f} to {one_seed.max():.0f
 assert np.isclose(one_seed.mean(), verdict.set_index("data_size").loc[largest, "mean"])
 assert int((one_seed > 0).sum()) == int(verdict.set_index("data_size").loc[largest, "positive"])
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 3. Train with another seed
+#
+# Add one more seed for the smallest data size, for both bases (a run is cached
+# like the others, so this costs about a minute once on a CPU). Does the new seed put the two bases in
+# the same order as the seeds of the grid?
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 3
 smallest, new_seed = min(grid.sizes), max(grid.seeds) + 1
 extra = [ablation.train_run(grid, base, smallest, new_seed, candidates,

@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 6. How robust are the statistics?
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/06_stats.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/06_stats.ipynb) this chapter;
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rmbias-book/rmbias-book/blob/main/notebooks/student/06_stats.ipynb) the version for students, without the
+# solutions to its exercises.
 #
 # The earlier chapters reproduced the study's figures {cite}`christian2026reward`. This chapter gathers
 # its inferential claims in one place and asks how much weight each one can bear. It has two parts.
@@ -989,28 +991,21 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 # %% [markdown]
 # ## Exercises
 #
-# The solutions follow in hidden cells, one per exercise: try each exercise before you open its
-# solution. They work on the released scores and the tables this chapter already built, so they run
-# in seconds, and each ends with checks (`assert`) that its numbers are consistent with the chapter's.
-#
-# 1. **Leave one reward model out.** With ten RMs, one unusual model can carry a family difference.
-#    Drop each RM in turn and rerun the exact split test of the three-way interaction on the nine that
-#    remain (`stats.exact_split_test` on the chapter's per-RM `contrasts`). Does the direction of the
-#    interaction survive every omission? How many splits are there with nine RMs, and what is the
-#    smallest p-value the test can then reach?
-# 2. **Another correction for multiple tests.** The authors corrected the Welch p-values of the
-#    Figure 1 panels with Bonferroni. Correct them instead with Holm's step-down method and with the
-#    Benjamini-Hochberg false discovery rate (`statsmodels.stats.multitest.multipletests`), for the
-#    four Big Two panels and the ten moral-foundation panels. Which panels change their verdict at
-#    the .05 level? Show that for every panel the raw p is at most the Benjamini-Hochberg p, which is
-#    at most Holm's, which is at most Bonferroni's.
-# 3. **Another summary of a category.** The median rank describes the middle of a category. Replace it
-#    with the first quartile (how well a category's best words rank) and the third quartile (how well
-#    its worst words rank), and rerun the model-level test of the three-way interaction
-#    (`stats.rm_contrasts`, then `stats.rm_level_test`). Is the family difference carried by the best
-#    words of each category, by the worst, or by both?
+# Each exercise is followed by its solution, folded (the version for students leaves it out): try the
+# exercise before you open it. They work on the released scores and the tables this chapter already
+# built, so they run in seconds, and each ends with checks (`assert`) that its numbers are consistent
+# with the chapter's.
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 1. Leave one reward model out
+#
+# With ten RMs, one unusual model can carry a family difference.
+# Drop each RM in turn and rerun the exact split test of the three-way interaction on the nine that
+# remain (`stats.exact_split_test` on the chapter's per-RM `contrasts`). Does the direction of the
+# interaction survive every omission? How many splits are there with nine RMs, and what is the
+# smallest p-value the test can then reach?
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 1
 from math import comb
 
@@ -1038,7 +1033,17 @@ for _, row in loo.iterrows():  # C(9, 3) = 84 splits without a Gemma RM, C(9, 4)
 assert np.isclose(full["statistic"], claims_by_name.loc["three-way interaction", "diff"])
 assert np.isclose(full["statistic"], coef.loc[THREE_WAY, "estimate"])
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 2. Another correction for multiple tests
+#
+# The authors corrected the Welch p-values of the
+# Figure 1 panels with Bonferroni. Correct them instead with Holm's step-down method and with the
+# Benjamini-Hochberg false discovery rate (`statsmodels.stats.multitest.multipletests`), for the
+# four Big Two panels and the ten moral-foundation panels. Which panels change their verdict at
+# the .05 level? Show that for every panel the raw p is at most the Benjamini-Hochberg p, which is
+# at most Holm's, which is at most Bonferroni's.
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 2
 from statsmodels.stats.multitest import multipletests
 
@@ -1064,7 +1069,16 @@ assert (corrected["Benjamini-Hochberg"] <= corrected["Holm"] + 1e-12).all()
 assert (corrected["Holm"] <= corrected["Bonferroni"] + 1e-12).all()
 assert len(corrected) == len(panels) + len(mfd_panels)
 
-# %% tags=["hide-cell"]
+# %% [markdown]
+# ### Exercise 3. Another summary of a category
+#
+# The median rank describes the middle of a category. Replace it
+# with the first quartile (how well a category's best words rank) and the third quartile (how well
+# its worst words rank), and rerun the model-level test of the three-way interaction
+# (`stats.rm_contrasts`, then `stats.rm_level_test`). Is the family difference carried by the best
+# words of each category, by the worst, or by both?
+
+# %% tags=["hide-cell", "solution"]
 # Solution to exercise 3
 quantile_rows, quantile_tables = [], {}
 for q in (0.25, 0.5, 0.75):

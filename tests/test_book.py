@@ -184,18 +184,75 @@ def test_colab_badge_and_install_cell_point_at_files_that_exist(chapter):
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_colab_badge_and_clone_url_are_those_of_the_config(chapter):
     """The repository is named once, in _config.yml; every chapter (and its paired notebook, which
-    Colab opens) carries it."""
+    Colab opens) carries it, in a badge for the chapter and one for its student copy."""
     url, branch = book.repository(ROOT)
     owner_repo = url.removeprefix("https://github.com/")
-    badge = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/notebooks/{chapter}.ipynb"
+    prefix = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/notebooks/"
     for path in (ROOT / "notebooks" / f"{chapter}.py", ROOT / "notebooks" / f"{chapter}.ipynb"):
         text = (path.read_text() if path.suffix == ".py"
                 else "\n".join(c.source for c in nbformat.read(path, as_version=4).cells))
         badges = re.findall(r"https://colab\.research\.google\.com/github/[^\s)]+", text)
         clones = re.findall(r'"git", "clone", (?:"[^"]*", )*?"--branch", "([^"]+)", "(https?://[^"]+)"', text)
-        assert badges == [badge] and clones == [(branch, url)], (
+        assert badges == [f"{prefix}{chapter}.ipynb", f"{prefix}student/{chapter}.ipynb"] \
+            and clones == [(branch, url)], (
             f"{path.name} links to {badges} and clones {clones}, but _config.yml names {url} ({branch}); "
             "run `make sync` after changing the repository in _config.yml")
+
+
+def test_the_student_copies_are_up_to_date():
+    assert book.student_copies(ROOT, write=False) == [], "run `make sync` (or `make student`)"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_a_student_copy_holds_the_exercises_but_no_solution_code(chapter):
+    source = jupytext.read(ROOT / "notebooks" / f"{chapter}.py")
+    student = nbformat.read(ROOT / "notebooks" / "student" / f"{chapter}.ipynb", as_version=4)
+    solutions = [c.source for c in source.cells if book.SOLUTION_TAG in c.metadata.get("tags", [])]
+    assert len(solutions) >= 3
+    others = {line for c in source.cells if book.SOLUTION_TAG not in c.metadata.get("tags", [])
+              for line in c.source.splitlines()}
+    # every line of solution code that the chapter has nowhere else must be gone from the copy
+    own = {line for s in solutions for line in s.splitlines() if line.strip() and not line.lstrip().startswith("#")}
+    kept = {line for c in student.cells for line in c.source.splitlines()}
+    assert own - others and not (own - others) & kept
+    placeholders = [c.source for c in student.cells if c.source.startswith("# Your solution to exercise")]
+    assert placeholders == [f"# Your solution to exercise {n}" for n in range(1, len(solutions) + 1)]
+    exercises = [c.source for c in source.cells if c.source.startswith("### Exercise")]
+    assert exercises and all(e in [c.source for c in student.cells] for e in exercises)
+    # each exercise comes right before its solution
+    for position, cell in enumerate(source.cells):
+        if book.SOLUTION_TAG in cell.metadata.get("tags", []):
+            assert source.cells[position - 1].source.startswith("### Exercise"), (chapter, position)
+
+
+def test_a_chapter_with_code_after_a_solution_gets_no_student_copy(tmp_path):
+    source = tmp_path / "09_demo.py"
+    source.write_text('# %% [markdown]\n# ### Exercise 1. Try\n\n# %% tags=["hide-cell", "solution"]\n'
+                      '# Solution to exercise 1\nanswer = 42\n\n# %%\nprint(answer)\n')
+    with pytest.raises(ValueError, match="09_demo.py: code cell 2 follows a solution"):
+        book.student_notebook(source)
+    source.write_text("# %%\nprint('no exercises')\n")
+    with pytest.raises(ValueError, match="no cell is tagged 'solution'"):
+        book.student_notebook(source)
+
+
+@pytest.mark.slow
+def test_a_student_copy_executes_in_the_tiny_profile(executed, tmp_path, monkeypatch):
+    """Chapter 06's student copy (it reads the other chapters' results) runs to its end
+    on the tiny book's results, without the solutions it no longer has."""
+    import shutil
+
+    from rmbias.artifacts import RESULTS_ENV
+
+    results = tmp_path / "results"
+    shutil.copytree(executed / "results", results)
+    monkeypatch.setenv(RESULTS_ENV, str(results))
+    chapter = CHAPTERS[-1]
+    ran = tmp_path / f"{chapter}.ipynb"
+    book.execute(ROOT / "notebooks" / "student" / f"{chapter}.ipynb", ran, {"PROFILE": "tiny"}, cwd=executed)
+    cells = nbformat.read(ran, as_version=4).cells
+    assert not [o for c in cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert sum(c.source.startswith("# Your solution to exercise") for c in cells) == 3
 
 
 def _fake_book(root: Path, chapters: list[str], url: str = "https://github.com/someone/fork",
@@ -218,6 +275,8 @@ def test_colab_links_follow_an_edited_config(tmp_path):
     for chapter, source in zip(chapters, sources):
         text = source.read_text()
         assert (f"(https://colab.research.google.com/github/someone/fork/blob/dev/notebooks/{chapter}.ipynb)"
+                in text)
+        assert (f"(https://colab.research.google.com/github/someone/fork/blob/dev/notebooks/student/{chapter}.ipynb)"
                 in text)
         assert '"--branch", "dev", "https://github.com/someone/fork",' in text
         assert "rmbias-book/rmbias-book" not in text

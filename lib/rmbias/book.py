@@ -13,6 +13,9 @@ of the libraries the numbers depend on, and the result tables of earlier chapter
 digest of these (:func:`build_key`) is stored in the executed notebook's metadata; ``--force``
 executes every chapter regardless.
 
+``python -m rmbias.book student`` writes each chapter without its solutions to
+``notebooks/student/`` (:func:`student_copies`), for teachers to hand out.
+
 ``python -m rmbias.book links`` points every chapter's Colab badge, and the repository its first
 cell clones on Colab, at the repository and branch named in ``_config.yml`` (:func:`colab_links`).
 """
@@ -366,7 +369,12 @@ def colab_links(root: Path = ROOT, write: bool = True) -> list[Path]:
                              "(https://colab.research.google.com/github/OWNER/REPO/blob/BRANCH/notebooks/"
                              "NN_name.ipynb) and the first code cell subprocess.run([\"git\", \"clone\", ..., "
                              "\"--branch\", \"BRANCH\", \"https://github.com/OWNER/REPO\", ...])")
-        badge = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/notebooks/{source.stem}.ipynb"
+        prefix = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/notebooks/"
+
+        def badge(match: re.Match) -> str:  # the chapter itself, or its student copy (notebooks/student/)
+            folder = f"{STUDENT_FOLDER}/" if f"/notebooks/{STUDENT_FOLDER}/" in match.group(0) else ""
+            return f"{prefix}{folder}{source.stem}.ipynb"
+
         new = _BADGE.sub(badge, text)
         new = _CLONE.sub(lambda match: f'{match.group(1)}"{url}"', new)
         new = _CLONE_BRANCH.sub(lambda match: f'{match.group(1)}"{branch}"', new)
@@ -374,6 +382,58 @@ def colab_links(root: Path = ROOT, write: bool = True) -> list[Path]:
             changed.append(source)
             if write:
                 source.write_text(new)
+    return changed
+
+
+# --- student copies: the chapters without their solutions -----------------------------------------
+
+SOLUTION_TAG = "solution"  # a code cell with this tag is an exercise's solution
+STUDENT_FOLDER = "student"  # notebooks/student/NN_name.ipynb, opened in Colab from the chapter's second badge
+
+
+def student_notebook(source: Path):
+    """Chapter ``source`` (its jupytext ``.py``) as a notebook to hand out: each cell tagged
+    ``solution`` keeps only a line saying which exercise it is for (in Colab a folded cell is not
+    hidden, so the code has to go), and loses its tags so that the empty cell shows.
+
+    Raises ``ValueError`` if a code cell without the tag follows a solution: it could use what the
+    solution computed, and the student copy would fail there.
+    """
+    import jupytext
+
+    notebook = jupytext.read(source)
+    notebook.metadata.pop("jupytext", None)  # a plain notebook, not paired with the chapter's .py
+    notebook.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    solutions = 0
+    for index, cell in enumerate(notebook.cells):
+        cell["id"] = f"{source.stem[:2]}-{index:03d}"  # fixed ids, so that an unchanged chapter gives the same file
+        if SOLUTION_TAG in cell.metadata.get("tags", []):
+            solutions += 1
+            number = re.search(r"Solution to exercise (\d+)", cell.source)
+            cell.source = f"# Your solution to exercise {number.group(1) if number else solutions}"
+            cell.metadata.pop("tags")
+        elif solutions and cell.cell_type == "code":
+            raise ValueError(f"{source.name}: code cell {index} follows a solution but is not tagged "
+                             f"{SOLUTION_TAG!r}; keep the exercises and their solutions at the end of the chapter")
+    if not solutions:
+        raise ValueError(f"{source.name}: no cell is tagged {SOLUTION_TAG!r}; tag each exercise's solution")
+    return notebook
+
+
+def student_copies(root: Path = ROOT, write: bool = True) -> list[Path]:
+    """Write ``notebooks/student/NN_name.ipynb`` for every chapter from :func:`student_notebook`;
+    return the copies that were (with ``write=False``: would be) new or different."""
+    import nbformat
+
+    changed = []
+    for source in notebook_sources(Path(root)):
+        target = Path(root) / "notebooks" / STUDENT_FOLDER / f"{source.stem}.ipynb"
+        text = nbformat.writes(student_notebook(source)) + "\n"
+        if not target.is_file() or target.read_text() != text:
+            changed.append(target)
+            if write:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
     return changed
 
 
@@ -389,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd.add_argument("--book-dir", type=Path, default=ROOT / "book")
     cmd.add_argument("--results-dir", type=Path, default=ROOT / "results")
     sub.add_parser("links", help="point every chapter's Colab badge and clone URL at _config.yml's repository")
+    sub.add_parser("student", help="write the chapters without their solutions to notebooks/student/")
     args = parser.parse_args(argv)
     try:
         if args.command == "links":
@@ -398,6 +459,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{source.relative_to(ROOT)}: Colab badge and clone URL now point at {url} ({branch})")
             if not changed:
                 print(f"every chapter already points at {url} ({branch})")
+        elif args.command == "student":
+            changed = student_copies(ROOT, write=True)
+            for copy in changed:
+                print(f"wrote {copy.relative_to(ROOT)}")
+            if not changed:
+                print(f"every student copy in notebooks/{STUDENT_FOLDER}/ is up to date")
         else:
             run(args.profile, args.only, args.book_dir, args.results_dir, overrides=parse_set(args.set),
                 force=args.force)
