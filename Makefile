@@ -15,7 +15,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test env data notebooks html browser chromium sync clean colab-check student
+.PHONY: book test env data notebooks html browser chromium sync clean colab-check student publish
 
 env: $(STAMP)
 
@@ -37,7 +37,7 @@ html: $(STAMP)
 
 # Headless Chromium (Debian's package) checks the rendered book as a reader sees it.
 chromium:
-	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }; }
@@ -53,6 +53,12 @@ TEST_WORKERS ?= 2
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+
+# Publish the built book to the gh-pages branch of origin, for GitHub Pages without Actions
+# (.github/workflows/book.yml does this on every push to main).
+publish: $(STAMP)
+	@test -s _build/html/index.html || { echo "no built book in _build/html: run make book first"; exit 1; }
+	$(BIN)/ghp-import --no-jekyll --push --force _build/html
 
 # Rehearse a chapter's first run on Colab: Colab's recorded package versions in a fresh virtual
 # environment, the first cell run in Colab's ipykernel (install, restart once, go through), then
