@@ -320,6 +320,8 @@ def test_rendered_book_in_headless_chromium(built):
     assert not {page: problems for page, problems in report.items() if problems}
     for chapter in CHAPTERS:
         assert browser.image_size(html / "screenshots" / f"book--{chapter}.png") is not None
+    assert "02_rm_scoring.html (dark mode)" in report  # ... and one chapter in the theme's dark mode
+    assert browser.luminance(html / "screenshots" / "02_rm_scoring--dark.png", (2, 2)) < 0.5
 
 
 def test_browser_check_finds_what_a_reader_would_see(tmp_path):
@@ -340,6 +342,49 @@ def test_browser_check_finds_what_a_reader_would_see(tmp_path):
     assert len(report["page.html"]) == 4
     assert "missing.png is missing" in problems and "empty.png is empty" in problems
     assert "gone.html does not resolve" in problems and "shows an error" in problems
+
+
+def test_a_transparent_figure_is_refused_and_the_books_style_saves_opaque_ones(tmp_path):
+    """On the theme's dark background a transparent PNG keeps its black axes on black."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rmbias import browser, plots
+
+    plots.setup()
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    fig.savefig(tmp_path / "styled.png")
+    fig.savefig(tmp_path / "clear.png", transparent=True)
+    plt.close(fig)
+    assert browser.is_opaque(tmp_path / "styled.png") and not browser.is_opaque(tmp_path / "clear.png")
+    html = tmp_path / "html"
+    (html / "book").mkdir(parents=True)
+    (html / "index.html").write_text("<html><body>index</body></html>")
+    for name in ("styled.png", "clear.png"):
+        (html / "book" / name).write_bytes((tmp_path / name).read_bytes())
+    (html / "book" / "page.html").write_text("<html><body><img src='styled.png'><img src='clear.png'></body></html>")
+    report = browser.check_book(html, screenshots=False)
+    assert report == {"page.html": ["page.html: image clear.png has a transparent background (unreadable in dark mode)"]}
+
+
+def test_the_dark_mode_check_sees_the_theme_switch(tmp_path):
+    """A page that follows the reader's colour scheme, as the book theme's does, and one that does not."""
+    from rmbias import browser
+
+    follows = tmp_path / "follows.html"
+    follows.write_text("<html><head><style>body{background:#fff} @media (prefers-color-scheme: dark)"
+                       "{body{background:#111}}</style><script>document.documentElement.dataset.theme = "
+                       "matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light'</script></head>"
+                       "<body>text</body></html>")
+    assert browser.check_dark_mode(follows, tmp_path / "shots") == []
+    assert browser.luminance(tmp_path / "shots" / "follows--dark.png", (2, 2)) < 0.5
+    stays = tmp_path / "stays.html"
+    stays.write_text("<html><body style='background:#fff'>text</body></html>")
+    problems = browser.check_dark_mode(stays, tmp_path / "shots")
+    assert problems == ["stays.html: the theme did not switch to dark mode",
+                        "stays.html: in dark mode the page background is still light"]
 
 
 def test_command_line_settings_are_checked_before_any_chapter_runs(capsys):

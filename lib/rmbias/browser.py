@@ -2,9 +2,11 @@
 
 For every page of a built book (``_build/html``): Chromium loads it (JavaScript included) and
 returns the resulting DOM, which must contain no error traceback; every image it shows must be a
-non-empty PNG, JPEG or SVG file that exists; every link to another page of the book must resolve;
-and a screenshot of the page is saved under ``<html>/screenshots/``. Chromium is Debian's
-``chromium`` package (``make chromium`` installs it).
+non-empty PNG, JPEG or SVG file that exists, and a PNG must be opaque (a transparent figure loses its
+black axes and labels on the theme's dark background); every link to another page of the book must
+resolve; and a screenshot of the page is saved under ``<html>/screenshots/``. One chapter is also
+opened in the theme's dark mode (:func:`check_dark_mode`). Chromium is Debian's ``chromium``
+package (``make chromium`` installs it).
 
     python -m rmbias.browser _build/html          # check every page, take screenshots
 """
@@ -42,16 +44,19 @@ def _run(args: list[str], timeout: int = 120) -> str:
     return done.stdout
 
 
-def dump_dom(page: Path) -> str:
+DARK = ["--force-dark-mode"]  # the reader's system asks for dark pages; the theme (mode "auto") follows
+
+
+def dump_dom(page: Path, dark: bool = False) -> str:
     """The page's DOM after Chromium has loaded it and run its scripts."""
-    return _run(["--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri()])
+    return _run([*(DARK if dark else []), "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri()])
 
 
-def screenshot(page: Path, out: Path, width: int = 1280, height: int = 2400) -> Path:
+def screenshot(page: Path, out: Path, width: int = 1280, height: int = 2400, dark: bool = False) -> Path:
     """A PNG of the top of the page as a reader's browser draws it."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    _run(["--virtual-time-budget=5000", f"--window-size={width},{height}", f"--screenshot={out.resolve()}",
-          page.resolve().as_uri()])
+    _run([*(DARK if dark else []), "--virtual-time-budget=5000", f"--window-size={width},{height}",
+          f"--screenshot={out.resolve()}", page.resolve().as_uri()])
     return out
 
 
@@ -83,6 +88,39 @@ def image_size(path: Path) -> tuple[int, int] | None:
     return None
 
 
+def is_opaque(path: Path) -> bool:
+    """Whether every pixel of an image is fully opaque (images without an alpha channel always are)."""
+    from PIL import Image  # Pillow comes with matplotlib
+
+    with Image.open(path) as image:
+        if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+            return True
+        return image.convert("RGBA").getchannel("A").getextrema()[0] == 255
+
+
+def luminance(path: Path, xy: tuple[int, int]) -> float:
+    """The brightness (0 black to 1 white) of one pixel of an image."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.convert("L").getpixel(xy) / 255
+
+
+def check_dark_mode(page: Path, shots: Path | None = None) -> list[str]:
+    """The page in the theme's dark mode: the theme must switch (``data-theme="dark"``) and the page's
+    background must be dark; its figures were already required to be opaque, so their axes stay on
+    the figure's own white. The screenshot goes to ``<shots>/<page>--dark.png``."""
+    dom = dump_dom(page, dark=True)
+    problems = [] if 'data-theme="dark"' in dom else [f"{page.name}: the theme did not switch to dark mode"]
+    if shots is not None:
+        shot = screenshot(page, shots / f"{page.stem}--dark.png", dark=True)
+        if image_size(shot) is None:
+            problems.append(f"{page.name}: the dark-mode screenshot is empty")
+        elif luminance(shot, (2, 2)) > 0.5:
+            problems.append(f"{page.name}: in dark mode the page background is still light")
+    return problems
+
+
 def _local(page: Path, reference: str) -> Path | None:
     """The file a relative reference points at (None for external, data and in-page references)."""
     parsed = urlparse(reference)
@@ -112,6 +150,8 @@ def check_page(page: Path, html_root: Path, shots: Path | None = None) -> list[s
             problems.append(f"{page.name}: image {src} is missing")
         elif image_size(target) is None:
             problems.append(f"{page.name}: image {src} is empty or not an image")
+        elif target.suffix == ".png" and not is_opaque(target):
+            problems.append(f"{page.name}: image {src} has a transparent background (unreadable in dark mode)")
     for href in found.links:
         target = _local(page, href)
         if target is None or target.suffix != ".html" or html_root.resolve() not in target.parents:
@@ -130,13 +170,19 @@ def pages(html_root: Path) -> list[Path]:
     return sorted(Path(html_root).glob("book/*.html"))
 
 
-def check_book(html_root: Path, screenshots: bool = True) -> dict[str, list[str]]:
-    """:func:`check_page` on every page of a built book; screenshots go to ``<html>/screenshots/``."""
+def check_book(html_root: Path, screenshots: bool = True, dark_page: str | None = "02_rm_scoring.html"
+               ) -> dict[str, list[str]]:
+    """:func:`check_page` on every page of a built book, and :func:`check_dark_mode` on ``dark_page``
+    (reported as ``<page> (dark mode)``) when the book has it; screenshots go to ``<html>/screenshots/``."""
     html_root = Path(html_root)
     if not (html_root / "index.html").is_file():
         raise FileNotFoundError(f"{html_root} holds no built book (no index.html); run `make html` first")
     shots = html_root / "screenshots" if screenshots else None
-    return {page.name: check_page(page, html_root, shots) for page in pages(html_root)}
+    report = {page.name: check_page(page, html_root, shots) for page in pages(html_root)}
+    dark = html_root / "book" / dark_page if dark_page else None
+    if dark is not None and dark.is_file():
+        report[f"{dark_page} (dark mode)"] = check_dark_mode(dark, shots)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

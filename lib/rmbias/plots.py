@@ -13,10 +13,12 @@ CATEGORY_COLOURS = {"Agency": "#E69F00", "Communion": "#009E73"}
 
 
 def setup() -> None:
-    """Apply the book's style: white grid, print-size fonts, high-resolution figures."""
+    """Apply the book's style: white grid, print-size fonts, high-resolution figures, and an opaque
+    white background (a transparent figure would lose its black axes on the book's dark theme)."""
     sns.set_theme(context="notebook", style="whitegrid", font_scale=1.05)
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight",
-                         "axes.titleweight": "bold", "figure.autolayout": False})
+                         "axes.titleweight": "bold", "figure.autolayout": False,
+                         "figure.facecolor": "white", "savefig.facecolor": "white", "savefig.transparent": False})
 
 
 def model_palette(labels_to_family: dict[str, str]) -> dict[str, str]:
