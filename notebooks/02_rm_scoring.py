@@ -87,7 +87,8 @@ import seaborn as sns
 import statsmodels.formula.api as smf
 from transformers.utils import logging as hf_logging
 
-from rmbias import artifacts, corpora, memory, models, plots, profiles, prompts, ranks, release, rewards, scoring, tokens
+from rmbias import (artifacts, corpora, lexicons, memory, models, plots, profiles, prompts, ranks, release, rewards,
+                    scoring, tokens)
 from rmbias.glue import glue
 
 settings = profiles.resolve(PROFILE, reward_models=REWARD_MODELS, prompts=PROMPTS, max_words=MAX_WORDS,
@@ -554,6 +555,39 @@ pd.DataFrame(extremes).rename_axis("position").set_index(pd.RangeIndex(1, n_show
 # {glue:text}`vocab_round_trip_min:.1%` and {glue:text}`vocab_round_trip_max:.1%` of them: the rest
 # would have been scored as a different sequence by the text route (most often a leading space that
 # the template trims, or a token that merges with its neighbours).
+
+# %% [markdown]
+# A reader will want to look words up. The figure below draws the searched tokens that are English words
+# (those the `wordfreq` frequency list knows, at most {glue:text}`vocab_fig_per_rm` per RM, the most
+# common first): how common the word is (Zipf frequency: 7 is "the", 1 a word met once in a hundred
+# million) against the reward it gets as the whole reply. The static figure is for print; in the
+# interactive one below it, hovering a point shows the token, its score and its rank, and clicking an RM
+# in the legend hides it. Spearman's correlation of score with frequency, per RM:
+# {glue:text}`vocab_zipf_rho`. A reward model that simply preferred common words would show a clear
+# positive correlation; one that judges the word's meaning need not.
+
+# %% tags=["hide-input"]
+vocab_words = vocab.assign(zipf=lexicons.zipf_frequency(vocab["token"].str.strip().str.lower()).to_numpy())
+per_rm = max(5000 // len(rm_keys), 250)  # every point is written into the page
+shown = (vocab_words[vocab_words["zipf"] > 0].sort_values(["zipf", "token"], ascending=[False, True])
+         .groupby("rm", sort=False).head(per_rm))
+rm_palette = plots.model_palette({models.spec(key).label: models.spec(key).family for key in rm_keys})
+zipf_rho = (shown.groupby("rm", sort=False)[["zipf", "score"]]
+            .apply(lambda t: t["zipf"].corr(t["score"], method="spearman")))
+glue("vocab_fig_per_rm", f"{per_rm:,}", display=False)
+glue("vocab_zipf_rho", "; ".join(f"{rm} {rho:.2f}" for rm, rho in zipf_rho.items()), display=False)
+summary["vocab_zipf_spearman"] = zipf_rho.to_dict()
+fig, ax = plt.subplots(figsize=(8, 4.5))
+sns.scatterplot(data=shown, x="zipf", y="score", hue="rm", palette=rm_palette, s=10, alpha=0.5, linewidth=0, ax=ax)
+ax.set(xlabel="word frequency (Zipf)", ylabel=f"reward as the reply to {prompts.HEADLINE}")
+ax.legend(title=None, markerscale=2)
+artifacts.save_figure(fig, out, "vocabulary_by_frequency")
+plt.show()
+
+# %% tags=["remove-input"]
+plots.as_html(plots.interactive_scatter(
+    shown, x="zipf", y="score", word="token", colour="rm", palette=rm_palette, hover=["rank"],
+    labels={"zipf": "word frequency (Zipf)", "score": "reward", "rm": "reward model"}))
 
 # %% [markdown]
 # ### Is the engine faithful?

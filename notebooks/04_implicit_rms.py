@@ -242,6 +242,37 @@ side.style.format(precision=5, subset=[c for c in side.columns if c[1] == "value
 # pairs read the prompt the same way.
 
 # %% [markdown]
+# Table 1 shows thirty replies; the figure below places {glue:text}`ir_fig_n` of them, the shared strings
+# most probable under the two models' mixture, so that a reader can look up a word of their own. Each
+# point is a reply: its log-probability under {glue:text}`t1_p` (x) and under {glue:text}`t1_q` (y).
+# Points above the diagonal are preferred by {glue:text}`t1_q` (positive implicit reward, in the Llama
+# colour), points below it by {glue:text}`t1_p` (the Gemma colour); the further from the diagonal and the
+# further up and right, the larger the MWLR. Hover a point in the interactive version for the token, its
+# MWLR and its raw log ratio.
+
+# %% tags=["hide-input"]
+mixture = np.logaddexp(table["logp_p"], table["logp_q"])
+ir_shown = table.assign(mixture=mixture).nlargest(min(4000, len(table)), "mixture").assign(
+    preferred_by=lambda t: np.where(t["MWLR"] > 0, q_trace.model, p_trace.model))
+ir_palette = {q_trace.model: plots.FAMILY_COLOURS["llama"], p_trace.model: plots.FAMILY_COLOURS["gemma"]}
+glue("ir_fig_n", f"{len(ir_shown):,}", display=False)
+fig, ax = plt.subplots(figsize=(6.5, 6))
+sns.scatterplot(data=ir_shown, x="logp_p", y="logp_q", hue="preferred_by", palette=ir_palette, s=10, alpha=0.5,
+                linewidth=0, ax=ax)
+low, high = float(ir_shown[["logp_p", "logp_q"]].min().min()), float(ir_shown[["logp_p", "logp_q"]].max().max())
+ax.plot([low, high], [low, high], color="0.4", lw=1, ls="--")  # equal log-probabilities: no preference
+ax.set(xlabel=f"log p, {p_trace.model}", ylabel=f"log q, {q_trace.model}")
+ax.legend(title="preferred by", markerscale=2)
+artifacts.save_figure(fig, out, "implicit_reward_scatter")
+plt.show()
+
+# %% tags=["remove-input"]
+plots.as_html(plots.interactive_scatter(
+    ir_shown, x="logp_p", y="logp_q", word="token", colour="preferred_by", palette=ir_palette,
+    hover=["MWLR", "raw"], labels={"logp_p": f"log p ({p_trace.model})", "logp_q": f"log q ({q_trace.model})",
+                                   "preferred_by": "preferred by"}))
+
+# %% [markdown]
 # ## Freedom versus Love, in every pair
 #
 # The paper's Figure 3 scores "Freedom" and "Love" (the mean MWLR over their case and leading-space

@@ -4,7 +4,7 @@ For every page of a built book (``_build/html``): Chromium loads it (JavaScript 
 returns the resulting DOM, which must contain no error traceback; every image it shows must be a
 non-empty PNG, JPEG or SVG file that exists, and a PNG must be opaque (a transparent figure loses its
 black axes and labels on the theme's dark background); every link to another page of the book must
-resolve; and a screenshot of the page is saved under ``<html>/screenshots/``. One chapter is also
+resolve; every interactive (plotly) figure must have been drawn; and a screenshot of the page is saved under ``<html>/screenshots/``. One chapter is also
 opened in the theme's dark mode (:func:`check_dark_mode`). Chromium is Debian's ``chromium``
 package (``make chromium`` installs it).
 
@@ -140,6 +140,10 @@ def check_page(page: Path, html_root: Path, shots: Path | None = None) -> list[s
     for marker in TRACEBACK_MARKERS:
         if marker in dom:
             problems.append(f"{page.name}: shows an error ({marker!r})")
+    figures = dom.count('class="plotly-graph-div')
+    drawn = dom.count('class="plotly-graph-div js-plotly-plot"')  # plotly.js adds the class once it drew
+    if drawn < figures:
+        problems.append(f"{page.name}: {figures - drawn} of its {figures} interactive figures were not drawn")
     found = _Links()
     found.feed(dom)
     for src in found.images:

@@ -116,3 +116,32 @@ def split_violins(medians, order, value: str = "median_rank", marks=None, framin
     fig.legend(handles=handles, loc="upper center", ncol=2, frameon=False, bbox_to_anchor=(0.5, 1.04))
     fig.tight_layout()
     return fig
+
+
+def interactive_scatter(frame, x: str, y: str, word: str, colour: str | None = None,
+                        palette: dict[str, str] | None = None, hover: list[str] | None = None,
+                        labels: dict[str, str] | None = None, title: str = ""):
+    """A plotly scatter in which a reader can look a word up: hovering a point shows ``word`` and
+    the ``x``, ``y`` and ``hover`` columns. One trace per ``colour`` value, coloured by ``palette``
+    (the book's family colours); clicking a legend entry hides it. SVG rendering (not WebGL), so it
+    draws in any browser, and a white background, so it reads in the theme's dark mode. Keep it to
+    a few thousand points: every point is written into the page."""
+    import plotly.express as px
+
+    figure = px.scatter(frame, x=x, y=y, color=colour, color_discrete_map=palette or {}, hover_name=word,
+                        hover_data={column: True for column in hover or []}, labels=labels or {},
+                        title=title, render_mode="svg", template="plotly_white")
+    figure.update_traces(marker={"size": 5, "opacity": 0.55})
+    figure.update_layout(paper_bgcolor="white", plot_bgcolor="white", height=460,
+                         margin={"l": 60, "r": 20, "t": 50 if title else 20, "b": 50},
+                         legend={"title": None, "orientation": "h", "y": -0.18})
+    return figure
+
+
+def as_html(figure):
+    """An interactive figure as one self-contained HTML output (plotly.js included, so the page needs
+    no network and no require.js, which Jupyter Book's pages lack); shown the same way in Jupyter and
+    Colab. :func:`interactive_scatter`'s static twin stays in the chapter for print."""
+    from IPython.display import HTML
+
+    return HTML(figure.to_html(full_html=False, include_plotlyjs=True, config={"displaylogo": False}))
