@@ -285,6 +285,13 @@ def test_colab_links_follow_an_edited_config(tmp_path):
     assert book.colab_links(root, write=True) == []
 
 
+def test_colab_links_carry_the_repository_into_citation_cff(tmp_path):
+    root = _fake_book(tmp_path, CHAPTERS[:1])
+    (root / "CITATION.cff").write_text((ROOT / "CITATION.cff").read_text())
+    assert root / "CITATION.cff" in book.colab_links(root, write=True)
+    assert 'repository-code: "https://github.com/someone/fork"' in (root / "CITATION.cff").read_text()
+
+
 def test_a_chapter_without_a_badge_is_refused_by_name(tmp_path):
     root = _fake_book(tmp_path, CHAPTERS[:1])
     source = root / "notebooks" / f"{CHAPTERS[0]}.py"
@@ -320,6 +327,9 @@ def test_rendered_book_in_headless_chromium(built):
     assert not {page: problems for page, problems in report.items() if problems}
     for chapter in CHAPTERS:
         assert browser.image_size(html / "screenshots" / f"book--{chapter}.png") is not None
+    for chapter in CHAPTERS:  # each chapter page opens both notebooks in Colab
+        page = (html / "book" / f"{chapter}.html").read_text()
+        assert f"/notebooks/{chapter}.ipynb" in page and f"/notebooks/student/{chapter}.ipynb" in page
     assert "02_rm_scoring.html (dark mode)" in report  # ... and one chapter in the theme's dark mode
     assert browser.luminance(html / "screenshots" / "02_rm_scoring--dark.png", (2, 2)) < 0.5
 

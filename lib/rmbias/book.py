@@ -350,8 +350,9 @@ def repository(root: Path = ROOT) -> tuple[str, str]:
 def colab_links(root: Path = ROOT, write: bool = True) -> list[Path]:
     """Make every chapter's Colab badge and the URL its first cell clones on Colab those of
     :func:`repository`: the badge opens ``notebooks/NN_name.ipynb`` of that repository and branch.
-    Returns the chapter sources that were changed (with ``write=False``: that would be changed,
-    leaving them as they are). Their paired notebooks follow with ``jupytext --sync``.
+    ``CITATION.cff``'s ``repository-code`` follows too. Returns the files that were changed (with
+    ``write=False``: that would be changed, leaving them as they are). The chapters' paired notebooks
+    follow with ``jupytext --sync``.
 
     Raises ``ValueError`` naming the chapter if it has no badge or no clone URL.
     """
@@ -382,6 +383,14 @@ def colab_links(root: Path = ROOT, write: bool = True) -> list[Path]:
             changed.append(source)
             if write:
                 source.write_text(new)
+    citation = Path(root) / "CITATION.cff"  # GitHub's "Cite this repository" names the repository too
+    if citation.is_file():
+        text = citation.read_text()
+        new = re.sub(r'^repository-code: .*$', f'repository-code: "{url}"', text, flags=re.M)
+        if new != text:
+            changed.append(citation)
+            if write:
+                citation.write_text(new)
     return changed
 
 
