@@ -50,13 +50,16 @@ def notebook_sources(root: Path = ROOT) -> list[Path]:
     return sorted((root / "notebooks").glob("[0-9][0-9]_*.py"))
 
 
+PYTHON_KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
 def _as_notebook(source: Path, folder: Path) -> Path:
     """A chapter's jupytext source written as a plain notebook (with a Python kernel) in ``folder``."""
     import jupytext
 
     plain = folder / f"{source.stem}.ipynb"
     notebook = jupytext.read(source)
-    notebook.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    notebook.metadata.setdefault("kernelspec", dict(PYTHON_KERNEL))
     jupytext.write(notebook, plain)
     return plain
 
@@ -324,11 +327,38 @@ def run(profile: str, only: list[str] | None = None, book_dir: Path = ROOT / "bo
 
 # --- where the chapters point on GitHub and Colab ------------------------------------------------
 
-# A chapter's Colab badge, ``](https://colab.research.google.com/github/OWNER/REPO/blob/BRANCH/...)``,
-# and the repository its first cell clones on Colab, ``["git", "clone", ..., "URL", ...]``.
+# A chapter's Colab badge, ``](https://colab.research.google.com/github/OWNER/REPO/blob/BRANCH/...)``.
 _BADGE = re.compile(r"(?<=\]\()https://colab\.research\.google\.com/github/[^\s)]+(?=\))")
-_CLONE = re.compile(r'(?<=\["git", "clone", )((?:"[^"]*", )*?)"(https?://[^"]+)"')
-_CLONE_BRANCH = re.compile(r'(?<=\["git", "clone", )((?:"[^"]*", )*?"--branch", )"([^"]+)"')
+
+# Every chapter's first code cell: on Colab, clone the book and set the runtime up (rmbias.colab). A
+# notebook opened in Colab has nothing of the book yet, so each chapter carries the cell itself;
+# :func:`colab_links` writes it from this one text, with the repository and branch of _config.yml.
+COLAB_CELL = '''# %% tags=["remove-cell"]
+# On Colab: fetch the book's code, install only what the runtime lacks, and restart the runtime once if
+# one of Colab's own packages had to change (then run this cell again). A no-op everywhere else.
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    BOOK = os.environ.get("RMBIAS_COLAB_DIR", "/content/rmbias-book")  # a folder on Google Drive keeps results
+    if not os.path.exists(BOOK):
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", "BRANCH", "URL",
+                        BOOK], check=True)
+    if os.path.join(BOOK, "lib") not in sys.path:
+        sys.path.insert(0, os.path.join(BOOK, "lib"))
+    os.chdir(BOOK)
+    from rmbias import colab
+
+    colab.setup()
+
+'''
+_COLAB_CELL = re.compile(r'^# %% tags=\["remove-cell"\]\n# On Colab:.*?(?=^# %%)', re.M | re.S)
+
+
+def colab_cell(url: str, branch: str) -> str:
+    """:data:`COLAB_CELL` for the repository ``url`` and its ``branch``."""
+    return COLAB_CELL.replace('"BRANCH"', f'"{branch}"').replace('"URL"', f'"{url}"')
 
 
 def repository(root: Path = ROOT) -> tuple[str, str]:
@@ -348,28 +378,28 @@ def repository(root: Path = ROOT) -> tuple[str, str]:
 
 
 def colab_links(root: Path = ROOT, write: bool = True) -> list[Path]:
-    """Make every chapter's Colab badge and the URL its first cell clones on Colab those of
-    :func:`repository`: the badge opens ``notebooks/NN_name.ipynb`` of that repository and branch.
+    """Make every chapter's Colab badges and its first cell (:data:`COLAB_CELL`, which clones the book
+    on Colab) those of :func:`repository`: the badges open ``notebooks/NN_name.ipynb`` (and the student
+    copy) of that repository and branch.
     ``CITATION.cff``'s ``repository-code`` follows too. Returns the files that were changed (with
     ``write=False``: that would be changed, leaving them as they are). The chapters' paired notebooks
     follow with ``jupytext --sync``.
 
-    Raises ``ValueError`` naming the chapter if it has no badge or no clone URL.
+    Raises ``ValueError`` naming the chapter if it has no badge or no Colab cell.
     """
     url, branch = repository(root)
     owner_repo = url.removeprefix("https://github.com/")
     changed: list[Path] = []
     for source in notebook_sources(Path(root)):
         text = source.read_text()
-        missing = [what for what, pattern in (("Colab badge", _BADGE), ("clone URL", _CLONE),
-                                              ("clone branch", _CLONE_BRANCH))
+        missing = [what for what, pattern in (("Colab badge", _BADGE), ("Colab cell", _COLAB_CELL))
                    if not pattern.search(text)]
         if missing:
             raise ValueError(f"{source}: no {' and no '.join(missing)} found; the first markdown cell needs "
                              "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
                              "(https://colab.research.google.com/github/OWNER/REPO/blob/BRANCH/notebooks/"
-                             "NN_name.ipynb) and the first code cell subprocess.run([\"git\", \"clone\", ..., "
-                             "\"--branch\", \"BRANCH\", \"https://github.com/OWNER/REPO\", ...])")
+                             "NN_name.ipynb), and the first code cell starts '# %% tags=[\"remove-cell\"]' "
+                             "then '# On Colab:' (rmbias.book.COLAB_CELL)")
         prefix = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/notebooks/"
 
         def badge(match: re.Match) -> str:  # the chapter itself, or its student copy (notebooks/student/)
@@ -377,8 +407,7 @@ def colab_links(root: Path = ROOT, write: bool = True) -> list[Path]:
             return f"{prefix}{folder}{source.stem}.ipynb"
 
         new = _BADGE.sub(badge, text)
-        new = _CLONE.sub(lambda match: f'{match.group(1)}"{url}"', new)
-        new = _CLONE_BRANCH.sub(lambda match: f'{match.group(1)}"{branch}"', new)
+        new = _COLAB_CELL.sub(lambda match: colab_cell(url, branch), new)
         if new != text:
             changed.append(source)
             if write:
@@ -412,7 +441,7 @@ def student_notebook(source: Path):
 
     notebook = jupytext.read(source)
     notebook.metadata.pop("jupytext", None)  # a plain notebook, not paired with the chapter's .py
-    notebook.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    notebook.metadata.setdefault("kernelspec", dict(PYTHON_KERNEL))
     solutions = 0
     for index, cell in enumerate(notebook.cells):
         cell["id"] = f"{source.stem[:2]}-{index:03d}"  # fixed ids, so that an unchanged chapter gives the same file
@@ -465,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
             changed = colab_links(ROOT, write=True)
             url, branch = repository(ROOT)
             for source in changed:
-                print(f"{source.relative_to(ROOT)}: Colab badge and clone URL now point at {url} ({branch})")
+                print(f"{source.relative_to(ROOT)}: now points at {url} ({branch})")
             if not changed:
                 print(f"every chapter already points at {url} ({branch})")
         elif args.command == "student":
