@@ -70,7 +70,7 @@ def colab_environment(venv: Path) -> dict[str, str]:
     wanted = [*COLAB_STACK, *(n for n in colab.floors(ROOT) if n != "torch")]
     chosen = {n: record[n] for n in wanted if n in record}
     torch = re.search(r"TORCH_SPEC \?= (\S+)", (ROOT / "Makefile").read_text()).group(1)
-    run(["python3", "-m", "venv", str(venv)])
+    run([sys.executable, "-m", "venv", str(venv)])  # this machine's Python (Colab's is 3.13)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     run([*pip, f"pip=={chosen.pop('pip')}"])
     run([*pip, torch, *(f"{n}=={v}" for n, v in sorted(chosen.items()))])

@@ -4,9 +4,9 @@ For every page of a built book (``_build/html``): Chromium loads it (JavaScript 
 returns the resulting DOM, which must contain no error traceback; every image it shows must be a
 non-empty PNG, JPEG or SVG file that exists, and a PNG must be opaque (a transparent figure loses its
 black axes and labels on the theme's dark background); every link to another page of the book must
-resolve; every interactive (plotly) figure must have been drawn; and a screenshot of the page is saved under ``<html>/screenshots/``. One chapter is also
-opened in the theme's dark mode (:func:`check_dark_mode`). Chromium is Debian's ``chromium``
-package (``make chromium`` installs it).
+resolve; every interactive (plotly) figure must have been drawn; and a screenshot of the page is
+saved under ``<html>/screenshots/``. One chapter is also opened in the theme's dark mode
+(:func:`check_dark_mode`). Chromium is Debian's ``chromium`` package (``make chromium`` installs it).
 
     python -m rmbias.browser _build/html          # check every page, take screenshots
 """
@@ -37,26 +37,27 @@ def find_chromium() -> str:
                        "(Debian/Ubuntu: apt-get install chromium)")
 
 
-def _run(args: list[str], timeout: int = 120) -> str:
-    done = subprocess.run([find_chromium(), *FLAGS, *args], capture_output=True, text=True, timeout=timeout)
+DARK = ["--force-dark-mode"]  # the reader's system asks for dark pages; the theme (mode "auto") follows
+
+
+def _run(args: list[str], timeout: int = 120, dark: bool = False) -> str:
+    done = subprocess.run([find_chromium(), *FLAGS, *(DARK if dark else []), *args], capture_output=True,
+                          text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"chromium failed ({done.returncode}): {done.stderr[-500:]}")
     return done.stdout
 
 
-DARK = ["--force-dark-mode"]  # the reader's system asks for dark pages; the theme (mode "auto") follows
-
-
 def dump_dom(page: Path, dark: bool = False) -> str:
     """The page's DOM after Chromium has loaded it and run its scripts."""
-    return _run([*(DARK if dark else []), "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri()])
+    return _run(["--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri()], dark=dark)
 
 
 def screenshot(page: Path, out: Path, width: int = 1280, height: int = 2400, dark: bool = False) -> Path:
     """A PNG of the top of the page as a reader's browser draws it."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    _run([*(DARK if dark else []), "--virtual-time-budget=5000", f"--window-size={width},{height}",
-          f"--screenshot={out.resolve()}", page.resolve().as_uri()])
+    _run(["--virtual-time-budget=5000", f"--window-size={width},{height}", f"--screenshot={out.resolve()}",
+          page.resolve().as_uri()], dark=dark)
     return out
 
 

@@ -75,12 +75,8 @@ def read_pins_text(text: str, where: str = "constraints") -> dict[str, str]:
 def read_freeze(path: Path) -> dict[str, str]:
     """A ``pip freeze`` listing (such as Colab's record of its runtime) as versions by package name;
     packages installed from a URL (``name @ ...``) have no version there and are left out."""
-    versions = {}
-    for line in path.read_text().splitlines():
-        if "==" in line and not line.lstrip().startswith("#"):
-            name, _, version = line.partition("==")
-            versions[canonicalize_name(name.strip())] = version.strip()
-    return versions
+    pinned = [line for line in path.read_text().splitlines() if "==" in line.split("#", 1)[0]]
+    return read_pins_text("\n".join(pinned), str(path))
 
 
 def installed() -> dict[str, str]:
