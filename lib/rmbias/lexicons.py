@@ -23,8 +23,8 @@ def zipf_frequency(words: pd.Series | list[str]) -> pd.Series:
     from wordfreq import zipf_frequency as zipf
 
     words = pd.Series(list(words), dtype=str)
-    values = [zipf(w, "en", wordlist="large") for w in words]
-    return pd.Series(values, index=words.index, name="zipf").replace(0.0, np.nan)
+    lookup = {word: zipf(word, "en", wordlist="large") for word in words.unique()}  # each word once
+    return words.map(lookup).astype(float).rename("zipf").replace(0.0, np.nan)
 
 
 @lru_cache(maxsize=1)
