@@ -559,8 +559,8 @@ pd.DataFrame(extremes).rename_axis("position").set_index(pd.RangeIndex(1, n_show
 # %% [markdown]
 # A reader will want to look words up. The figure below draws the searched tokens that are English words
 # (those the `wordfreq` frequency list knows, at most {glue:text}`vocab_fig_per_rm` per RM, the most
-# common first): how common the word is (Zipf frequency: 7 is "the", 1 a word met once in a hundred
-# million) against the reward it gets as the whole reply. The static figure is for print; in the
+# common first): how common the word is (Zipf frequency, the log10 of its uses per billion words: "the"
+# is near 8, and 1 is a word met once in a hundred million) against the reward it gets as the whole reply. The static figure is for print; in the
 # interactive one below it, hovering a point shows the token, its score and its rank, and clicking an RM
 # in the legend hides it. Spearman's correlation of score with frequency, per RM:
 # {glue:text}`vocab_zipf_rho`. A reward model that simply preferred common words would show a clear
