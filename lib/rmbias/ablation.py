@@ -44,7 +44,7 @@ import pandas as pd
 
 from . import corpora, models, prompts, ranks, scoring
 from .artifacts import atomic_write, write_json
-from .data import cache_dir, fetch
+from .data import DataError, cache_dir, fetch, provenance
 from .preferences import HUB_PREFERENCES, UNIFIED_FEEDBACK, PairPool
 from .progress import note as progress_note
 from .training import RECIPE_VERSION, TrainConfig, key_dict, optimizer_steps, prepare_pairs, train_reward_model
@@ -537,16 +537,18 @@ def final_steps(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["step"] == last].reset_index(drop=True)
 
 
-def rank_changes(scores: pd.DataFrame, first: int | None = None) -> pd.DataFrame:
-    """How far each dictionary word moved between two checkpoints, per base and seed (Figure 5).
+def rank_changes(scores: pd.DataFrame, first: int | None = None,
+                 keys: Sequence[str] = ("base", "size", "seed")) -> pd.DataFrame:
+    """How far each dictionary word moved between two checkpoints, per run (Figure 5).
 
     As the authors did: the token variants of a word are averaged (mean reward), words are ranked
     at each step, and ``rank_change = rank(first) - rank(last)`` (positive: preferred more by the
     end). ``first`` is the first scored step after step 0 unless given (the paper's first
-    checkpoint is after 1,000 steps, not the untrained model). Returns ``base``, ``size``,
-    ``seed``, ``word``, ``category``, ``first``, ``last``, ``rank_first``, ``rank_last``, ``rank_change``.
+    checkpoint is after 1,000 steps, not the untrained model). A run is one value of ``keys``.
+    Returns the ``keys``, ``word``, ``category``, ``first``, ``last``, ``rank_first``,
+    ``rank_last``, ``rank_change``.
     """
-    keys = ["base", "size", "seed"]
+    keys = list(keys)
     words = scores.groupby([*keys, "step", "word", "category"], as_index=False)["score"].mean()
     words["rank"] = ranks.within_ranks(words, [*keys, "step"])
     out = []
@@ -557,9 +559,55 @@ def rank_changes(scores: pd.DataFrame, first: int | None = None) -> pd.DataFrame
         b = run[run["step"] == steps[-1]].set_index("word")
         moved = pd.DataFrame({"category": a["category"], "rank_first": a["rank"], "rank_last": b["rank"]})
         moved["rank_change"] = moved["rank_first"] - moved["rank_last"]
+        key = key if isinstance(key, tuple) else (key,)
         out.append(moved.reset_index().assign(**dict(zip(keys, key)), first=start, last=steps[-1]))
     cols = [*keys, "word", "category", "first", "last", "rank_first", "rank_last", "rank_change"]
     return pd.concat(out, ignore_index=True)[cols]
+
+
+# --- the authors' released checkpoint scores (Figure 5 and its Qwen version) -----------------------
+
+# base family -> the authors' file of rewards for every vocabulary token on greatest_ever_one, one
+# ``step-N`` column per checkpoint (registered in rmbias.data.BLOB_FILES; not in the offline mirror).
+RELEASED_CHECKPOINTS = {family: f"data/reward_model_training/greatest_ever_one_across_checkpoints_{family}.parquet"
+                        for family in ("gemma", "llama", "qwen")}
+STEP_COLUMN = re.compile(r"step-(\d+)$")
+
+
+def checkpoint_scores(wide: pd.DataFrame, base: str, dictionary: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The authors' checkpoint table (``token_decoded`` and ``step-N`` columns) as tidy scores.
+
+    Each token is put in the authors' normal form (:func:`normalise`), tokens that normalise to
+    nothing are dropped, and the rest are joined to the Big Two nouns (an inner join, as their
+    figure script does). Returns one row per (token variant, step): ``base``, ``step``, ``token``,
+    ``word``, ``category``, ``score``, the layout :func:`rank_changes` reads.
+    """
+    dictionary = corpora.big2_nouns() if dictionary is None else dictionary
+    steps = {name: int(m.group(1)) for name in wide.columns if (m := STEP_COLUMN.match(str(name)))}
+    if "token_decoded" not in wide.columns or not steps:
+        raise DataError(f"a checkpoint table needs token_decoded and step-N columns; it has {', '.join(map(str, wide.columns))}")
+    table = wide[["token_decoded", *steps]].rename(columns={"token_decoded": "token"})
+    table["word"] = table["token"].astype(str).map(normalise)
+    table = table[table["word"] != ""].merge(dictionary[["word", "category"]].drop_duplicates("word"), on="word")
+    long = table.melt(id_vars=["token", "word", "category"], value_vars=list(steps), var_name="column",
+                      value_name="score")
+    long.insert(0, "step", long.pop("column").map(steps))
+    long.insert(0, "base", base)
+    return long.sort_values(["step", "word", "token"], ignore_index=True)
+
+
+def released_checkpoint_moves(family: str, dictionary: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+    """The paper's Figure 5 from the authors' own checkpoint file for one base family: each Big
+    Two noun's rank change from their first checkpoint to their last (:func:`rank_changes` with
+    ``first`` the earliest step in the file, as their script takes it), and the file's provenance
+    with its steps. Raises :class:`rmbias.data.DataError` when the file cannot be had."""
+    if family not in RELEASED_CHECKPOINTS:
+        raise ValueError(f"no released checkpoints for {family!r}; there are {', '.join(RELEASED_CHECKPOINTS)}")
+    path = fetch(RELEASED_CHECKPOINTS[family])
+    scores = checkpoint_scores(pd.read_parquet(path), family, dictionary)
+    steps = sorted(scores["step"].unique().tolist())
+    moves = rank_changes(scores, first=steps[0], keys=["base"])
+    return moves, {**provenance(RELEASED_CHECKPOINTS[family]), "steps": steps, "words": int(moves["word"].nunique())}
 
 
 # --- the authors' released rank tables ------------------------------------------------------------

@@ -4,7 +4,9 @@ Nothing here is committed to the repository. Each file is downloaded once from i
 repository at a fixed commit, its sha256 is checked, and it is cached under ``RMBIAS_CACHE``
 (default ``~/.cache/rmbias``). On a machine with no network, set ``RMBIAS_DATA_MIRROR`` to a
 folder laid out like the upstream repositories (``authors-5d8d2e9/...``, ``hh-rlhf-354e5c3/...``);
-the files are then read from there, after the same hash check.
+the files are then read from there, after the same hash check. Files too large for the mirror
+(:data:`BLOB_FILES`) are checked by their git blob id, and files of Hugging Face hub datasets
+(:func:`fetch_hub_file`) by the sha256 the hub names them by.
 
 Command line: ``python -m rmbias.data fetch`` fetches (or checks) every file.
 """
@@ -110,6 +112,17 @@ FILES: dict[tuple[Source, str], str] = {
     (COLAB_RECORD, "os-info-gpu.txt"): "43cdf10db6519230db400a9a85e1b735d4403339aa3960b5d794c9c2267ce7e0",
 }
 
+# Files of the authors' release that the offline mirror leaves out for their size: the reward models'
+# scores of every vocabulary token at each training checkpoint, behind the paper's Figure 5 and its Qwen
+# version. No sha256 is published for them, so each is checked by its git blob id as the pinned commit's
+# tree records it (``git ls-tree``): the blob id is the sha1 of ``"blob <size>\0" + content``, so it
+# fixes the content as a sha256 would. ``fetch_all`` leaves them out unless asked (``--large``).
+BLOB_FILES: dict[tuple[Source, str], str] = {
+    (AUTHORS, f"{_TR}/greatest_ever_one_across_checkpoints_gemma.parquet"): "940fd137264593b171425f3224bebf20f91e8bb9",
+    (AUTHORS, f"{_TR}/greatest_ever_one_across_checkpoints_llama.parquet"): "f53582e423e5d5db34e906a768dfeb37d4196e44",
+    (AUTHORS, f"{_TR}/greatest_ever_one_across_checkpoints_qwen.parquet"): "e908e7396e7eec6bb5f46a778606a71eaead4110",
+}
+
 
 def cache_dir() -> Path:
     """Where downloads and converted models are kept (``RMBIAS_CACHE``, default ``~/.cache/rmbias``)."""
@@ -149,9 +162,9 @@ def build_once(target: Path, build: Callable[[Path], dict]) -> Path:
 
 def _lookup(path: str) -> tuple[Source, str]:
     """Find the registered file whose repository path is ``path`` (or ends with it)."""
-    matches = [(src, p) for (src, p) in FILES if p == path or p.endswith("/" + path)]
+    matches = [(src, p) for (src, p) in [*FILES, *BLOB_FILES] if p == path or p.endswith("/" + path)]
     if len(matches) != 1:
-        known = "\n  ".join(sorted(p for _, p in FILES))
+        known = "\n  ".join(sorted(p for _, p in [*FILES, *BLOB_FILES]))
         what = "matches several files" if matches else "is not a registered data file"
         raise DataError(f"{path!r} {what}. Registered files:\n  {known}")
     return matches[0]
@@ -166,20 +179,46 @@ def sha256sum(path: Path) -> str:
     return digest.hexdigest()
 
 
+def git_blob_id(path: Path) -> str:
+    """The id git gives a file's content: the sha1 of ``"blob <size>\\0"`` followed by the bytes."""
+    digest = hashlib.sha1(f"blob {Path(path).stat().st_size}\0".encode())
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# The two content checks, by the length of the recorded digest: 64 hex digits are a sha256, 40 a
+# git blob id (as GitHub trees and the Hugging Face hub record files that are not in LFS).
+HASHES: dict[int, tuple[str, Callable[[Path], str]]] = {64: ("sha256", sha256sum), 40: ("git blob id", git_blob_id)}
+
+
+def digest_of(path: Path, expected: str) -> tuple[str, str]:
+    """The name and value of ``path``'s digest of the kind ``expected`` is (see :data:`HASHES`)."""
+    if len(expected) not in HASHES:
+        raise ValueError(f"{expected!r} is neither a sha256 (64 hex digits) nor a git blob id (40)")
+    name, compute = HASHES[len(expected)]
+    return name, compute(Path(path))
+
+
 @lru_cache(maxsize=None)
 def _verified(path: Path, expected: str, size: int, mtime: float) -> bool:
     # Keyed on size and mtime too, so a file changed on disk is hashed again.
-    return sha256sum(path) == expected
+    return digest_of(path, expected)[1] == expected
 
 
 def _check(path: Path, expected: str, fix: str) -> Path:
     stat = path.stat()
     if not _verified(path, expected, stat.st_size, stat.st_mtime):
-        raise DataError(
-            f"{path} is corrupt or a different version: its sha256 is {sha256sum(path)}, "
-            f"expected {expected}. {fix}"
-        )
+        name, got = digest_of(path, expected)
+        raise DataError(f"{path} is corrupt or a different version: its {name} is {got}, expected {expected}. {fix}")
     return path
+
+
+def expected_digest(path: str) -> str:
+    """The recorded sha256 or git blob id of a registered file (a path or unique tail of it)."""
+    key = _lookup(path)
+    return FILES[key] if key in FILES else BLOB_FILES[key]
 
 
 def fetch(path: str) -> Path:
@@ -190,7 +229,7 @@ def fetch(path: str) -> Path:
     from the mirror and never downloaded.
     """
     source, repo_path = _lookup(path)
-    expected = FILES[(source, repo_path)]
+    expected = expected_digest(repo_path)
     mirror = os.environ.get(MIRROR_ENV)
     if mirror:
         local = Path(mirror).expanduser() / source.folder / repo_path
@@ -209,7 +248,7 @@ def fetch(path: str) -> Path:
     try:
         got = pooch.retrieve(
             url=source.url(repo_path),
-            known_hash=f"sha256:{expected}",
+            known_hash=f"sha256:{expected}" if len(expected) == 64 else None,
             fname=target.name,
             path=target.parent,
             progressbar=False,
@@ -224,12 +263,20 @@ def fetch(path: str) -> Path:
             f"Could not download {source.url(repo_path)}: {err}. Without network, set "
             f"{MIRROR_ENV} to a folder holding {source.folder}/{repo_path}."
         ) from err
+    if len(expected) != 64 and git_blob_id(Path(got)) != expected:
+        Path(got).unlink()
+        raise DataError(
+            f"The download of {source.url(repo_path)} failed its git blob id check (expected {expected}); "
+            "nothing was kept. The upstream file may have changed: check the pinned commit in rmbias/data.py."
+        )
     return Path(got)
 
 
-def fetch_all() -> list[Path]:
-    """Fetch and check every registered file (what ``make data`` runs)."""
-    return [fetch(path) for _, path in FILES]
+def fetch_all(large: bool = False) -> list[Path]:
+    """Fetch and check every registered file (what ``make data`` runs); ``large`` adds
+    :data:`BLOB_FILES`, which the offline mirror does not hold."""
+    keys = [*FILES, *BLOB_FILES] if large else list(FILES)
+    return [fetch(path) for _, path in keys]
 
 
 def provenance(path: str) -> dict[str, str]:
@@ -240,18 +287,59 @@ def provenance(path: str) -> dict[str, str]:
         "commit": source.commit,
         "path": repo_path,
         "url": source.url(repo_path),
-        "sha256": FILES[(source, repo_path)],
+        ("sha256" if (source, repo_path) in FILES else "git_blob_id"): expected_digest(repo_path),
         "licence": source.licence,
     }
 
 
+def fetch_hub_file(repo_id: str, filename: str, revision: str | None = None,
+                   repo_type: str = "dataset") -> tuple[Path, dict[str, str]]:
+    """A verified local copy of one file of a Hugging Face hub repository, and where it came from.
+
+    The file is downloaded into the Hugging Face cache (``HF_HUB_CACHE``) by ``hf_hub_download``, or
+    found there offline (``HF_HUB_OFFLINE=1``). The cache names each stored file by the hash the hub
+    publishes for it (the sha256 of a file in LFS, else its git blob id), so that name is the
+    expected digest; the content is hashed against it, and the snapshot folder's name is the commit
+    that ``revision`` (default: the main branch) resolved to. Returns the path and a provenance
+    record (repository, requested revision, resolved commit, file, digest).
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    where = f"{repo_type} {repo_id}, file {filename}" + (f" at {revision}" if revision else "")
+    try:
+        local = Path(hf_hub_download(repo_id, filename, repo_type=repo_type, revision=revision))
+    except LocalEntryNotFoundError as err:
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+        how = ("HF_HUB_OFFLINE is set and it is not in the Hugging Face cache: run once with network, or copy "
+               "the cache folder of this dataset into HF_HUB_CACHE") if offline else f"the hub could not be reached ({err})"
+        raise DataError(f"Could not get the {where}: {how}.") from err
+    except EntryNotFoundError as err:
+        raise DataError(f"The hub has no file {filename} in {repo_type} {repo_id}. Check the name ({err}).") from err
+    except RepositoryNotFoundError as err:
+        raise DataError(f"The hub has no {repo_type} {repo_id} (or it is private). Check the name.") from err
+    except Exception as err:  # network errors come from httpx or the OS
+        raise DataError(f"Could not download the {where}: {err}.") from err
+    stored = local.resolve()
+    expected = stored.name
+    if len(expected) not in HASHES:
+        raise DataError(f"{local} is not a file of the Hugging Face cache (it resolves to {stored}), so its "
+                        "published hash is unknown. Point HF_HUB_CACHE at a cache made by huggingface_hub.")
+    _check(stored, expected, f"Delete {stored} and {local}, and run again to download it anew.")
+    name = HASHES[len(expected)][0]
+    record = {"repository": f"huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}",
+              "revision": revision or "main", "commit": local.parts[local.parts.index("snapshots") + 1], "path": filename,
+              ("sha256" if name == "sha256" else "git_blob_id"): expected}
+    return local, record
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args != ["fetch"]:
-        print("usage: python -m rmbias.data fetch", file=sys.stderr)
+    if args not in (["fetch"], ["fetch", "--large"]):
+        print("usage: python -m rmbias.data fetch [--large]", file=sys.stderr)
         return 2
     try:
-        paths = fetch_all()
+        paths = fetch_all(large="--large" in args)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
