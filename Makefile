@@ -4,6 +4,8 @@
 #   make test   set up the environment and run the test suite
 # A chapter is executed again only when its source, the library code it runs, its settings or the
 # results it reads changed; `make book FORCE=1` executes every chapter.
+# RELEASED=required stops a chapter that cannot read the authors' released log-probabilities or checkpoint
+# scores (the default, auto, draws what it can and says what is missing).
 # Offline? Point RMBIAS_DATA_MIRROR at a folder laid out like the upstream repositories (see README).
 
 PYTHON  ?= python3.11
@@ -30,7 +32,7 @@ data: $(STAMP)
 	$(BIN)/python -m rmbias.data fetch
 
 notebooks: data
-	$(BIN)/python -m rmbias.book run --profile $(PROFILE) $(if $(FORCE),--force)
+	$(BIN)/python -m rmbias.book run --profile $(PROFILE) $(if $(FORCE),--force) $(if $(RELEASED),--set 'RELEASED="$(RELEASED)"')
 
 html: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going

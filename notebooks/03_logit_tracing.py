@@ -75,6 +75,7 @@ BATCH_SIZE = None  # sequences per forward pass; None: the profile's
 DEVICE = None  # "cpu", "cuda", "auto" or "multi-gpu" (split each model over every GPU); None: the profile's
 QUANTIZE = None  # None (the paper's precision), "8bit" or "4bit" for GPUs too small; results are keyed to it
 CHAT_DATE = None  # the date Llama 3.1/3.2 templates print, e.g. "26 Jul 2024", or "unset" (the day of the run); None: the profile's
+RELEASED = "auto"  # the authors' released log-probabilities (Figure 2 from their data): "auto" draws them where they can be had, "required" stops without them
 SKIP_UNFIT = None  # True: leave out models too large for the device (listed); None: the profile's (stop, naming them)
 
 # %%
@@ -84,7 +85,8 @@ import pandas as pd
 import seaborn as sns
 from transformers.utils import logging as hf_logging
 
-from rmbias import artifacts, corpora, logprobs, memory, models, plots, profiles, prompts, ranks, rewards, stats
+from rmbias import (artifacts, corpora, data, logprobs, memory, models, plots, profiles, prompts, ranks,
+                    released_logprobs, rewards, stats)
 from rmbias.glue import glue
 
 settings = profiles.resolve(PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS,
@@ -205,13 +207,14 @@ top_first.T
 # %%
 nouns = corpora.big2_nouns()
 framing = prompt_table.set_index("key")["framing"]
+all_framings = prompts.all_prompts().set_index("key")["framing"]  # the released traces hold all 54 prompts
 
 
 def category_medians(table: pd.DataFrame, score: str = "logprob") -> pd.DataFrame:
     """Rank the words within (model, prompt) by ``score``; median rank per prompt and category."""
     table = table.copy()
     table["rank"] = ranks.within_ranks(table, ["model", "prompt"], score=score)
-    table["framing"] = table["prompt"].map(framing)
+    table["framing"] = table["prompt"].map(all_framings)
     return ranks.median_ranks(table, ["model", "family", "prompt", "framing", "category"])
 
 
@@ -294,6 +297,50 @@ summary["single_token"] = {" vs ".join(r["pair"]): {
 # agency nouns higher on positive prompts. Two cautions travel with every p-value in this chapter: the 54
 # prompts are paraphrases of one question, not independent samples, and with one model per family the
 # test compares two models, not two families. Chapter 6 takes both up.
+
+# %% [markdown]
+# ### Figure 2 from the authors' released log-probabilities
+#
+# The authors published the log-probabilities their Figure 2 was drawn from: for each of their twelve
+# language models, every vocabulary token after each of the 54 prompts (the Hugging Face dataset
+# `Oxford-HIPlab/iclr2026-lm-logprobs`). `rmbias.released_logprobs` downloads a model's file once,
+# checks it against the sha256 the hub publishes, records the dataset commit, and reads it as a trace
+# like the ones above, so the same code draws the paper's two pairs from the paper's own numbers, on all
+# 54 prompts, whatever profile built this page. {glue:text}`released_fig2_status`
+
+# %%
+released_ids = list(dict.fromkeys(m for pair in models.FIGURE2_PAIRS for m in pair))
+released_traces, released_missing = released_logprobs.released_traces(released_ids, mode=RELEASED)
+released_sentences = []
+for i, (gemma_id, llama_id) in enumerate(models.FIGURE2_PAIRS):
+    if gemma_id not in released_traces or llama_id not in released_traces:
+        continue
+    pair_traces = [released_traces[gemma_id], released_traces[llama_id]]
+    shared = logprobs.shared_single_tokens(pair_traces, nouns)
+    medians = category_medians(logprobs.single_token_table(pair_traces, shared))
+    order = [t.model for t in pair_traces]
+    anova, welch, fig = figure2(medians, order, f"The authors' release: {order[0]} vs {order[1]}")
+    artifacts.save_figure(fig, out, f"figure2_released_pair{i}")
+    plt.show()
+    artifacts.write_table(medians, out, f"released_medians_pair{i}", pair=order,
+                          provenance=[t.meta for t in pair_traces])
+    display(anova.round(4))
+    display(welch.round(4))
+    term = anova.set_index("term").loc["category:model"]
+    released_sentences.append(
+        f"For {order[0]} vs {order[1]} ({len(shared)} shared single-token nouns, {medians['prompt'].nunique()} "
+        f"prompts), the category x model interaction has F(1, {int(term['df_resid'])}) = {term['F']:.1f} "
+        f"(p = {term['p']:.2g}); {direction(welch, order, 'positive')} on positive prompts.")
+    summary.setdefault("single_token_released", {})[" vs ".join(order)] = {
+        "anova": anova.set_index("term")[["df", "F", "p"]].to_dict("index"), "welch": welch.to_dict("records"),
+        "n_shared": len(shared), "provenance": [t.meta for t in pair_traces]}
+if released_sentences:
+    released_sentences.append("The paper reports F(1, 208) = 43.2 for its pretrained pair and 58.3 for its "
+                              "instruction-tuned pair.")
+summary["single_token_released_missing"] = released_missing
+glue("released_fig2_status", " ".join([*released_sentences, data.missing_note(released_missing,
+                                                                           "Figure 2 from the release")]).strip(),
+     display=False)
 
 # %% [markdown]
 # ## Beyond the paper: every noun, every surface form

@@ -69,6 +69,7 @@ SEEDS = None  # list of seeds; None: the profile's (tiny and demo: two; paper: t
 SCORE_EVERY = None  # score the model every N optimiser steps; None: the profile's (paper: 1,000)
 DATA = None  # preference data: "harmless-base/test.jsonl.gz" (demo, tiny), "llm-blender/Unified-Feedback" or
 #              "Skywork/Skywork-Reward-Preference-80K-v0.2" (paper); None: the profile's
+RELEASED = "auto"  # the authors' checkpoint files (Figure 5): "auto" draws them where they can be had, "required" stops without them
 TOKENISATION = None  # "authors" (chat rendered to text and tokenised again: two BOS) or "single-bos"; None: the profile's
 CHAT_DATE = None  # the date Llama 3.1/3.2 templates print, e.g. "26 Jul 2024", or "unset" (the day of the run); None: the profile's
 
@@ -82,7 +83,7 @@ import pandas as pd
 import seaborn as sns
 from transformers.utils import logging as hf_logging
 
-from rmbias import ablation, artifacts, corpora, memory, models, plots, prompts, ranks, training
+from rmbias import ablation, artifacts, corpora, data, memory, models, plots, prompts, ranks, training
 from rmbias.glue import glue
 
 grid = ablation.Ablation.for_profile(PROFILE, bases=tuple(BASES) if BASES else None,
@@ -513,18 +514,10 @@ fig, axes = plt.subplots(1, len(grid.bases), figsize=(5 * len(grid.bases), 6))
 axes = np.atleast_1d(axes)
 top_words = {}
 for ax, base in zip(axes, grid.bases):
-    rows = mean_moves[mean_moves["model"] == label[base]].sort_values("mean", ascending=False)
-    shown = pd.concat([rows.head(10), rows.tail(10)])
-    top_words[label[base]] = {"up": rows.head(10)["word"].tolist(), "down": rows.tail(10)["word"].tolist()}
-    ax.barh(range(len(shown)), shown["mean"], xerr=shown["std"],
-            color=[plots.CATEGORY_COLOURS[c] for c in shown["category"]], ecolor="#555555", capsize=2)
-    ax.set_yticks(range(len(shown)), shown["word"])
-    ax.invert_yaxis()
-    ax.axvline(0, color="grey", lw=0.8)
+    top_words[label[base]] = plots.rank_change_bars(ax, mean_moves[mean_moves["model"] == label[base]],
+                                                    value="mean", error="std")
     ax.set_title(label[base], color=plots.FAMILY_COLOURS[family[base]])
-    ax.set_xlabel("rank change (positive: preferred more by the end)")
-axes[0].legend(handles=[plt.Rectangle((0, 0), 1, 1, color=plots.CATEGORY_COLOURS[c], label=c) for c in CATEGORIES],
-               frameon=False, loc="lower right")
+plots.category_legend(axes[0], loc="lower right")
 fig.tight_layout()
 artifacts.save_figure(fig, out, "figure5_live")
 plt.show()
@@ -542,6 +535,44 @@ summary["share_consistent_moves"] = consistent_words.to_dict()
 # communion green). Across all words, {glue:text}`share_consistent_moves:.0%` moved in the same direction
 # in every seed; the rest of the moves flip sign from seed to seed, so a single run's list of movers
 # (which is what the paper shows) mixes signal with noise.
+
+# %% [markdown]
+# ### Figure 5 from the authors' checkpoints
+#
+# The authors released the rewards behind their Figure 5: for each base (Gemma and Llama, and Qwen in
+# their appendix), every vocabulary token scored on the headline question at each saved checkpoint of
+# one training run. `rmbias.ablation.released_checkpoint_moves` reads those files (checked against the
+# git blob ids of the pinned commit) and computes the rank changes as their figure script does: tokens
+# in the authors' normal form, joined to the Big Two nouns, variants averaged, ranked at their first and
+# last checkpoint. {glue:text}`released_fig5_status`
+
+# %%
+released, released_missing = data.gather(
+    {fam: (lambda fam=fam: ablation.released_checkpoint_moves(fam)) for fam in ablation.RELEASED_CHECKPOINTS},
+    RELEASED)
+if released:
+    fig, axes = plt.subplots(1, len(released), figsize=(4.2 * len(released), 6))
+    axes = np.atleast_1d(axes)
+    released_words = {}
+    for ax, (fam, (fam_moves, info)) in zip(axes, released.items()):
+        released_words[fam] = plots.rank_change_bars(ax, fam_moves)
+        ax.set_title(f"{fam.capitalize()} (steps {info['steps'][0]:,} to {info['steps'][-1]:,})",
+                     color=plots.FAMILY_COLOURS[fam])
+    plots.category_legend(axes[0], loc="lower right")
+    fig.tight_layout()
+    artifacts.save_figure(fig, out, "figure5_released")
+    plt.show()
+    artifacts.write_table(pd.concat([m for m, _ in released.values()], ignore_index=True), out,
+                          "released_rank_changes", provenance={f: i for f, (_, i) in released.items()})
+    summary["figure5_released"] = {"top_words": released_words,
+                                   "provenance": {f: i for f, (_, i) in released.items()}}
+    status = ("Each panel shows one base's ten words that rose most and ten that fell most over the authors' run, "
+              "coloured by category (agency orange, communion green).")
+else:
+    status = ""
+summary["figure5_released_missing"] = released_missing
+glue("released_fig5_status", " ".join(filter(None, [status, data.missing_note(released_missing,
+                                                                        "The released Figure 5")])), display=False)
 
 # %%
 summary["grid"] = grid.as_dict()

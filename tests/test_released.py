@@ -187,9 +187,9 @@ def test_missing_files_are_reported_in_auto_and_stop_in_required(hub):
     found, missing = released_logprobs.released_traces(["google/gemma-2-2b", "meta-llama/Llama-3.2-3B"])
     assert list(found) == ["google/gemma-2-2b"] and list(missing) == ["meta-llama/Llama-3.2-3B"]
     assert "HF_HUB_OFFLINE" in missing["meta-llama/Llama-3.2-3B"]
-    note = released_logprobs.missing_note(missing, "Figure 2 from the release")
+    note = data.missing_note(missing, "Figure 2 from the release")
     assert note.startswith("Figure 2 from the release is not drawn") and "meta-llama/Llama-3.2-3B" in note
-    assert released_logprobs.missing_note({}, "anything") == ""
+    assert data.missing_note({}, "anything") == ""
     with pytest.raises(data.DataError, match="required here; set RELEASED = 'auto'"):
         released_logprobs.released_traces(["meta-llama/Llama-3.2-3B"], mode="required")
     with pytest.raises(ValueError, match="use one of auto, required"):
@@ -218,3 +218,41 @@ def test_a_downloaded_checkpoint_file_with_another_blob_id_keeps_nothing(release
         assert not cached.exists()
     finally:
         httpd.shutdown()
+
+
+def test_the_rehearsals_stand_in_release_is_read_as_the_real_one_would_be(tmp_path, monkeypatch):
+    """The paper rehearsal's stand-in files (rmbias.standins) pass the reader's checks and give
+    Figure 2's inputs: nouns that are single tokens in both vocabularies of the paper's pair."""
+    from rmbias import corpora, models, standins
+
+    cache = tmp_path / "hub"
+    pair = models.FIGURE2_PAIRS[0]
+    tokenizers: dict = {}
+    snapshots = {m: standins.write_model_standin(cache, m, models.spec(m).revision, 1, tokenizers) for m in pair}
+    standins.write_logprob_standins(cache, snapshots, rows=200)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "rmbias"))
+    found, missing = released_logprobs.released_traces(list(pair))
+    assert not missing and all(len(t.prompts) == 54 for t in found.values())
+    for trace in found.values():
+        np.testing.assert_allclose(np.exp(trace.logprobs.astype(np.float64)).sum(axis=1), 1.0, rtol=1e-5)
+    shared = logprobs.shared_single_tokens(list(found.values()), corpora.big2_nouns())
+    assert len(shared) > 20 and set(shared["category"]) == {"Agency", "Communion"}
+
+
+def test_figure5_panel_shows_the_movers_in_their_category_colours(released_mirror):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rmbias import plots
+
+    moves, _ = ablation.released_checkpoint_moves("gemma", DICTIONARY)
+    fig, ax = plt.subplots()
+    shown = plots.rank_change_bars(ax, moves, n=1)
+    assert shown["up"] == ["love"] and shown["down"][0] in {"freedom", "success", "family"}
+    bars = ax.patches
+    assert len(bars) == 2 and bars[0].get_width() == 3
+    assert matplotlib.colors.to_hex(bars[0].get_facecolor()) == plots.CATEGORY_COLOURS["Communion"].lower()
+    plt.close(fig)

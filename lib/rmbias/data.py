@@ -333,6 +333,40 @@ def fetch_hub_file(repo_id: str, filename: str, revision: str | None = None,
     return local, record
 
 
+RELEASED_MODES = ("auto", "required")
+
+
+def gather(loaders: dict[str, Callable[[], object]], mode: str = "auto") -> tuple[dict[str, object], dict[str, str]]:
+    """Run each loader of a released source; return what loaded and, for each that failed, why.
+
+    ``mode`` is a chapter's ``RELEASED`` setting: ``"auto"`` keeps going past a
+    :class:`DataError` (the reasons let the chapter say, in words, what is missing);
+    ``"required"`` stops at the first one, with its fix. Other errors always propagate.
+    """
+    if mode not in RELEASED_MODES:
+        raise ValueError(f"RELEASED = {mode!r}: use one of {', '.join(RELEASED_MODES)}")
+    found, missing = {}, {}
+    for name, load in loaders.items():
+        try:
+            found[name] = load()
+        except DataError as err:
+            if mode == "required":
+                raise DataError(f"{err} (released data are required here; set RELEASED = 'auto' to build "
+                                "without them)") from err
+            missing[name] = str(err)
+    return found, missing
+
+
+def missing_note(missing: dict[str, str], what: str) -> str:
+    """A plain sentence for a chapter: what is not drawn, for which sources, and why (the first
+    reason; the others are almost always the same). Empty when nothing is missing."""
+    if not missing:
+        return ""
+    reason = next(iter(missing.values()))
+    return (f"{what} is not drawn here: the authors' released data for {', '.join(missing)} could not be "
+            f"read. The reason given: {reason}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args not in (["fetch"], ["fetch", "--large"]):

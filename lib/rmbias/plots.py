@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import seaborn as sns
 
 # Base-model families: the same colour in every chapter.
@@ -82,6 +83,28 @@ def rank_panels(per_model, family_means=None, categories=None, framings=("positi
         fig.suptitle(title, y=1.08, fontweight="bold")
     fig.tight_layout()
     return fig
+
+
+def rank_change_bars(ax, moves, n: int = 10, value: str = "rank_change", error: str | None = None,
+                     word: str = "word", category: str = "category") -> dict[str, list[str]]:
+    """Figure 5's panel on ``ax``: the ``n`` words that rose most and the ``n`` that fell most,
+    one horizontal bar each, coloured by category (whiskers from ``error`` where given). Returns
+    the words shown, ``{"up": [...], "down": [...]}``."""
+    rows = moves.sort_values(value, ascending=False)
+    shown = pd.concat([rows.head(n), rows.tail(n)]) if len(rows) > 2 * n else rows
+    ax.barh(range(len(shown)), shown[value], xerr=None if error is None else shown[error],
+            color=[CATEGORY_COLOURS[c] for c in shown[category]], ecolor="#555555", capsize=2)
+    ax.set_yticks(range(len(shown)), shown[word])
+    ax.invert_yaxis()
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel("rank change (positive: preferred more by the end)")
+    return {"up": rows.head(n)[word].tolist(), "down": rows.tail(n)[word].tolist()}
+
+
+def category_legend(ax, categories=("Agency", "Communion"), **kwargs) -> None:
+    """A legend of the category colours (:data:`CATEGORY_COLOURS`)."""
+    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=CATEGORY_COLOURS[c], label=c) for c in categories],
+              frameon=False, **kwargs)
 
 
 def split_violins(medians, order, value: str = "median_rank", marks=None, framings=("positive", "negative"),

@@ -14,8 +14,9 @@ which is then read by column: one model and the prompts asked for, never the who
 model's table becomes a :class:`rmbias.logprobs.Trace`, so every analysis of chapter 3 and 4
 runs on the released numbers exactly as on the book's own traces.
 
-Whether a chapter must have them is a setting (:data:`MODES`): ``"auto"`` draws what can be had
-and reports the rest in plain words; ``"required"`` stops with the fix.
+Whether a chapter must have them is its ``RELEASED`` setting (:func:`rmbias.data.gather`):
+``"auto"`` draws what can be had and reports the rest in plain words; ``"required"`` stops with
+the fix.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from . import models
-from .data import DataError, build_once, cache_dir, fetch_hub_file
+from .data import DataError, build_once, cache_dir, fetch_hub_file, gather
 from .logprobs import Trace
 
 DATASET = "Oxford-HIPlab/iclr2026-lm-logprobs"
@@ -35,7 +36,6 @@ DATASET = "Oxford-HIPlab/iclr2026-lm-logprobs"
 # main branch and every trace records the commit it resolved to. Pin one here once it is known.
 REVISION: str | None = None
 METADATA = ("token_id", "token_name", "token_decoded")
-MODES = ("auto", "required")
 
 
 def file_name(model_id: str) -> str:
@@ -120,31 +120,6 @@ def released_trace(model_id: str, prompts: Sequence[str] | None = None, revision
 
 def released_traces(model_ids: Sequence[str], prompts: Sequence[str] | None = None, mode: str = "auto",
                     revision: str | None = REVISION) -> tuple[dict[str, Trace], dict[str, str]]:
-    """The released traces of several models, and for each one that could not be had, why.
-
-    ``mode="auto"`` returns what it could (the reasons say what is missing); ``"required"``
-    raises the first :class:`~rmbias.data.DataError`, whose message names the fix.
-    """
-    if mode not in MODES:
-        raise ValueError(f"mode {mode!r}: use one of {', '.join(MODES)}")
-    found, missing = {}, {}
-    for model_id in model_ids:
-        try:
-            found[model_id] = released_trace(model_id, prompts, revision)
-        except DataError as err:
-            if mode == "required":
-                raise DataError(f"{err} (the released log-probabilities are required here; set RELEASED = "
-                                "'auto' to build without them)") from err
-            missing[model_id] = str(err)
-    return found, missing
-
-
-def missing_note(missing: dict[str, str], what: str) -> str:
-    """A plain sentence for a chapter: which released files could not be read, and why (the first
-    reason; the others are almost always the same)."""
-    if not missing:
-        return ""
-    names = ", ".join(missing)
-    reason = next(iter(missing.values()))
-    return (f"{what} is not drawn: the authors' released data for {names} could not be read here. "
-            f"The reason given: {reason}")
+    """The released traces of several models, and for each one that could not be had, why
+    (:func:`rmbias.data.gather`: ``mode="auto"`` returns what it could, ``"required"`` stops)."""
+    return gather({m: (lambda m=m: released_trace(m, prompts, revision)) for m in model_ids}, mode)

@@ -259,12 +259,57 @@ def write_paper_standins(cache: Path, layers: int = 2) -> list[str]:
     profile needs. Returns the model ids."""
     from .models import spec
 
+    from .profiles import PROFILES
+
     tokenizers: dict = {}
     ids = paper_model_ids()
-    for hf_id in ids:
-        write_model_standin(cache, hf_id, spec(hf_id).revision, layers, tokenizers)
+    folders = {hf_id: write_model_standin(cache, hf_id, spec(hf_id).revision, layers, tokenizers) for hf_id in ids}
     write_preference_standins(cache)
+    write_logprob_standins(cache, {m: folders[spec(m).hf_id] for m in PROFILES["paper"].language_models})
     return ids
+
+
+# --- the authors' released log-probabilities (Oxford-HIPlab/iclr2026-lm-logprobs) ------------------
+
+def write_logprob_standins(cache: Path, snapshots: dict[str, Path], rows: int = 1500) -> Path:
+    """Stand-ins of the authors' log-probability files for the models in ``snapshots`` (hub id ->
+    the model stand-in's snapshot, whose tokenizer names the tokens), in the released layout:
+    ``token_id``, ``token_name``, ``token_decoded``, then one column of log-probabilities per prompt
+    key, all 54. Only the amount is cut: the first ``rows`` token ids and every id whose decoded
+    string is a Big Two noun, with random log-probabilities normalised over those rows. Each file
+    is stored as huggingface_hub stores a downloaded one (a blob named by its sha256, linked from
+    the snapshot), since the reader checks a file against that name. Returns the snapshot folder."""
+    import hashlib
+    import os
+
+    import numpy as np
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    from . import corpora, prompts
+    from .released_logprobs import DATASET, file_name
+
+    folder = snapshot_folder(cache, DATASET, repo_type="dataset")
+    keys = prompts.all_prompts()["key"].tolist()
+    words = set(corpora.big2_nouns()["word"])
+    for hf_id, snapshot in snapshots.items():
+        tokenizer = AutoTokenizer.from_pretrained(snapshot)
+        decoded = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=False)
+        ids = sorted(set(range(min(rows, len(decoded)))) | {i for i, text in enumerate(decoded) if text in words})
+        rng = np.random.default_rng(int(hashlib.sha256(hf_id.encode()).hexdigest()[:8], 16))
+        logits = rng.normal(scale=3.0, size=(len(keys), len(ids))).astype(np.float32)
+        logprobs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        table = pd.DataFrame({"token_id": ids, "token_name": tokenizer.convert_ids_to_tokens(ids),
+                              "token_decoded": [decoded[i] for i in ids]})
+        table = pd.concat([table, pd.DataFrame(logprobs.T.astype(np.float64), columns=keys)], axis=1)
+        content = table.to_csv(index=False).encode()
+        blob = folder.parent.parent / "blobs" / hashlib.sha256(content).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(content)
+        link = folder / file_name(hf_id)
+        link.unlink(missing_ok=True)
+        link.symlink_to(os.path.relpath(blob, folder))
+    return folder
 
 
 # --- preference datasets: Unified-Feedback and Skywork 80K in their published layouts -------------
