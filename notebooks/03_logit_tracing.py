@@ -86,7 +86,7 @@ import seaborn as sns
 from transformers.utils import logging as hf_logging
 
 from rmbias import (artifacts, corpora, data, logprobs, memory, models, plots, profiles, prompts, ranks,
-                    released_logprobs, rewards, stats)
+                    released_logprobs, rewards, scoring, stats)
 from rmbias.glue import glue
 
 settings = profiles.resolve(PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS,
@@ -312,6 +312,8 @@ summary["single_token"] = {" vs ".join(r["pair"]): {
 released_ids = list(dict.fromkeys(m for pair in models.FIGURE2_PAIRS for m in pair))
 released_traces, released_missing = released_logprobs.released_traces(released_ids, mode=RELEASED)
 released_sentences = []
+for stale in out.glob("released_medians_pair*"):  # a pair drawn by an earlier run may be missing now
+    stale.unlink()
 for i, (gemma_id, llama_id) in enumerate(models.FIGURE2_PAIRS):
     if gemma_id not in released_traces or llama_id not in released_traces:
         continue
@@ -341,6 +343,61 @@ summary["single_token_released_missing"] = released_missing
 glue("released_fig2_status", " ".join([*released_sentences, data.missing_note(released_missing,
                                                                            "Figure 2 from the release")]).strip(),
      display=False)
+
+# %% [markdown]
+# ### Do this profile's traces reproduce the release?
+#
+# Where this profile traces the authors' own models (the paper profile does), its traces can be held
+# against theirs, model by model and prompt by prompt: the rank correlation of the log-probabilities over
+# the vocabulary both files hold (the same token id decoding to the same string), the largest difference
+# anywhere, and the largest difference on the Big Two nouns, which is what Figure 2 ranks. How the chat
+# became token ids matters here: the date a Llama 3.1 or 3.2 template prints, and whether the template
+# tokenises the chat (one BOS) or the rendered text is tokenised again (two). For the instruction-tuned
+# pair of Figure 2, `released_logprobs.rendering_probe` scores the headline question under each
+# tokenisation and each candidate date and says which reproduces the release most closely.
+# {glue:text}`reproduce_status`
+
+# %%
+own_released = [k for k in lm_keys if models.spec(k).hf_id in released_logprobs.MODELS]
+reproduce_text = ("This profile traces none of the authors' models, so there is nothing to hold against the release; "
+                  "the paper profile does.") if not own_released else ""
+if own_released:
+    wanted = list(dict.fromkeys([*prompt_table["key"], prompts.HEADLINE]))
+    theirs, theirs_missing = released_logprobs.released_traces([models.spec(k).hf_id for k in own_released], wanted,
+                                                               mode=RELEASED)
+    compared = [released_logprobs.compare(traces[k], theirs[models.spec(k).hf_id], nouns)
+                for k in own_released if models.spec(k).hf_id in theirs]
+    if compared:
+        comparison = pd.concat(compared, ignore_index=True)
+        artifacts.write_table(comparison, out, "released_comparison")
+        per_model = comparison.groupby("model", sort=False).agg(
+            prompts=("prompt", "size"), tokens_matched=("tokens_matched", "first"),
+            median_spearman=("spearman", "median"), max_abs_diff=("max_abs_diff", "max"),
+            max_abs_diff_nouns=("max_abs_diff_nouns", "max"))
+        summary["released_comparison"] = per_model.reset_index().to_dict("records")
+        display(per_model.style.format(precision=4))
+        worst = per_model["max_abs_diff_nouns"].idxmax()
+        reproduce_text = (f"Over {len(per_model)} models, the median rank correlation with the release ranges from "
+                          f"{per_model['median_spearman'].min():.4f} to {per_model['median_spearman'].max():.4f}; the "
+                          f"largest difference on a Big Two noun is {per_model['max_abs_diff_nouns'].max():.3g} nats "
+                          f"({worst}).")
+    chats = [scoring.ChatFormat(t, d) for t in scoring.TOKENISATIONS
+             for d in dict.fromkeys([settings.chat_date, scoring.FIXED_DATE, scoring.UNSET_DATE])]
+    for k in [k for k in own_released if models.spec(k).instruct and models.spec(k).hf_id in models.FIGURE2_PAIRS[1]
+              and models.spec(k).hf_id in theirs]:
+        model, tokenizer = models.load_causal_lm(k, models.dtype_for(k, settings.dtype), device,
+                                                 quantize=settings.quantize)
+        probe = released_logprobs.rendering_probe(model, tokenizer, theirs[models.spec(k).hf_id], prompts.HEADLINE,
+                                                  headline_text, chats)
+        del model
+        artifacts.write_table(probe, out, f"rendering_probe_{k.replace('/', '--')}", model=k)
+        display(probe.assign(model=models.spec(k).label).style.format(precision=4))
+        summary.setdefault("rendering_probe", {})[k] = probe.to_dict("records")
+        reproduce_text += (f" For {models.spec(k).label}, the rendering closest to the release on the headline "
+                           f"question is {probe.loc[0, 'formats']} (largest difference "
+                           f"{probe.loc[0, 'max_abs_diff']:.3g} nats, {probe.loc[0, 'n_bos']} BOS).")
+    reproduce_text += " " + data.missing_note(theirs_missing, "The comparison with the release")
+glue("reproduce_status", reproduce_text.strip(), display=False)
 
 # %% [markdown]
 # ## Beyond the paper: every noun, every surface form

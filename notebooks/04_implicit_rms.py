@@ -63,6 +63,7 @@ BATCH_SIZE = None  # prompts per forward pass; None: the profile's
 DEVICE = None  # "cpu", "cuda", "auto" or "multi-gpu" (split each model over every GPU); None: the profile's
 QUANTIZE = None  # None (the paper's precision), "8bit" or "4bit" for GPUs too small; results are keyed to it
 SKIP_UNFIT = None  # True: leave out language models too large for the device (listed); None: the profile's (stop)
+RELEASED = "auto"  # the authors' released log-probabilities (Table 1, Figure 3): "auto" draws them where they can be had, "required" stops without them
 
 # %% [markdown]
 # ## Where the implicit reward comes from
@@ -115,8 +116,8 @@ import pandas as pd
 import seaborn as sns
 from transformers.utils import logging as hf_logging
 
-from rmbias import (artifacts, corpora, implicit, logprobs, memory, models, plots, profiles, prompts, ranks, release,
-                    rewards, scoring, sft)
+from rmbias import (artifacts, corpora, data, implicit, logprobs, memory, models, plots, profiles, prompts, ranks,
+                    release, released_logprobs, rewards, scoring, sft)
 from rmbias.glue import glue
 
 settings = profiles.resolve(PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS, batch_size=BATCH_SIZE,
@@ -216,9 +217,16 @@ pd.DataFrame(tops, index=pd.RangeIndex(1, 11, name="rank")).style.set_caption(
 # %%
 t1 = implicit.top_bottom(table, "MWLR", n=15, drop_markup=True)
 artifacts.write_table(t1, out, "table1", p=p_trace.model, q=q_trace.model, prompt=headline, metric="MWLR")
-side = pd.concat([t1[t1["end"] == "top"].reset_index(drop=True)[["rank", "token", "value"]],
-                  t1[t1["end"] == "bottom"].reset_index(drop=True)[["rank", "token", "value"]]],
-                 axis=1, keys=[f"preferred by {q_trace.model}", f"preferred by {p_trace.model}"])
+
+
+def table1_sides(t1: pd.DataFrame, p_model: str, q_model: str):
+    """Table 1 as the paper prints it: the best replies beside the worst, values to five places."""
+    side = pd.concat([t1[t1["end"] == "top"].reset_index(drop=True)[["rank", "token", "value"]],
+                      t1[t1["end"] == "bottom"].reset_index(drop=True)[["rank", "token", "value"]]],
+                     axis=1, keys=[f"preferred by {q_model}", f"preferred by {p_model}"])
+    return side.style.format(precision=5, subset=[c for c in side.columns if c[1] == "value"])
+
+
 best, worst = t1[t1["end"] == "top"].iloc[0], t1[t1["end"] == "bottom"].iloc[0]
 glue("t1_top_nospace", int((~t1[t1["end"] == "top"]["token"].str.startswith(" ")).sum()), display=False)
 glue("t1_bottom_space", int(t1[t1["end"] == "bottom"]["token"].str.startswith(" ").sum()), display=False)
@@ -227,7 +235,7 @@ glue("t1_worst", repr(worst["token"]), display=False)
 summary["table1"] = {"p": p_trace.model, "q": q_trace.model, "n_shared": int(table.attrs["n_shared"]),
                      "optimum": best["token"], "pessimum_without_markup": worst["token"],
                      "rows": t1.to_dict("records")}
-side.style.format(precision=5, subset=[c for c in side.columns if c[1] == "value"])
+table1_sides(t1, p_trace.model, q_trace.model)
 
 # %% [markdown]
 # The optimum of this implicit reward model is {glue:text}`t1_best` and its pessimum is
@@ -282,35 +290,52 @@ plots.as_html(plots.interactive_scatter(
 
 # %%
 positive = prompt_table[prompt_table["framing"] == "positive"]["key"].tolist()
-rows = []
-for pair in pairs:
-    p_item, q_item = traces[pair.p], traces[pair.q]
-    for prompt in positive:
-        shared = implicit.implicit_rewards(implicit.shared_strings(p_item.by_string(prompt), q_item.by_string(prompt)))
-        rows.append({"kind": pair.kind, "gemma": p_item.model, "llama": q_item.model, "prompt": prompt,
-                     "freedom": implicit.word_score(shared, "freedom", "MWLR"),
-                     "love": implicit.word_score(shared, "love", "MWLR")})
-fl = pd.DataFrame(rows)
-fl["freedom_wins"] = fl["freedom"] > fl["love"]
+
+
+def freedom_vs_love(traces: dict, pairs: list, prompt_keys: list[str]) -> pd.DataFrame:
+    """Freedom's and Love's MWLR for every pair and prompt, and whether Freedom wins (each model's
+    strings are looked up once per prompt, however many pairs it is in)."""
+    rows = []
+    for prompt in prompt_keys:
+        strings = {key: traces[key].by_string(prompt) for key in dict.fromkeys(k for pair in pairs for k in (pair.p, pair.q))}
+        for pair in pairs:
+            shared = implicit.implicit_rewards(implicit.shared_strings(strings[pair.p], strings[pair.q]))
+            rows.append({"kind": pair.kind, "gemma": traces[pair.p].model, "llama": traces[pair.q].model,
+                         "prompt": prompt, "freedom": implicit.word_score(shared, "freedom", "MWLR"),
+                         "love": implicit.word_score(shared, "love", "MWLR")})
+    table = pd.DataFrame(rows)
+    table["freedom_wins"] = table["freedom"] > table["love"]
+    return table
+
+
+def figure3(head: pd.DataFrame):
+    """Figure 3: one row per pair on the headline prompt, Love and Freedom's MWLR, a panel per kind of pair."""
+    kinds = list(dict.fromkeys(head["kind"]))  # instruction-tuned pairs first
+    fig, axes = plt.subplots(len(kinds), 1, sharex=True, squeeze=False,
+                             figsize=(7, 0.45 * len(head) + 1.2 * len(kinds) + 0.4),
+                             gridspec_kw={"height_ratios": [max(1, (head["kind"] == k).sum()) for k in kinds]})
+    for ax, kind in zip(axes[:, 0], kinds):
+        panel = head[head["kind"] == kind].reset_index(drop=True)
+        for y, row in panel.iterrows():
+            ax.plot([row["love"], row["freedom"]], [y, y], color="grey", lw=1.2, alpha=0.6, zorder=1)
+        ax.scatter(panel["love"], range(len(panel)), s=70, facecolors="none",
+                   edgecolors=plots.CATEGORY_COLOURS["Communion"], linewidths=2, label="Love", zorder=2)
+        ax.scatter(panel["freedom"], range(len(panel)), s=70, facecolors="none",
+                   edgecolors=plots.CATEGORY_COLOURS["Agency"], linewidths=2, label="Freedom", zorder=2)
+        ax.set_yticks(range(len(panel)), [f"{g}  \u2192  {m}" for g, m in zip(panel["gemma"], panel["llama"])])
+        ax.set_ylim(len(panel) - 0.5, -0.5)
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_title(f"{KIND_NAMES[kind]} pairs", loc="left", fontsize="medium")
+    axes[0, 0].legend(frameon=False, loc="best")
+    axes[-1, 0].set_xlabel("MWLR (positive: preferred by the Llama model)")
+    return fig
+
+
+fl = freedom_vs_love(traces, pairs, positive)
 artifacts.write_table(fl, out, "freedom_vs_love")
 head = fl[fl["prompt"] == headline].reset_index(drop=True)
 kinds = list(dict.fromkeys(head["kind"]))  # instruction-tuned pairs first
-fig, axes = plt.subplots(len(kinds), 1, sharex=True, squeeze=False, figsize=(7, 0.45 * len(head) + 1.2 * len(kinds) + 0.4),
-                         gridspec_kw={"height_ratios": [max(1, (head["kind"] == k).sum()) for k in kinds]})
-for ax, kind in zip(axes[:, 0], kinds):
-    panel = head[head["kind"] == kind].reset_index(drop=True)
-    for y, row in panel.iterrows():
-        ax.plot([row["love"], row["freedom"]], [y, y], color="grey", lw=1.2, alpha=0.6, zorder=1)
-    ax.scatter(panel["love"], range(len(panel)), s=70, facecolors="none",
-               edgecolors=plots.CATEGORY_COLOURS["Communion"], linewidths=2, label="Love", zorder=2)
-    ax.scatter(panel["freedom"], range(len(panel)), s=70, facecolors="none",
-               edgecolors=plots.CATEGORY_COLOURS["Agency"], linewidths=2, label="Freedom", zorder=2)
-    ax.set_yticks(range(len(panel)), [f"{g}  \u2192  {m}" for g, m in zip(panel["gemma"], panel["llama"])])
-    ax.set_ylim(len(panel) - 0.5, -0.5)
-    ax.axvline(0, color="grey", lw=0.8)
-    ax.set_title(f"{KIND_NAMES[kind]} pairs", loc="left", fontsize="medium")
-axes[0, 0].legend(frameon=False, loc="best")
-axes[-1, 0].set_xlabel("MWLR (positive: preferred by the Llama model)")
+fig = figure3(head)
 artifacts.save_figure(fig, out, "figure3_freedom_vs_love")
 plt.show()
 
@@ -351,6 +376,55 @@ fl.groupby(["kind", "gemma", "llama"], sort=False)["freedom_wins"].agg(["sum", "
 # (they count as not won). The paper reports 21 of 21 instruction-tuned pairs on the headline prompt.
 # {glue:text}`fl_other_text` A single prompt is a thin basis: the table shows how often the comparison
 # holds across paraphrases.
+
+# %% [markdown]
+# ### Table 1 and Figure 3 from the authors' released log-probabilities
+#
+# Chapter 3 reads the log-probabilities the authors published for their twelve language models
+# (`rmbias.released_logprobs`). The same functions as above, given those traces, draw the paper's Table 1
+# (Llama-3.2-3B-Instruct over gemma-2-2b-it on the headline prompt) and its Figure 3 over all 21 pairs
+# of a Gemma-2 and a Llama instruction-tuned model, on every positive prompt of the 54.
+# {glue:text}`released_ir_status`
+
+# %%
+paper_instruct = [m for m in profiles.PROFILES["paper"].language_models if models.spec(m).instruct]
+all_positive = [k for k, f in prompts.all_prompts()[["key", "framing"]].itertuples(index=False) if f == "positive"]
+released_traces, released_missing = released_logprobs.released_traces(paper_instruct, all_positive, mode=RELEASED)
+released_pairs = implicit.model_pairs(list(released_traces), fallback_mixed=False)
+released_text = []
+if any((pair.p, pair.q) == models.TABLE1_PAIR for pair in released_pairs):
+    rp, rq = (released_traces[m] for m in models.TABLE1_PAIR)
+    released_table = implicit.implicit_rewards(implicit.shared_strings(rp.by_string(headline), rq.by_string(headline)))
+    released_t1 = implicit.top_bottom(released_table, "MWLR", n=15, drop_markup=True)
+    artifacts.write_table(released_t1, out, "table1_released", p=rp.model, q=rq.model, prompt=headline,
+                          provenance=[rp.meta, rq.meta])
+    display(table1_sides(released_t1, rp.model, rq.model))
+    optimum = released_t1[released_t1["end"] == "top"].iloc[0]["token"]
+    pessimum = released_t1[released_t1["end"] == "bottom"].iloc[0]["token"]
+    summary["table1_released"] = {"optimum": optimum, "pessimum_without_markup": pessimum,
+                                  "rows": released_t1.to_dict("records")}
+    released_text.append(f"On the released data, Table 1's optimum is {optimum!r} and its pessimum, Markdown left "
+                         f"out, {pessimum!r} (the paper: 'Freedom' and 'Love').")
+if released_pairs:
+    released_fl = freedom_vs_love(released_traces, released_pairs, all_positive)
+    artifacts.write_table(released_fl, out, "freedom_vs_love_released",
+                          provenance={m: t.meta for m, t in released_traces.items()})
+    released_head = released_fl[released_fl["prompt"] == headline].reset_index(drop=True)
+    fig = figure3(released_head)
+    fig.suptitle("The authors' release", x=0.02, ha="left", fontweight="bold")
+    artifacts.save_figure(fig, out, "figure3_released")
+    plt.show()
+    wins = int(released_head["freedom_wins"].sum())
+    summary["freedom_vs_love_released"] = {"headline_wins": wins, "pairs": len(released_head),
+                                           "positive_prompt_wins": int(released_fl["freedom_wins"].sum()),
+                                           "cells": len(released_fl)}
+    released_text.append(f"Freedom scores higher than Love in {wins} of the {len(released_head)} pairs on the "
+                         f"headline prompt (the paper: 21 of 21), and in {int(released_fl['freedom_wins'].sum())} "
+                         f"of {len(released_fl)} (pair, positive prompt) cells.")
+summary["released_missing"] = released_missing
+glue("released_ir_status", " ".join([*released_text, data.missing_note(released_missing,
+                                                                      "Table 1 and Figure 3 from the release")]).strip(),
+     display=False)
 
 # %% [markdown]
 # ## Does the conclusion depend on the metric?

@@ -1,4 +1,4 @@
-"""A rehearsal of the real paper-profile run: chapters 01 to 05 executed by papermill with the paper
+"""A rehearsal of the real paper-profile run: chapters 01 to 06 executed by papermill with the paper
 profile's own model ids, settings and code paths, every hub model and dataset served from a local
 Hugging Face cache of stand-ins in the published layouts (random weights at a narrow width, real
 tokenizers of the same families with the published chat formats; rmbias.standins), offline, on the
@@ -14,7 +14,7 @@ import pytest
 from rmbias import book, models
 from rmbias.profiles import PROFILES
 
-CHAPTERS = ["01", "02", "03", "04", "05"]
+CHAPTERS = ["01", "02", "03", "04", "05", "06"]
 CUT = {"PROMPTS": ["greatest_ever_one", "best_world_single", "worst_time_please"], "FORCED_PROMPTS": ["greatest_ever_one"],
        "MAX_WORDS": 6, "VOCAB_LIMIT": 64, "VALIDATION_STEPS": 2, "SIZES": [16], "SEEDS": [0], "SCORE_EVERY": 1}
 
@@ -63,3 +63,26 @@ def test_the_rehearsal_scored_every_paper_reward_model_as_the_authors_did(rehear
         assert meta["rendered_chat"].startswith(bos + bos)  # the authors' two BOS tokens
     summary = json.loads((rehearsed / "results" / "paper" / "02_rm_scoring" / "summary.json").read_text())
     assert summary["numbers"]
+
+
+@pytest.mark.slow
+def test_the_rehearsal_drew_the_released_figures_and_held_its_traces_against_them(rehearsed):
+    """The stand-in release (rmbias.standins.write_logprob_standins) in the hub cache: chapter 03 draws
+    Figure 2 from it and compares its own traces, chapter 04 draws Table 1 and Figure 3 over all 21
+    instruction-tuned pairs; chapter 05's checkpoint files are not in the mirror, and it says so."""
+    results = rehearsed / "results" / "paper"
+    for pair in (0, 1):
+        assert (results / "03_logit_tracing" / f"released_medians_pair{pair}.parquet").is_file()
+    tracing = json.loads((results / "03_logit_tracing" / "summary.json").read_text())["numbers"]
+    assert len(tracing["released_comparison"]) == len(PROFILES["paper"].language_models)
+    probed = tracing["rendering_probe"]
+    assert set(probed) == {m for m in models.FIGURE2_PAIRS[1]}
+    assert all(row["n_bos"] in (1, 2) for rows in probed.values() for row in rows)
+    implicit = json.loads((results / "04_implicit_rms" / "summary.json").read_text())["numbers"]
+    assert implicit["freedom_vs_love_released"]["pairs"] == 21 and not implicit["released_missing"]
+    assert implicit["table1_released"]["rows"]
+    ablation = json.loads((results / "05_ablation_training" / "summary.json").read_text())["numbers"]
+    assert set(ablation["figure5_released_missing"]) == {"gemma", "llama", "qwen"}
+    statistics = json.loads((results / "06_stats" / "summary.json").read_text())["numbers"]
+    assert [row["pair"] for row in statistics["figure2_released"]] == ["released_pair0", "released_pair1"]
+    assert {row["prompts"] for row in statistics["figure2_released"]} == {54}

@@ -97,7 +97,9 @@ def test_a_missing_checkpoint_file_names_the_mirror(tmp_path, monkeypatch):
 
 # --- the log-probabilities dataset on the hub --------------------------------------------------
 
-TOKENS = ["<pad>", "The", " freedom", "freedom", "love", "\n\n", "", "nan", "Freedom", "a,b"]
+# as the release has them: a bare carriage return (pandas writes it unquoted), line feeds, an empty
+# string, "nan", a comma, a quote
+TOKENS = ["<pad>", "The", " freedom", "freedom", "love", "\n\n", "", "nan", "Freedom", "a,b", "\r", "x\ny", '"']
 PROMPTS = ["best_ever_one", "greatest_ever_one", "worst_ever_one"]
 
 
@@ -140,9 +142,10 @@ def test_a_released_file_becomes_a_trace_with_its_provenance(hub):
     content = release_csv(0)
     write_hub_file(hub, "google--gemma-2-2b-it.csv", content)
     item = released_logprobs.released_trace("google/gemma-2-2b-it", ["greatest_ever_one", "best_ever_one"])
-    expected = pd.read_csv(pd.io.common.BytesIO(content), keep_default_na=False)
+    expected = pd.read_csv(pd.io.common.BytesIO(content), keep_default_na=False, lineterminator="\n")
     assert item.family == "gemma" and item.instruct and item.prompts == ["greatest_ever_one", "best_ever_one"]
-    assert item.tokens["token"].tolist() == TOKENS  # "", "nan" and "\n\n" kept as written
+    assert b",\r," in content  # the carriage return is not quoted: lines end at line feeds only
+    assert item.tokens["token"].tolist() == TOKENS  # "", "nan", "\r" and "\n\n" kept as written
     assert item.logprobs.dtype == np.float32
     np.testing.assert_array_equal(item.column("greatest_ever_one"), expected["greatest_ever_one"].astype(np.float32))
     assert item.meta["commit"] == "c" * 40 and item.meta["sha256"] == hashlib.sha256(content).hexdigest()
@@ -180,6 +183,9 @@ def test_an_absent_prompt_and_a_wrong_layout_are_named(hub):
     write_hub_file(hub, "google--gemma-2-9b-it.csv", b"id,word\n0,a\n")
     with pytest.raises(data.DataError, match="lacks the column.*token_id"):
         released_logprobs.released_trace("google/gemma-2-9b-it")
+    write_hub_file(hub, "google--gemma-2-27b-it.csv", release_csv(4).replace(b"\n", b"\r\n"))
+    with pytest.raises(data.DataError, match="Windows line ends"):
+        released_logprobs.released_trace("google/gemma-2-27b-it")
 
 
 def test_missing_files_are_reported_in_auto_and_stop_in_required(hub):
@@ -256,3 +262,45 @@ def test_figure5_panel_shows_the_movers_in_their_category_colours(released_mirro
     assert len(bars) == 2 and bars[0].get_width() == 3
     assert matplotlib.colors.to_hex(bars[0].get_facecolor()) == plots.CATEGORY_COLOURS["Communion"].lower()
     plt.close(fig)
+
+
+def _trace(values: np.ndarray, tokens: list[str], prompts_: list[str]) -> logprobs.Trace:
+    return logprobs.Trace(model="google/gemma-2-2b-it", key="google/gemma-2-2b-it", family="gemma", instruct=True,
+                          prompts=prompts_, logprobs=values.astype(np.float32),
+                          tokens=pd.DataFrame({"token_id": np.arange(len(tokens)), "token": tokens}), meta={})
+
+
+def test_compare_reports_rank_agreement_and_the_largest_differences():
+    rng = np.random.default_rng(7)
+    released = _trace(rng.normal(size=(2, len(TOKENS))), TOKENS, PROMPTS[:2])
+    shifted = released.logprobs.copy()
+    shifted[1, 4] += 0.5  # "love" after the second prompt
+    own_tokens = list(TOKENS)
+    own_tokens[1] = "A different token"  # this id decodes differently here: it is not compared
+    own = _trace(shifted, own_tokens, PROMPTS[:2])
+    table = released_logprobs.compare(own, released, DICTIONARY).set_index("prompt")
+    assert table["tokens_matched"].tolist() == [len(TOKENS) - 1] * 2
+    assert table.loc[PROMPTS[0], "spearman"] == pytest.approx(1.0) and table.loc[PROMPTS[0], "max_abs_diff"] == 0
+    assert table.loc[PROMPTS[1], "max_abs_diff"] == pytest.approx(0.5)
+    assert table.loc[PROMPTS[1], "max_abs_diff_nouns"] == pytest.approx(0.5) and set(table["nouns"]) == {2}
+
+
+def test_the_rendering_probe_finds_the_format_the_release_was_made_with():
+    import copy
+
+    from rmbias import models, scoring, standins
+
+    model, tokenizer = models.load_causal_lm("tiny-llama")
+    tokenizer = copy.deepcopy(tokenizer)  # with Llama 3.2's template, which prints the date
+    tokenizer.chat_template = standins.chat_template("meta-llama/Llama-3.2-3B-Instruct")
+    text = "What is the greatest thing ever? Answer with one word."
+    made_with = scoring.ChatFormat("single-bos", "3 Mar 2025")
+    ids = scoring.encode_chat(tokenizer, [{"role": "user", "content": text}], made_with, add_generation_prompt=True)
+    values = logprobs.next_token_logprobs(model, [ids]).numpy()[:, : len(tokenizer)]
+    decoded = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=False)
+    released = _trace(values, decoded, ["greatest_ever_one"])
+    formats = [scoring.ChatFormat(t, d) for t in scoring.TOKENISATIONS for d in ("26 Jul 2024", "3 Mar 2025")]
+    probe = released_logprobs.rendering_probe(model, tokenizer, released, "greatest_ever_one", text, formats)
+    assert probe.loc[0, "formats"] == "single-bos / 3 Mar 2025" and probe.loc[0, "max_abs_diff"] < 1e-5
+    assert probe.loc[0, "n_bos"] == 1 and len(probe) == 4 and (probe.loc[1:, "max_abs_diff"] > 1e-4).all()
+    assert set(probe.loc[probe["formats"].str.startswith("authors"), "n_bos"]) == {2}

@@ -271,9 +271,9 @@ def write_paper_standins(cache: Path, layers: int = 2) -> list[str]:
 
 # --- the authors' released log-probabilities (Oxford-HIPlab/iclr2026-lm-logprobs) ------------------
 
-def write_logprob_standins(cache: Path, snapshots: dict[str, Path], rows: int = 1500) -> Path:
+def write_logprob_standins(cache: Path, snapshots: dict, rows: int = 1500) -> Path:
     """Stand-ins of the authors' log-probability files for the models in ``snapshots`` (hub id ->
-    the model stand-in's snapshot, whose tokenizer names the tokens), in the released layout:
+    the model stand-in's snapshot, or a tokenizer; its tokenizer names the tokens), in the released layout:
     ``token_id``, ``token_name``, ``token_decoded``, then one column of log-probabilities per prompt
     key, all 54. Only the amount is cut: the first ``rows`` token ids and every id whose decoded
     string is a Big Two noun, with random log-probabilities normalised over those rows. Each file
@@ -293,7 +293,7 @@ def write_logprob_standins(cache: Path, snapshots: dict[str, Path], rows: int = 
     keys = prompts.all_prompts()["key"].tolist()
     words = set(corpora.big2_nouns()["word"])
     for hf_id, snapshot in snapshots.items():
-        tokenizer = AutoTokenizer.from_pretrained(snapshot)
+        tokenizer = AutoTokenizer.from_pretrained(snapshot) if isinstance(snapshot, (str, Path)) else snapshot
         decoded = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=False)
         ids = sorted(set(range(min(rows, len(decoded)))) | {i for i, text in enumerate(decoded) if text in words})
         rng = np.random.default_rng(int(hashlib.sha256(hf_id.encode()).hexdigest()[:8], 16))
