@@ -276,7 +276,8 @@ def write_logprob_standins(cache: Path, snapshots: dict, rows: int = 1500) -> Pa
     the model stand-in's snapshot, or a tokenizer; its tokenizer names the tokens), in the released layout:
     ``token_id``, ``token_name``, ``token_decoded``, then one column of log-probabilities per prompt
     key, all 54. Only the amount is cut: the first ``rows`` token ids and every id whose decoded
-    string is a Big Two noun, with random log-probabilities normalised over those rows. Each file
+    string is a Big Two noun in any case or spacing (``freedom``, `` Freedom``), with random
+    log-probabilities normalised over those rows. Each file
     is stored as huggingface_hub stores a downloaded one (a blob named by its sha256, linked from
     the snapshot), since the reader checks a file against that name. Returns the snapshot folder."""
     import hashlib
@@ -295,7 +296,7 @@ def write_logprob_standins(cache: Path, snapshots: dict, rows: int = 1500) -> Pa
     for hf_id, snapshot in snapshots.items():
         tokenizer = AutoTokenizer.from_pretrained(snapshot) if isinstance(snapshot, (str, Path)) else snapshot
         decoded = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=False)
-        ids = sorted(set(range(min(rows, len(decoded)))) | {i for i, text in enumerate(decoded) if text in words})
+        ids = sorted(set(range(min(rows, len(decoded)))) | {i for i, text in enumerate(decoded) if text.strip().lower() in words})
         rng = np.random.default_rng(int(hashlib.sha256(hf_id.encode()).hexdigest()[:8], 16))
         logits = rng.normal(scale=3.0, size=(len(keys), len(ids))).astype(np.float32)
         logprobs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
