@@ -16,7 +16,8 @@ from rmbias.profiles import PROFILES
 
 CHAPTERS = ["01", "02", "03", "04", "05", "06"]
 CUT = {"PROMPTS": ["greatest_ever_one", "best_world_single", "worst_time_please"], "FORCED_PROMPTS": ["greatest_ever_one"],
-       "MAX_WORDS": 6, "VOCAB_LIMIT": 64, "VALIDATION_STEPS": 2, "SIZES": [16], "SEEDS": [0], "SCORE_EVERY": 1}
+       "MAX_WORDS": 6, "VOCAB_LIMIT": 64, "VALIDATION_STEPS": 2, "SIZES": [16], "SEEDS": [0], "SCORE_EVERY": 1,
+       "N_PERMUTATIONS": 199}
 
 
 @pytest.fixture(scope="session")
