@@ -206,15 +206,14 @@ top_first.T
 
 # %%
 nouns = corpora.big2_nouns()
-framing = prompt_table.set_index("key")["framing"]
-all_framings = prompts.all_prompts().set_index("key")["framing"]  # the released traces hold all 54 prompts
+framing = prompts.all_prompts().set_index("key")["framing"]  # all 54: the released traces hold every prompt
 
 
 def category_medians(table: pd.DataFrame, score: str = "logprob") -> pd.DataFrame:
     """Rank the words within (model, prompt) by ``score``; median rank per prompt and category."""
     table = table.copy()
     table["rank"] = ranks.within_ranks(table, ["model", "prompt"], score=score)
-    table["framing"] = table["prompt"].map(all_framings)
+    table["framing"] = table["prompt"].map(framing)
     return ranks.median_ranks(table, ["model", "family", "prompt", "framing", "category"])
 
 
@@ -229,23 +228,32 @@ def figure2(medians: pd.DataFrame, order: list[str], label: str):
     return anova, welch, fig
 
 
+def single_token_pair(pair_traces: list, label: str, figure_name: str, table_name: str, **meta):
+    """Figure 2 for one (Gemma, Llama) pair of traces: the nouns that are single tokens in both, their
+    median ranks per prompt (written as ``table_name``, with ``meta``), the tests and the figure (saved
+    as ``figure_name`` and shown). Returns the shared nouns, the medians, the ANOVA and the Welch tests."""
+    shared = logprobs.shared_single_tokens(pair_traces, nouns)
+    medians = category_medians(logprobs.single_token_table(pair_traces, shared))
+    order = [t.model for t in pair_traces]
+    anova, welch, fig = figure2(medians, order, label)
+    artifacts.save_figure(fig, out, figure_name)
+    plt.show()
+    artifacts.write_table(medians, out, table_name, pair=order, **meta)
+    display(anova.round(4))
+    display(welch.round(4))
+    return shared, medians, anova, welch
+
+
 single_results = {}
 for i, (gemma_key, llama_key) in enumerate(pairs):
     pair_traces = [traces[gemma_key], traces[llama_key]]
-    shared = logprobs.shared_single_tokens(pair_traces, nouns)
-    table = logprobs.single_token_table(pair_traces, shared)
-    medians = category_medians(table)
     order = [t.model for t in pair_traces]
-    anova, welch, fig = figure2(medians, order, f"{order[0]} vs {order[1]}: single-token nouns")
-    artifacts.save_figure(fig, out, f"figure2_single_token_pair{i}")
-    plt.show()
-    artifacts.write_table(medians, out, f"single_token_medians_pair{i}", pair=order)
+    shared, medians, anova, welch = single_token_pair(pair_traces, f"{order[0]} vs {order[1]}: single-token nouns",
+                                                      f"figure2_single_token_pair{i}", f"single_token_medians_pair{i}")
     counts = shared["category"].value_counts()
     single_results[i] = {"pair": order, "n_agency": int(counts.get("Agency", 0)),
                          "n_communion": int(counts.get("Communion", 0)),
                          "anova": anova, "welch": welch}
-    display(anova.round(4))
-    display(welch.round(4))
 
 # %%
 first = single_results[0]
@@ -318,16 +326,10 @@ for i, (gemma_id, llama_id) in enumerate(models.FIGURE2_PAIRS):
     if gemma_id not in released_traces or llama_id not in released_traces:
         continue
     pair_traces = [released_traces[gemma_id], released_traces[llama_id]]
-    shared = logprobs.shared_single_tokens(pair_traces, nouns)
-    medians = category_medians(logprobs.single_token_table(pair_traces, shared))
     order = [t.model for t in pair_traces]
-    anova, welch, fig = figure2(medians, order, f"The authors' release: {order[0]} vs {order[1]}")
-    artifacts.save_figure(fig, out, f"figure2_released_pair{i}")
-    plt.show()
-    artifacts.write_table(medians, out, f"released_medians_pair{i}", pair=order,
-                          provenance=[t.meta for t in pair_traces])
-    display(anova.round(4))
-    display(welch.round(4))
+    shared, medians, anova, welch = single_token_pair(pair_traces, f"The authors' release: {order[0]} vs {order[1]}",
+                                                      f"figure2_released_pair{i}", f"released_medians_pair{i}",
+                                                      provenance=[t.meta for t in pair_traces])
     term = anova.set_index("term").loc["category:model"]
     released_sentences.append(
         f"For {order[0]} vs {order[1]} ({len(shared)} shared single-token nouns, {medians['prompt'].nunique()} "

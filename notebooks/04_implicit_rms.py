@@ -387,7 +387,7 @@ fl.groupby(["kind", "gemma", "llama"], sort=False)["freedom_wins"].agg(["sum", "
 # {glue:text}`released_ir_status`
 
 # %%
-paper_instruct = [m for m in profiles.PROFILES["paper"].language_models if models.spec(m).instruct]
+paper_instruct = [m for m in released_logprobs.MODELS if models.spec(m).instruct]
 all_positive = [k for k, f in prompts.all_prompts()[["key", "framing"]].itertuples(index=False) if f == "positive"]
 released_traces, released_missing = released_logprobs.released_traces(paper_instruct, all_positive, mode=RELEASED)
 released_pairs = implicit.model_pairs(list(released_traces), fallback_mixed=False)
@@ -422,9 +422,8 @@ if released_pairs:
                          f"headline prompt (the paper: 21 of 21), and in {int(released_fl['freedom_wins'].sum())} "
                          f"of {len(released_fl)} (pair, positive prompt) cells.")
 summary["released_missing"] = released_missing
-glue("released_ir_status", " ".join([*released_text, data.missing_note(released_missing,
-                                                                      "Table 1 and Figure 3 from the release")]).strip(),
-     display=False)
+released_note = data.missing_note(released_missing, "The released version of Table 1 and Figure 3")
+glue("released_ir_status", " ".join([*released_text, released_note]).strip(), display=False)
 
 # %% [markdown]
 # ## Does the conclusion depend on the metric?

@@ -3,7 +3,6 @@ git blob id) and language-model log-probabilities (a Hugging Face dataset, check
 hub names them by), read from small files in exactly the released layouts."""
 
 import hashlib
-import os
 import shutil
 import subprocess
 
@@ -116,18 +115,11 @@ def release_csv(seed: int) -> bytes:
 
 
 def write_hub_file(cache, filename: str, content: bytes, commit: str = "c" * 40):
-    """Lay out one dataset file as huggingface_hub stores it: a blob named by its sha256 and a
-    snapshot entry linking to it; refs/main names the commit."""
-    repo = cache / f"datasets--{released_logprobs.DATASET.replace('/', '--')}"
-    blob = repo / "blobs" / hashlib.sha256(content).hexdigest()
-    blob.parent.mkdir(parents=True, exist_ok=True)
-    blob.write_bytes(content)
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True, exist_ok=True)
-    (snapshot / filename).symlink_to(os.path.relpath(blob, snapshot))
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / "main").write_text(commit)
-    return blob
+    """One dataset file as huggingface_hub stores it, at ``commit`` (which refs/main names)."""
+    from rmbias import standins
+
+    snapshot = standins.snapshot_folder(cache, released_logprobs.DATASET, commit, repo_type="dataset")
+    return standins.store_file(snapshot, filename, content)
 
 
 @pytest.fixture

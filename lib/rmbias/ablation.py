@@ -559,7 +559,6 @@ def rank_changes(scores: pd.DataFrame, first: int | None = None,
         b = run[run["step"] == steps[-1]].set_index("word")
         moved = pd.DataFrame({"category": a["category"], "rank_first": a["rank"], "rank_last": b["rank"]})
         moved["rank_change"] = moved["rank_first"] - moved["rank_last"]
-        key = key if isinstance(key, tuple) else (key,)
         out.append(moved.reset_index().assign(**dict(zip(keys, key)), first=start, last=steps[-1]))
     cols = [*keys, "word", "category", "first", "last", "rank_first", "rank_last", "rank_change"]
     return pd.concat(out, ignore_index=True)[cols]

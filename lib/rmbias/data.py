@@ -189,16 +189,22 @@ def git_blob_id(path: Path) -> str:
 
 
 # The two content checks, by the length of the recorded digest: 64 hex digits are a sha256, 40 a
-# git blob id (as GitHub trees and the Hugging Face hub record files that are not in LFS).
-HASHES: dict[int, tuple[str, Callable[[Path], str]]] = {64: ("sha256", sha256sum), 40: ("git blob id", git_blob_id)}
+# git blob id (as GitHub trees and the Hugging Face hub record files that are not in LFS). Each has the
+# key it is recorded under in provenance; messages spell it with spaces.
+HASHES: dict[int, tuple[str, Callable[[Path], str]]] = {64: ("sha256", sha256sum), 40: ("git_blob_id", git_blob_id)}
+
+
+def digest_key(expected: str) -> str:
+    """The kind of digest ``expected`` is, as provenance records it: ``sha256`` or ``git_blob_id``."""
+    if len(expected) not in HASHES:
+        raise ValueError(f"{expected!r} is neither a sha256 (64 hex digits) nor a git blob id (40)")
+    return HASHES[len(expected)][0]
 
 
 def digest_of(path: Path, expected: str) -> tuple[str, str]:
-    """The name and value of ``path``'s digest of the kind ``expected`` is (see :data:`HASHES`)."""
-    if len(expected) not in HASHES:
-        raise ValueError(f"{expected!r} is neither a sha256 (64 hex digits) nor a git blob id (40)")
-    name, compute = HASHES[len(expected)]
-    return name, compute(Path(path))
+    """The name (in words) and value of ``path``'s digest of the kind ``expected`` is (:data:`HASHES`)."""
+    key = digest_key(expected)
+    return key.replace("_", " "), HASHES[len(expected)][1](Path(path))
 
 
 @lru_cache(maxsize=None)
@@ -248,7 +254,7 @@ def fetch(path: str) -> Path:
     try:
         got = pooch.retrieve(
             url=source.url(repo_path),
-            known_hash=f"sha256:{expected}" if len(expected) == 64 else None,
+            known_hash=f"sha256:{expected}" if digest_key(expected) == "sha256" else None,  # others: below
             fname=target.name,
             path=target.parent,
             progressbar=False,
@@ -263,12 +269,15 @@ def fetch(path: str) -> Path:
             f"Could not download {source.url(repo_path)}: {err}. Without network, set "
             f"{MIRROR_ENV} to a folder holding {source.folder}/{repo_path}."
         ) from err
-    if len(expected) != 64 and git_blob_id(Path(got)) != expected:
-        Path(got).unlink()
-        raise DataError(
-            f"The download of {source.url(repo_path)} failed its git blob id check (expected {expected}); "
-            "nothing was kept. The upstream file may have changed: check the pinned commit in rmbias/data.py."
-        )
+    if digest_key(expected) != "sha256":  # pooch checked a sha256 already
+        name, digest = digest_of(Path(got), expected)
+        if digest != expected:
+            Path(got).unlink()
+            raise DataError(
+                f"The download of {source.url(repo_path)} failed its {name} check (it is {digest}, expected "
+                f"{expected}); nothing was kept. The upstream file may have changed: check the pinned commit "
+                "in rmbias/data.py."
+            )
     return Path(got)
 
 
@@ -287,7 +296,7 @@ def provenance(path: str) -> dict[str, str]:
         "commit": source.commit,
         "path": repo_path,
         "url": source.url(repo_path),
-        ("sha256" if (source, repo_path) in FILES else "git_blob_id"): expected_digest(repo_path),
+        digest_key(expected_digest(repo_path)): expected_digest(repo_path),
         "licence": source.licence,
     }
 
@@ -326,10 +335,9 @@ def fetch_hub_file(repo_id: str, filename: str, revision: str | None = None,
         raise DataError(f"{local} is not a file of the Hugging Face cache (it resolves to {stored}), so its "
                         "published hash is unknown. Point HF_HUB_CACHE at a cache made by huggingface_hub.")
     _check(stored, expected, f"Delete {stored} and {local}, and run again to download it anew.")
-    name = HASHES[len(expected)][0]
     record = {"repository": f"huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}",
               "revision": revision or "main", "commit": local.parts[local.parts.index("snapshots") + 1], "path": filename,
-              ("sha256" if name == "sha256" else "git_blob_id"): expected}
+              digest_key(expected): expected}
     return local, record
 
 

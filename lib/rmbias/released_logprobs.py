@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from . import models
+from .profiles import PROFILES
 from .data import DataError, build_once, cache_dir, fetch_hub_file, gather
-from .logprobs import Trace, next_token_logprobs
+from .logprobs import Trace, decoded_tokens, next_token_logprobs
 from .scoring import ChatFormat, encode_chat
 
 DATASET = "Oxford-HIPlab/iclr2026-lm-logprobs"
@@ -37,12 +38,8 @@ DATASET = "Oxford-HIPlab/iclr2026-lm-logprobs"
 # main branch and every trace records the commit it resolved to. Pin one here once it is known.
 REVISION: str | None = None
 METADATA = ("token_id", "token_name", "token_decoded")
-# The models the release covers: the paper's twelve (its section 4), as the paper profile traces them.
-MODELS = ("google/gemma-2-2b", "meta-llama/Llama-3.2-3B", "google/gemma-2-2b-it", "google/gemma-2-9b-it",
-          "google/gemma-2-27b-it", "meta-llama/Llama-3.2-1B-Instruct", "meta-llama/Llama-3.2-3B-Instruct",
-          "meta-llama/Meta-Llama-3-8B-Instruct", "meta-llama/Llama-3.1-8B-Instruct",
-          "meta-llama/Meta-Llama-3-70B-Instruct", "meta-llama/Llama-3.1-70B-Instruct",
-          "meta-llama/Llama-3.3-70B-Instruct")
+# The models the release covers: the paper's twelve (its section 4), which the paper profile traces.
+MODELS = PROFILES["paper"].language_models
 
 
 def file_name(model_id: str) -> str:
@@ -184,8 +181,7 @@ def rendering_probe(model, tokenizer, released: Trace, prompt_key: str, prompt_t
     ``prompt_key``. Formats that give the same ids are one row (``formats`` lists them). Sorted
     best first, by the largest absolute difference over the matched vocabulary.
     """
-    tokens = pd.DataFrame({"token_id": np.arange(len(tokenizer)), "token": tokenizer.batch_decode(
-        [[i] for i in range(len(tokenizer))], skip_special_tokens=False)})
+    tokens = decoded_tokens(tokenizer, len(tokenizer))
     rendered: dict[tuple[int, ...], list[ChatFormat]] = {}
     for chat in formats:
         ids = tuple(encode_chat(tokenizer, [{"role": "user", "content": prompt_text}], chat, add_generation_prompt=True))

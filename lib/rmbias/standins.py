@@ -49,6 +49,23 @@ def snapshot_folder(cache: Path, repo_id: str, revision: str | None = None, repo
     return snapshot
 
 
+def store_file(snapshot: Path, filename: str, content: bytes) -> Path:
+    """Store ``content`` as ``snapshot/filename`` the way huggingface_hub stores a download: a blob
+    named by its sha256 in the repository's ``blobs/``, linked from the snapshot (a reader that
+    checks a file against its blob name, :func:`rmbias.data.fetch_hub_file`, needs this layout).
+    Returns the blob."""
+    import hashlib
+    import os
+
+    blob = snapshot.parent.parent / "blobs" / hashlib.sha256(content).hexdigest()
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    blob.write_bytes(content)
+    link = snapshot / filename
+    link.unlink(missing_ok=True)
+    link.symlink_to(os.path.relpath(blob, snapshot))
+    return blob
+
+
 # --- models: the paper profile's checkpoints in their published layouts ----------------------------
 
 # The width of a model stand-in; depth, vocabulary and every other field stay as published
@@ -258,7 +275,6 @@ def write_paper_standins(cache: Path, layers: int = 2) -> list[str]:
     paper's preference datasets, written into the hub cache ``cache``: what a rehearsal of the paper
     profile needs. Returns the model ids."""
     from .models import spec
-
     from .profiles import PROFILES
 
     tokenizers: dict = {}
@@ -277,17 +293,16 @@ def write_logprob_standins(cache: Path, snapshots: dict, rows: int = 1500) -> Pa
     ``token_id``, ``token_name``, ``token_decoded``, then one column of log-probabilities per prompt
     key, all 54. Only the amount is cut: the first ``rows`` token ids and every id whose decoded
     string is a Big Two noun in any case or spacing (``freedom``, `` Freedom``), with random
-    log-probabilities normalised over those rows. Each file
-    is stored as huggingface_hub stores a downloaded one (a blob named by its sha256, linked from
-    the snapshot), since the reader checks a file against that name. Returns the snapshot folder."""
+    log-probabilities normalised over those rows. Each file is stored as huggingface_hub stores a
+    download (:func:`store_file`). Returns the snapshot folder."""
     import hashlib
-    import os
 
     import numpy as np
     import pandas as pd
     from transformers import AutoTokenizer
 
     from . import corpora, prompts
+    from .logprobs import decoded_tokens
     from .released_logprobs import DATASET, file_name
 
     folder = snapshot_folder(cache, DATASET, repo_type="dataset")
@@ -295,7 +310,7 @@ def write_logprob_standins(cache: Path, snapshots: dict, rows: int = 1500) -> Pa
     words = set(corpora.big2_nouns()["word"])
     for hf_id, snapshot in snapshots.items():
         tokenizer = AutoTokenizer.from_pretrained(snapshot) if isinstance(snapshot, (str, Path)) else snapshot
-        decoded = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=False)
+        decoded = decoded_tokens(tokenizer, len(tokenizer))["token"].tolist()
         ids = sorted(set(range(min(rows, len(decoded)))) | {i for i, text in enumerate(decoded) if text.strip().lower() in words})
         rng = np.random.default_rng(int(hashlib.sha256(hf_id.encode()).hexdigest()[:8], 16))
         logits = rng.normal(scale=3.0, size=(len(keys), len(ids))).astype(np.float32)
@@ -303,13 +318,7 @@ def write_logprob_standins(cache: Path, snapshots: dict, rows: int = 1500) -> Pa
         table = pd.DataFrame({"token_id": ids, "token_name": tokenizer.convert_ids_to_tokens(ids),
                               "token_decoded": [decoded[i] for i in ids]})
         table = pd.concat([table, pd.DataFrame(logprobs.T.astype(np.float64), columns=keys)], axis=1)
-        content = table.to_csv(index=False).encode()
-        blob = folder.parent.parent / "blobs" / hashlib.sha256(content).hexdigest()
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(content)
-        link = folder / file_name(hf_id)
-        link.unlink(missing_ok=True)
-        link.symlink_to(os.path.relpath(blob, folder))
+        store_file(folder, file_name(hf_id), table.to_csv(index=False).encode())
     return folder
 
 
