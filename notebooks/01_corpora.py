@@ -52,7 +52,7 @@ PROFILE = "demo"  # tiny | demo | paper
 TOKENIZERS = None  # list of model keys whose tokenizers to check; None: the profile's
 MAX_WORDS = None  # at most this many words per category; None: the profile's
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -66,6 +66,8 @@ settings = profiles.resolve(PROFILE, tokenizers=TOKENIZERS, max_words=MAX_WORDS)
 out = artifacts.results_dir(settings.name, "01_corpora")
 plots.setup()
 summary: dict = {}
+
+# %% tags=["remove-cell"]
 settings
 
 # %% [markdown]
@@ -85,6 +87,9 @@ counts = nouns["category"].value_counts()
 expanded_counts = expanded["category"].value_counts()
 big2_counts = pd.DataFrame({"nouns": counts, "expanded list": expanded_counts}).rename_axis("category")
 big2_counts.loc["total"] = big2_counts.sum()
+big2_counts
+
+# %% tags=["remove-input"]
 glue("n_nouns", int(len(nouns)), display=False)
 glue("n_nouns_agency", int(counts["Agency"]), display=False)
 glue("n_nouns_communion", int(counts["Communion"]), display=False)
@@ -96,7 +101,6 @@ glue("communion_per_agency", float(counts["Communion"] / counts["Agency"]), disp
 glue("nouns_in_expanded", nouns_in_expanded, display=False)
 summary.update(n_nouns=len(nouns), n_expanded=len(expanded), nouns_in_expanded=nouns_in_expanded,
                nouns_by_category=counts.to_dict(), expanded_by_category=expanded_counts.to_dict())
-big2_counts
 
 # %% [markdown]
 # The release has {glue:text}`n_nouns` nouns ({glue:text}`n_nouns_agency` agency,
@@ -125,6 +129,9 @@ mfd = corpora.mfd2()
 mfd_counts = (mfd.groupby(["foundation", "polarity"], observed=True).size().unstack("polarity")
               .reindex(corpora.MFD_FOUNDATIONS)[["Virtue", "Vice"]])
 mfd_counts["total"] = mfd_counts.sum(axis=1)
+mfd_counts
+
+# %% tags=["remove-input"]
 n_mfd_terms = int(mfd["word"].nunique())
 n_multiword = int(mfd["word"].str.contains(" ").sum())
 sanctity_vice = int(mfd_counts.loc["Sanctity", "Vice"])
@@ -136,7 +143,6 @@ glue("mfd_largest_column", str(largest), display=False)
 glue("sanctity_vice_share", f"{sanctity_vice / n_mfd_terms:.0%}", display=False)
 summary.update(n_mfd_terms=n_mfd_terms, n_mfd_multiword=n_multiword,
                mfd_by_category=mfd.groupby("category", observed=True).size().to_dict())
-mfd_counts
 
 # %% [markdown]
 # The dictionary has {glue:text}`n_mfd_terms` terms, each listed under exactly one of the ten columns;
@@ -188,14 +194,16 @@ def compare(table: pd.DataFrame, measure: str) -> dict:
 confounds = pd.DataFrame([{"list": name, **compare(group, m)}
                           for name, group in big2_norms.groupby("list", sort=False)
                           for m in ("zipf", "vader", "afinn")])
+confounds.round(3)
+
+# %% tags=["remove-input"]
 artifacts.write_table(big2_norms, out, "big2_norms", profile=settings.name,
                       sources={"big2": data.provenance("dict_big2_nouns.csv"),
                                "expanded": data.provenance("dict_big2_expanded.csv")})
 artifacts.write_table(confounds, out, "big2_confounds", profile=settings.name,
                       test="two-sided Mann-Whitney U (pingouin.mwu), Cohen's d (pingouin.compute_effsize)")
-confounds.round(3)
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
 shown = big2_norms[big2_norms["list"] == "nouns"]
 for ax, (measure, label) in zip(axes, [("zipf", "Zipf frequency (wordfreq)"),
@@ -215,7 +223,7 @@ fig.tight_layout()
 artifacts.save_figure(fig, out, "big2_frequency_valence")
 plt.show()
 
-# %%
+# %% tags=["remove-input"]
 row = confounds.set_index(["list", "measure"])
 for measure in ("zipf", "vader", "afinn"):
     r = row.loc[("nouns", measure)]
@@ -274,8 +282,12 @@ glue("n_negative_agency", len(negative_agency), display=False)
 
 # %%
 mfd_norms = lexicons.annotate(mfd)
+
+# %% tags=["remove-input"]
 artifacts.write_table(mfd_norms, out, "mfd_norms", profile=settings.name,
                       source=data.provenance("moral-foundations-dictionary-20.dicx"))
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), sharey=True)
 order = list(corpora.MFD_COLUMNS)
 polarity_colours = {"Virtue": "#56B4E9", "Vice": "#555555"}
@@ -295,11 +307,15 @@ fig.suptitle("Moral Foundations Dictionary 2.0: frequency and valence by column"
 fig.tight_layout(rect=(0, 0.03, 1, 1))
 artifacts.save_figure(fig, out, "mfd_frequency_valence")
 plt.show()
+
+# %%
 mfd_valence = mfd_norms.groupby("polarity")["vader"].agg(["median", "count"])
+zipf_medians = mfd_norms.groupby(["foundation", "polarity"])["zipf"].median().unstack("polarity")
+
+# %% tags=["remove-input"]
 glue("mfd_vader_virtue", float(mfd_valence.loc["Virtue", "median"]), display=False)
 glue("mfd_vader_vice", float(mfd_valence.loc["Vice", "median"]), display=False)
 summary["mfd_vader_median_by_polarity"] = mfd_valence["median"].to_dict()
-zipf_medians = mfd_norms.groupby(["foundation", "polarity"])["zipf"].median().unstack("polarity")
 glue("n_vice_rarer", int((zipf_medians["Vice"] < zipf_medians["Virtue"]).sum()), display=False)
 glue("vice_virtue_zipf_gap", float((zipf_medians["Virtue"] - zipf_medians["Vice"]).mean()), display=False)
 
@@ -333,14 +349,18 @@ coverage = pd.concat([
     for key in tokenizer_keys for corpus, words in word_lists.items()
 ], ignore_index=True)
 coverage["family"] = coverage["tokenizer"].map(families)
+
+# %% tags=["remove-input"]
 artifacts.write_table(coverage, out, "token_coverage", profile=settings.name,
                       tokenizers={key: models.describe(key) for key in tokenizer_keys},
                       note="n_tokens counts tokens without special tokens (no BOS)")
+
+# %%
 share = (coverage.groupby(["corpus", "tokenizer", "variant"], sort=False)["single_token"].mean()
          .unstack("variant")[list(tokens.VARIANTS)])
 (share * 100).round(1).style.format("{:.1f}%")
 
-# %%
+# %% tags=["hide-input"]
 palette = plots.model_palette(families)
 grid = sns.catplot(data=coverage, x="variant", y="single_token", hue="tokenizer", col="corpus", kind="bar",
                    palette=palette, order=list(tokens.VARIANTS), errorbar=None, height=3.6, aspect=1.0)
@@ -361,16 +381,23 @@ llama_keys = [k for k in tokenizer_keys if families[k] == "llama"]
 gemma_keys = [k for k in tokenizer_keys if families[k] == "gemma"]
 by_variant["single_in_all"] = by_variant[tokenizer_keys].all(axis=1)
 shared = by_variant[by_variant["single_in_all"]][["word", "category", "variant"]]
+
+# %% tags=["remove-input"]
 artifacts.write_table(shared, out, "shared_single_token_nouns", profile=settings.name,
                       tokenizers=tokenizer_keys,
                       note="Big Two nouns that are a single token in every tokenizer of the profile, per surface form")
+
+# %%
 shared_counts = shared.groupby(["variant", "category"]).size().unstack("category").reindex(list(tokens.VARIANTS))
 round_trip = coverage.groupby("tokenizer")["round_trip"].mean()
+shared_counts = shared_counts.reindex(columns=list(corpora.BIG2_CATEGORIES)).fillna(0).astype(int)
+shared_counts
+
+# %% tags=["remove-input"]
 nouns_share = share.loc["Big Two nouns"]
 glue("hardest_variant", nouns_share.mean().idxmin(), display=False)
 glue("space_vs_bare", float((nouns_share["space"] / nouns_share["bare"]).min()), display=False)
 glue("space_share_range", f"{nouns_share['space'].min():.0%} to {nouns_share['space'].max():.0%}", display=False)
-shared_counts = shared_counts.reindex(columns=list(corpora.BIG2_CATEGORIES)).fillna(0).astype(int)
 n_words = nouns_cov["word"].nunique()
 for variant in ("space", "Capital"):
     key = variant.lower()
@@ -383,7 +410,6 @@ glue("n_tokenizers", len(tokenizer_keys), display=False)
 summary.update(single_token_share=share.reset_index().to_dict("records"),
                shared_single_token_nouns=shared_counts.to_dict("index"),
                round_trip_rate=round_trip.to_dict())
-shared_counts
 
 # %% [markdown]
 # The bars show, for each word list and surface form, the share of words that each tokenizer keeps
@@ -414,16 +440,20 @@ shared_counts
 shared_vocab = set(corpora.token_intersection())
 in_vocab = {variant: nouns["word"].map(lambda w: make(w) in shared_vocab).mean()
             for variant, make in tokens.VARIANTS.items()}
+
+# %% tags=["remove-input"]
 glue("n_token_intersection", len(shared_vocab), display=False)
 glue("nouns_in_intersection_space", float(in_vocab["space"]), display=False)
 summary.update(n_token_intersection=len(shared_vocab), nouns_in_token_intersection=in_vocab)
+
+# %%
 pd.Series(in_vocab, name="share of Big Two nouns in the shared vocabulary").to_frame().style.format("{:.1%}")
 
 # %% [markdown]
 # The list holds {glue:text}`n_token_intersection` distinct strings; {glue:text}`nouns_in_intersection_space:.0%`
 # of the Big Two nouns appear in it with a leading space.
 
-# %%
+# %% tags=["remove-input"]
 artifacts.write_summary(out, summary, profile=settings.name)
 print(f"wrote {sorted(p.name for p in out.iterdir())}")
 

@@ -79,7 +79,7 @@ TOKENISATION = None  # "authors" (chat rendered to text and tokenised again: two
 CHAT_DATE = None  # the date Llama 3.1/3.2 templates print, e.g. "26 Jul 2024", or "unset" (the day of the run); None: the profile's
 SKIP_UNFIT = None  # True: leave out reward models too large for the device (listed); None: the profile's (stop, naming them)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -98,6 +98,8 @@ out = artifacts.results_dir(settings.name, "02_rm_scoring")
 plots.setup()
 hf_logging.set_verbosity_error()  # new score heads of the tiny models are expected, not news
 summary: dict = {}
+
+# %% tags=["remove-cell"]
 settings
 
 # %% [markdown]
@@ -112,6 +114,8 @@ checks = release.release_checks("big2")
 released = release.released_scores("big2")
 n_rms = released["rm"].nunique()
 families = released.drop_duplicates("rm")["family"].value_counts()
+
+# %% tags=["remove-input"]
 glue("rel_n_rms", int(n_rms), display=False)
 glue("rel_n_gemma", int(families["gemma"]), display=False)
 glue("rel_n_llama", int(families["llama"]), display=False)
@@ -121,6 +125,8 @@ extra = list(checks["extra_words"])
 glue("rel_extra_words", " and ".join(f"'{w}'" for w in extra) or "none", display=False)
 glue("rel_n_extra", len(extra), display=False)
 summary["release_checks_big2"] = checks
+
+# %% tags=["hide-input"]
 pd.Series({"files": checks["files"], "Gemma / Llama RMs": f"{families['gemma']} / {families['llama']}",
            "prompt columns match the 54 prompts": checks["prompt_columns_match"],
            "words per file": checks["released_words"], "nouns in the dictionary": checks["dictionary_words"],
@@ -146,14 +152,18 @@ medians = ranks.median_ranks(released, ["rm", "family", "prompt", "framing", "ca
 per_rm = ranks.panel_means(medians)
 per_family = ranks.panel_means(per_rm, ["family", "category", "framing"], value="mean")
 gap = ranks.family_gap(medians)
+
+# %% tags=["remove-input"]
 artifacts.write_table(medians, out, "released_big2_median_ranks", source="authors' release, dict_big2_nouns")
 glue("rel_n_medians", len(medians), display=False)
 n_words_rel = int(released["word"].nunique())
 glue("rel_n_words", n_words_rel, display=False)
+
+# %%
 gap_table = gap.set_index(["framing", "category"]).round(1)
 gap_table
 
-# %%
+# %% tags=["hide-input"]
 def gap_value(table, framing, category, column="llama_minus_gemma"):
     return float(table[(table["framing"] == framing) & (table["category"] == category)][column].iloc[0])
 
@@ -161,6 +171,12 @@ def gap_value(table, framing, category, column="llama_minus_gemma"):
 pos_agency = gap_value(gap, "positive", "Agency")
 pos_communion = gap_value(gap, "positive", "Communion")
 neg_agency = gap_value(gap, "negative", "Agency")
+
+fig = plots.rank_panels(per_rm, per_family, categories=["Agency", "Communion"])
+artifacts.save_figure(fig, out, "figure1a_released")
+plt.show()
+
+# %% tags=["remove-input"]
 glue("rel_pos_agency_gap", abs(pos_agency), display=False)
 glue("rel_pos_communion_gap", abs(pos_communion), display=False)
 glue("rel_neg_agency_gap", abs(neg_agency), display=False)
@@ -168,10 +184,6 @@ glue("rel_pos_agency_dir", "better" if pos_agency < 0 else "worse", display=Fals
 glue("rel_pos_communion_dir", "worse" if pos_communion > 0 else "better", display=False)
 glue("rel_neg_agency_dir", "worse" if neg_agency > 0 else "better", display=False)
 summary["released_family_gap"] = gap.to_dict("records")
-
-fig = plots.rank_panels(per_rm, per_family, categories=["Agency", "Communion"])
-artifacts.save_figure(fig, out, "figure1a_released")
-plt.show()
 
 # %% [markdown]
 # Each dot is one RM: its median rank of the category's nouns, averaged over the 27 prompts of one
@@ -200,11 +212,18 @@ plt.show()
 # %%
 mfd_released = release.released_scores("mfd")
 omission = ranks.omission_effect(mfd_released)
+
+# %% tags=["remove-input"]
 artifacts.write_table(omission, out, "released_mfd_omission_effect", source="authors' release, dict_MFD_20")
+
+# %%
 pivot = omission.pivot_table(index=["foundation", "framing"], columns="route", values="llama_minus_gemma",
                              sort=False)
 pivot = pivot.reindex(columns=["all", "without"]).rename(
     columns={"all": "all 2,040 terms", "without": "authors' route (no Sanctity_Vice)"})
+pivot.round(1)
+
+# %% tags=["remove-input"]
 sign_flips = pivot[np.sign(pivot.iloc[:, 0]) != np.sign(pivot.iloc[:, 1])]
 glue("mfd_n_sign_flips", len(sign_flips), display=False)
 glue("mfd_sign_flip_panels", ", ".join(f"{f} ({fr})" for f, fr in sign_flips.index) or "none", display=False)
@@ -212,9 +231,8 @@ sanct = pivot.loc[("Sanctity", "negative")]
 glue("mfd_sanct_neg_all", float(sanct.iloc[0]), display=False)
 glue("mfd_sanct_neg_without", float(sanct.iloc[1]), display=False)
 summary["mfd_omission_llama_minus_gemma"] = {f"{f}|{fr}": row.to_dict() for (f, fr), row in pivot.iterrows()}
-pivot.round(1)
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(8.5, 4))
 long = pivot.reset_index().melt(id_vars=["foundation", "framing"], var_name="route", value_name="gap")
 long["panel"] = long["foundation"] + "\n" + long["framing"]
@@ -249,13 +267,15 @@ positive = released[released["framing"] == "positive"]
 tb = ranks.top_bottom(positive, 5, by="rm")
 top_words = tb.groupby(["rm", "end"], sort=False)["word"].apply(", ".join).unstack("end")[["top", "bottom"]]
 top_words.index = [f"{release.SHORT_LABELS.get(rm, rm)} ({release.rm_family(rm)})" for rm in top_words.index]
+top_words
+
+# %% tags=["remove-input"]
 glue("top_word_counts", ", ".join(f"{w} ({n})" for w, n in
                                   tb[(tb["end"] == "top") & (tb["position"] == 1)]["word"].value_counts().items()),
      display=False)
 bottom_counts = tb[tb["end"] == "bottom"]["word"].value_counts()
 glue("bottom_common", ", ".join(f"{w} ({n})" for w, n in bottom_counts.head(6).items()), display=False)
 summary["released_top_bottom_positive"] = tb.to_dict("records")
-top_words
 
 # %% [markdown]
 # The best noun by mean rank (and the number of RMs for which it is best): {glue:text}`top_word_counts`.
@@ -274,6 +294,8 @@ top_words
 corr = ranks.rank_correlations(positive)
 order = list(dict.fromkeys(released["rm"]))
 corr = corr.loc[order, order]
+
+# %% tags=["hide-input"]
 fam = {rm: release.rm_family(rm) for rm in order}
 labels = [release.SHORT_LABELS.get(rm, rm) for rm in order]
 fig, ax = plt.subplots(figsize=(7, 6))
@@ -283,6 +305,8 @@ for tick in [*ax.get_xticklabels(), *ax.get_yticklabels()]:
     tick.set_color(plots.FAMILY_COLOURS[fam[order[labels.index(tick.get_text())]]])
 artifacts.save_figure(fig, out, "rm_rank_correlations")
 plt.show()
+
+# %% tags=["remove-input"]
 values = corr.to_numpy()
 same = [values[i, j] for i in range(len(order)) for j in range(i + 1, len(order)) if fam[order[i]] == fam[order[j]]]
 cross = [values[i, j] for i in range(len(order)) for j in range(i + 1, len(order)) if fam[order[i]] != fam[order[j]]]
@@ -320,6 +344,8 @@ fit_val = smf.ols("llama_minus_gemma ~ C(category, Treatment('Agency')) + zipf +
                   data=word_fam.dropna(subset=["zipf", "vader"])).fit()
 term = "C(category, Treatment('Agency'))[T.Communion]"
 fits = {"category only": fit_cat, "category + frequency": fit_freq, "category + frequency + valence": fit_val}
+
+# %% tags=["hide-input"]
 confound = pd.DataFrame({
     "model": list(fits),
     "n nouns": [int(f.nobs) for f in fits.values()],
@@ -330,6 +356,9 @@ confound = pd.DataFrame({
     "valence slope": [f.params.get("vader", np.nan) for f in fits.values()],
     "p (valence)": [f.pvalues.get("vader", np.nan) for f in fits.values()],
 })
+confound.round(3)
+
+# %% tags=["remove-input"]
 for name, fit in (("cat", fit_cat), ("freq", fit_freq), ("val", fit_val)):
     glue(f"conf_{name}_effect", float(fit.params[term]), display=False)
     glue(f"conf_{name}_p", float(fit.pvalues[term]), display=False)
@@ -338,7 +367,6 @@ glue("conf_val_slope_p", float(fit_val.pvalues["vader"]), display=False)
 glue("conf_freq_slope_p", float(fit_freq.pvalues["zipf"]), display=False)
 glue("conf_freq_slope", float(fit_freq.params["zipf"]), display=False)
 summary["confound_models"] = confound.to_dict("records")
-confound.round(3)
 
 # %% [markdown]
 # Read the "communion effect" as: how many places further down (positive) the Llama-based RMs put a
@@ -368,10 +396,12 @@ confound.round(3)
 fit = memory.check_fit(settings.reward_models, dtype=settings.dtype, device=settings.device,
                        quantize=settings.quantize, reward=True, skip_unfit=settings.skip_unfit)
 rm_keys = fit.kept
+fit.table.drop(columns=["key"])
+
+# %% tags=["remove-input"]
 summary["fit_check"] = memory.fit_summary(fit)
 glue("n_skipped_unfit", len(fit.skipped), display=False)
 glue("skipped_unfit", ", ".join(models.spec(k).label for k in fit.skipped) or "none", display=False)
-fit.table.drop(columns=["key"])
 
 # %% [markdown]
 # Before any model loads, the chapter checks that every reward model fits the device it will run on:
@@ -379,10 +409,12 @@ fit.table.drop(columns=["key"])
 # (table above, with a margin for activations). Models skipped for lack of memory
 # ({glue:text}`n_skipped_unfit`): {glue:text}`skipped_unfit`.
 
-# %%
+# %% tags=["hide-input"]
 HEAD_READS = {"head": "score head, column 0", "armorm": "ArmoRM head (rmbias.heads)",
               "qrm-llama": "QRM head (rmbias.heads)", "qrm-gemma2": "QRM head (rmbias.heads)",
               "urm-gated": "URM gated head (rmbias.heads)", None: "new score head"}
+
+# %%
 rm_table = pd.DataFrame([{**models.describe(k), "reads reward from": HEAD_READS[models.spec(k).reward]}
                          for k in rm_keys]).set_index("key")
 rm_table.drop(columns=[c for c in ("package", "filename", "tokenizer") if c in rm_table], errors="ignore")
@@ -409,6 +441,8 @@ for key in rm_keys:
         from rmbias import training
 
         training_records[key] = training.read_record(training.demo_reward_model(spec.base))
+
+# %% tags=["hide-input"]
 if training_records:
     runs = {key: training.run_summary(r) for key, r in training_records.items()}
     display_table = pd.DataFrame({key: {
@@ -432,9 +466,11 @@ else:
     accuracy_text = "not applicable: this profile's reward models were not trained here"
     recipe_text = "not applicable (random-weight test models with random score heads)"
     display_table = pd.DataFrame({"note": ["random-weight test models, not trained"]})
+display_table
+
+# %% tags=["remove-input"]
 glue("demo_recipe_text", recipe_text, display=False)
 glue("demo_accuracy_text", accuracy_text, display=False)
-display_table
 
 # %% [markdown]
 # Training used TRL's `RewardTrainer` (the Bradley-Terry loss) with {glue:text}`demo_recipe_text`.
@@ -456,12 +492,15 @@ display_table
 nouns = profiles.limit_words(corpora.big2_nouns(), settings.max_words)
 prompt_table = prompts.select(settings.prompts)
 headline = prompts.select([prompts.HEADLINE])
+
+# %% tags=["hide-input"]
 live_dir = out / "live_scores"
 released_ids = set(released["rm"])
 other = scoring.ChatFormat("single-bos" if settings.tokenisation == "authors" else "authors", settings.chat_date)
 run = dict(dtype=settings.dtype, device=settings.device, batch_size=settings.batch_size, quantize=settings.quantize)
 
 
+# %%
 def score_nouns(key, chat=settings.chat):
     folder = live_dir if chat == settings.chat else live_dir / f"tokenisation-{chat.tokenisation}"
     return rewards.score_words(key, prompt_table, nouns["word"].tolist(), folder, chat=chat, **run)
@@ -478,6 +517,7 @@ def score_vocabulary(key):
                                     chat=settings.chat, **run)
 
 
+# %%
 live_parts = []
 for key in rm_keys:
     live_parts.append(score_nouns(key).assign(family=models.spec(key).family))
@@ -490,10 +530,14 @@ live = live.merge(prompt_table[["key", "framing"]].rename(columns={"key": "promp
 live["rank"] = ranks.within_ranks(live, ["rm", "prompt"])
 live_medians = ranks.median_ranks(live, ["rm", "family", "prompt", "framing", "category"])
 live_per_rm = ranks.panel_means(live_medians)
+
+# %% tags=["remove-input"]
 artifacts.write_table(live, out, "live_big2_scores", profile=settings.name, reward_models=rm_keys)
 glue("live_n_candidates", len(live), display=False)
 glue("live_n_prompts", len(prompt_table), display=False)
 glue("live_n_words", len(nouns), display=False)
+
+# %% tags=["hide-input"]
 fig = plots.rank_panels(live_per_rm, categories=["Agency", "Communion"])
 artifacts.save_figure(fig, out, "figure1a_live")
 plt.show()
@@ -501,6 +545,9 @@ plt.show()
 # %%
 live_gap = (live_medians.pivot_table(index=["rm", "framing"], columns="category", values="median_rank")
             .assign(agency_minus_communion=lambda t: t["Agency"] - t["Communion"]))
+live_gap.round(1)
+
+# %% tags=["remove-input"]
 for i, key in enumerate(rm_keys):
     label = models.spec(key).label
     value = live_gap.loc[(label, "positive"), "agency_minus_communion"] if (label, "positive") in live_gap.index \
@@ -509,7 +556,6 @@ for i, key in enumerate(rm_keys):
     glue(f"live_rm_{i}", label, display=False)
 summary["live_agency_minus_communion"] = {f"{rm}|{fr}": float(v) for (rm, fr), v in
                                           live_gap["agency_minus_communion"].items()}
-live_gap.round(1)
 
 # %% [markdown]
 # Each RM scored {glue:text}`live_n_words` nouns as replies to {glue:text}`live_n_prompts` prompts
@@ -534,20 +580,26 @@ live_gap.round(1)
 # %%
 vocab = pd.concat([score_vocabulary(key) for key in rm_keys], ignore_index=True)  # read back: scored above
 vocab["rank"] = ranks.within_ranks(vocab, ["rm"])
+
+# %% tags=["remove-input"]
 artifacts.write_table(vocab, out, "live_vocabulary_scores", prompt=prompts.HEADLINE, vocab_limit=settings.vocab_limit)
+
+# %% tags=["hide-input"]
 n_show = 15
 extremes = {}
 for rm, table in vocab.groupby("rm", sort=False):
     ordered = table.sort_values("rank")
     extremes[(rm, "top")] = ordered["token"].head(n_show).map(repr).tolist()
     extremes[(rm, "bottom")] = ordered["token"].tail(n_show).iloc[::-1].map(repr).tolist()
+pd.DataFrame(extremes).rename_axis("position").set_index(pd.RangeIndex(1, n_show + 1, name="position"))
+
+# %% tags=["remove-input"]
 round_trip = vocab.groupby("rm", sort=False)["round_trips"].mean()
 glue("vocab_n", int(vocab.groupby("rm").size().min()), display=False)
 glue("vocab_round_trip_min", float(round_trip.min()), display=False)
 glue("vocab_round_trip_max", float(round_trip.max()), display=False)
 summary["vocab_round_trip_rate"] = round_trip.to_dict()
 summary["vocab_top_bottom"] = {f"{rm}|{side}": words for (rm, side), words in extremes.items()}
-pd.DataFrame(extremes).rename_axis("position").set_index(pd.RangeIndex(1, n_show + 1, name="position"))
 
 # %% [markdown]
 # The {glue:text}`vocab_n` or more candidates per RM were scored by id. Decoding a token, putting the
@@ -566,17 +618,21 @@ pd.DataFrame(extremes).rename_axis("position").set_index(pd.RangeIndex(1, n_show
 # {glue:text}`vocab_zipf_rho`. A reward model that simply preferred common words would show a clear
 # positive correlation; one that judges the word's meaning need not.
 
-# %% tags=["hide-input"]
+# %%
 vocab_words = vocab.assign(zipf=lexicons.zipf_frequency(vocab["token"].str.strip().str.lower()).to_numpy())
 per_rm = max(5000 // len(rm_keys), 250)  # every point is written into the page
 shown = (vocab_words[vocab_words["zipf"] > 0].sort_values(["zipf", "token"], ascending=[False, True])
          .groupby("rm", sort=False).head(per_rm))
-rm_palette = plots.model_palette({models.spec(key).label: models.spec(key).family for key in rm_keys})
 zipf_rho = (shown.groupby("rm", sort=False)[["zipf", "score"]]
             .apply(lambda t: t["zipf"].corr(t["score"], method="spearman")))
+
+# %% tags=["remove-input"]
 glue("vocab_fig_per_rm", f"{per_rm:,}", display=False)
 glue("vocab_zipf_rho", "; ".join(f"{rm} {rho:.2f}" for rm, rho in zipf_rho.items()), display=False)
 summary["vocab_zipf_spearman"] = zipf_rho.to_dict()
+
+# %% tags=["hide-input"]
+rm_palette = plots.model_palette({models.spec(key).label: models.spec(key).family for key in rm_keys})
 fig, ax = plt.subplots(figsize=(8, 4.5))
 sns.scatterplot(data=shown, x="zipf", y="score", hue="rm", palette=rm_palette, s=10, alpha=0.5, linewidth=0, ax=ax)
 ax.set(xlabel="word frequency (Zipf)", ylabel=f"reward as the reply to {prompts.HEADLINE}")
@@ -610,6 +666,9 @@ for key, check_dtype in check_plan:
     del model
 rewards.release()
 agreement = pd.DataFrame(agreement).T
+agreement.style.format(lambda v: v if isinstance(v, str) else f"{v:.3g}")
+
+# %% tags=["remove-input"]
 artifacts.write_table(agreement.reset_index(names="rm"), out, "engine_agreement")
 glue("agree_checked", "; ".join(f"{models.spec(k).label} in {d}" for k, d in check_plan), display=False)
 glue("agree_route_max", float(agreement["cached vs full"].max()), display=False)
@@ -624,7 +683,6 @@ else:
     glue("agree_low_text", "No float32 copy was compared: on a GPU the models run in their own dtype only.",
          display=False)
 summary["engine_agreement"] = agreement.to_dict("index")
-agreement.style.format(lambda v: v if isinstance(v, str) else f"{v:.3g}")
 
 # %% [markdown]
 # Checked: {glue:text}`agree_checked`. The cached route and the full pass differ by at most
@@ -670,7 +728,7 @@ else:
                                         "release; run the paper profile to compare"]})
 comparison
 
-# %%
+# %% tags=["remove-input"]
 artifacts.write_summary(out, summary, profile=settings.name)
 print(f"wrote {sorted(p.name for p in out.iterdir())}")
 

@@ -78,7 +78,7 @@ CHAT_DATE = None  # the date Llama 3.1/3.2 templates print, e.g. "26 Jul 2024", 
 RELEASED = "auto"  # the authors' released log-probabilities (Figure 2 from their data): "auto" draws them where they can be had, "required" stops without them
 SKIP_UNFIT = None  # True: leave out models too large for the device (listed); None: the profile's (stop, naming them)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -100,7 +100,6 @@ summary: dict = {}
 # before any model loads: does each fit the device? (stops naming those that do not, unless SKIP_UNFIT)
 fit = memory.check_fit(settings.language_models, dtype=settings.dtype, device=settings.device,
                        quantize=settings.quantize, skip_unfit=settings.skip_unfit)
-summary["fit_check"] = memory.fit_summary(fit)
 lm_keys = fit.kept
 if PAIRS is not None:
     pairs = [tuple(p) for p in PAIRS]
@@ -108,6 +107,11 @@ elif all(k in lm_keys or models.spec(k).key in lm_keys for pair in models.FIGURE
     pairs = list(models.FIGURE2_PAIRS)
 else:
     pairs = models.family_pairs(lm_keys)
+
+# %% tags=["remove-input"]
+summary["fit_check"] = memory.fit_summary(fit)
+
+# %% tags=["remove-cell"]
 settings
 
 # %% [markdown]
@@ -131,6 +135,11 @@ for key in lm_keys:
                     "kind": "instruction-tuned" if spec.instruct else "pretrained",
                     "tokens": len(ids), "what the model reads": tokenizer.decode(ids)})
 formats = pd.DataFrame(formats)
+with pd.option_context("display.max_colwidth", None):
+    display(formats.style.hide(axis="index").set_properties(subset=["what the model reads"],
+                                                          **{"white-space": "pre-wrap", "font-family": "monospace"}))
+
+# %% tags=["remove-input"]
 kinds = formats["kind"].value_counts()
 glue("n_models", len(lm_keys), display=False)
 glue("chat_date_text", "no date, so the day of the run" if settings.chat_date == "unset"
@@ -139,9 +148,6 @@ glue("chat_date_text", "no date, so the day of the run" if settings.chat_date ==
 glue("skipped_unfit", ", ".join(models.spec(k).label for k in fit.skipped) or "none", display=False)
 glue("n_instruct", int(kinds.get("instruction-tuned", 0)), display=False)
 glue("n_pretrained", int(kinds.get("pretrained", 0)), display=False)
-with pd.option_context("display.max_colwidth", None):
-    display(formats.style.hide(axis="index").set_properties(subset=["what the model reads"],
-                                                          **{"white-space": "pre-wrap", "font-family": "monospace"}))
 
 # %% [markdown]
 # This profile has {glue:text}`n_models` language models: {glue:text}`n_instruct` instruction-tuned and
@@ -186,8 +192,11 @@ for key, item in traces.items():
     top_rows.append({"model": item.model, **{f"#{i + 1}": f"{item.tokens['token'][t]!r} {np.exp(column[t]):.1%}"
                                              for i, t in enumerate(best)}})
 top_first = pd.DataFrame(top_rows).set_index("model")
-artifacts.write_table(top_first.reset_index(), out, "top_first_tokens", prompt=prompts.HEADLINE)
 top_first.T
+
+# %% tags=["remove-cell"]
+# remove-cell, not remove-input: write_table returns a path, which would show as this cell's output
+artifacts.write_table(top_first.reset_index(), out, "top_first_tokens", prompt=prompts.HEADLINE)
 
 # %% [markdown]
 # Small models rarely answer with a noun at once: their likeliest first tokens are openers such as
@@ -209,6 +218,7 @@ nouns = corpora.big2_nouns()
 framing = prompts.all_prompts().set_index("key")["framing"]  # all 54: the released traces hold every prompt
 
 
+# %%
 def category_medians(table: pd.DataFrame, score: str = "logprob") -> pd.DataFrame:
     """Rank the words within (model, prompt) by ``score``; median rank per prompt and category."""
     table = table.copy()
@@ -217,6 +227,7 @@ def category_medians(table: pd.DataFrame, score: str = "logprob") -> pd.DataFram
     return ranks.median_ranks(table, ["model", "family", "prompt", "framing", "category"])
 
 
+# %%
 def figure2(medians: pd.DataFrame, order: list[str], label: str):
     """The ANOVA, the Welch tests and the split-violin figure for one model pair."""
     anova = stats.anova(medians, "median_rank", ["category", "framing", "model"])
@@ -228,6 +239,7 @@ def figure2(medians: pd.DataFrame, order: list[str], label: str):
     return anova, welch, fig
 
 
+# %% tags=["hide-input"]
 def single_token_pair(pair_traces: list, label: str, figure_name: str, table_name: str, **meta):
     """Figure 2 for one (Gemma, Llama) pair of traces: the nouns that are single tokens in both, their
     median ranks per prompt (written as ``table_name``, with ``meta``), the tests and the figure (saved
@@ -244,6 +256,7 @@ def single_token_pair(pair_traces: list, label: str, figure_name: str, table_nam
     return shared, medians, anova, welch
 
 
+# %%
 single_results = {}
 for i, (gemma_key, llama_key) in enumerate(pairs):
     pair_traces = [traces[gemma_key], traces[llama_key]]
@@ -255,7 +268,7 @@ for i, (gemma_key, llama_key) in enumerate(pairs):
                          "n_communion": int(counts.get("Communion", 0)),
                          "anova": anova, "welch": welch}
 
-# %%
+# %% tags=["remove-input"]
 first = single_results[0]
 interaction = first["anova"].set_index("term").loc["category:model"]
 three_way = first["anova"].set_index("term").loc["category:framing:model"]
@@ -319,9 +332,14 @@ summary["single_token"] = {" vs ".join(r["pair"]): {
 # %%
 released_ids = list(dict.fromkeys(m for pair in models.FIGURE2_PAIRS for m in pair))
 released_traces, released_missing = released_logprobs.released_traces(released_ids, mode=RELEASED)
+
+# %% tags=["remove-input"]
 released_sentences = []
 for stale in out.glob("released_medians_pair*"):  # a pair drawn by an earlier run may be missing now
     stale.unlink()
+
+# %% tags=["hide-input"]
+# the same single_token_pair as above, on the authors' released traces (plus the sentences for the text)
 for i, (gemma_id, llama_id) in enumerate(models.FIGURE2_PAIRS):
     if gemma_id not in released_traces or llama_id not in released_traces:
         continue
@@ -338,6 +356,8 @@ for i, (gemma_id, llama_id) in enumerate(models.FIGURE2_PAIRS):
     summary.setdefault("single_token_released", {})[" vs ".join(order)] = {
         "anova": anova.set_index("term")[["df", "F", "p"]].to_dict("index"), "welch": welch.to_dict("records"),
         "n_shared": len(shared), "provenance": [t.meta for t in pair_traces]}
+
+# %% tags=["remove-input"]
 if released_sentences:
     released_sentences.append("The paper reports F(1, 208) = 43.2 for its pretrained pair and 58.3 for its "
                               "instruction-tuned pair.")
@@ -361,8 +381,13 @@ glue("released_fig2_status", " ".join([*released_sentences, data.missing_note(re
 
 # %%
 own_released = [k for k in lm_keys if models.spec(k).hf_id in released_logprobs.MODELS]
+
+# %% tags=["remove-input"]
 reproduce_text = ("This profile traces none of the authors' models, so there is nothing to hold against the release; "
                   "the paper profile does.") if not own_released else ""
+
+# %% tags=["hide-input"]
+# released_logprobs.compare per model and prompt; rendering_probe for the instruction-tuned Figure 2 pair
 if own_released:
     wanted = list(dict.fromkeys([*prompt_table["key"], prompts.HEADLINE]))
     theirs, theirs_missing = released_logprobs.released_traces([models.spec(k).hf_id for k in own_released], wanted,
@@ -399,6 +424,8 @@ if own_released:
                            f"question is {probe.loc[0, 'formats']} (largest difference "
                            f"{probe.loc[0, 'max_abs_diff']:.3g} nats, {probe.loc[0, 'n_bos']} BOS).")
     reproduce_text += " " + data.missing_note(theirs_missing, "The comparison with the release")
+
+# %% tags=["remove-input"]
 glue("reproduce_status", reproduce_text.strip(), display=False)
 
 # %% [markdown]
@@ -427,11 +454,14 @@ for key in lm_keys:
     per_word["family"] = models.spec(key).family
     forced_parts.append(per_word)
 whole = pd.concat(forced_parts, ignore_index=True)
+
+# %% tags=["remove-input"]
 artifacts.write_table(whole, out, "teacher_forced_word_logprobs", prompts=list(forced_table["key"]))
 glue("forced_n_prompts", len(forced_table), display=False)
 glue("forced_n_words", whole["word"].nunique(), display=False)
 glue("forced_n_forms", len(forms), display=False)
 
+# %%
 variant_share = (whole.groupby(["model", "best_variant"]).size().unstack(fill_value=0)
                  .pipe(lambda t: t.div(t.sum(axis=1), axis=0)))
 variant_share.style.format("{:.0%}").set_caption("share of (prompt, noun) where each form is the most probable")
@@ -457,7 +487,7 @@ for i, (gemma_key, llama_key) in enumerate(pairs):
     display(anova.round(4))
     display(welch.round(4))
 
-# %%
+# %% tags=["remove-input"]
 if 0 in forced_results:
     f_anova = forced_results[0]["anova"].set_index("term")
     glue("forced_F_cat_model", float(f_anova.loc["category:model", "F"]), display=False)
@@ -499,7 +529,8 @@ summary["teacher_forced"] = {" vs ".join(r["pair"]): {
 shared_all = logprobs.shared_single_tokens(list(traces.values()), nouns)
 all_medians = category_medians(logprobs.single_token_table(list(traces.values()), shared_all))
 per_model = ranks.category_gap(all_medians, by=["model", "family", "framing"])  # paired over prompts
-artifacts.write_table(per_model, out, "agency_minus_communion_per_model", n_shared=len(shared_all))
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 0.5 * per_model["model"].nunique() + 1.6))
 for offset, framing_name, marker in ((-0.12, "positive", "o"), (0.12, "negative", "s")):
     rows = per_model[per_model["framing"] == framing_name].reset_index(drop=True)
@@ -514,6 +545,9 @@ ax.legend(handles=[plt.Line2D([], [], color="#555555", marker="o", lw=0, label="
           frameon=False, loc="best")
 artifacts.save_figure(fig, out, "agency_minus_communion_per_model")
 plt.show()
+
+# %% tags=["remove-input"]
+artifacts.write_table(per_model, out, "agency_minus_communion_per_model", n_shared=len(shared_all))
 glue("all_n_shared", len(shared_all), display=False)
 summary["agency_minus_communion_per_model"] = per_model.to_dict("records")
 
@@ -523,7 +557,7 @@ summary["agency_minus_communion_per_model"] = per_model.to_dict("records")
 # single tokens in every vocabulary here. In the demo profile there are two models, so the figure shows
 # the pipeline rather than a family comparison; in the paper profile it places all twelve.
 
-# %%
+# %% tags=["remove-input"]
 artifacts.write_summary(out, summary, profile=settings.name)
 print(f"wrote {sorted(p.name for p in out.iterdir())}")
 

@@ -109,7 +109,7 @@ RELEASED = "auto"  # the authors' released log-probabilities (Table 1, Figure 3)
 # Gemma model is paired with a Llama model of the same kind: instruction-tuned with instruction-tuned
 # (the paper's Table 1 and Figure 3), pretrained with pretrained, separately.
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -136,9 +136,10 @@ summary: dict = {}
 fit = memory.check_fit(settings.language_models, dtype=settings.dtype, device=settings.device,
                        quantize=settings.quantize, skip_unfit=settings.skip_unfit)
 memory.check_fit([settings.validation_model], dtype=recipe.train.dtype, device=settings.device, purpose="training")
-summary["fit_check"] = memory.fit_summary(fit)
 lm_keys = fit.kept
 prompt_table = prompts.select(settings.prompts)
+
+# %%
 pairs = implicit.model_pairs(lm_keys)
 if not pairs:
     raise ValueError(f"the implicit reward needs a Gemma and a Llama model; got {lm_keys}")
@@ -148,6 +149,9 @@ traces = {key: logprobs.trace(key, prompt_table, trace_dir, dtype=models.dtype_f
           for key in lm_keys}
 table_pair = implicit.table_pair(pairs)
 p_trace, q_trace = traces[table_pair.p], traces[table_pair.q]
+
+# %% tags=["remove-input"]
+summary["fit_check"] = memory.fit_summary(fit)
 pair_kinds = pd.Series([pair.kind for pair in pairs]).value_counts()
 KIND_NAMES = {"instruct": "instruction-tuned", "pretrained": "pretrained", "mixed": "mixed"}
 glue("n_pairs_instruct", int(pair_kinds.get("instruct", 0)), display=False)
@@ -163,6 +167,8 @@ glue("chat_date_text", ("no date, as the authors ran them, so a Llama 3.2 templa
                              "they were computed"), display=False)
 summary["chat_date"] = settings.chat_date
 summary["pairs"] = [{"p": traces[pair.p].model, "q": traces[pair.q].model, "kind": pair.kind} for pair in pairs]
+
+# %% tags=["remove-cell"]
 settings
 
 # %% [markdown]
@@ -189,11 +195,15 @@ settings
 # %%
 headline = prompts.HEADLINE
 table = implicit.implicit_rewards(implicit.shared_strings(p_trace.by_string(headline), q_trace.by_string(headline)))
+
+# %% tags=["remove-input"]
 glue("t1_p", p_trace.model, display=False)
 glue("t1_q", q_trace.model, display=False)
 glue("t1_n_shared", int(table.attrs["n_shared"]), display=False)
 glue("t1_n_p", int(table.attrs["n_p"]), display=False)
 glue("t1_n_q", int(table.attrs["n_q"]), display=False)
+
+# %%
 tops = {name: implicit.top_bottom(table, name, n=10).query("end == 'top'")["token"].map(repr).tolist()
         for name in implicit.METRICS}
 pd.DataFrame(tops, index=pd.RangeIndex(1, 11, name="rank")).style.set_caption(
@@ -216,9 +226,9 @@ pd.DataFrame(tops, index=pd.RangeIndex(1, 11, name="rank")).style.set_caption(
 
 # %%
 t1 = implicit.top_bottom(table, "MWLR", n=15, drop_markup=True)
-artifacts.write_table(t1, out, "table1", p=p_trace.model, q=q_trace.model, prompt=headline, metric="MWLR")
 
 
+# %% tags=["hide-input"]
 def table1_sides(t1: pd.DataFrame, p_model: str, q_model: str):
     """Table 1 as the paper prints it: the best replies beside the worst, values to five places."""
     side = pd.concat([t1[t1["end"] == "top"].reset_index(drop=True)[["rank", "token", "value"]],
@@ -227,6 +237,8 @@ def table1_sides(t1: pd.DataFrame, p_model: str, q_model: str):
     return side.style.format(precision=5, subset=[c for c in side.columns if c[1] == "value"])
 
 
+# %% tags=["remove-input"]
+artifacts.write_table(t1, out, "table1", p=p_trace.model, q=q_trace.model, prompt=headline, metric="MWLR")
 best, worst = t1[t1["end"] == "top"].iloc[0], t1[t1["end"] == "bottom"].iloc[0]
 glue("t1_top_nospace", int((~t1[t1["end"] == "top"]["token"].str.startswith(" ")).sum()), display=False)
 glue("t1_bottom_space", int(t1[t1["end"] == "bottom"]["token"].str.startswith(" ").sum()), display=False)
@@ -235,6 +247,8 @@ glue("t1_worst", repr(worst["token"]), display=False)
 summary["table1"] = {"p": p_trace.model, "q": q_trace.model, "n_shared": int(table.attrs["n_shared"]),
                      "optimum": best["token"], "pessimum_without_markup": worst["token"],
                      "rows": t1.to_dict("records")}
+
+# %%
 table1_sides(t1, p_trace.model, q_trace.model)
 
 # %% [markdown]
@@ -263,7 +277,6 @@ mixture = np.logaddexp(table["logp_p"], table["logp_q"])
 ir_shown = table.assign(mixture=mixture).nlargest(min(4000, len(table)), "mixture").assign(
     preferred_by=lambda t: np.where(t["MWLR"] > 0, q_trace.model, p_trace.model))
 ir_palette = {q_trace.model: plots.FAMILY_COLOURS["llama"], p_trace.model: plots.FAMILY_COLOURS["gemma"]}
-glue("ir_fig_n", f"{len(ir_shown):,}", display=False)
 fig, ax = plt.subplots(figsize=(6.5, 6))
 sns.scatterplot(data=ir_shown, x="logp_p", y="logp_q", hue="preferred_by", palette=ir_palette, s=10, alpha=0.5,
                 linewidth=0, ax=ax)
@@ -273,6 +286,9 @@ ax.set(xlabel=f"log p, {p_trace.model}", ylabel=f"log q, {q_trace.model}")
 ax.legend(title="preferred by", markerscale=2)
 artifacts.save_figure(fig, out, "implicit_reward_scatter")
 plt.show()
+
+# %% tags=["remove-input"]
+glue("ir_fig_n", f"{len(ir_shown):,}", display=False)
 
 # %% tags=["remove-input"]
 plots.as_html(plots.interactive_scatter(
@@ -292,6 +308,7 @@ plots.as_html(plots.interactive_scatter(
 positive = prompt_table[prompt_table["framing"] == "positive"]["key"].tolist()
 
 
+# %%
 def freedom_vs_love(traces: dict, pairs: list, prompt_keys: list[str]) -> pd.DataFrame:
     """Freedom's and Love's MWLR for every pair and prompt, and whether Freedom wins (each model's
     strings are looked up once per prompt, however many pairs it is in)."""
@@ -308,6 +325,7 @@ def freedom_vs_love(traces: dict, pairs: list, prompt_keys: list[str]) -> pd.Dat
     return table
 
 
+# %% tags=["hide-input"]
 def figure3(head: pd.DataFrame):
     """Figure 3: one row per pair on the headline prompt, Love and Freedom's MWLR, a panel per kind of pair."""
     kinds = list(dict.fromkeys(head["kind"]))  # instruction-tuned pairs first
@@ -331,13 +349,18 @@ def figure3(head: pd.DataFrame):
     return fig
 
 
+# %%
 fl = freedom_vs_love(traces, pairs, positive)
-artifacts.write_table(fl, out, "freedom_vs_love")
 head = fl[fl["prompt"] == headline].reset_index(drop=True)
-kinds = list(dict.fromkeys(head["kind"]))  # instruction-tuned pairs first
+
+# %% tags=["hide-input"]
 fig = figure3(head)
 artifacts.save_figure(fig, out, "figure3_freedom_vs_love")
 plt.show()
+
+# %% tags=["remove-input"]
+artifacts.write_table(fl, out, "freedom_vs_love")
+kinds = list(dict.fromkeys(head["kind"]))  # instruction-tuned pairs first
 
 
 def wins_text(kind: str) -> dict:
@@ -363,6 +386,8 @@ glue("fl_other_text", " ".join(
     for kind, c in by_kind.items() if kind != kinds[0]) or "This profile has no pairs of another kind.",
     display=False)
 summary["freedom_vs_love"] = by_kind
+
+# %%
 fl.groupby(["kind", "gemma", "llama"], sort=False)["freedom_wins"].agg(["sum", "count"]).rename(
     columns={"sum": "prompts where Freedom wins", "count": "positive prompts"})
 
@@ -391,7 +416,12 @@ paper_instruct = [m for m in released_logprobs.MODELS if models.spec(m).instruct
 all_positive = [k for k, f in prompts.all_prompts()[["key", "framing"]].itertuples(index=False) if f == "positive"]
 released_traces, released_missing = released_logprobs.released_traces(paper_instruct, all_positive, mode=RELEASED)
 released_pairs = implicit.model_pairs(list(released_traces), fallback_mixed=False)
+
+# %% tags=["remove-input"]
 released_text = []
+
+# %% tags=["hide-input"]
+# the same functions as above (implicit_rewards, top_bottom, freedom_vs_love, figure3) on the released traces
 if any((pair.p, pair.q) == models.TABLE1_PAIR for pair in released_pairs):
     rp, rq = (released_traces[m] for m in models.TABLE1_PAIR)
     released_table = implicit.implicit_rewards(implicit.shared_strings(rp.by_string(headline), rq.by_string(headline)))
@@ -421,6 +451,8 @@ if released_pairs:
     released_text.append(f"Freedom scores higher than Love in {wins} of the {len(released_head)} pairs on the "
                          f"headline prompt (the paper: 21 of 21), and in {int(released_fl['freedom_wins'].sum())} "
                          f"of {len(released_fl)} (pair, positive prompt) cells.")
+
+# %% tags=["remove-input"]
 summary["released_missing"] = released_missing
 released_note = data.missing_note(released_missing, "The released version of Table 1 and Figure 3")
 glue("released_ir_status", " ".join([*released_text, released_note]).strip(), display=False)
@@ -448,7 +480,8 @@ for pair in pairs:
         noun_rows.append(scored)
 noun_scores = pd.concat(noun_rows, ignore_index=True).merge(nouns, on="word")
 noun_scores["framing"] = noun_scores["prompt"].map(prompt_table.set_index("key")["framing"])
-artifacts.write_table(noun_scores, out, "implicit_noun_scores")
+
+# %%
 by_metric = []
 for name in implicit.METRICS:
     part = noun_scores.dropna(subset=[name]).copy()
@@ -462,11 +495,14 @@ by_metric = pd.concat(by_metric, ignore_index=True)
 metric_summary = (by_metric.groupby(["kind", "metric", "framing"], sort=False)["gap"]
                   .agg(mean="mean", share_negative=lambda g: float((g < 0).mean()), prompts="count")
                   .reindex(list(implicit.METRICS), level=1))
+metric_summary.round(2)
+
+# %% tags=["remove-input"]
+artifacts.write_table(noun_scores, out, "implicit_noun_scores")
 artifacts.write_table(metric_summary.reset_index(), out, "agency_gap_by_metric")
 summary["agency_gap_by_metric"] = {f"{k}|{m}|{f}": row.to_dict() for (k, m, f), row in metric_summary.iterrows()}
 glue("n_nouns_scored", int(noun_scores.dropna(subset=["MWLR"])["word"].nunique()), display=False)
 glue("floor_zero_share", float((noun_scores["floor 1e-6"] == 0).mean()), display=False)
-metric_summary.round(2)
 
 # %% [markdown]
 # {glue:text}`n_nouns_scored` nouns have at least one variant in the shared vocabulary. The table gives,
@@ -507,11 +543,14 @@ planted = sft.recipe_words(recipe, val_tokenizer)
 injected_path = sft.inject_words(val_key, planted, recipe=recipe, date=settings.chat_date)
 record = sft.read_record(injected_path)
 evaluation = sft.evaluate_injection(val_key, injected_path, device=device)
+precision = pd.Series({name: evaluation[f"precision_{name}"].mean() for name in implicit.METRICS},
+                      name="mean precision@10")
+differences.set_index("setting").rename(columns={recipe.name: f"{recipe.name} (ran)"})
+
+# %% tags=["remove-input"]
 artifacts.write_table(evaluation, out, "metric_validation", model=models.spec(val_key).label, words=planted,
                       recipe=recipe.name, date=settings.chat_date, sft=record.get("recipe_settings"))
 artifacts.write_table(differences, out, "recipe_differences", ran=recipe.name)
-precision = pd.Series({name: evaluation[f"precision_{name}"].mean() for name in implicit.METRICS},
-                      name="mean precision@10")
 overlap = sft.split_overlap(recipe)
 readable = record["readable_words"]
 unreadable = [w for w in planted if w not in readable]
@@ -553,9 +592,8 @@ summary["metric_validation"] = {"model": models.spec(val_key).label, "recipe": r
                                 "prob_after": float(evaluation["prob_after"].mean()),
                                 "top_after_planted": int(evaluation["top_after_planted"].sum()),
                                 "differences_from_" + other_recipe.name: differences.to_dict("records")}
-differences.set_index("setting").rename(columns={recipe.name: f"{recipe.name} (ran)"})
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 2.8))
 sns.barplot(x=precision.values, y=precision.index, color="#555555", ax=ax)
 for y, value in enumerate(precision.values):
@@ -629,6 +667,7 @@ def family_preference(scores: pd.DataFrame, model: str) -> pd.DataFrame:
     return (means["gemma"] - means["llama"]).rename("explicit").reset_index()
 
 
+# %%
 explicit = {"paper's RMs (released)": family_preference(release.released_scores("big2"), "rm")}
 live_path = artifacts.results_dir(settings.name, "02_rm_scoring") / "live_big2_scores.parquet"
 if live_path.is_file():
@@ -643,14 +682,16 @@ for source, pref in explicit.items():
             agreement.append({"explicit RMs": source, "kind": kind, "pair": pair, "prompt": prompt, "nouns": len(group),
                               "spearman": group["MWLR"].corr(group["explicit"], method="spearman")})
 agreement = pd.DataFrame(agreement)
-artifacts.write_table(agreement, out, "implicit_vs_explicit")
 agree_summary = agreement.groupby(["explicit RMs", "kind", "pair"], sort=False)["spearman"].agg(
     ["median", "min", "max", "count"]).rename(columns={"count": "prompts"})
+agree_summary.round(3)
+
+# %% tags=["remove-input"]
+artifacts.write_table(agreement, out, "implicit_vs_explicit")
 agree_medians = agree_summary.groupby(level=0)["median"].median()
 glue("agree_text", " and ".join(f"{value:.2f} against {source}" for source, value in agree_medians.items()),
      display=False)
 summary["implicit_vs_explicit"] = {f"{s}|{p}": r.to_dict() for (s, _, p), r in agree_summary.iterrows()}
-agree_summary.round(3)
 
 # %% [markdown]
 # The median Spearman correlation over prompts (and pairs) is {glue:text}`agree_text`. A correlation near
@@ -660,7 +701,7 @@ agree_summary.round(3)
 # smaller than the paper's, so the first comparison asks whether a small Llama-architecture model and a
 # small Gemma model already differ the way the paper's reward model families do.
 
-# %%
+# %% tags=["remove-input"]
 artifacts.write_summary(out, summary, profile=settings.name)
 print(f"wrote {sorted(p.name for p in out.iterdir())}")
 

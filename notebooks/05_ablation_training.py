@@ -73,7 +73,7 @@ RELEASED = "auto"  # the authors' checkpoint files (Figure 5): "auto" draws them
 TOKENISATION = None  # "authors" (chat rendered to text and tokenised again: two BOS) or "single-bos"; None: the profile's
 CHAT_DATE = None  # the date Llama 3.1/3.2 templates print, e.g. "26 Jul 2024", or "unset" (the day of the run); None: the profile's
 
-# %%
+# %% tags=["hide-input"]
 import json
 import time
 
@@ -86,6 +86,7 @@ from transformers.utils import logging as hf_logging
 from rmbias import ablation, artifacts, corpora, data, memory, models, plots, prompts, ranks, training
 from rmbias.glue import glue
 
+# %%
 grid = ablation.Ablation.for_profile(PROFILE, bases=tuple(BASES) if BASES else None,
                                      sizes=tuple(SIZES) if SIZES else None,
                                      seeds=tuple(SEEDS) if SEEDS else None, score_every=SCORE_EVERY, data=DATA,
@@ -96,10 +97,11 @@ if len(grid.bases) < 2:
 grid, pool = ablation.prepare(grid)
 # Every base must fit the device for training (the run trains where transformers finds a GPU).
 fit = memory.check_fit(grid.bases, dtype=grid.recipe.dtype, device="auto", reward=True, purpose="training")
+
+# %% tags=["hide-input"]
 out = artifacts.results_dir(PROFILE, "05_ablation_training")
 plots.setup()
 hf_logging.set_verbosity_error()
-summary: dict = {"fit_check": memory.fit_summary(fit)}
 CATEGORIES = ("Agency", "Communion")
 pd.Series({"bases": ", ".join(grid.bases), "training pairs": ", ".join(f"{n:,}" for n in grid.sizes),
            "pairs available": f"{pool.n_available:,}", "seeds": ", ".join(map(str, grid.seeds)),
@@ -109,6 +111,9 @@ pd.Series({"bases": ", ".join(grid.bases), "training pairs": ", ".join(f"{n:,}" 
            "learning rate": grid.recipe.learning_rate, "pairs per step": grid.recipe.effective_batch,
            "epochs": grid.recipe.epochs, "scored every": f"{grid.score_every} steps",
            "chats": f"{grid.recipe.tokenisation}, date {grid.recipe.chat_date}"}, name=PROFILE).to_frame()
+
+# %% tags=["remove-input"]
+summary: dict = {"fit_check": memory.fit_summary(fit)}
 
 # %% [markdown]
 # ## The authors' runs, as released
@@ -127,6 +132,8 @@ files["implied_pairs_k"] = files["final_checkpoint"] * 16 / 2 / 1000  # 16 pairs
 display(files[["data_size_k", "rows", "distinct_rows", "duplicate_rows", "missing_base_model", "final_checkpoint",
                "implied_pairs_k"]].rename_axis("file"))
 identical = report["identical_files"]
+
+# %% tags=["remove-input"]
 uf100 = report["files"]["rank_results_uf_100.csv"]
 glue("rel_identical", " and ".join(f"`{n}`" for n in identical[0]) if identical else "none", display=False)
 glue("rel_uf100_rows", int(uf100["rows"]), display=False)
@@ -154,6 +161,8 @@ summary["released_report"] = {"identical_files": identical,
 # %%
 clean = released[released["file"] != "rank_results_uf_13.csv"] if identical else released
 final = clean[clean["checkpoint"] == clean.groupby("file")["checkpoint"].transform("max")]
+
+# %% tags=["hide-input"]
 families = ["gemma", "llama", "qwen"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
 for ax, category in zip(axes, CATEGORIES):
@@ -177,10 +186,12 @@ axes[0].legend(frameon=False, loc="best")
 artifacts.save_figure(fig, out, "figure4b_released")
 plt.show()
 
-
+# %%
 # Gemma minus Llama median rank per condition and category (positive: the Llama model ranks it better)
 gap_options = dict(model="model_id", first="llama", second="gemma")
 released_gap = ranks.family_gap(final, by=["data_size", "data_source", "method", "category"], **gap_options)
+
+# %% tags=["remove-input"]
 artifacts.write_table(released_gap, out, "released_family_gap")
 gap = released_gap.set_index(["data_source", "data_size", "category"])["gemma_minus_llama"]
 for category in CATEGORIES:
@@ -211,6 +222,8 @@ summary["released_family_gap"] = released_gap.to_dict("records")
 
 # %%
 sky = clean[clean["file"] == "rank_results_sky_80k.csv"]
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
 for ax, category in zip(axes, CATEGORIES):
     for family, rows in sky[sky["category"] == category].groupby("family"):
@@ -224,8 +237,12 @@ axes[0].set_ylabel("median rank (1 = best)")
 axes[0].legend(frameon=False)
 artifacts.save_figure(fig, out, "figure4a_released_skywork")
 plt.show()
+
+# %%
 sky_gap = ranks.family_gap(sky, by=["checkpoint", "category"], **gap_options)
 sky_gap = sky_gap.set_index(["checkpoint", "category"])["gemma_minus_llama"].unstack()
+
+# %% tags=["remove-input"]
 glue("sky_first_step", int(sky_gap.index.min()), display=False)
 glue("sky_last_step", int(sky_gap.index.max()), display=False)
 for category in CATEGORIES:
@@ -257,8 +274,13 @@ for category in CATEGORIES:
 
 # %%
 display(ablation.recipe_comparison(grid).style.hide(axis="index"))
+
+# %%
 tokenizers = {base: models.load_tokenizer(base) for base in grid.bases}
 candidates = ablation.grid_candidates(grid, tokenizers)
+candidates.groupby("category").head(4)
+
+# %% tags=["remove-input"]
 counts = candidates["category"].value_counts()
 glue("candidate_rule", "the strings of the authors' list of tokens shared by the Llama 3, Gemma 2 and Qwen 2.5 "
      "vocabularies (their `token_intersection.csv`) that both bases have, the paper's set"
@@ -272,7 +294,6 @@ glue("n_authors_candidates", len(ablation.authors_candidates()), display=False)
 headline = prompts.select([grid.prompt])["text"].iloc[0]
 artifacts.write_table(candidates, out, "candidates", bases=list(grid.bases), prompt=grid.prompt,
                       candidate_set=grid.candidates, missing=candidates.attrs.get("missing", {}))
-candidates.groupby("category").head(4)
 
 # %% [markdown]
 # The candidates are {glue:text}`n_candidates` token variants ({glue:text}`n_cand_agency` agency,
@@ -287,7 +308,7 @@ candidates.groupby("category").head(4)
 # objects. In the demo profile the recipe is chapter 2's miniature (LoRA on the top decoder layers, learning
 # rates far above the paper's, short messages); the paper profile uses the authors' recipe on their data.
 
-# %%
+# %% tags=["remove-input"]
 from importlib.metadata import version
 
 dictionary = corpora.big2_expanded()
@@ -322,14 +343,21 @@ glue("our_versions", ", ".join(f"{name} {version(name)}" for name in ("transform
 
 # %%
 directory = ablation.grid_directory(grid)
+
+# %% tags=["remove-input"]
 started = time.perf_counter()
+
+# %%
 folders = ablation.run_grid(grid, directory, candidates, pool=pool)
+
+# %% tags=["remove-input"]
 run_seconds = time.perf_counter() - started
+
+# %%
 scores = pd.concat([ablation.read_scores(f) for f in folders], ignore_index=True)
 family = {base: models.spec(base).family for base in grid.bases}
 label = {base: models.spec(base).label for base in grid.bases}
 table = ablation.rank_table(scores, family)
-artifacts.write_table(table, out, "live_rank_table", grid=grid.as_dict(), fingerprint=grid.fingerprint())
 records = []
 for folder in folders:
     done = json.loads((folder / "complete.json").read_text())
@@ -337,6 +365,11 @@ for folder in folders:
     records.append({"model": label[done["base"]], "data_size": done["size"], "seed": done["seed"],
                     **{k: v for k, v in run.items() if k != "base"}})
 records = pd.DataFrame(records)
+records.style.format({"train_seconds": "{:.0f}", "final_loss": "{:.3f}", "heldout_accuracy": "{:.3f}",
+                      "ci_low": "{:.3f}", "ci_high": "{:.3f}"}, na_rep="not measured").hide(axis="index")
+
+# %% tags=["remove-input"]
+artifacts.write_table(table, out, "live_rank_table", grid=grid.as_dict(), fingerprint=grid.fingerprint())
 artifacts.write_table(records, out, "live_runs")
 glue("n_runs", len(folders), display=False)
 glue("train_minutes", float(records["train_seconds"].sum() / 60), display=False)
@@ -350,8 +383,6 @@ glue("n_truncated", int(records["truncated"].sum()), display=False)
 glue("over_length_rule", "cut to their first" if grid.recipe.over_length == "truncate" else "dropped above", display=False)
 glue("max_length", int(grid.recipe.max_length), display=False)
 summary["runs"] = records.to_dict("records")
-records.style.format({"train_seconds": "{:.0f}", "final_loss": "{:.3f}", "heldout_accuracy": "{:.3f}",
-                      "ci_low": "{:.3f}", "ci_high": "{:.3f}"}, na_rep="not measured").hide(axis="index")
 
 # %% [markdown]
 # The {glue:text}`n_runs` runs trained for {glue:text}`train_minutes:.1f` minutes in all (scoring
@@ -367,8 +398,12 @@ records.style.format({"train_seconds": "{:.0f}", "final_loss": "{:.3f}", "heldou
 
 # %%
 largest = max(grid.sizes)
-glue("largest_size", int(largest), display=False)
 traj = table[table["data_size"] == largest]
+
+# %% tags=["remove-input"]
+glue("largest_size", int(largest), display=False)
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
 for ax, category in zip(axes, CATEGORIES):
     for base in grid.bases:
@@ -402,17 +437,19 @@ def category_gaps(rank_table: pd.DataFrame) -> pd.DataFrame:
 
 
 gaps = category_gaps(table)
-artifacts.write_table(gaps, out, "live_category_gaps")
 first_last = gaps[gaps["step"].isin([0]) | (gaps["step"] == gaps.groupby(["model", "data_size", "seed"])["step"].transform("max"))]
 first_last = first_last.assign(when=np.where(first_last["step"] == 0, "step 0", "final"))
 spread = (first_last.groupby(["model", "data_size", "when"])["agency_minus_communion"]
           .agg(mean="mean", sd="std", low="min", high="max", seeds="count").reset_index())
+spread.pivot_table(index=["model", "data_size"], columns="when", values=["mean", "sd"]).round(1)
+
+# %% tags=["remove-input"]
+artifacts.write_table(gaps, out, "live_category_gaps")
 artifacts.write_table(spread, out, "live_gap_spread")
 step0 = spread[(spread["when"] == "step 0") & (spread["data_size"] == largest)]
 glue("step0_sd_max", float(step0["sd"].max()), display=False)
 glue("step0_range_max", float((step0["high"] - step0["low"]).max()), display=False)
 summary["gap_spread"] = spread.to_dict("records")
-spread.pivot_table(index=["model", "data_size"], columns="when", values=["mean", "sd"]).round(1)
 
 # %% [markdown]
 # The table gives, per base and data size, the agency-minus-communion median rank (negative: agency
@@ -423,6 +460,8 @@ spread.pivot_table(index=["model", "data_size"], columns="when", values=["mean",
 
 # %%
 finals = ablation.final_steps(table)
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
 for ax, category in zip(axes, CATEGORIES):
     part = finals[finals["category"] == category]
@@ -460,6 +499,14 @@ diff = (by_size[pair[0]] - by_size[pair[1]]).rename("difference").reset_index()
 verdict = diff.groupby("data_size")["difference"].agg(
     mean="mean", sd="std", positive=lambda d: int((d > 0).sum()), seeds="count").reset_index()
 verdict["se"] = verdict["sd"] / np.sqrt(verdict["seeds"])
+verdict.round(1)
+
+# %%
+step0_gaps = (gaps[gaps["step"] == 0].drop_duplicates(["model", "seed"])
+              .pivot_table(index="seed", columns="model", values="agency_minus_communion"))
+step0_diff = step0_gaps[pair[0]] - step0_gaps[pair[1]]
+
+# %% tags=["remove-input"]
 artifacts.write_table(verdict, out, "live_base_difference", pair=list(pair))
 glue("pair_a", label[pair[0]], display=False)
 glue("pair_b", label[pair[1]], display=False)
@@ -471,9 +518,6 @@ glue("diff_largest_seeds", int(big["seeds"]), display=False)
 consistent = int(((verdict["positive"] == verdict["seeds"]) | (verdict["positive"] == 0)).sum())
 glue("n_sizes_consistent", consistent, display=False)
 glue("n_sizes", len(verdict), display=False)
-step0_gaps = (gaps[gaps["step"] == 0].drop_duplicates(["model", "seed"])
-              .pivot_table(index="seed", columns="model", values="agency_minus_communion"))
-step0_diff = step0_gaps[pair[0]] - step0_gaps[pair[1]]
 glue("diff_step0_mean", float(step0_diff.mean()), display=False)
 glue("diff_step0_sd", float(step0_diff.std()), display=False)
 glue("diff_step0_positive", int((step0_diff > 0).sum()), display=False)
@@ -481,7 +525,6 @@ glue("diff_step0_seeds", int(step0_diff.count()), display=False)
 summary["base_difference"] = {"pair": list(pair), "by_size": verdict.to_dict("records"),
                               "step0": {"mean": float(step0_diff.mean()), "sd": float(step0_diff.std()),
                                         "positive": int((step0_diff > 0).sum()), "seeds": int(step0_diff.count())}}
-verdict.round(1)
 
 # %% [markdown]
 # The comparison the paper draws, with its uncertainty: for each data size and seed, the
@@ -508,8 +551,12 @@ verdict.round(1)
 # %%
 moves = ablation.rank_changes(scores[scores["size"] == largest])
 moves["model"] = moves["base"].map(label)
-artifacts.write_table(moves, out, "live_rank_changes")
 mean_moves = (moves.groupby(["model", "word", "category"])["rank_change"].agg(["mean", "std"]).reset_index())
+
+# %% tags=["remove-input"]
+artifacts.write_table(moves, out, "live_rank_changes")
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(grid.bases), figsize=(5 * len(grid.bases), 6))
 axes = np.atleast_1d(axes)
 top_words = {}
@@ -521,8 +568,12 @@ plots.category_legend(axes[0], loc="lower right")
 fig.tight_layout()
 artifacts.save_figure(fig, out, "figure5_live")
 plt.show()
+
+# %%
 movers = moves.groupby(["model", "word"])["rank_change"]
 consistent_words = (movers.apply(lambda d: (d > 0).all() or (d < 0).all())).groupby("model").mean()
+
+# %% tags=["remove-input"]
 glue("share_consistent_moves", float(consistent_words.mean()), display=False)
 agency_share = (mean_moves.sort_values("mean", ascending=False).groupby("model").head(10)
                 .assign(agency=lambda d: d["category"] == "Agency").groupby("model")["agency"].mean())
@@ -550,6 +601,8 @@ summary["share_consistent_moves"] = consistent_words.to_dict()
 released, released_missing = data.gather(
     {fam: (lambda fam=fam: ablation.released_checkpoint_moves(fam)) for fam in ablation.RELEASED_CHECKPOINTS},
     RELEASED)
+
+# %% tags=["hide-input"]
 if released:
     fig, axes = plt.subplots(1, len(released), figsize=(4.2 * len(released), 6))
     axes = np.atleast_1d(axes)
@@ -570,11 +623,13 @@ if released:
               "coloured by category (agency orange, communion green).")
 else:
     status = ""
+
+# %% tags=["remove-input"]
 summary["figure5_released_missing"] = released_missing
 glue("released_fig5_status", " ".join(filter(None, [status, data.missing_note(released_missing,
                                                                         "The released Figure 5")])), display=False)
 
-# %%
+# %% tags=["remove-input"]
 summary["grid"] = grid.as_dict()
 summary["fingerprint"] = grid.fingerprint()
 summary["n_candidates"] = len(candidates)

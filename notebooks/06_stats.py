@@ -61,7 +61,7 @@ PROFILE = "demo"  # tiny | demo | paper
 N_PERMUTATIONS = None  # Monte-Carlo permutations per Figure 1 panel; None: 9,999, as in the authors' script
 SEED = None  # seed of the permutation stream; None: 42, as in the authors' script
 
-# %%
+# %% tags=["hide-input"]
 import time
 import warnings
 
@@ -83,8 +83,6 @@ seed = 42 if SEED is None else int(SEED)
 plots.setup()
 # near-constant cells of the tiny profile's random-weight models make scipy warn about precision
 warnings.filterwarnings("ignore", message="Precision loss occurred in moment calculation")
-summary: dict = {"n_permutations": n_perm, "seed": seed}
-timings: dict[str, float] = {}
 
 
 def save(table: pd.DataFrame, name: str, **provenance) -> None:
@@ -101,6 +99,12 @@ def r_term(term: str) -> str:
 THREE_WAY = "base[T.Llama]:category[T.Communion]:framing[T.negative]"
 BASE_CATEGORY = "base[T.Llama]:category[T.Communion]"
 PAPER_FORMULA = "median_rank ~ base * category * framing"
+
+# %% tags=["remove-input"]
+summary: dict = {"n_permutations": n_perm, "seed": seed}
+timings: dict[str, float] = {}
+
+# %% tags=["remove-cell"]
 settings
 
 # %% [markdown]
@@ -122,8 +126,10 @@ settings
 # positive prompts. We fit the same model with statsmodels' `MixedLM` by REML, on the same medians,
 # with the same reference levels.
 
-# %%
+# %% tags=["remove-input"]
 start = time.perf_counter()
+
+# %%
 big2 = release.released_scores("big2")
 big2["rank"] = ranks.within_ranks(big2, ["rm", "prompt"])
 
@@ -141,11 +147,18 @@ paper_fit = stats.fit_mixed(medians, PAPER_FORMULA, groups="rm")
 paper_coef = stats.coefficient_table(paper_fit, unit="rm")
 paper_coef.insert(1, "term_r", paper_coef["term"].map(r_term))
 paper_var = stats.variance_table(paper_fit, group="rm")
+
+# %% tags=["remove-input"]
 save(paper_coef, "figure1_big2_lme_coefficients", formula=PAPER_FORMULA, random="1 | rm", method="REML",
      source="authors' release, dict_big2_nouns")
 save(paper_var, "figure1_big2_lme_variances", formula=PAPER_FORMULA)
 timings["figure1 model"] = time.perf_counter() - start
 
+# %%
+paper_coef.drop(columns="term").style.format({"estimate": "{:.3f}", "se": "{:.3f}", "z": "{:.2f}", "df": "{:.0f}",
+                                              "p_z": "{:.2g}", "p_t": "{:.2g}"}).hide(axis="index")
+
+# %% tags=["remove-input"]
 coef = paper_coef.set_index("term")
 glue("f1_n_obs", len(medians), display=False)
 glue("f1_n_rms", medians["rm"].nunique(), display=False)
@@ -165,8 +178,6 @@ glue("f1_resid_sd", float(np.sqrt(variances["residual"])), display=False)
 glue("f1_converged", "converged" if paper_fit.converged else "did NOT converge", display=False)
 summary["figure1_big2_lme"] = paper_coef.set_index("term_r")[["estimate", "se", "df", "z", "p_t"]].to_dict("index")
 summary["figure1_big2_lme_variances"] = paper_var.set_index("component")["variance"].to_dict()
-paper_coef.drop(columns="term").style.format({"estimate": "{:.3f}", "se": "{:.3f}", "z": "{:.2f}", "df": "{:.0f}",
-                                              "p_z": "{:.2g}", "p_t": "{:.2g}"}).hide(axis="index")
 
 # %% [markdown]
 # The table is the full coefficient table in R's naming (`term_r`), one row per fixed effect, with the
@@ -206,12 +217,22 @@ paper_coef.drop(columns="term").style.format({"estimate": "{:.3f}", "se": "{:.3f
 # Mersenne-Twister stream cannot be reproduced in Python, so our Monte-Carlo p-values differ from R's
 # by their sampling error (and none can fall below 1 / {glue:text}`f1_n_perm`).
 
-# %%
+# %% tags=["remove-input"]
 start = time.perf_counter()
+
+# %%
 panels = stats.panel_permutation_tests(medians, "median_rank", "base", ["category", "framing"], ["Gemma", "Llama"],
                                        n_perm=n_perm, seed=seed)
+
+# %% tags=["remove-input"]
 save(panels, "figure1_big2_panel_tests", n_perm=n_perm, seed=seed, statistic="Welch t", correction="Bonferroni")
 timings["figure1 panel tests"] = time.perf_counter() - start
+
+# %%
+panels.style.format(precision=3, subset=["mean_Gemma", "mean_Llama", "diff", "t", "df", "d", "d_av"]).format(
+    "{:.2g}", subset=["p_welch", "p_perm", "p_welch_bonf", "p_perm_bonf", "bf10"]).hide(axis="index")
+
+# %% tags=["remove-input"]
 glue("f1_seed", seed, display=False)
 glue("f1_n_perm", n_perm, display=False)
 positive = panels[panels["framing"] == "positive"].set_index("category")
@@ -233,8 +254,6 @@ glue("f1_max_p_welch_bonf", float(panels["p_welch_bonf"].max()), display=False)
 glue("f1_max_p_perm_bonf", float(panels["p_perm_bonf"].max()), display=False)
 glue("f1_min_bf", float(panels["bf10"].min()), display=False)
 summary["figure1_big2_panel_tests"] = panels.to_dict("records")
-panels.style.format(precision=3, subset=["mean_Gemma", "mean_Llama", "diff", "t", "df", "d", "d_av"]).format(
-    "{:.2g}", subset=["p_welch", "p_perm", "p_welch_bonf", "p_perm_bonf", "bf10"]).hide(axis="index")
 
 # %% [markdown]
 # `diff` is the Llama mean minus the Gemma mean (negative: Llama-based RMs rank the category better);
@@ -264,8 +283,10 @@ panels.style.format(precision=3, subset=["mean_Gemma", "mean_Llama", "diff", "t"
 # place of the Big Two category; its permutation tests cover ten panels. We reproduce that route
 # exactly here; the multiverse below adds the route that keeps every column.
 
-# %%
+# %% tags=["remove-input"]
 start = time.perf_counter()
+
+# %%
 mfd = release.released_scores("mfd")
 
 
@@ -280,13 +301,28 @@ mfd_authors = mfd_medians()
 mfd_fit = stats.fit_mixed(mfd_authors, PAPER_FORMULA, groups="rm")
 mfd_coef = stats.coefficient_table(mfd_fit, unit="rm")
 mfd_coef.insert(1, "term_r", mfd_coef["term"].map(r_term).str.replace("category", "MFD_category"))
+
+# %% tags=["remove-input"]
 save(mfd_coef, "figure1_mfd_lme_coefficients", formula=PAPER_FORMULA, random="1 | rm", method="REML",
      route="authors': Sanctity_Vice dropped, virtue and vice pooled")
+
+# %%
 mfd_panels = stats.panel_permutation_tests(mfd_authors, "median_rank", "base", ["category", "framing"],
                                            ["Gemma", "Llama"], n_perm=n_perm, seed=seed)
 mfd_panels = mfd_panels.rename(columns={"category": "foundation"})
+
+# %% tags=["remove-input"]
 save(mfd_panels, "figure1_mfd_panel_tests", n_perm=n_perm, seed=seed, statistic="Welch t", correction="Bonferroni")
 timings["figure1b"] = time.perf_counter() - start
+
+# %%
+coef_format = {"estimate": "{:.2f}", "se": "{:.2f}", "z": "{:.2f}", "df": "{:.0f}", "p_z": "{:.2g}", "p_t": "{:.2g}"}
+display(mfd_coef.drop(columns="term").style.format(coef_format).hide(axis="index"))
+mfd_columns = ["foundation", "framing", "mean_Gemma", "mean_Llama", "diff", "t", "p_welch_bonf", "p_perm_bonf", "d_av", "bf10"]
+mfd_panels[mfd_columns].style.format(precision=2).format(
+    "{:.2g}", subset=["p_welch_bonf", "p_perm_bonf", "bf10"]).hide(axis="index")
+
+# %% tags=["remove-input"]
 three_way_mfd = mfd_coef[mfd_coef["term"].str.count(":") == 2]
 glue("mfd_n_obs", len(mfd_authors), display=False)
 glue("mfd_n_terms_ranked", int(mfd.loc[mfd["category"] != "Sanctity_Vice", "word"].nunique()), display=False)
@@ -300,11 +336,6 @@ glue("mfd_n_prompts", mfd_authors["prompt"].nunique(), display=False)
 glue("mfd_n_foundations", mfd_authors["category"].nunique(), display=False)
 summary["figure1_mfd_lme"] = mfd_coef.set_index("term_r")[["estimate", "se", "df", "z", "p_t"]].to_dict("index")
 summary["figure1_mfd_panel_tests"] = mfd_panels.to_dict("records")
-coef_format = {"estimate": "{:.2f}", "se": "{:.2f}", "z": "{:.2f}", "df": "{:.0f}", "p_z": "{:.2g}", "p_t": "{:.2g}"}
-display(mfd_coef.drop(columns="term").style.format(coef_format).hide(axis="index"))
-mfd_columns = ["foundation", "framing", "mean_Gemma", "mean_Llama", "diff", "t", "p_welch_bonf", "p_perm_bonf", "d_av", "bf10"]
-mfd_panels[mfd_columns].style.format(precision=2).format(
-    "{:.2g}", subset=["p_welch_bonf", "p_perm_bonf", "bf10"]).hide(axis="index")
 
 # %% [markdown]
 # The MFD model has {glue:text}`mfd_n_obs` medians ({glue:text}`f1_n_rms` RMs x {glue:text}`mfd_n_prompts`
@@ -356,6 +387,8 @@ for path in pair_files + released_files:
            "Welch cells p_fdr < .05": int((welch["p_fdr"] < 0.05).sum())}
     (fig2_released_rows if released_pair else fig2_rows).append(row)
 fig2 = pd.DataFrame(fig2_rows)
+
+# %% tags=["hide-input"]
 if len(fig2):
     first = fig2.iloc[0]
     fig2_text = (f"For {first['gemma model']} against {first['llama model']} ({first['prompts']} prompts), the "
@@ -370,9 +403,15 @@ else:
                  f"(no files matching {tracing_dir.name}/single_token_medians_pair*.parquet), so this part is "
                  "skipped; run chapter 3 first")
     summary["figure2"] = "not run: no chapter 3 results in this profile"
+
+# %% tags=["remove-input"]
 glue("fig2_text", fig2_text, display=False)
 glue("fig2_n_pairs", len(fig2), display=False)
+
+# %%
 fig2_released = pd.DataFrame(fig2_released_rows)
+
+# %% tags=["hide-input"]
 if len(fig2_released):
     summary["figure2_released"] = fig2_released.to_dict("records")
     display(fig2_released.style.format(precision=2).format("{:.2g}", subset=["p category:model", "p three-way"])
@@ -384,6 +423,8 @@ if len(fig2_released):
 else:
     fig2_released_text = ("Chapter 3 could not read the released log-probabilities in this build (its page says "
                           "why), so only this profile's pairs are tested here.")
+
+# %% tags=["remove-input"]
 glue("fig2_released_text", fig2_released_text, display=False)
 
 # %% [markdown]
@@ -421,8 +462,10 @@ glue("fig2_released_text", fig2_released_text, display=False)
 # compound-symmetric covariance. Each fit tries Powell's method, then L-BFGS, and keeps the best
 # converged REML solution.
 
-# %%
+# %% tags=["remove-input"]
 start = time.perf_counter()
+
+# %%
 crossed_vc = {"rm": "0 + C(rm)", "prompt": "0 + C(prompt)", "prompt:category": "0 + C(prompt):C(category)"}
 slopes_vc = {**crossed_vc, "rm:category": "0 + C(rm):C(category)"}
 maximal_vc = {**slopes_vc, "rm:framing": "0 + C(rm):C(framing)", "rm:category:framing": "0 + C(rm):C(category):C(framing)"}
@@ -432,6 +475,8 @@ fits = {"paper": paper_fit}
 for name, options in structures.items():
     if name not in fits:
         fits[name] = stats.fit_mixed(medians, PAPER_FORMULA, **options)
+
+# %% tags=["hide-input"]
 structure_rows, variance_rows = [], []
 for name, fit in fits.items():
     table = stats.coefficient_table(fit).set_index("term")
@@ -444,9 +489,20 @@ for name, fit in fits.items():
     variance_rows += [{"structure": name, **r} for r in stats.variance_table(fit).to_dict("records")]
 structure_table = pd.DataFrame(structure_rows)
 variance_by_structure = pd.DataFrame(variance_rows)
+
+# %% tags=["remove-input"]
 save(structure_table, "random_effects_structures", formula=PAPER_FORMULA, method="REML")
 save(variance_by_structure, "random_effects_variances", formula=PAPER_FORMULA, method="REML")
 timings["random-effects structures"] = time.perf_counter() - start
+
+# %%
+pivot = variance_by_structure.pivot_table(index="component", columns="structure", values="variance", sort=False)
+pivot = pivot[list(fits)]
+display(pivot.style.format("{:.2f}", na_rep="").set_caption("variance of each random effect (ranks squared)"))
+structure_table.pivot_table(index="structure", columns="term", values=["estimate", "se", "p_z"], sort=False).style.format(
+    "{:.3g}")
+
+# %% tags=["remove-input"]
 loglik = structure_table.drop_duplicates("structure").set_index("structure")["reml_loglik"]
 three = structure_table[structure_table["term"] == r_term(THREE_WAY)].set_index("structure")
 glue("re_all_converged", "All four fits converged" if all(f.converged for f in fits.values())
@@ -460,8 +516,6 @@ glue("re_gls_gap", gls_gap, display=False)
 boundary = [name for name, fit in fits.items() if any("boundary" in w for w in fit.fit_warnings)]
 glue("re_boundary", ", ".join(boundary) or "none", display=False)
 summary["random_effects_gls_check_max_relative_gap"] = gls_gap
-pivot = variance_by_structure.pivot_table(index="component", columns="structure", values="variance", sort=False)
-pivot = pivot[list(fits)]
 glue("re_prompt_cat_var", float(pivot.loc["prompt:category", "maximal"]), display=False)
 glue("re_ratio", float(three.loc["maximal", "se"] / three.loc["paper", "se"]), display=False)
 glue("re_rm_cf_var", float(pivot.loc["rm:category:framing", "maximal"]), display=False)
@@ -469,9 +523,6 @@ glue("re_resid_paper", float(pivot.loc["residual", "paper"]), display=False)
 glue("re_resid_max", float(pivot.loc["residual", "maximal"]), display=False)
 summary["random_effects_structures"] = structure_table.to_dict("records")
 summary["random_effects_variances"] = variance_by_structure.to_dict("records")
-display(pivot.style.format("{:.2f}", na_rep="").set_caption("variance of each random effect (ranks squared)"))
-structure_table.pivot_table(index="structure", columns="term", values=["estimate", "se", "p_z"], sort=False).style.format(
-    "{:.3g}")
 
 # %% [markdown]
 # {glue:text}`re_all_converged`. In some structures REML puts a variance component on the boundary
@@ -500,8 +551,10 @@ structure_table.pivot_table(index="structure", columns="term", values=["estimate
 # compares between families, widen it. The figure shows the same for the three terms that involve the
 # base model, together with the estimate from the ten models alone (next section).
 
-# %%
+# %% tags=["remove-input"]
 start = time.perf_counter()
+
+# %%
 contrasts = stats.rm_contrasts(medians).set_index("rm")
 contrasts["label"] = contrasts.index.map(lambda rm: release.SHORT_LABELS.get(rm, rm))
 model_claims = {
@@ -515,13 +568,18 @@ model_claims = {
 }
 rm_level = pd.DataFrame([{"claim": claim, **stats.rm_level_test(values, contrasts["family"])}
                          for claim, values in model_claims.items()])
+
+# %% tags=["remove-input"]
 save(rm_level, "rm_level_tests", unit="reward model", n_models=len(contrasts),
      note="diff = mean over Llama-based RMs minus mean over Gemma-based RMs")
 save(contrasts.reset_index(), "rm_contrasts", value="median rank", source="authors' release, dict_big2_nouns")
 timings["model-level tests"] = time.perf_counter() - start
 
-# the model-level estimates in the coefficients' own terms (base:category = -(Llama - Gemma) of agency minus communion)
+# %%
 claims_by_name = rm_level.set_index("claim")
+
+# %% tags=["hide-input"]
+# the model-level estimates in the coefficients' own terms (base:category = -(Llama - Gemma) of agency minus communion)
 model_rows = []
 for term, claim, sign in ((r_term("base[T.Llama]"), "Agency, positive prompts", 1),
                           (r_term(BASE_CATEGORY), "agency minus communion, positive", -1),
@@ -583,7 +641,7 @@ plt.show()
 display_cols = ["claim", "diff", "diff_low", "diff_high", "g", "g_low", "g_high", "t", "df", "p", "p_exact", "bf10"]
 rm_level[display_cols].style.format(precision=2).format("{:.3g}", subset=["p", "p_exact", "bf10"]).hide(axis="index")
 
-# %%
+# %% tags=["remove-input"]
 interaction = claims_by_name.loc["three-way interaction"]
 for key, claim in (("inter", "three-way interaction"), ("gappos", "agency minus communion, positive"),
                    ("agpos", "Agency, positive prompts"), ("compos", "Communion, positive prompts")):
@@ -602,7 +660,10 @@ glue("rm_max_abs_g", float(rm_level["g"].abs().max()), display=False)
 glue("obs_bf_agpos", float(positive.loc["Agency", "bf10"]), display=False)
 summary["rm_level_tests"] = rm_level.to_dict("records")
 
+# %%
 exact = stats.exact_split_test(contrasts["interaction"], list(contrasts.index[contrasts["family"] == "gemma"]))
+
+# %% tags=["hide-input"]
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1.5, 1]})
 long = contrasts.reset_index().melt(id_vars=["rm", "family", "label"],
                                     value_vars=["gap_positive", "gap_negative", "interaction"], var_name="contrast")
@@ -675,10 +736,12 @@ plt.show()
 # - **word list**: Big Two nouns or the expanded list of inflected forms;
 # - **level**: whole words or single tokens.
 
-# %%
+# %% tags=["remove-input"]
 released_lists = ", ".join(f"{name} ({folder})" for name, folder in release.CORPORA.items())
 glue("mv_released_lists", released_lists, display=False)
 start = time.perf_counter()
+
+# %%
 multiverse_rows = []
 
 
@@ -715,10 +778,13 @@ multiverse["same_direction"] = [np.sign(e) == reference_sign[(a, c)]
                                 for a, c, e in multiverse[["analysis", "claim", "estimate"]].itertuples(index=False)]
 multiverse["significant"] = multiverse["p"] < 0.05
 multiverse["survives"] = multiverse["same_direction"] & multiverse["significant"]
+
+# %% tags=["remove-input"]
 save(multiverse, "multiverse", reference="median, observations, authors' MFD route",
      rule="survives = same direction as the reference and p < .05 (Bonferroni over panels)")
 timings["multiverse"] = time.perf_counter() - start
 
+# %% tags=["hide-input"]
 not_run = pd.DataFrame([
     {"branch": "expanded Big Two list (936 inflected forms)",
      "why not run": f"the release holds RM scores for these word lists only: {released_lists}"},
@@ -726,13 +792,17 @@ not_run = pd.DataFrame([
      "why not run": "the released RM scores are for whole words given as the reply; scoring single tokens "
                     "needs the RMs themselves (paper profile, chapter 2's vocabulary search)"},
 ])
-save(not_run, "multiverse_not_run")
 display(not_run.style.hide(axis="index"))
+
+# %% tags=["remove-input"]
+save(not_run, "multiverse_not_run")
+
+# %%
 by_claim = multiverse.groupby(["analysis", "claim", "unit"], sort=False)["survives"].agg(["sum", "count"]).unstack("unit")
 by_claim.columns = [f"{unit}: survives in" if stat == "sum" else f"{unit}: branches" for stat, unit in by_claim.columns]
 by_claim
 
-# %%
+# %% tags=["remove-input"]
 def survival_counts(analysis: str, unit: str) -> tuple[int, int]:
     """How many claims of an analysis survive in every branch of one unit, and how many claims there are."""
     rows = multiverse[(multiverse["analysis"] == analysis) & (multiverse["unit"] == unit)]
@@ -771,6 +841,7 @@ summary["multiverse_verdict_changes"] = {f: {"changed": c, "comparisons": n} for
 summary["multiverse"] = multiverse.to_dict("records")
 summary["multiverse_not_run"] = not_run.to_dict("records")
 
+# %% tags=["hide-input"]
 state_colours = ListedColormap(["#E8E8E8", "#9CC3E6", "#1F4E79", "#F4B183"])  # n.s. / same n.s. / survives / flipped
 fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), gridspec_kw={"width_ratios": [1, 2]})
 for ax, analysis in zip(axes, ("Big Two", "moral foundations")):
@@ -852,6 +923,8 @@ if fig2_tables and (tracing_dir / f"{forced_name}.parquet").is_file():
                                "llama minus gemma, agency-communion gap (positive)":
                                    positive_gap.get("llama", np.nan) - positive_gap.get("gemma", np.nan)})
 levels = pd.DataFrame(level_rows)
+
+# %% tags=["hide-input"]
 if len(levels):
     save(levels, "token_vs_word_level", source="chapter 3 single-token medians and teacher-forced log-probabilities")
     first_pair = levels[levels["pair"] == levels["pair"].iloc[0]].set_index(["level", "summary"])
@@ -873,6 +946,8 @@ else:
     level_text = ("Chapter 3 has not written both the single-token medians and the teacher-forced log-probabilities "
                   f"for the {settings.name} profile (or too few prompts), so this comparison is skipped")
     summary["token_vs_word_level"] = "not run: chapter 3 results missing"
+
+# %% tags=["remove-input"]
 glue("level_text", level_text, display=False)
 
 # %% [markdown]
@@ -929,6 +1004,8 @@ if have_vocab:
         vocab_rows.append({"rm": f"{rms[0]} vs {rms[1]}", "effect": "agreement between the two RMs", "n tokens": n,
                            "rho": rho, "low": low, "high": high, "noise floor": floors[rms[0]] + floors[rms[1]]})
 vocab_effects = pd.DataFrame(vocab_rows)
+
+# %% tags=["hide-input"]
 if len(vocab_effects):
     # an effect counts only if its whole sampling interval lies outside the band of +/- the noise floor
     vocab_effects["clear of floor"] = ((vocab_effects["low"] > vocab_effects["noise floor"])
@@ -970,6 +1047,8 @@ else:
                   "run chapter 2 first. What is needed is a second run of the same scores (another precision or "
                   "batch size), which chapter 2 records for the nouns")
     summary["vocabulary_effects"] = "not run: chapter 2 results missing"
+
+# %% tags=["remove-input"]
 glue("vocab_text", vocab_text, display=False)
 
 # %% [markdown]
@@ -982,7 +1061,7 @@ glue("vocab_text", vocab_text, display=False)
 # vocabulary behaves like them is
 # an assumption, and the paper profile can check it by re-running a vocabulary chunk.
 
-# %%
+# %% tags=["remove-input"]
 artifacts.write_summary(out, {**summary, "seconds": timings}, profile=settings.name)
 print(f"wrote {sorted(p.name for p in out.iterdir())}")
 

@@ -104,8 +104,7 @@ def execute(source: Path, output: Path, parameters: dict[str, Any], cwd: Path = 
             raise RuntimeError(f"{source.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}. "
                                f"The executed copy is in {failed}") from err
         elapsed = time.perf_counter() - start
-        if key is not None:
-            _store_key(ran, key)
+        _finish(ran, parameters, key)
         os.replace(ran, output)
     stale = output.with_suffix(".failed.ipynb")
     if stale.exists():
@@ -164,6 +163,11 @@ def _digest_files(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+# How an executed chapter is readied for the page (:func:`_finish`): part of every build key, raised
+# when that changes, so that chapters executed before are executed again.
+PRESENTATION = 1
+
+
 def build_key(source: Path, profile: str, parameters: dict[str, Any], results_root: Path,
               chapters: list[str], library: Path = LIBRARY) -> dict[str, Any]:
     """What a chapter's executed notebook depends on, each part as a digest, and ``key`` over them
@@ -177,7 +181,8 @@ def build_key(source: Path, profile: str, parameters: dict[str, Any], results_ro
     versions = {k: v for k, v in library_versions().items() if k not in ("rmbias", "papermill", "jupyter-book")}
     parts = {"source": _digest_files([Path(source)]),
              "library": {m: _digest_files([library / f"{m}.py"]) for m in modules},
-             "profile": profile, "parameters": parameters, "results read": inputs, "versions": versions}
+             "profile": profile, "parameters": parameters, "results read": inputs, "versions": versions,
+             "presentation": PRESENTATION}
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return {"key": hashlib.sha256(blob).hexdigest()[:16], **parts}
 
@@ -191,11 +196,56 @@ def stored_key(notebook: Path) -> str | None:
     return (metadata.get(KEY_FIELD) or {}).get("key")
 
 
-def _store_key(notebook: Path, key: dict[str, Any]) -> None:
+def profile_line(parameters: dict[str, Any]) -> str:
+    """The line a rendered chapter shows instead of its parameters cells: which profile built the page
+    and which settings the run gave, e.g. *Executed with the demo profile: real small models ...*."""
+    profile = parameters.get("PROFILE", "demo")
+    line = f"*Executed with the `{profile}` profile"
+    if profile in PROFILES:
+        line += f": {PROFILES[profile].description}"
+    line += "."
+    given = {k: v for k, v in parameters.items() if k != "PROFILE"}
+    if given:
+        line += " Settings given for this run: " + ", ".join(f"`{k} = {v!r}`" for k, v in sorted(given.items())) + "."
+    return line + " Run times and versions: {doc}`execution`.*"
+
+
+# Tags that keep a code cell's source off the rendered page (MyST-NB removes it or folds it behind a toggle).
+HIDING_TAGS = ("remove-cell", "remove-input", "hide-input", "hide-cell")
+
+
+def visible_code(source: Path) -> list[str]:
+    """The code lines a reader of a rendered chapter sees without unfolding anything: those of its
+    code cells that carry none of :data:`HIDING_TAGS` and are not the parameters cell (the page shows
+    :func:`profile_line` instead), blank lines and comment lines aside."""
+    import jupytext
+
+    shown = []
+    for cell in jupytext.read(source).cells:
+        tags = set(cell.metadata.get("tags", []))
+        if cell.cell_type == "code" and not tags & {*HIDING_TAGS, "parameters", "injected-parameters"}:
+            shown += [line for line in cell.source.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return shown
+
+
+def _finish(notebook: Path, parameters: dict[str, Any], key: dict[str, Any] | None) -> None:
+    """Ready an executed chapter for the page: its parameters cells (the declared defaults and
+    papermill's injected values) are tagged ``remove-cell`` and a line naming the profile and the
+    given settings (:func:`profile_line`) takes their place; ``key`` goes into the metadata."""
     import nbformat
 
     executed = nbformat.read(notebook, as_version=4)
-    executed.metadata[KEY_FIELD] = key
+    if key is not None:
+        executed.metadata[KEY_FIELD] = key
+    position = None
+    for i, cell in enumerate(executed.cells):
+        tags = cell.metadata.setdefault("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags):
+            if "remove-cell" not in tags:
+                tags.append("remove-cell")
+            position = i
+    if position is not None:
+        executed.cells.insert(position + 1, nbformat.v4.new_markdown_cell(profile_line(parameters)))
     nbformat.write(executed, notebook)
 
 
