@@ -230,8 +230,7 @@ def category_medians(table: pd.DataFrame, score: str = "logprob") -> pd.DataFram
 # %%
 def figure2(medians: pd.DataFrame, order: list[str], label: str):
     """The ANOVA, the Welch tests and the split-violin figure for one model pair."""
-    anova = stats.anova(medians, "median_rank", ["category", "framing", "model"])
-    welch = stats.welch_cells(medians, "median_rank", "model", ["category", "framing"], order=order)
+    anova, welch = stats.figure2_tests(medians, order)
     marks = {(r["category"], r["framing"]): stats.stars(r["p_fdr"]) for _, r in welch.iterrows()}
     families = dict(zip(medians["model"], medians["family"]))
     fig = plots.split_violins(medians, order, marks=marks, families=families)

@@ -69,10 +69,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.colors import ListedColormap
 from matplotlib.ticker import MaxNLocator
 
-from rmbias import artifacts, lexicons, plots, profiles, prompts, ranks, release, stats
+from rmbias import artifacts, lexicons, multiverse, plots, profiles, prompts, ranks, release, stats
 from rmbias.glue import glue
 
 settings = profiles.resolve(PROFILE)
@@ -367,8 +366,7 @@ for path in pair_files + released_files:
     name = path.stem
     token_medians = artifacts.read_table(tracing_dir, name)
     order = list(token_medians.drop_duplicates("model").sort_values("family")["model"])  # gemma first
-    anova = stats.anova(token_medians, "median_rank", ["category", "framing", "model"])
-    welch = stats.welch_cells(token_medians, "median_rank", "model", ["category", "framing"], order=order)
+    anova, welch = stats.figure2_tests(token_medians, order)
     released_pair = path in released_files
     pair = ("released_" if released_pair else "") + name.removeprefix("single_token_medians_").removeprefix(
         "released_medians_")
@@ -742,45 +740,23 @@ glue("mv_released_lists", released_lists, display=False)
 start = time.perf_counter()
 
 # %%
-multiverse_rows = []
-
-
-def add_branch(analysis: str, medians_branch: pd.DataFrame, settings_branch: dict, three_way: bool) -> None:
-    """Test every panel (and, for the Big Two, the three-way interaction) of one branch at both units."""
-    claims = stats.family_claims(medians_branch)
-    for _, row in claims.iterrows():
-        for unit, p in (("observations", row["p_obs_bonf"]), ("models", row["p_models_bonf"])):
-            multiverse_rows.append({"analysis": analysis, "claim": f"{row['category']}, {row['framing']}",
-                                    **settings_branch, "unit": unit, "estimate": row["diff"], "p": p})
-    if three_way:
-        fit = stats.fit_mixed(medians_branch, PAPER_FORMULA, groups="rm")
-        coefficients = stats.coefficient_table(fit, unit="rm").set_index("term").loc[THREE_WAY]
-        per_model = stats.rm_contrasts(medians_branch).set_index("rm")
-        exact_branch = stats.exact_split_test(per_model["interaction"],
-                                              list(per_model.index[per_model["family"] == "gemma"]))
-        for unit, p in (("observations", coefficients["p_t"]), ("models", exact_branch["p"])):
-            multiverse_rows.append({"analysis": analysis, "claim": "three-way interaction", **settings_branch,
-                                    "unit": unit, "estimate": coefficients["estimate"], "p": p})
-
-
+rows = []
 for how in ("median", "mean"):
     branch = medians if how == "median" else figure1_medians(big2, "mean")
-    add_branch("Big Two", branch, {"summary": how, "Sanctity_Vice": "n/a"}, three_way=True)
+    rows += multiverse.branch_rows("Big Two", branch, {"summary": how, "Sanctity_Vice": "n/a"},
+                                   three_way=THREE_WAY, formula=PAPER_FORMULA)
     for keep in (False, True):
         branch = mfd_authors if (how, keep) == ("median", False) else mfd_medians(how, keep_sanctity_vice=keep)
-        add_branch("moral foundations", branch, {"summary": how, "Sanctity_Vice": "kept" if keep else "dropped"},
-                   three_way=False)
-multiverse = pd.DataFrame(multiverse_rows)
-reference = multiverse[(multiverse["summary"] == "median") & (multiverse["unit"] == "observations")
-                       & multiverse["Sanctity_Vice"].isin(["n/a", "dropped"])]
-reference_sign = reference.set_index(["analysis", "claim"])["estimate"].apply(np.sign)
-multiverse["same_direction"] = [np.sign(e) == reference_sign[(a, c)]
-                                for a, c, e in multiverse[["analysis", "claim", "estimate"]].itertuples(index=False)]
-multiverse["significant"] = multiverse["p"] < 0.05
-multiverse["survives"] = multiverse["same_direction"] & multiverse["significant"]
+        rows += multiverse.branch_rows("moral foundations", branch,
+                                       {"summary": how, "Sanctity_Vice": "kept" if keep else "dropped"})
+branch_table = pd.DataFrame(rows)
+# the paper's own route is the reference: medians, observations, the authors' MFD route
+paper_route = ((branch_table["summary"] == "median") & (branch_table["unit"] == "observations")
+               & branch_table["Sanctity_Vice"].isin(["n/a", "dropped"]))
+mv = multiverse.judge(branch_table, reference=paper_route)
 
 # %% tags=["remove-input"]
-save(multiverse, "multiverse", reference="median, observations, authors' MFD route",
+save(mv, "multiverse", reference="median, observations, authors' MFD route",
      rule="survives = same direction as the reference and p < .05 (Bonferroni over panels)")
 timings["multiverse"] = time.perf_counter() - start
 
@@ -798,71 +774,33 @@ display(not_run.style.hide(axis="index"))
 save(not_run, "multiverse_not_run")
 
 # %%
-by_claim = multiverse.groupby(["analysis", "claim", "unit"], sort=False)["survives"].agg(["sum", "count"]).unstack("unit")
+by_claim = mv.groupby(["analysis", "claim", "unit"], sort=False)["survives"].agg(["sum", "count"]).unstack("unit")
 by_claim.columns = [f"{unit}: survives in" if stat == "sum" else f"{unit}: branches" for stat, unit in by_claim.columns]
 by_claim
 
 # %% tags=["remove-input"]
-def survival_counts(analysis: str, unit: str) -> tuple[int, int]:
-    """How many claims of an analysis survive in every branch of one unit, and how many claims there are."""
-    rows = multiverse[(multiverse["analysis"] == analysis) & (multiverse["unit"] == unit)]
-    survival = rows.groupby("claim")["survives"].all()
-    return int(survival.sum()), len(survival)
-
-
 for analysis, key in (("Big Two", "big2"), ("moral foundations", "mfd")):
     for unit in ("observations", "models"):
-        kept, total = survival_counts(analysis, unit)
+        kept, total = multiverse.survival_counts(mv, analysis, unit)
         glue(f"mv_{key}_{unit}_kept", kept, display=False)
         glue(f"mv_{key}_{unit}_total", total, display=False)
-mfd_obs = multiverse[(multiverse["analysis"] == "moral foundations") & (multiverse["unit"] == "observations")]
+mfd_obs = mv[(mv["analysis"] == "moral foundations") & (mv["unit"] == "observations")]
 flips = mfd_obs.groupby("claim")["same_direction"].all()
 glue("mv_mfd_direction_flips", ", ".join(sorted(flips.index[~flips])) or "none", display=False)
-big2_mean = multiverse[(multiverse["analysis"] == "Big Two") & (multiverse["summary"] == "mean")
-                       & (multiverse["unit"] == "observations")]
+big2_mean = mv[(mv["analysis"] == "Big Two") & (mv["summary"] == "mean") & (mv["unit"] == "observations")]
 glue("mv_big2_mean_kept", int(big2_mean["survives"].sum()), display=False)
 glue("mv_big2_mean_total", len(big2_mean), display=False)
-
-
-def verdict_changes(factor: str) -> tuple[int, int]:
-    """In how many comparisons does changing only ``factor`` (all else fixed) change whether a claim survives?"""
-    others = [c for c in ("summary", "Sanctity_Vice", "unit") if c != factor]
-    varied = multiverse.groupby("analysis")[factor].transform("nunique") > 1
-    groups = multiverse[varied].groupby(["analysis", "claim", *others])["survives"].nunique()
-    return int((groups > 1).sum()), len(groups)
-
-
-changes = {factor: verdict_changes(factor) for factor in ("summary", "Sanctity_Vice", "unit")}
+changes = {factor: multiverse.verdict_changes(mv, factor) for factor in multiverse.FACTORS}
 glue("mv_changes_text", "; ".join(f"changing only {label} changes the verdict in {changes[f][0]} of {changes[f][1]} "
                                    "comparisons" for f, label in (("summary", "the summary statistic (median or mean)"),
                                                                   ("Sanctity_Vice", "the Sanctity_Vice route"),
                                                                   ("unit", "the unit of inference"))), display=False)
 summary["multiverse_verdict_changes"] = {f: {"changed": c, "comparisons": n} for f, (c, n) in changes.items()}
-summary["multiverse"] = multiverse.to_dict("records")
+summary["multiverse"] = mv.to_dict("records")
 summary["multiverse_not_run"] = not_run.to_dict("records")
 
 # %% tags=["hide-input"]
-state_colours = ListedColormap(["#E8E8E8", "#9CC3E6", "#1F4E79", "#F4B183"])  # n.s. / same n.s. / survives / flipped
-fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), gridspec_kw={"width_ratios": [1, 2]})
-for ax, analysis in zip(axes, ("Big Two", "moral foundations")):
-    rows = multiverse[multiverse["analysis"] == analysis].copy()
-    route = rows["Sanctity_Vice"].map({"n/a": "", "dropped": "\nSanctity_Vice dropped", "kept": "\nSanctity_Vice kept"})
-    rows["branch"] = rows["summary"] + " rank" + route + "\n" + rows["unit"]
-    rows["state"] = np.select([~rows["same_direction"], rows["survives"], rows["same_direction"]], [3, 2, 1], 0)
-    grid = rows.pivot_table(index="claim", columns="branch", values="state", sort=False)
-    pvals = rows.pivot_table(index="claim", columns="branch", values="p", sort=False)
-    ax.imshow(grid.to_numpy(), cmap=state_colours, vmin=-0.5, vmax=3.5, aspect="auto")
-    for (i, j), p in np.ndenumerate(pvals.to_numpy()):
-        ax.text(j, i, f"{p:.2g}", ha="center", va="center", fontsize=7,
-                color="white" if grid.to_numpy()[i, j] == 2 else "black")
-    ax.set_xticks(range(grid.shape[1]), grid.columns, fontsize=7, rotation=90)
-    ax.set_yticks(range(grid.shape[0]), grid.index, fontsize=8)
-    ax.set_title(analysis)
-    ax.grid(False)
-handles = [plt.Rectangle((0, 0), 1, 1, color=state_colours(i)) for i in (2, 1, 3)]
-fig.legend(handles, ["survives (same direction, p < .05)", "same direction, not significant", "direction flips"],
-           loc="upper center", ncol=3, frameon=False, bbox_to_anchor=(0.5, 1.03))
-fig.tight_layout()
+fig = plots.multiverse_grid(mv)
 artifacts.save_figure(fig, out, "multiverse")
 plt.show()
 

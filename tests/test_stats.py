@@ -54,6 +54,17 @@ def test_welch_cells_match_scipy_and_correct_for_four_cells():
     assert (agency["t"] > 0).all()  # B ranks Agency better: A's median ranks are larger
 
 
+def test_figure2_tests_are_the_anova_and_the_welch_cells_of_one_pair():
+    table = _medians(effect=6.0)
+    anova, welch = stats.figure2_tests(table, ["B", "A"])
+    assert anova.set_index("term").loc["category:model", "df_resid"] == 208
+    assert list(dict.fromkeys(welch.columns)) == list(
+        stats.welch_cells(table, "median_rank", "model", ["category", "framing"], order=["B", "A"]).columns)
+    agency = welch[welch["category"] == "Agency"]
+    assert (agency["t"] < 0).all()  # B first now: B's smaller median ranks make t negative
+    assert (welch["p_fdr"] < 0.05).any()
+
+
 def test_welch_refuses_more_than_two_models():
     table = _medians(1.0)
     table.loc[table.index[:5], "model"] = "C"

@@ -141,6 +141,45 @@ def split_violins(medians, order, value: str = "median_rank", marks=None, framin
     return fig
 
 
+# The cells of the multiverse grid by state, in the order of their codes 0-3.
+MULTIVERSE_STATES = {"not significant": "#E8E8E8", "same direction, not significant": "#9CC3E6",
+                     "survives (same direction, p < .05)": "#1F4E79", "direction flips": "#F4B183"}
+
+
+def multiverse_grid(table, analyses=("Big Two", "moral foundations")):
+    """The multiverse as one heatmap per analysis: a row per claim, a column per branch (summary
+    statistic, Sanctity_Vice route where there is one, unit of inference), each cell coloured by
+    its state (:data:`MULTIVERSE_STATES`) and labelled with its p-value. ``table`` is
+    :func:`rmbias.multiverse.judge`'s output. Returns the figure."""
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    colours = ListedColormap(list(MULTIVERSE_STATES.values()))
+    widths = [table.loc[table["analysis"] == a, ["summary", "Sanctity_Vice", "unit"]].drop_duplicates().shape[0]
+              for a in analyses]
+    fig, axes = plt.subplots(1, len(analyses), figsize=(12, 5.2), gridspec_kw={"width_ratios": widths}, squeeze=False)
+    for ax, analysis in zip(axes[0], analyses):
+        rows = table[table["analysis"] == analysis].copy()
+        route = rows["Sanctity_Vice"].map({"n/a": "", "dropped": "\nSanctity_Vice dropped", "kept": "\nSanctity_Vice kept"})
+        rows["branch"] = rows["summary"] + " rank" + route + "\n" + rows["unit"]
+        rows["state"] = np.select([~rows["same_direction"], rows["survives"], rows["same_direction"]], [3, 2, 1], 0)
+        grid = rows.pivot_table(index="claim", columns="branch", values="state", sort=False)
+        pvals = rows.pivot_table(index="claim", columns="branch", values="p", sort=False)
+        ax.imshow(grid.to_numpy(), cmap=colours, vmin=-0.5, vmax=3.5, aspect="auto")
+        for (i, j), p in np.ndenumerate(pvals.to_numpy()):
+            ax.text(j, i, f"{p:.2g}", ha="center", va="center", fontsize=7,
+                    color="white" if grid.to_numpy()[i, j] == 2 else "black")
+        ax.set_xticks(range(grid.shape[1]), grid.columns, fontsize=7, rotation=90)
+        ax.set_yticks(range(grid.shape[0]), grid.index, fontsize=8)
+        ax.set_title(analysis)
+        ax.grid(False)
+    legend = ("survives (same direction, p < .05)", "same direction, not significant", "direction flips")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=MULTIVERSE_STATES[label]) for label in legend]
+    fig.legend(handles, legend, loc="upper center", ncol=3, frameon=False, bbox_to_anchor=(0.5, 1.03))
+    fig.tight_layout()
+    return fig
+
+
 def interactive_scatter(frame, x: str, y: str, word: str, colour: str | None = None,
                         palette: dict[str, str] | None = None, hover: list[str] | None = None,
                         labels: dict[str, str] | None = None, title: str = ""):

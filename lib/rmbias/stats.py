@@ -77,6 +77,16 @@ def welch_cells(table: pd.DataFrame, value: str, model: str, cells: Sequence[str
     return out
 
 
+def figure2_tests(medians: pd.DataFrame, order: Sequence[str], value: str = "median_rank") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The paper's Figure 2 tests for one pair of models: the three-way ANOVA ``value ~ category *
+    framing * model`` (:func:`anova`) and the Welch t-tests of the two models in each category x
+    framing cell with the Benjamini-Hochberg correction over the cells (:func:`welch_cells`;
+    ``order`` names the first model). ``medians`` holds one median rank per model, prompt and
+    category. Returns ``(anova, welch)``."""
+    return (anova(medians, value, ["category", "framing", "model"]),
+            welch_cells(medians, value, "model", ["category", "framing"], order=order))
+
+
 def stars(p: float) -> str:
     """The conventional significance marks the paper's figures print."""
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "n.s."
