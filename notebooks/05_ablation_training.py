@@ -83,7 +83,7 @@ import pandas as pd
 import seaborn as sns
 from transformers.utils import logging as hf_logging
 
-from rmbias import ablation, artifacts, corpora, data, memory, models, plots, prompts, ranks, training
+from rmbias import ablation, artifacts, corpora, data, memory, models, plots, ranks, training
 from rmbias.glue import glue
 
 # %%
@@ -291,7 +291,6 @@ glue("n_cand_agency", int(counts.get("Agency", 0)), display=False)
 glue("n_cand_communion", int(counts.get("Communion", 0)), display=False)
 glue("n_cand_words", int(candidates["word"].nunique()), display=False)
 glue("n_authors_candidates", len(ablation.authors_candidates()), display=False)
-headline = prompts.select([grid.prompt])["text"].iloc[0]
 artifacts.write_table(candidates, out, "candidates", bases=list(grid.bases), prompt=grid.prompt,
                       candidate_set=grid.candidates, missing=candidates.attrs.get("missing", {}))
 
@@ -575,8 +574,6 @@ consistent_words = (movers.apply(lambda d: (d > 0).all() or (d < 0).all())).grou
 
 # %% tags=["remove-input"]
 glue("share_consistent_moves", float(consistent_words.mean()), display=False)
-agency_share = (mean_moves.sort_values("mean", ascending=False).groupby("model").head(10)
-                .assign(agency=lambda d: d["category"] == "Agency").groupby("model")["agency"].mean())
 summary["figure5_top_words"] = top_words
 summary["share_consistent_moves"] = consistent_words.to_dict()
 

@@ -212,6 +212,8 @@ def profile_line(parameters: dict[str, Any]) -> str:
 
 # Tags that keep a code cell's source off the rendered page (MyST-NB removes it or folds it behind a toggle).
 HIDING_TAGS = ("remove-cell", "remove-input", "hide-input", "hide-cell")
+# The parameters cells: a chapter's declared defaults, and the values papermill injects after them.
+PARAMETER_TAGS = ("parameters", "injected-parameters")
 
 
 def visible_code(source: Path) -> list[str]:
@@ -223,7 +225,7 @@ def visible_code(source: Path) -> list[str]:
     shown = []
     for cell in jupytext.read(source).cells:
         tags = set(cell.metadata.get("tags", []))
-        if cell.cell_type == "code" and not tags & {*HIDING_TAGS, "parameters", "injected-parameters"}:
+        if cell.cell_type == "code" and not tags & {*HIDING_TAGS, *PARAMETER_TAGS}:
             shown += [line for line in cell.source.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     return shown
 
@@ -240,7 +242,7 @@ def _finish(notebook: Path, parameters: dict[str, Any], key: dict[str, Any] | No
     position = None
     for i, cell in enumerate(executed.cells):
         tags = cell.metadata.setdefault("tags", [])
-        if {"parameters", "injected-parameters"} & set(tags):
+        if set(PARAMETER_TAGS) & set(tags):
             if "remove-cell" not in tags:
                 tags.append("remove-cell")
             position = i

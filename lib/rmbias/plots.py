@@ -155,22 +155,23 @@ def multiverse_grid(table, analyses=("Big Two", "moral foundations")):
     from matplotlib.colors import ListedColormap
 
     colours = ListedColormap(list(MULTIVERSE_STATES.values()))
-    widths = [table.loc[table["analysis"] == a, ["summary", "Sanctity_Vice", "unit"]].drop_duplicates().shape[0]
-              for a in analyses]
-    fig, axes = plt.subplots(1, len(analyses), figsize=(12, 5.2), gridspec_kw={"width_ratios": widths}, squeeze=False)
-    for ax, analysis in zip(axes[0], analyses):
+    panels = {}
+    for analysis in analyses:
         rows = table[table["analysis"] == analysis].copy()
         route = rows["Sanctity_Vice"].map({"n/a": "", "dropped": "\nSanctity_Vice dropped", "kept": "\nSanctity_Vice kept"})
         rows["branch"] = rows["summary"] + " rank" + route + "\n" + rows["unit"]
         rows["state"] = np.select([~rows["same_direction"], rows["survives"], rows["same_direction"]], [3, 2, 1], 0)
-        grid = rows.pivot_table(index="claim", columns="branch", values="state", sort=False)
-        pvals = rows.pivot_table(index="claim", columns="branch", values="p", sort=False)
-        ax.imshow(grid.to_numpy(), cmap=colours, vmin=-0.5, vmax=3.5, aspect="auto")
+        panels[analysis] = (rows.pivot_table(index="claim", columns="branch", values="state", sort=False),
+                            rows.pivot_table(index="claim", columns="branch", values="p", sort=False))
+    widths = [states.shape[1] for states, _ in panels.values()]  # one column per branch
+    fig, axes = plt.subplots(1, len(analyses), figsize=(12, 5.2), gridspec_kw={"width_ratios": widths}, squeeze=False)
+    for ax, (analysis, (states, pvals)) in zip(axes[0], panels.items()):
+        codes = states.to_numpy()
+        ax.imshow(codes, cmap=colours, vmin=-0.5, vmax=3.5, aspect="auto")
         for (i, j), p in np.ndenumerate(pvals.to_numpy()):
-            ax.text(j, i, f"{p:.2g}", ha="center", va="center", fontsize=7,
-                    color="white" if grid.to_numpy()[i, j] == 2 else "black")
-        ax.set_xticks(range(grid.shape[1]), grid.columns, fontsize=7, rotation=90)
-        ax.set_yticks(range(grid.shape[0]), grid.index, fontsize=8)
+            ax.text(j, i, f"{p:.2g}", ha="center", va="center", fontsize=7, color="white" if codes[i, j] == 2 else "black")
+        ax.set_xticks(range(states.shape[1]), states.columns, fontsize=7, rotation=90)
+        ax.set_yticks(range(states.shape[0]), states.index, fontsize=8)
         ax.set_title(analysis)
         ax.grid(False)
     legend = ("survives (same direction, p < .05)", "same direction, not significant", "direction flips")
