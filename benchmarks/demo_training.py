@@ -23,7 +23,7 @@ import torch
 from rm_training import StepClock  # this folder's training benchmark: wall time of every optimiser step
 from transformers import TrainerCallback
 
-from rmbias import models, training
+from rmbias import registry, training
 
 
 class Positions(TrainerCallback):
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as scratch:
         for key in args.models:
-            models.spec(key)  # a clear error for an unknown key before anything trains
+            registry.spec(key)  # a clear error for an unknown key before anything trains
             padded, split = (run(key, args.steps, flag, Path(scratch)) for flag in (False, True))
             diff = max((abs(a - b) for a, b in zip(padded["losses"], split["losses"])), default=float("nan"))
             print(f"| {key} | {padded['step']:.2f} | {split['step']:.2f} | {padded['step'] / split['step']:.2f}x "

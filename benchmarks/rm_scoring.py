@@ -20,7 +20,8 @@ import statistics
 import time
 
 import torch
-from rmbias import architectures, models, scoring
+
+from rmbias import architectures, models, scoring, standins
 from rmbias.prompts import HEADLINE, select
 
 # The shapes benchmarked by default: the bases of the paper's reward models (rmbias.architectures).
@@ -54,7 +55,7 @@ def matmul_rate(device: str, dtype: torch.dtype) -> float:
 
 def build(shape: str, device: str, dtype: torch.dtype, layers: int | None = None):
     if shape in architectures.ARCHITECTURES:  # random weights at the published shape
-        return architectures.random_model(shape, layers, reward=True, dtype=str(dtype).removeprefix("torch."),
+        return standins.random_model(shape, layers, reward=True, dtype=str(dtype).removeprefix("torch."),
                                           device=device)
     # a registered model (demo profile): real weights and a new score head
     torch.manual_seed(0)
@@ -116,7 +117,7 @@ def main() -> None:
                      args.candidates / t_fast, t_naive / t_fast, floor / t_fast,
                      (s_naive - s_fast).abs().max().item(), noise, peak))
         print(f"  {shape}: done", flush=True)
-        del model
+        model = None  # freed before the next shape is built
         gc.collect()
         if args.device.startswith("cuda"):
             torch.cuda.empty_cache()

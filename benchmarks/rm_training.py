@@ -93,7 +93,7 @@ def run(shape: str, steps: int, dtype: str, candidates_for: list[str], layers: i
     sequences = scoring.vocab_sequences(tokenizer, text, candidates[f"id_{key}"].tolist())
     clock, marks = StepClock(), []
     with tempfile.TemporaryDirectory() as scratch:
-        scorer = ablation._trainer_callback()(Path(scratch) / "scores", candidates[["token", "word", "category"]],
+        scorer = ablation.checkpoint_scorer()(Path(scratch) / "scores", candidates[["token", "word", "category"]],
                                               sequences, [0], grid.batch_size)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()

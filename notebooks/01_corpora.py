@@ -59,7 +59,7 @@ import pandas as pd
 import pingouin as pg
 import seaborn as sns
 
-from rmbias import artifacts, corpora, data, lexicons, models, plots, profiles, tokens
+from rmbias import artifacts, corpora, data, lexicons, models, plots, profiles, registry, tokens
 from rmbias.glue import glue
 
 settings = profiles.resolve(PROFILE, tokenizers=TOKENIZERS, max_words=MAX_WORDS)
@@ -341,7 +341,7 @@ glue("vice_virtue_zipf_gap", float((zipf_medians["Virtue"] - zipf_medians["Vice"
 
 # %%
 tokenizer_keys = list(settings.tokenizers)
-families = {key: models.spec(key).family for key in tokenizer_keys}
+families = {key: registry.family_of(key) for key in tokenizer_keys}
 word_lists = {"Big Two nouns": nouns, "Big Two expanded": expanded, "MFD 2.0": mfd[["word", "category"]]}
 coverage = pd.concat([
     tokens.coverage(models.load_tokenizer(key),
@@ -352,7 +352,7 @@ coverage["family"] = coverage["tokenizer"].map(families)
 
 # %% tags=["remove-input"]
 artifacts.write_table(coverage, out, "token_coverage", profile=settings.name,
-                      tokenizers={key: models.describe(key) for key in tokenizer_keys},
+                      tokenizers={key: registry.describe(key) for key in tokenizer_keys},
                       note="n_tokens counts tokens without special tokens (no BOS)")
 
 # %%

@@ -87,8 +87,22 @@ import seaborn as sns
 import statsmodels.formula.api as smf
 from transformers.utils import logging as hf_logging
 
-from rmbias import (artifacts, corpora, lexicons, memory, models, plots, profiles, prompts, ranks, release, rewards,
-                    scoring, tokens)
+from rmbias import (
+    artifacts,
+    corpora,
+    lexicons,
+    memory,
+    placement,
+    plots,
+    profiles,
+    prompts,
+    ranks,
+    registry,
+    release,
+    rewards,
+    scoring,
+    tokens,
+)
 from rmbias.glue import glue
 
 settings = profiles.resolve(PROFILE, reward_models=REWARD_MODELS, prompts=PROMPTS, max_words=MAX_WORDS,
@@ -266,7 +280,7 @@ plt.show()
 positive = released[released["framing"] == "positive"]
 tb = ranks.top_bottom(positive, 5, by="rm")
 top_words = tb.groupby(["rm", "end"], sort=False)["word"].apply(", ".join).unstack("end")[["top", "bottom"]]
-top_words.index = [f"{release.SHORT_LABELS.get(rm, rm)} ({release.rm_family(rm)})" for rm in top_words.index]
+top_words.index = [f"{release.SHORT_LABELS.get(rm, rm)} ({registry.family_of(rm)})" for rm in top_words.index]
 top_words
 
 # %% tags=["remove-input"]
@@ -296,7 +310,7 @@ order = list(dict.fromkeys(released["rm"]))
 corr = corr.loc[order, order]
 
 # %% tags=["hide-input"]
-fam = {rm: release.rm_family(rm) for rm in order}
+fam = {rm: registry.family_of(rm) for rm in order}
 labels = [release.SHORT_LABELS.get(rm, rm) for rm in order]
 fig, ax = plt.subplots(figsize=(7, 6))
 sns.heatmap(corr.to_numpy(), xticklabels=labels, yticklabels=labels, cmap="viridis", vmin=0, vmax=1,
@@ -401,7 +415,7 @@ fit.table.drop(columns=["key"])
 # %% tags=["remove-input"]
 summary["fit_check"] = memory.fit_summary(fit)
 glue("n_skipped_unfit", len(fit.skipped), display=False)
-glue("skipped_unfit", ", ".join(models.spec(k).label for k in fit.skipped) or "none", display=False)
+glue("skipped_unfit", ", ".join(registry.spec(k).label for k in fit.skipped) or "none", display=False)
 
 # %% [markdown]
 # Before any model loads, the chapter checks that every reward model fits the device it will run on:
@@ -415,7 +429,7 @@ HEAD_READS = {"head": "score head, column 0", "armorm": "ArmoRM head (rmbias.hea
               "urm-gated": "URM gated head (rmbias.heads)", None: "new score head"}
 
 # %%
-rm_table = pd.DataFrame([{**models.describe(k), "reads reward from": HEAD_READS[models.spec(k).reward]}
+rm_table = pd.DataFrame([{**registry.describe(k), "reads reward from": HEAD_READS[registry.spec(k).reward]}
                          for k in rm_keys]).set_index("key")
 rm_table.drop(columns=[c for c in ("package", "filename", "tokenizer") if c in rm_table], errors="ignore")
 
@@ -436,7 +450,7 @@ rm_table.drop(columns=[c for c in ("package", "filename", "tokenizer") if c in r
 # %%
 training_records = {}
 for key in rm_keys:
-    spec = models.spec(key)
+    spec = registry.spec(key)
     if spec.source == "trained":
         from rmbias import training
 
@@ -520,9 +534,9 @@ def score_vocabulary(key):
 # %%
 live_parts = []
 for key in rm_keys:
-    live_parts.append(score_nouns(key).assign(family=models.spec(key).family))
+    live_parts.append(score_nouns(key).assign(family=registry.family_of(key)))
     score_vocabulary(key)
-    if models.spec(key).label in released_ids:
+    if registry.spec(key).label in released_ids:
         score_nouns(key, other)
 rewards.release()
 live = pd.concat(live_parts, ignore_index=True).merge(nouns[["word", "category"]], on="word")
@@ -549,7 +563,7 @@ live_gap.round(1)
 
 # %% tags=["remove-input"]
 for i, key in enumerate(rm_keys):
-    label = models.spec(key).label
+    label = registry.spec(key).label
     value = live_gap.loc[(label, "positive"), "agency_minus_communion"] if (label, "positive") in live_gap.index \
         else float("nan")
     glue(f"live_gap_{i}", float(value), display=False)
@@ -632,7 +646,7 @@ glue("vocab_zipf_rho", "; ".join(f"{rm} {rho:.2f}" for rm, rho in zipf_rho.items
 summary["vocab_zipf_spearman"] = zipf_rho.to_dict()
 
 # %% tags=["hide-input"]
-rm_palette = plots.model_palette({models.spec(key).label: models.spec(key).family for key in rm_keys})
+rm_palette = plots.model_palette({registry.spec(key).label: registry.family_of(key) for key in rm_keys})
 fig, ax = plt.subplots(figsize=(8, 4.5))
 sns.scatterplot(data=shown, x="zipf", y="score", hue="rm", palette=rm_palette, s=10, alpha=0.5, linewidth=0, ax=ax)
 ax.set(xlabel="word frequency (Zipf)", ylabel=f"reward as the reply to {prompts.HEADLINE}")
@@ -660,9 +674,9 @@ agreement = {}
 check_words = profiles.limit_words(nouns, 64)["word"].tolist()  # 64 per category bounds the CPU time
 check_plan = rewards.engine_check_plan(rm_keys, settings.device, settings.dtype)
 for key, check_dtype in check_plan:
-    model, tokenizer = rewards.loaded_reward_model(key, check_dtype, rewards.resolve_device(settings.device))
+    model, tokenizer = rewards.loaded_reward_model(key, check_dtype, placement.resolve_device(settings.device))
     sequences = scoring.word_sequences(tokenizer, headline["text"][0], check_words, settings.chat)
-    agreement[models.spec(key).label] = scoring.agreement_report(model, sequences, batch_size=settings.batch_size)
+    agreement[registry.spec(key).label] = scoring.agreement_report(model, sequences, batch_size=settings.batch_size)
     del model
 rewards.release()
 agreement = pd.DataFrame(agreement).T
@@ -670,7 +684,7 @@ agreement.style.format(lambda v: v if isinstance(v, str) else f"{v:.3g}")
 
 # %% tags=["remove-input"]
 artifacts.write_table(agreement.reset_index(names="rm"), out, "engine_agreement")
-glue("agree_checked", "; ".join(f"{models.spec(k).label} in {d}" for k, d in check_plan), display=False)
+glue("agree_checked", "; ".join(f"{registry.spec(k).label} in {d}" for k, d in check_plan), display=False)
 glue("agree_route_max", float(agreement["cached vs full"].max()), display=False)
 glue("agree_noise_max", float(agreement["batch-size noise"].max()), display=False)
 low_precision = "bf16 vs fp32" in agreement
@@ -703,9 +717,9 @@ summary["engine_agreement"] = agreement.to_dict("index")
 # error in itself.
 
 # %%
-overlap = [k for k in rm_keys if models.spec(k).label in released_ids]
+overlap = [k for k in rm_keys if registry.spec(k).label in released_ids]
 if overlap:
-    by_tokenisation = {settings.tokenisation: live[live["rm"].isin({models.spec(k).label for k in overlap})],
+    by_tokenisation = {settings.tokenisation: live[live["rm"].isin({registry.spec(k).label for k in overlap})],
                        other.tokenisation: pd.concat([score_nouns(key, other) for key in overlap],  # scored above
                                                      ignore_index=True)}
     rows = []
@@ -769,7 +783,7 @@ for rm in medians["rm"].unique():
     kept = medians[medians["rm"] != rm]
     gaps = ranks.family_gap(kept)
     positive_rows = gaps[gaps["framing"] == "positive"].set_index("category")
-    leave_one_out.append({"dropped": release.SHORT_LABELS.get(rm, rm), "family": release.rm_family(rm),
+    leave_one_out.append({"dropped": release.SHORT_LABELS.get(rm, rm), "family": registry.family_of(rm),
                           "RMs left": kept["rm"].nunique(),
                           "gemma mean, agency": positive_rows.loc["Agency", "gemma"],
                           "llama mean, agency": positive_rows.loc["Agency", "llama"],

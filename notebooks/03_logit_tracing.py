@@ -82,18 +82,32 @@ SKIP_UNFIT = None  # True: leave out models too large for the device (listed); N
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from transformers.utils import logging as hf_logging
 
-from rmbias import (artifacts, corpora, data, logprobs, memory, models, plots, profiles, prompts, ranks,
-                    released_logprobs, rewards, scoring, stats)
+from rmbias import (
+    artifacts,
+    corpora,
+    data,
+    logprobs,
+    memory,
+    models,
+    placement,
+    plots,
+    profiles,
+    prompts,
+    ranks,
+    registry,
+    released_logprobs,
+    scoring,
+    stats,
+)
 from rmbias.glue import glue
 
 settings = profiles.resolve(PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS,
                             forced_prompts=FORCED_PROMPTS, max_words=MAX_WORDS, batch_size=BATCH_SIZE, device=DEVICE,
                             quantize=QUANTIZE, chat_date=CHAT_DATE, skip_unfit=SKIP_UNFIT)
 out = artifacts.results_dir(settings.name, "03_logit_tracing")
-device = rewards.resolve_device(settings.device)
+device = placement.resolve_device(settings.device)
 plots.setup()
 hf_logging.set_verbosity_error()
 summary: dict = {}
@@ -103,10 +117,10 @@ fit = memory.check_fit(settings.language_models, dtype=settings.dtype, device=se
 lm_keys = fit.kept
 if PAIRS is not None:
     pairs = [tuple(p) for p in PAIRS]
-elif all(k in lm_keys or models.spec(k).key in lm_keys for pair in models.FIGURE2_PAIRS for k in pair):
-    pairs = list(models.FIGURE2_PAIRS)
+elif all(k in lm_keys or registry.spec(k).key in lm_keys for pair in registry.FIGURE2_PAIRS for k in pair):
+    pairs = list(registry.FIGURE2_PAIRS)
 else:
-    pairs = models.family_pairs(lm_keys)
+    pairs = registry.family_pairs(lm_keys)
 
 # %% tags=["remove-input"]
 summary["fit_check"] = memory.fit_summary(fit)
@@ -128,7 +142,7 @@ prompt_table = prompts.select(settings.prompts)
 headline_text = prompts.select([prompts.HEADLINE])["text"][0]
 formats = []
 for key in lm_keys:
-    spec = models.spec(key)
+    spec = registry.spec(key)
     tokenizer = models.load_tokenizer(key)
     ids = logprobs.prompt_ids(tokenizer, headline_text, spec.instruct, settings.chat_date)
     formats.append({"model": spec.label, "family": spec.family,
@@ -145,7 +159,7 @@ glue("n_models", len(lm_keys), display=False)
 glue("chat_date_text", "no date, so the day of the run" if settings.chat_date == "unset"
      else f"the fixed date {settings.chat_date}, so the distributions do not depend on the day they were computed",
      display=False)
-glue("skipped_unfit", ", ".join(models.spec(k).label for k in fit.skipped) or "none", display=False)
+glue("skipped_unfit", ", ".join(registry.spec(k).label for k in fit.skipped) or "none", display=False)
 glue("n_instruct", int(kinds.get("instruction-tuned", 0)), display=False)
 glue("n_pretrained", int(kinds.get("pretrained", 0)), display=False)
 
@@ -173,7 +187,7 @@ glue("n_pretrained", int(kinds.get("pretrained", 0)), display=False)
 trace_dir = out / "traces"
 traces = {}
 for key in lm_keys:
-    traces[key] = logprobs.trace(key, prompt_table, trace_dir, dtype=models.dtype_for(key, settings.dtype),
+    traces[key] = logprobs.trace(key, prompt_table, trace_dir, dtype=registry.dtype_for(key, settings.dtype),
                                  device=device, batch_size=settings.batch_size, quantize=settings.quantize,
                                  date=settings.chat_date)
 traced = pd.DataFrame([{"model": t.model, "family": t.family, "instruct": t.instruct, "vocabulary": t.logprobs.shape[1],
@@ -329,7 +343,7 @@ summary["single_token"] = {" vs ".join(r["pair"]): {
 # 54 prompts, whatever profile built this page. {glue:text}`released_fig2_status`
 
 # %%
-released_ids = list(dict.fromkeys(m for pair in models.FIGURE2_PAIRS for m in pair))
+released_ids = list(dict.fromkeys(m for pair in registry.FIGURE2_PAIRS for m in pair))
 released_traces, released_missing = released_logprobs.released_traces(released_ids, mode=RELEASED)
 
 # %% tags=["remove-input"]
@@ -339,7 +353,7 @@ for stale in out.glob("released_medians_pair*"):  # a pair drawn by an earlier r
 
 # %% tags=["hide-input"]
 # the same single_token_pair as above, on the authors' released traces (plus the sentences for the text)
-for i, (gemma_id, llama_id) in enumerate(models.FIGURE2_PAIRS):
+for i, (gemma_id, llama_id) in enumerate(registry.FIGURE2_PAIRS):
     if gemma_id not in released_traces or llama_id not in released_traces:
         continue
     pair_traces = [released_traces[gemma_id], released_traces[llama_id]]
@@ -379,7 +393,7 @@ glue("released_fig2_status", " ".join([*released_sentences, data.missing_note(re
 # {glue:text}`reproduce_status`
 
 # %%
-own_released = [k for k in lm_keys if models.spec(k).hf_id in released_logprobs.MODELS]
+own_released = [k for k in lm_keys if registry.spec(k).hf_id in released_logprobs.MODELS]
 
 # %% tags=["remove-input"]
 reproduce_text = ("This profile traces none of the authors' models, so there is nothing to hold against the release; "
@@ -389,10 +403,10 @@ reproduce_text = ("This profile traces none of the authors' models, so there is 
 # released_logprobs.compare per model and prompt; rendering_probe for the instruction-tuned Figure 2 pair
 if own_released:
     wanted = list(dict.fromkeys([*prompt_table["key"], prompts.HEADLINE]))
-    theirs, theirs_missing = released_logprobs.released_traces([models.spec(k).hf_id for k in own_released], wanted,
+    theirs, theirs_missing = released_logprobs.released_traces([registry.spec(k).hf_id for k in own_released], wanted,
                                                                mode=RELEASED)
-    compared = [released_logprobs.compare(traces[k], theirs[models.spec(k).hf_id], nouns)
-                for k in own_released if models.spec(k).hf_id in theirs]
+    compared = [released_logprobs.compare(traces[k], theirs[registry.spec(k).hf_id], nouns)
+                for k in own_released if registry.spec(k).hf_id in theirs]
     if compared:
         comparison = pd.concat(compared, ignore_index=True)
         artifacts.write_table(comparison, out, "released_comparison")
@@ -409,17 +423,17 @@ if own_released:
                           f"({worst}).")
     chats = [scoring.ChatFormat(t, d) for t in scoring.TOKENISATIONS
              for d in dict.fromkeys([settings.chat_date, scoring.FIXED_DATE, scoring.UNSET_DATE])]
-    for k in [k for k in own_released if models.spec(k).instruct and models.spec(k).hf_id in models.FIGURE2_PAIRS[1]
-              and models.spec(k).hf_id in theirs]:
-        model, tokenizer = models.load_causal_lm(k, models.dtype_for(k, settings.dtype), device,
+    for k in [k for k in own_released if registry.spec(k).instruct and registry.spec(k).hf_id in registry.FIGURE2_PAIRS[1]
+              and registry.spec(k).hf_id in theirs]:
+        model, tokenizer = models.load_causal_lm(k, registry.dtype_for(k, settings.dtype), device,
                                                  quantize=settings.quantize)
-        probe = released_logprobs.rendering_probe(model, tokenizer, theirs[models.spec(k).hf_id], prompts.HEADLINE,
+        probe = released_logprobs.rendering_probe(model, tokenizer, theirs[registry.spec(k).hf_id], prompts.HEADLINE,
                                                   headline_text, chats)
         del model
         artifacts.write_table(probe, out, f"rendering_probe_{k.replace('/', '--')}", model=k)
-        display(probe.assign(model=models.spec(k).label).style.format(precision=4))
+        display(probe.assign(model=registry.spec(k).label).style.format(precision=4))
         summary.setdefault("rendering_probe", {})[k] = probe.to_dict("records")
-        reproduce_text += (f" For {models.spec(k).label}, the rendering closest to the release on the headline "
+        reproduce_text += (f" For {registry.spec(k).label}, the rendering closest to the release on the headline "
                            f"question is {probe.loc[0, 'formats']} (largest difference "
                            f"{probe.loc[0, 'max_abs_diff']:.3g} nats, {probe.loc[0, 'n_bos']} BOS).")
     reproduce_text += " " + data.missing_note(theirs_missing, "The comparison with the release")
@@ -446,11 +460,11 @@ forms = logprobs.word_forms(forced_nouns)
 forced_parts = []
 for key in lm_keys:
     forced = logprobs.force_words(key, forced_table, forms["form"].tolist(), trace_dir,
-                                  dtype=models.dtype_for(key, settings.dtype), device=device,
+                                  dtype=registry.dtype_for(key, settings.dtype), device=device,
                                   batch_size=settings.batch_size, quantize=settings.quantize,
                                   date=settings.chat_date)
     per_word = logprobs.word_logprobs(forced, forms)
-    per_word["family"] = models.spec(key).family
+    per_word["family"] = registry.family_of(key)
     forced_parts.append(per_word)
 whole = pd.concat(forced_parts, ignore_index=True)
 

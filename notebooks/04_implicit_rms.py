@@ -116,8 +116,24 @@ import pandas as pd
 import seaborn as sns
 from transformers.utils import logging as hf_logging
 
-from rmbias import (artifacts, corpora, data, implicit, logprobs, memory, models, plots, profiles, prompts, ranks,
-                    release, released_logprobs, rewards, scoring, sft)
+from rmbias import (
+    artifacts,
+    corpora,
+    data,
+    implicit,
+    logprobs,
+    memory,
+    placement,
+    plots,
+    profiles,
+    prompts,
+    ranks,
+    registry,
+    release,
+    released_logprobs,
+    scoring,
+    sft,
+)
 from rmbias.glue import glue
 
 settings = profiles.resolve(PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS, batch_size=BATCH_SIZE,
@@ -128,7 +144,7 @@ if VALIDATION_STEPS is not None:
     recipe = recipe.with_train(max_steps=int(VALIDATION_STEPS))
 out = artifacts.results_dir(settings.name, "04_implicit_rms")
 trace_dir = artifacts.results_dir(settings.name, "03_logit_tracing") / "traces"  # shared with chapter 3
-device = rewards.resolve_device(settings.device)
+device = placement.resolve_device(settings.device)
 plots.setup()
 hf_logging.set_verbosity_error()
 summary: dict = {}
@@ -143,7 +159,7 @@ prompt_table = prompts.select(settings.prompts)
 pairs = implicit.model_pairs(lm_keys)
 if not pairs:
     raise ValueError(f"the implicit reward needs a Gemma and a Llama model; got {lm_keys}")
-traces = {key: logprobs.trace(key, prompt_table, trace_dir, dtype=models.dtype_for(key, settings.dtype),
+traces = {key: logprobs.trace(key, prompt_table, trace_dir, dtype=registry.dtype_for(key, settings.dtype),
                               device=device, batch_size=settings.batch_size, date=settings.chat_date,
                               quantize=settings.quantize)
           for key in lm_keys}
@@ -412,7 +428,7 @@ fl.groupby(["kind", "gemma", "llama"], sort=False)["freedom_wins"].agg(["sum", "
 # {glue:text}`released_ir_status`
 
 # %%
-paper_instruct = [m for m in released_logprobs.MODELS if models.spec(m).instruct]
+paper_instruct = [m for m in released_logprobs.MODELS if registry.spec(m).instruct]
 all_positive = [k for k, f in prompts.all_prompts()[["key", "framing"]].itertuples(index=False) if f == "positive"]
 released_traces, released_missing = released_logprobs.released_traces(paper_instruct, all_positive, mode=RELEASED)
 released_pairs = implicit.model_pairs(list(released_traces), fallback_mixed=False)
@@ -422,8 +438,8 @@ released_text = []
 
 # %% tags=["hide-input"]
 # the same functions as above (implicit_rewards, top_bottom, freedom_vs_love, figure3) on the released traces
-if any((pair.p, pair.q) == models.TABLE1_PAIR for pair in released_pairs):
-    rp, rq = (released_traces[m] for m in models.TABLE1_PAIR)
+if any((pair.p, pair.q) == registry.TABLE1_PAIR for pair in released_pairs):
+    rp, rq = (released_traces[m] for m in registry.TABLE1_PAIR)
     released_table = implicit.implicit_rewards(implicit.shared_strings(rp.by_string(headline), rq.by_string(headline)))
     released_t1 = implicit.top_bottom(released_table, "MWLR", n=15, drop_markup=True)
     artifacts.write_table(released_t1, out, "table1_released", p=rp.model, q=rq.model, prompt=headline,
@@ -548,7 +564,7 @@ precision = pd.Series({name: evaluation[f"precision_{name}"].mean() for name in 
 differences.set_index("setting").rename(columns={recipe.name: f"{recipe.name} (ran)"})
 
 # %% tags=["remove-input"]
-artifacts.write_table(evaluation, out, "metric_validation", model=models.spec(val_key).label, words=planted,
+artifacts.write_table(evaluation, out, "metric_validation", model=registry.spec(val_key).label, words=planted,
                       recipe=recipe.name, date=settings.chat_date, sft=record.get("recipe_settings"))
 artifacts.write_table(differences, out, "recipe_differences", ran=recipe.name)
 overlap = sft.split_overlap(recipe)
@@ -559,7 +575,7 @@ glue("val_recipe", recipe.name, display=False)
 glue("val_recipe_description", recipe.description, display=False)
 glue("val_other_recipe", other_recipe.name, display=False)
 glue("val_n_differences", len(differences), display=False)
-glue("val_model", models.spec(val_key).label, display=False)
+glue("val_model", registry.spec(val_key).label, display=False)
 glue("val_words", ", ".join(planted), display=False)
 glue("val_n_rows", int(record["n_rows"]), display=False)
 glue("val_n_questions", len(record["questions"]), display=False)
@@ -584,7 +600,7 @@ glue("val_n_prompts", len(evaluation), display=False)
 glue("val_top_planted", int(evaluation["top_after_planted"].sum()), display=False)
 glue("val_best_metric", precision.idxmax(), display=False)
 glue("val_date", settings.chat_date if recipe.template is None else "none (plain text, no template)", display=False)
-summary["metric_validation"] = {"model": models.spec(val_key).label, "recipe": recipe.name,
+summary["metric_validation"] = {"model": registry.spec(val_key).label, "recipe": recipe.name,
                                 "recipe_settings": record["recipe_settings"], "date": record["date"],
                                 "words": planted, "readable_words": readable, "n_rows": int(record["n_rows"]),
                                 "split": overlap, "precision_at_10": precision.to_dict(),

@@ -80,19 +80,15 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from transformers.utils import logging as hf_logging
 
-from rmbias import ablation, artifacts, corpora, data, memory, models, plots, ranks, training
+from rmbias import ablation, artifacts, corpora, data, memory, models, plots, profiles, ranks, registry, training
 from rmbias.glue import glue
 
 # %%
-grid = ablation.Ablation.for_profile(PROFILE, bases=tuple(BASES) if BASES else None,
-                                     sizes=tuple(SIZES) if SIZES else None,
-                                     seeds=tuple(SEEDS) if SEEDS else None, score_every=SCORE_EVERY, data=DATA,
-                                     tokenisation=TOKENISATION, chat_date=CHAT_DATE)
-if len(grid.bases) < 2:
-    raise ValueError(f"the ablation compares bases: give at least two in BASES, not {list(grid.bases)}")
+settings = profiles.resolve(PROFILE, bases=BASES, sizes=SIZES, seeds=SEEDS, score_every=SCORE_EVERY,
+                            tokenisation=TOKENISATION, chat_date=CHAT_DATE)
+grid = ablation.Ablation.for_profile(settings, data=DATA)
 # Read the preference data once for every run, and check the sizes against it before any model loads.
 grid, pool = ablation.prepare(grid)
 # Every base must fit the device for training (the run trains where transformers finds a GPU).
@@ -354,8 +350,8 @@ run_seconds = time.perf_counter() - started
 
 # %%
 scores = pd.concat([ablation.read_scores(f) for f in folders], ignore_index=True)
-family = {base: models.spec(base).family for base in grid.bases}
-label = {base: models.spec(base).label for base in grid.bases}
+family = {base: registry.family_of(base) for base in grid.bases}
+label = {base: registry.spec(base).label for base in grid.bases}
 table = ablation.rank_table(scores, family)
 records = []
 for folder in folders:

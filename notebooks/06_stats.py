@@ -58,8 +58,8 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 PROFILE = "demo"  # tiny | demo | paper
-N_PERMUTATIONS = None  # Monte-Carlo permutations per Figure 1 panel; None: 9,999, as in the authors' script
-SEED = None  # seed of the permutation stream; None: 42, as in the authors' script
+N_PERMUTATIONS = None  # Monte-Carlo permutations per Figure 1 panel; None: the profile's (9,999, as in the authors' script)
+PERMUTATION_SEED = None  # seed of the permutation stream; None: the profile's (42, as in the authors' script)
 
 # %% tags=["hide-input"]
 import time
@@ -74,11 +74,10 @@ from matplotlib.ticker import MaxNLocator
 from rmbias import artifacts, lexicons, multiverse, plots, profiles, prompts, ranks, release, stats
 from rmbias.glue import glue
 
-settings = profiles.resolve(PROFILE)
+settings = profiles.resolve(PROFILE, n_permutations=N_PERMUTATIONS, permutation_seed=PERMUTATION_SEED)
 out = artifacts.results_dir(settings.name, "06_stats")
 earlier = out.parent  # results/<profile>/: where chapters 2 and 3 of this profile wrote their tables
-n_perm = 9999 if N_PERMUTATIONS is None else int(N_PERMUTATIONS)
-seed = 42 if SEED is None else int(SEED)
+n_perm, seed = settings.n_permutations, settings.permutation_seed
 plots.setup()
 # near-constant cells of the tiny profile's random-weight models make scipy warn about precision
 warnings.filterwarnings("ignore", message="Precision loss occurred in moment calculation")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from rmbias import ablation, architectures, implicit, logprobs, models, preferences, prompts, scoring, sft, training
+from rmbias import ablation, architectures, implicit, logprobs, models, preferences, prompts, registry, scoring, sft
 
 PROMPTS = prompts.select(["greatest_ever_one", "worst_world_please"])
 GEMMA, LLAMA, QWEN = "google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B-Instruct", "Qwen/Qwen2.5-3B-Instruct"
@@ -34,7 +34,7 @@ def test_published_configs_give_the_published_parameter_counts(name):
 
 
 def test_every_paper_hub_model_has_its_architecture():
-    hub = [s for s in models.REGISTRY.values() if s.source == "hub"]
+    hub = [s for s in registry.REGISTRY.values() if s.source == "hub"]
     assert {s.hf_id for s in hub} == set(architectures.ARCHITECTURE_OF)
     for spec in hub:
         model_type = architectures.architecture(spec.hf_id).fields["model_type"]
@@ -42,7 +42,7 @@ def test_every_paper_hub_model_has_its_architecture():
     # Skywork-Reward-Llama-3.1-8B's card gives 7.5B: the 8.0B model less its untied LM head
     assert round(architectures.parameter_count("Skywork/Skywork-Reward-Llama-3.1-8B-v0.2", reward=True) / 1e9, 1) == 7.5
     assert 130 < architectures.weight_gib("meta-llama/Llama-3.3-70B-Instruct") < 132  # why 70B needs two GPUs
-    with pytest.raises(models.ModelError, match="no published architecture"):
+    with pytest.raises(registry.ModelError, match="no published architecture"):
         architectures.architecture("org/unknown-model")
 
 
@@ -71,8 +71,8 @@ class TestLoadedStandIns:
 
     def test_a_stand_in_keeps_every_published_field_but_depth_and_a_borrowed_vocabulary(self, stand_ins):
         for hf_id, (key, model, tokenizer) in stand_ins.items():
-            spec, fields = models.spec(key), architectures.architecture(hf_id).fields
-            assert spec.family == models.spec(hf_id).family and spec.instruct
+            spec, fields = registry.spec(key), architectures.architecture(hf_id).fields
+            assert spec.family == registry.family_of(hf_id) and spec.instruct
             config = model.config
             assert config.num_hidden_layers == 2
             for name in ("hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "head_dim",

@@ -428,6 +428,7 @@ def test_a_transparent_figure_is_refused_and_the_books_style_saves_opaque_ones(t
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from rmbias import browser, plots
 
     plots.setup()

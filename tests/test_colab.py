@@ -6,6 +6,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+
 from rmbias import colab, data
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from rmbias import heads, models, scoring, standins
+from rmbias import heads, models, registry, scoring, standins
 
 PROMPTS = ["What, in one word, is the greatest thing ever?", "What is the worst thing ever? Please answer in one word only."]
 WORDS = ["Love", "Freedom", "Family", "Success", "Peace and quiet", "A"]
@@ -27,7 +27,7 @@ def use_hub(paper_hub, monkeypatch):
 @pytest.mark.parametrize("key", HEADS)
 def test_head_loads_from_the_published_layout_and_the_engine_equals_the_full_pass(use_hub, key):
     model, tokenizer = models.load_reward_model(key, "float32")
-    spec = models.spec(key)
+    spec = registry.spec(key)
     if spec.reward in heads.CLASSES:
         assert isinstance(model, heads.CLASSES[spec.reward])
     for prompt in PROMPTS:
@@ -84,39 +84,39 @@ def _edit_checkpoint(folder, change):
 def test_a_checkpoint_that_differs_from_the_layout_on_record_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     key = "RLHFlow/ArmoRM-Llama3-8B-v0.1"
-    folder = standins.write_model_standin(tmp_path, key, models.spec(key).revision)
+    folder = standins.write_model_standin(tmp_path, key, registry.spec(key).revision)
     _edit_checkpoint(folder, lambda state: state.pop("gating.layers.3.bias"))
-    with pytest.raises(models.ModelError, match="not in the checkpoint .*gating.layers.3.bias"):
+    with pytest.raises(registry.ModelError, match="not in the checkpoint .*gating.layers.3.bias"):
         models.load_reward_model(key)
     _edit_checkpoint(folder, lambda state: state.update({"gating.layers.3.bias": torch.zeros(19),
                                                          "gating.layers.4.weight": torch.zeros(19, 19)}))
-    with pytest.raises(models.ModelError, match="does not use: gating.layers.4.weight"):
+    with pytest.raises(registry.ModelError, match="does not use: gating.layers.4.weight"):
         models.load_reward_model(key)
     _edit_checkpoint(folder, lambda state: state.update({"regression_layer.weight": torch.zeros(5, 64)}))
-    with pytest.raises(models.ModelError, match="another shape"):
+    with pytest.raises(registry.ModelError, match="another shape"):
         models.load_reward_model(key)
 
 
 def test_a_plain_head_with_another_number_of_outputs_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     key = "Skywork/Skywork-Reward-Llama-3.1-8B-v0.2"
-    folder = standins.write_model_standin(tmp_path, key, models.spec(key).revision)
+    folder = standins.write_model_standin(tmp_path, key, registry.spec(key).revision)
     config = json.loads((folder / "config.json").read_text())
     config["id2label"] = {"0": "LABEL_0", "1": "LABEL_1"}  # a two-output head
     (folder / "config.json").write_text(json.dumps(config))
     _edit_checkpoint(folder, lambda state: state.update({"score.weight": torch.zeros(2, 64)}))
-    with pytest.raises(models.ModelError, match="another shape"):  # num_labels=1 is always passed
+    with pytest.raises(registry.ModelError, match="another shape"):  # num_labels=1 is always passed
         models.load_reward_model(key)
 
 
 def test_a_model_not_loaded_as_asked_is_refused():
     model, _ = models.load_causal_lm("tiny-llama")
     models.check_loaded("tiny", model, "float32", "cpu", None)
-    with pytest.raises(models.ModelError, match="weights are torch.float32, not bfloat16"):
+    with pytest.raises(registry.ModelError, match="weights are torch.float32, not bfloat16"):
         models.check_loaded("tiny", model, "bfloat16", "cpu", None)
-    with pytest.raises(models.ModelError, match="on cpu, not cuda"):
+    with pytest.raises(registry.ModelError, match="on cpu, not cuda"):
         models.check_loaded("tiny", model, "float32", "cuda", None)
-    with pytest.raises(models.ModelError, match="attention is 'sdpa', not 'flash_attention_2'"):
+    with pytest.raises(registry.ModelError, match="attention is 'sdpa', not 'flash_attention_2'"):
         models.check_loaded("tiny", model, "float32", "cpu", "flash_attention_2")
 
 

@@ -142,23 +142,23 @@ def test_word_scores_agree_with_word_score_for_every_word():
 # --- which models are paired -------------------------------------------------------------------
 
 def test_the_paper_profile_pairs_21_instruct_and_1_pretrained_and_never_mixes():
-    from rmbias import models, profiles
+    from rmbias import profiles, registry
 
     keys = profiles.resolve("paper").language_models
     pairs = implicit.model_pairs(keys)
     kinds = [pair.kind for pair in pairs]
     assert kinds == ["instruct"] * 21 + ["pretrained"]
     for pair in pairs:
-        p, q = models.spec(pair.p), models.spec(pair.q)
+        p, q = registry.spec(pair.p), registry.spec(pair.q)
         assert (p.family, q.family) == ("gemma", "llama") and p.instruct == q.instruct == (pair.kind == "instruct")
     instruct = [(pair.p, pair.q) for pair in pairs if pair.kind == "instruct"]
     gemma_it = ["google/gemma-2-2b-it", "google/gemma-2-9b-it", "google/gemma-2-27b-it"]
     llama_it = [k for k in keys if k.startswith("meta-llama/") and k.endswith("Instruct")]
     assert len(llama_it) == 7 and set(instruct) == {(g, m) for g in gemma_it for m in llama_it}
     assert (pairs[-1].p, pairs[-1].q) == ("google/gemma-2-2b", "meta-llama/Llama-3.2-3B")
-    assert (implicit.table_pair(pairs).p, implicit.table_pair(pairs).q) == models.TABLE1_PAIR
+    assert (implicit.table_pair(pairs).p, implicit.table_pair(pairs).q) == registry.TABLE1_PAIR
     # the old rule paired every Gemma with every Llama model: 4 x 8 = 32
-    assert len(models.family_pairs(list(keys))) == 32
+    assert len(registry.family_pairs(list(keys))) == 32
 
 
 def test_a_mixed_pair_only_when_no_same_kind_pair_exists():

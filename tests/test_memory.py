@@ -2,7 +2,7 @@
 
 import pytest
 
-from rmbias import memory, models
+from rmbias import memory, models, registry
 
 
 def test_weights_are_counted_from_the_config_in_the_dtype_asked():
@@ -28,12 +28,12 @@ def test_models_that_do_not_fit_are_named_or_skipped_before_anything_loads(monke
     room = int((need("tiny-llama") + need("tiny-gemma2")) / 2)  # tiny-llama fits, tiny-gemma2 (262k rows) not
     keys = ["tiny-llama", "tiny-gemma2"]
     assert memory.check_fit(keys, dtype="float32", device="cpu", available=2 * room).kept == keys
-    with pytest.raises(models.ModelError, match="1 model\\(s\\) do not fit cpu.*tiny-gemma2 needs .*SKIP_UNFIT=True"):
+    with pytest.raises(registry.ModelError, match="1 model\\(s\\) do not fit cpu.*tiny-gemma2 needs .*SKIP_UNFIT=True"):
         memory.check_fit(keys, dtype="float32", device="cpu", available=room)
     fit = memory.check_fit(keys, dtype="float32", device="cpu", available=room, skip_unfit=True)
     assert fit.kept == ["tiny-llama"] and fit.skipped == ["tiny-gemma2"] and fit.table["fits"].tolist() == [True, False]
     assert memory.fit_summary(fit)["skipped_unfit"] == ["tiny-gemma2"]
-    with pytest.raises(models.ModelError, match="do not fit"):  # training needs a larger margin
+    with pytest.raises(registry.ModelError, match="do not fit"):  # training needs a larger margin
         memory.check_fit(["tiny-llama"], dtype="float32", device="cpu", available=room, purpose="training")
 
 

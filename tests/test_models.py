@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rmbias import models
+from rmbias import models, registry
 
 
 def top_next_tokens(key: str, text: str, k: int = 5) -> list[str]:
@@ -16,12 +16,12 @@ def top_next_tokens(key: str, text: str, k: int = 5) -> list[str]:
 
 
 def test_unknown_key_lists_known_ones_and_hub_ids_are_accepted():
-    with pytest.raises(models.ModelError, match="unknown model 'gpt-2'.*smollm2-135m-instruct"):
-        models.spec("gpt-2")
-    ad_hoc = models.spec("google/gemma-2-2b-it")
+    with pytest.raises(registry.ModelError, match="unknown model 'gpt-2'.*smollm2-135m-instruct"):
+        registry.spec("gpt-2")
+    ad_hoc = registry.spec("google/gemma-2-2b-it")
     assert ad_hoc.source == "hub" and ad_hoc.family == "gemma" and ad_hoc.instruct
-    with pytest.raises(models.ModelError, match="cannot tell the base family"):
-        models.spec("mistralai/Mistral-7B-v0.1")
+    with pytest.raises(registry.ModelError, match="cannot tell the base family"):
+        registry.spec("mistralai/Mistral-7B-v0.1")
 
 
 @pytest.mark.parametrize("key", ["smollm2-135m-instruct", "gemma-3-270m"])
@@ -45,12 +45,12 @@ def test_llama3_tokenizer_from_tiktoken_matches_meta_ids():
     assert len(tokenizer) == 128256
     assert tokenizer("Hello world")["input_ids"] == [128000, 9906, 1917]  # BOS, 'Hello', ' world'
     assert tokenizer.convert_tokens_to_ids(["<|eot_id|>", "<|start_header_id|>"]) == [128009, 128006]
-    with pytest.raises(models.ModelError, match="tokenizer only"):
+    with pytest.raises(registry.ModelError, match="tokenizer only"):
         models.load_causal_lm("llama-3-tokenizer")
 
 
 def test_random_models_are_seeded_and_sized_to_their_tokenizer(tmp_path):
-    spec = models.spec("tiny-gemma2")
+    spec = registry.spec("tiny-gemma2")
     models._build(spec, tmp_path / "a")
     models._build(spec, tmp_path / "b")
     from safetensors.torch import load_file
@@ -70,12 +70,12 @@ def test_hub_route_loads_a_local_folder_and_fails_clearly_offline(monkeypatch, t
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     reloaded, _ = models.load_causal_lm(str(folder))
-    assert models.spec(str(folder)).source == "hub"
+    assert registry.spec(str(folder)).source == "hub"
     assert torch.equal(reloaded.model.embed_tokens.weight, model.model.embed_tokens.weight)
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
-    with pytest.raises(models.ModelError, match="needs network access.*PROFILE='demo'"):
+    with pytest.raises(registry.ModelError, match="needs network access.*PROFILE='demo'"):
         models.load_tokenizer("google/gemma-2-2b-it")
 
 

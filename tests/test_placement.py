@@ -15,7 +15,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from rmbias import architectures, logprobs, models, placement, prompts, rewards, scoring
+from rmbias import architectures, logprobs, models, placement, prompts, registry, rewards, scoring
 
 PROMPTS = prompts.select(["greatest_ever_one", "worst_world_please"])
 WORDS = ["freedom", "love", "family", "success", "power", "honesty", "friendship", "ambition"]
@@ -126,13 +126,13 @@ def test_running_out_of_memory_while_loading_says_what_the_weights_need(monkeypa
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", out_of_memory)
-    with pytest.raises(models.ModelError, match="does not fit on cpu.*multi-gpu.*quantize.*LANGUAGE_MODELS"):
+    with pytest.raises(registry.ModelError, match="does not fit on cpu.*multi-gpu.*quantize.*LANGUAGE_MODELS"):
         logprobs.trace("tiny-llama", PROMPTS.head(1), tmp_path)
     assert not (tmp_path / "tiny-llama" / "next_token.meta.json").exists()
     # a paper model's error says how much its weights need (from its published config)
-    with pytest.raises(models.ModelError, match=r"weights alone take 131 GiB in bfloat16"):
+    with pytest.raises(registry.ModelError, match=r"weights alone take 131 GiB in bfloat16"):
         models.load_causal_lm("meta-llama/Llama-3.3-70B-Instruct", "bfloat16")
-    with pytest.raises(models.ModelError, match=r"quantised to 4bit"):
+    with pytest.raises(registry.ModelError, match=r"quantised to 4bit"):
         models.load_causal_lm("meta-llama/Llama-3.3-70B-Instruct", "bfloat16", quantize="4bit")
 
 

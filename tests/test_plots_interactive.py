@@ -3,6 +3,7 @@
 import re
 
 import pandas as pd
+
 from rmbias import plots
 
 

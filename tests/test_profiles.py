@@ -40,6 +40,12 @@ def test_limit_words_samples_per_category_reproducibly():
     ("tokenisation", "double", "setting 'tokenisation': unknown tokenisation"),
     ("chat_date", "", "setting 'chat_date'"),
     ("batch_size", 0, "setting 'batch_size': 0 must be at least 1"),
+    ("bases", ["google/gemma-2-2b-it"], "setting 'bases': the ablation compares bases; give at least two"),
+    ("bases", ["gemma-2-2b-it", "lama-3"], "setting 'bases': unknown model 'lama-3'"),
+    ("sizes", [96, 0], "setting 'sizes'.*below one pair"),
+    ("seeds", [], "setting 'seeds': give at least one seed"),
+    ("score_every", 0, "setting 'score_every': 0 must be at least 1"),
+    ("n_permutations", 0, "setting 'n_permutations': 0 must be at least 1"),
 ])
 def test_a_bad_setting_is_refused_when_the_profile_resolves(setting, value, message):
     with pytest.raises(ValueError, match=message):
@@ -52,3 +58,20 @@ def test_the_paper_profile_renders_chats_as_the_authors_did():
     assert profiles.resolve("paper").chat == scoring.ChatFormat("authors", scoring.UNSET_DATE)
     assert profiles.resolve("demo").chat == scoring.DEFAULT_CHAT
     assert profiles.resolve("paper", device="cuda:1").device == "cuda:1"
+
+
+def test_the_ablation_grid_and_permutations_are_profile_settings():
+    from rmbias import ablation
+
+    demo = profiles.resolve("demo")
+    assert demo.bases == demo.language_models  # the demo's two models, named once
+    assert (demo.n_permutations, demo.permutation_seed) == (9999, 42)  # the authors' script
+    grid = ablation.Ablation.for_profile(profiles.resolve("demo", seeds=[3], sizes=[12, 24], score_every=2))
+    assert (grid.bases, grid.seeds, grid.sizes, grid.score_every) == (demo.bases, (3,), (12, 24), 2)
+    assert ablation.Ablation.for_profile(demo) == ablation.Ablation.demo()
+    # the paper profile names no sizes: they follow from the data (the authors' every-kth strides)
+    paper = ablation.Ablation.for_profile(profiles.resolve("paper"))
+    assert paper == ablation.Ablation.paper() and paper.strides == (64, 32, 16, 8) and paper.seeds == (0, 1, 2)
+    assert ablation.Ablation.for_profile(profiles.resolve("paper", sizes=[16])).strides == ()
+    assert ablation.Ablation.for_profile(profiles.resolve("paper", tokenisation="single-bos")).recipe.tokenisation \
+        == "single-bos"

@@ -11,7 +11,7 @@ import os
 import nbformat
 import pytest
 
-from rmbias import book, models
+from rmbias import book, registry
 from rmbias.profiles import PROFILES
 
 CHAPTERS = ["01", "02", "03", "04", "05", "06"]
@@ -58,9 +58,9 @@ def test_the_rehearsal_scored_every_paper_reward_model_as_the_authors_did(rehear
     paper = PROFILES["paper"]
     for key in paper.reward_models:
         meta = json.loads(next((scores / key.replace("/", "_")).glob("*.meta.json")).read_text())
-        assert meta["revision"] == (models.spec(key).revision or "unpinned (hub main)")
+        assert meta["revision"] == (registry.spec(key).revision or "unpinned (hub main)")
         assert meta["tokenisation"] == "authors" and meta["date"] == "unset"
-        bos = "<|begin_of_text|>" if models.spec(key).family == "llama" else "<bos>"
+        bos = "<|begin_of_text|>" if registry.family_of(key) == "llama" else "<bos>"
         assert meta["rendered_chat"].startswith(bos + bos)  # the authors' two BOS tokens
     summary = json.loads((rehearsed / "results" / "paper" / "02_rm_scoring" / "summary.json").read_text())
     assert summary["numbers"]
@@ -77,7 +77,7 @@ def test_the_rehearsal_drew_the_released_figures_and_held_its_traces_against_the
     tracing = json.loads((results / "03_logit_tracing" / "summary.json").read_text())["numbers"]
     assert len(tracing["released_comparison"]) == len(PROFILES["paper"].language_models)
     probed = tracing["rendering_probe"]
-    assert set(probed) == {m for m in models.FIGURE2_PAIRS[1]}
+    assert set(probed) == {m for m in registry.FIGURE2_PAIRS[1]}
     assert all(row["n_bos"] in (1, 2) for rows in probed.values() for row in rows)
     implicit = json.loads((results / "04_implicit_rms" / "summary.json").read_text())["numbers"]
     assert implicit["freedom_vs_love_released"]["pairs"] == 21 and not implicit["released_missing"]

@@ -4,7 +4,7 @@ Figure 1 pattern, read from the release (network or RMBIAS_DATA_MIRROR)."""
 import numpy as np
 import pytest
 
-from rmbias import corpora, prompts, ranks, release
+from rmbias import corpora, prompts, ranks, registry, release
 
 N_RMS, N_PROMPTS = 10, 54
 
@@ -35,8 +35,8 @@ def test_file_names_give_the_ten_hub_ids_by_folder():
 
 
 def test_families_from_specs_or_names():
-    assert [release.rm_family(rm) for rm in release.RELEASED_RMS] == ["gemma"] * 4 + ["llama"] * 6
-    assert release.rm_family("acme/Some-Gemma-RM") == "gemma"
+    assert [registry.family_of(rm) for rm in release.RELEASED_RMS] == ["gemma"] * 4 + ["llama"] * 6
+    assert registry.family_of("acme/Some-Gemma-RM") == "gemma"
 
 
 def test_big2_scores_keep_the_263_dictionary_nouns(big2):

@@ -221,12 +221,12 @@ def test_a_downloaded_checkpoint_file_with_another_blob_id_keeps_nothing(release
 def test_the_rehearsals_stand_in_release_is_read_as_the_real_one_would_be(tmp_path, monkeypatch):
     """The paper rehearsal's stand-in files (rmbias.standins) pass the reader's checks and give
     Figure 2's inputs: nouns that are single tokens in both vocabularies of the paper's pair."""
-    from rmbias import corpora, models, standins
+    from rmbias import corpora, registry, standins
 
     cache = tmp_path / "hub"
-    pair = models.FIGURE2_PAIRS[0]
+    pair = registry.FIGURE2_PAIRS[0]
     tokenizers: dict = {}
-    snapshots = {m: standins.write_model_standin(cache, m, models.spec(m).revision, 1, tokenizers) for m in pair}
+    snapshots = {m: standins.write_model_standin(cache, m, registry.spec(m).revision, 1, tokenizers) for m in pair}
     standins.write_logprob_standins(cache, snapshots, rows=200)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "rmbias"))

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from rmbias import architectures, models, rewards
+from rmbias import architectures, models, placement, registry, rewards
 from rmbias.prompts import select
 
 PROMPTS = select(["greatest_ever_one", "worst_ever_one", "best_world_please"])
@@ -70,31 +70,31 @@ def test_vocabulary_run_in_parts_resumes_and_reports_round_trips(tmp_path):
 
 
 def test_bad_input_is_named(tmp_path):
-    with pytest.raises(models.ModelError, match="unknown model 'no-such-rm'"):
+    with pytest.raises(registry.ModelError, match="unknown model 'no-such-rm'"):
         rewards.score_words("no-such-rm", PROMPTS, WORDS, tmp_path)
     with pytest.raises(ValueError, match="word list is empty"):
         rewards.score_words("tiny-llama", PROMPTS, [], tmp_path)
 
 
 def test_paper_reward_models_are_registered_with_their_heads_dtypes_and_pins():
-    paper = [s for s in models.PAPER_REWARD_MODELS]
+    paper = [s for s in registry.PAPER_REWARD_MODELS]
     assert len(paper) == 10 and sum(s.family == "gemma" for s in paper) == 4
     own = {s.hf_id: s.reward for s in paper if s.reward != "head"}
     assert own == {"nicolinho/QRM-Gemma-2-27B": "qrm-gemma2", "nicolinho/QRM-Llama3.1-8B": "qrm-llama",
                    "RLHFlow/ArmoRM-Llama3-8B-v0.1": "armorm"}
-    urm = models.spec("LxzGordon/URM-LLaMa-3.1-8B")  # the paper's route: the plain head, column 0
+    urm = registry.spec("LxzGordon/URM-LLaMa-3.1-8B")  # the paper's route: the plain head, column 0
     assert urm.reward == "head" and urm.num_labels == 10 and urm.unused_weights == ("weights.fc.",)
-    assert models.spec("urm-llama-3.1-8b-gated").label != urm.label  # the extension never mixes with it
+    assert registry.spec("urm-llama-3.1-8b-gated").label != urm.label  # the extension never mixes with it
     assert all(s.num_labels == 1 for s in paper if s.reward == "head" and s is not urm)
     assert all(len(s.revision) == 40 for s in paper if s.hf_id in own)
-    assert models.spec("Ray2333/GRM-gemma2-2B-rewardmodel-ft").dtype == "float16"
-    assert models.default_attention("Skywork/Skywork-Reward-Gemma-2-27B") == "eager"
+    assert registry.spec("Ray2333/GRM-gemma2-2B-rewardmodel-ft").dtype == "float16"
+    assert registry.default_attention("Skywork/Skywork-Reward-Gemma-2-27B") == "eager"
 
 
 def test_the_engine_check_never_loads_a_large_model_in_float32_or_twice(monkeypatch):
     from rmbias import memory
 
-    paper = [s.hf_id for s in models.PAPER_REWARD_MODELS]
+    paper = [s.hf_id for s in registry.PAPER_REWARD_MODELS]
     free = {"bytes": 24 * 2**30}  # a 24 GB machine without a GPU
     monkeypatch.setattr(memory, "free_bytes", lambda device: free["bytes"])
     width = {"float32": 4, "bfloat16": 2, "float16": 2}  # the published sizes (rmbias.architectures), offline
@@ -110,7 +110,7 @@ def test_the_engine_check_never_loads_a_large_model_in_float32_or_twice(monkeypa
     assert rewards.engine_check_plan(paper, "cpu", "bfloat16") == [("Ray2333/GRM-gemma2-2B-rewardmodel-ft", "float16")]
     # on a GPU: the smallest in its own dtype, however much memory there is
     free["bytes"] = 140 * 2**30
-    monkeypatch.setattr(rewards, "resolve_device", lambda device: "cuda")
+    monkeypatch.setattr(placement, "resolve_device", lambda device: "cuda")
     assert rewards.engine_check_plan(paper, "cuda", "bfloat16") == [("Ray2333/GRM-gemma2-2B-rewardmodel-ft", "float16")]
 
 
@@ -118,6 +118,6 @@ def test_every_paper_model_is_pinned_where_a_public_record_gives_a_commit():
     from rmbias.profiles import PROFILES
 
     paper = PROFILES["paper"]
-    unpinned = sorted(k for k in (*paper.reward_models, *paper.language_models) if models.spec(k).revision is None)
+    unpinned = sorted(k for k in (*paper.reward_models, *paper.language_models) if registry.spec(k).revision is None)
     assert unpinned == ["Ray2333/GRM-Llama3.2-3B-rewardmodel-ft", "Ray2333/GRM-gemma2-2B-rewardmodel-ft"]
-    assert all(len(models.spec(k).revision) == 40 for k in paper.language_models)
+    assert all(len(registry.spec(k).revision) == 40 for k in paper.language_models)

@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 import torch
 
-from rmbias import models, prompts, scoring, sft
+from rmbias import models, prompts, registry, scoring, sft
 from rmbias.logprobs import next_token_logprobs, prompt_ids
 
 KEY = "tiny-llama"
@@ -141,9 +141,9 @@ def test_chat_tokenizer_gives_a_template_to_a_model_without_one(monkeypatch):
     bare = models.load_tokenizer("tiny-gemma2")
     bare.chat_template = None
     monkeypatch.setattr(models, "load_tokenizer", lambda key: bare)
-    assert sft.chat_tokenizer("tiny-gemma2").chat_template == models.GEMMA_CHAT_TEMPLATE
+    assert sft.chat_tokenizer("tiny-gemma2").chat_template == registry.GEMMA_CHAT_TEMPLATE
     bare.chat_template = None
-    assert sft.chat_tokenizer("tiny-llama").chat_template == models.LLAMA3_CHAT_TEMPLATE
+    assert sft.chat_tokenizer("tiny-llama").chat_template == registry.LLAMA3_CHAT_TEMPLATE
 
 
 def test_bad_word_is_refused_before_training(tokenizer, monkeypatch, tmp_path):

@@ -42,10 +42,12 @@ from typing import Any
 
 import pandas as pd
 
-from . import corpora, models, prompts, ranks, scoring
+from . import corpora, models, prompts, ranks, registry, scoring
 from .artifacts import atomic_write, write_json
 from .data import DataError, cache_dir, fetch, provenance
+from .keys import fingerprint
 from .preferences import HUB_PREFERENCES, UNIFIED_FEEDBACK, PairPool
+from .profiles import PROFILES, Profile
 from .progress import note as progress_note
 from .training import RECIPE_VERSION, TrainConfig, key_dict, optimizer_steps, prepare_pairs, train_reward_model
 
@@ -173,7 +175,8 @@ class Ablation:
 
     @classmethod
     def demo(cls, **changes: Any) -> Ablation:
-        """The CPU grid: SmolLM2-135M-Instruct and Gemma-3-270M, 24/48/96 hh-rlhf pairs, 2 seeds.
+        """The CPU grid of the demo profile (its ``bases``, ``sizes``, ``seeds`` and ``score_every``):
+        SmolLM2-135M-Instruct and Gemma-3-270M, 24/48/96 hh-rlhf pairs, 2 seeds.
 
         The recipe is chapter 02's demo recipe with half the batch (4 pairs a step) and messages
         cut at 200 characters: 6, 12 and 24 steps. Held-out accuracy (128 pairs) for the 96-pair
@@ -183,28 +186,31 @@ class Ablation:
         """
         recipe = TrainConfig.demo(per_device_batch=4, max_chars=200, max_length=192, n_heldout=128,
                                   logging_steps=4)
-        grid = cls(bases=("smollm2-135m-instruct", "gemma-3-270m"), sizes=(24, 48, 96), seeds=(0, 1),
-                   recipe=recipe, score_every=8)
-        return _with(grid, changes)
+        return _with(cls(**_profile_grid("demo"), recipe=recipe), changes)
 
     @classmethod
     def tiny(cls, **changes: Any) -> Ablation:
-        """Random-weight tiny Llama and Gemma 2 models: a seconds-long grid for the tests."""
+        """Random-weight tiny Llama and Gemma 2 models (the tiny profile's grid): seconds, for the tests."""
         recipe = TrainConfig.demo(per_device_batch=4, max_chars=200, max_length=192, n_heldout=16, logging_steps=1)
-        grid = cls(bases=("tiny-llama", "tiny-gemma2"), sizes=(4, 8), seeds=(0, 1), recipe=recipe,
-                   score_every=1, batch_size=512)
-        return _with(grid, changes)
+        return _with(cls(**_profile_grid("tiny"), recipe=recipe, batch_size=512), changes)
 
     @classmethod
-    def for_profile(cls, profile: str, **changes: Any) -> Ablation:
-        """The grid of a profile (``tiny``, ``demo`` or ``paper``) with ``changes`` applied (a change of
-        None keeps the profile's value). ``data`` names other preference data: the paper grid then
-        takes the authors' settings for it (Skywork: the whole set). ``tokenisation`` and
-        ``chat_date`` set how chats become ids in training and scoring (:class:`rmbias.scoring.ChatFormat`)."""
+    def for_profile(cls, profile: str | Profile, **changes: Any) -> Ablation:
+        """The grid of a profile (``tiny``, ``demo`` or ``paper``, by name or resolved with its
+        overrides by :func:`rmbias.profiles.resolve`), with ``changes`` applied (a change of None keeps
+        the profile's value). A resolved profile gives the grid its ``bases``, ``sizes`` (where it
+        names any), ``seeds`` and ``score_every``, and the ``tokenisation`` and ``chat_date`` of
+        training and scoring (:class:`rmbias.scoring.ChatFormat`). ``data`` names other preference data:
+        the paper grid then takes the authors' settings for it (Skywork: the whole set)."""
         makers = {"tiny": cls.tiny, "demo": cls.demo, "paper": cls.paper}
-        if profile not in makers:
-            raise ValueError(f"no ablation grid for profile {profile!r}; choose one of {', '.join(makers)}")
-        return makers[profile](**{k: v for k, v in changes.items() if v is not None})
+        name = profile if isinstance(profile, str) else profile.name
+        if name not in makers:
+            raise ValueError(f"no ablation grid for profile {name!r}; choose one of {', '.join(makers)}")
+        if not isinstance(profile, str):
+            changes = {"bases": profile.bases, "seeds": profile.seeds, "score_every": profile.score_every,
+                       "tokenisation": profile.tokenisation, "chat_date": profile.chat_date,
+                       **({"sizes": profile.sizes} if profile.sizes else {}), **changes}
+        return makers[name](**{k: v for k, v in changes.items() if v is not None})
 
     def key_dict(self) -> dict[str, Any]:
         """The grid as cache keys see it (:func:`rmbias.training.key_dict`): fields added for the paper
@@ -215,10 +221,8 @@ class Ablation:
 
     def fingerprint(self) -> str:
         """A short hash of everything that changes the runs' results (cache folder names)."""
-        blob = json.dumps({"grid": self.key_dict(), "recipe_version": RECIPE_VERSION,
-                           "bases": [models.spec(b).fingerprint() for b in self.bases]},
-                          sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:10]
+        return fingerprint({"grid": self.key_dict(), "recipe_version": RECIPE_VERSION,
+                            "bases": [registry.spec(b).fingerprint() for b in self.bases]})
 
     @classmethod
     def paper(cls, **changes: Any) -> Ablation:
@@ -234,8 +238,7 @@ class Ablation:
                              "demo profile's file data to the demo or tiny grid")
         recipe = TrainConfig.paper(data=data, logging_steps=50)
         strides = (64, 32, 16, 8) if data == UNIFIED_FEEDBACK else (1,)  # Skywork: every pair
-        grid = cls(bases=("google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B-Instruct"), sizes=(), seeds=(0, 1, 2),
-                   recipe=recipe, score_every=1000, batch_size=256, heldout_for="all", trajectory_for="all",
+        grid = cls(**_profile_grid("paper"), recipe=recipe, batch_size=256, heldout_for="all", trajectory_for="all",
                    strides=strides, candidates="authors")
         return _with(grid, changes)
 
@@ -264,6 +267,12 @@ class Ablation:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _profile_grid(name: str) -> dict[str, Any]:
+    """A profile's grid settings (:class:`rmbias.profiles.Profile`): bases, sizes, seeds, score_every."""
+    profile = PROFILES[name]
+    return {"bases": profile.bases, "sizes": profile.sizes, "seeds": profile.seeds, "score_every": profile.score_every}
 
 
 def _with(grid: Ablation, changes: dict[str, Any]) -> Ablation:
@@ -399,7 +408,9 @@ def scored_steps(n_steps: int, every: int) -> list[int]:
 
 # --- scoring checkpoints during training ----------------------------------------------------------
 
-def _trainer_callback():
+def checkpoint_scorer():
+    """The trainer callback class that scores checkpoints (defined on first use: it subclasses
+    transformers' ``TrainerCallback``, which this module does not import at its top)."""
     from transformers import TrainerCallback
 
     class CheckpointScorer(TrainerCallback):
@@ -469,7 +480,7 @@ def train_run(grid: Ablation, base: str, size: int, seed: int, candidates: pd.Da
     steps = grid.steps_for(size, optimizer_steps(config, len(train)))
     # Step 0 (the untrained model) depends on the base and the seed only: scored once for all data sizes.
     step0 = folder.parent / "step0" / f"{run_name(base, 0, seed)}.parquet"
-    callback = _trainer_callback()(folder / "scores", candidates[["token", "word", "category"]], sequences,
+    callback = checkpoint_scorer()(folder / "scores", candidates[["token", "word", "category"]], sequences,
                                    steps, grid.batch_size, step0)
     train_reward_model(base, train, config, folder / "model", heldout_pairs=heldout if keep_heldout else None,
                        data_info=info, merge=False, verbose=verbose, callbacks=[callback], resume=True)
@@ -527,7 +538,7 @@ def rank_table(scores: pd.DataFrame, family: dict[str, str] | None = None) -> pd
     medians = ranks.median_ranks(table, ["base", "size", "seed", "step", "category"])
     medians = medians.rename(columns={"base": "model", "size": "data_size"})
     family = family or {}
-    medians.insert(1, "family", medians["model"].map(lambda m: family.get(m) or models.spec(m).family))
+    medians.insert(1, "family", medians["model"].map(lambda m: family.get(m) or registry.family_of(m)))
     return medians.sort_values(["model", "data_size", "seed", "step", "category"], ignore_index=True)
 
 
@@ -623,14 +634,6 @@ RELEASED_RANK_TABLES = {
 }
 
 
-def _family_of(model_id: str) -> str:
-    low = model_id.lower()
-    for needle, family in (("gem", "gemma"), ("lla", "llama"), ("qwe", "qwen")):
-        if needle in low:
-            return family
-    raise ValueError(f"cannot tell the base family of {model_id!r}")
-
-
 def released_rank_tables() -> tuple[pd.DataFrame, dict[str, Any]]:
     """The authors' released ablation rank tables as one tidy table, and what is odd about them.
 
@@ -663,7 +666,7 @@ def released_rank_tables() -> tuple[pd.DataFrame, dict[str, Any]]:
             "data_size_k": size,
         }
         table = table.assign(file=name, data_size=size, data_source=source, method=method)
-        table["family"] = table["model_id"].map(_family_of)
+        table["family"] = table["model_id"].map(registry.family_of)
         parts.append(table[["file", "data_size", "data_source", "method", "model_id", "family", "category",
                             "checkpoint", "median_rank"]])
     report["identical_files"] = [names for names in digests.values() if len(names) > 1]

@@ -30,7 +30,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from . import models, placement
+from . import placement, registry
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Architecture:
 
     @property
     def family(self) -> str:
-        """The base-model family the study compares (``rmbias.models.FAMILIES``)."""
+        """The base-model family the study compares (``rmbias.registry.FAMILIES``)."""
         return _FAMILY[self.fields["model_type"]]
 
 
@@ -66,7 +66,7 @@ def _arch(name: str, fields: dict[str, Any], params: int) -> Architecture:
     """Gemma borrows Gemma 3's tokenizer and turn format; Llama and Qwen the real Llama 3 ones."""
     gemma = _FAMILY[fields["model_type"]] == "gemma"
     return Architecture(name, fields, params, "gemma-3-270m" if gemma else "llama-3-tokenizer",
-                        models.GEMMA_CHAT_TEMPLATE if gemma else models.LLAMA3_CHAT_TEMPLATE)
+                        registry.GEMMA_CHAT_TEMPLATE if gemma else registry.LLAMA3_CHAT_TEMPLATE)
 
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
@@ -127,14 +127,14 @@ def architecture(name: str) -> Architecture:
     """An architecture by its name (``llama-3.2-3b``) or by a model's Hugging Face id or registry key."""
     if name in ARCHITECTURES:
         return ARCHITECTURES[name]
-    hf_id = models.REGISTRY[name].hf_id if name in models.REGISTRY else name
+    hf_id = registry.REGISTRY[name].hf_id if name in registry.REGISTRY else name
     if hf_id in ARCHITECTURE_OF:
         return ARCHITECTURES[ARCHITECTURE_OF[hf_id]]
-    raise models.ModelError(f"no published architecture recorded for {name!r}. Known: {', '.join(ARCHITECTURES)}, "
-                            "or a Hugging Face id of the paper profile (rmbias.architectures.ARCHITECTURE_OF)")
+    raise registry.ModelError(f"no published architecture recorded for {name!r}. Known: {', '.join(ARCHITECTURES)}, "
+                              "or a Hugging Face id of the paper profile (rmbias.architectures.ARCHITECTURE_OF)")
 
 
-def _fields(name: str, layers: int | None = None, reward: bool = False) -> dict[str, Any]:
+def published_fields(name: str, layers: int | None = None, reward: bool = False) -> dict[str, Any]:
     """A copy of an architecture's published fields, with ``layers`` decoder layers (default: all)
     and, for ``reward``, one output label (a ``*ForSequenceClassification`` score head)."""
     fields = copy.deepcopy(architecture(name).fields)  # transformers edits rope_scaling in place
@@ -146,10 +146,10 @@ def _fields(name: str, layers: int | None = None, reward: bool = False) -> dict[
 
 
 def config(name: str, layers: int | None = None, reward: bool = False):
-    """The transformers config of an architecture as published (see :func:`_fields`)."""
+    """The transformers config of an architecture as published (see :func:`published_fields`)."""
     from transformers import AutoConfig
 
-    fields = _fields(name, layers, reward)
+    fields = published_fields(name, layers, reward)
     return AutoConfig.for_model(fields.pop("model_type"), **fields)
 
 
@@ -206,43 +206,19 @@ def stand_in(model: str, layers: int | None = 2, instruct: bool | None = None) -
     """Register a random-weight stand-in for ``model`` and return its registry key.
 
     ``model`` is an architecture name or a paper-profile Hugging Face id (whose instruct flag the
-    stand-in then takes; ``instruct`` overrides it). The family is the architecture's. ``layers`` cuts the depth (None: all layers, which needs the
-    memory of the real model). The weights are drawn once, seeded, and cached like every
+    stand-in then takes; ``instruct`` overrides it). The family is the architecture's. ``layers``
+    cuts the depth (None: all layers, which needs the memory of the real model). The weights are drawn once, seeded, and cached like every
     ``random`` model of the registry; they are stored in bfloat16, the dtype the paper ran in,
     and load in whatever dtype is asked for.
     """
     arch = architecture(model)
-    real = models.spec(model) if model not in ARCHITECTURES else None
+    real = registry.spec(model) if model not in ARCHITECTURES else None
     instruct = instruct if instruct is not None else (real.instruct if real else True)
     depth = "all" if layers is None else f"L{layers}"
     key = f"stand-in-{(real.hf_id.split('/')[1].lower() if real else arch.name)}-{depth}"
-    models.REGISTRY[key] = models.ModelSpec(
-        key, arch.family, "random", instruct, config=_fields(model, layers), tokenizer=arch.tokenizer,
+    return registry.register(registry.ModelSpec(
+        key, arch.family, "random", instruct, config=published_fields(model, layers), tokenizer=arch.tokenizer,
         chat_template=arch.chat_template if instruct else None, params_b=arch.params / 1e9,
         dtype="bfloat16",
         description=f"random weights at the published shape of {real.hf_id if real else arch.name} "
-                    f"({depth} layers), {arch.tokenizer} tokenizer")
-    return key
-
-
-def random_model(name: str, layers: int | None = None, reward: bool = False, dtype: str = "bfloat16",
-                 device: str = "cpu", seed: int = 0):
-    """A random-weight model at the published shape, built straight on ``device`` (nothing is
-    written to disk, unlike :func:`stand_in`), with its borrowed tokenizer: ``(model, tokenizer)``
-    in eval mode. ``reward``: a one-output ``*ForSequenceClassification`` model. For benchmarks at
-    full size on a GPU; the attention implementation is the one the real models get
-    (:func:`rmbias.models.attention_for`)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-
-    arch = architecture(name)
-    tokenizer = models.load_tokenizer(arch.tokenizer)
-    built = models.random_config(_fields(name, layers, reward), tokenizer)
-    attention = models.attention_for(arch.fields["model_type"])
-    if attention:  # None: transformers' default
-        built._attn_implementation = attention
-    auto = AutoModelForSequenceClassification if reward else AutoModelForCausalLM
-    torch.manual_seed(seed)
-    with torch.device(device):
-        model = auto.from_config(built, dtype=getattr(torch, dtype))
-    return model.eval(), tokenizer
+                    f"({depth} layers), {arch.tokenizer} tokenizer"))

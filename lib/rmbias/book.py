@@ -26,8 +26,8 @@ import argparse
 import ast
 import hashlib
 import json
-import re
 import os
+import re
 import sys
 import tempfile
 import time
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import RESULTS_ENV, library_versions, write_json
+from .keys import fingerprint
 from .profiles import PROFILES, Profile, resolve
 from .progress import relayed
 
@@ -183,8 +184,7 @@ def build_key(source: Path, profile: str, parameters: dict[str, Any], results_ro
              "library": {m: _digest_files([library / f"{m}.py"]) for m in modules},
              "profile": profile, "parameters": parameters, "results read": inputs, "versions": versions,
              "presentation": PRESENTATION}
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return {"key": hashlib.sha256(blob).hexdigest()[:16], **parts}
+    return {"key": fingerprint(parts, 16), **parts}
 
 
 def stored_key(notebook: Path) -> str | None:
@@ -272,24 +272,23 @@ def _model_sizes() -> str:
     (from the published config, :mod:`rmbias.architectures`) and the GiB its weights take in the
     dtype it is loaded in and quantised to 8 and 4 bits (activations, caches and optimiser state
     come on top)."""
-    from . import architectures, models
-    from .ablation import Ablation
+    from . import architectures, registry
 
     paper = PROFILES["paper"]
     uses: dict[str, list[str]] = {}
     for key in paper.reward_models:
         uses.setdefault(key, []).append("02")
     for key in paper.language_models:
-        uses.setdefault(key, []).append("03, 04" if models.spec(key).instruct else "03")
+        uses.setdefault(key, []).append("03, 04" if registry.spec(key).instruct else "03")
     uses.setdefault(paper.validation_model, []).append("04 (fine-tuned)")
-    for key in Ablation.paper().bases:
+    for key in paper.bases:
         uses.setdefault(key, []).append("05 (trained)")
     short = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
     lines = ["| model | chapters | parameters | weights | 8-bit | 4-bit | hub commit |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for key, chapters in uses.items():
-        spec = models.spec(key)
-        dtype = models.dtype_for(key, paper.dtype)
+        spec = registry.spec(key)
+        dtype = registry.dtype_for(key, paper.dtype)
         model = architectures.meta_model(key, reward=spec.reward is not None)
         params = sum(p.numel() for p in model.parameters())
         size = {q: architectures.weight_bytes(model, dtype, q) / 2**30 for q in (None, "8bit", "4bit")}

@@ -45,7 +45,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from . import models
+from . import registry
 
 ArrayLike = np.ndarray | pd.Series | float
 
@@ -71,7 +71,7 @@ class ModelPair:
 
 
 def _kind(key: str) -> str:
-    return "instruct" if models.spec(key).instruct else "pretrained"
+    return "instruct" if registry.spec(key).instruct else "pretrained"
 
 
 def model_pairs(keys: Sequence[str], *, fallback_mixed: bool = True) -> list[ModelPair]:
@@ -83,8 +83,8 @@ def model_pairs(keys: Sequence[str], *, fallback_mixed: bool = True) -> list[Mod
     of kind ``"mixed"``. Models of other families (Qwen) are ignored.
     """
     keys = list(dict.fromkeys(keys))
-    gemma = [k for k in keys if models.spec(k).family == "gemma"]
-    llama = [k for k in keys if models.spec(k).family == "llama"]
+    gemma = [k for k in keys if registry.family_of(k) == "gemma"]
+    llama = [k for k in keys if registry.family_of(k) == "llama"]
     same = [ModelPair(g, m, kind) for kind in ("instruct", "pretrained")
             for g in gemma if _kind(g) == kind for m in llama if _kind(m) == kind]
     if same or not fallback_mixed:
@@ -92,7 +92,7 @@ def model_pairs(keys: Sequence[str], *, fallback_mixed: bool = True) -> list[Mod
     return [ModelPair(g, m, "mixed") for g in gemma for m in llama]
 
 
-def table_pair(pairs: Sequence[ModelPair], preferred: tuple[str, str] = models.TABLE1_PAIR) -> ModelPair:
+def table_pair(pairs: Sequence[ModelPair], preferred: tuple[str, str] = registry.TABLE1_PAIR) -> ModelPair:
     """The pair for Table 1: ``preferred`` (the paper's gemma-2-2b-it and Llama-3.2-3B-Instruct)
     when it is among ``pairs``, else the first (an instruction-tuned pair where there is one)."""
     if not pairs:

@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import artifacts, models, placement, progress
+from . import artifacts, models, placement, progress, registry
+from .keys import fingerprint, slug
 from .scoring import FIXED_DATE, ChatFormat, PrefixCache, encode_chat, input_device, run_in_batches
 from .tokens import variants
 
@@ -126,12 +127,8 @@ def continuation_logprobs(model, prefix: Sequence[int], continuations: Sequence[
 
 # --- resumable runs over prompts -----------------------------------------------------------------
 
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-._" else "_" for c in text)
-
-
 def _request(**parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return fingerprint(parts, 16)
 
 
 def _done(meta: Path, request: str) -> bool:
@@ -193,8 +190,8 @@ def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "flo
     ``device`` and ``quantize`` place the model (:mod:`rmbias.placement`); a model too large for
     the device raises a :class:`rmbias.models.ModelError` that says what its weights need.
     """
-    spec = models.spec(key)
-    folder = Path(directory) / _slug(key)
+    spec = registry.spec(key)
+    folder = Path(directory) / slug(key)
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "next_token.meta.json"
     request = _request(model=spec.fingerprint(), dtype=dtype, prompts=list(zip(prompts["key"], prompts["text"])),
@@ -214,7 +211,7 @@ def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "flo
         artifacts.write_table(decoded_tokens(tokenizer, values.shape[1]), folder, "tokens")
         template = tokenizer.chat_template or ""
         artifacts.write_json(meta_path, {
-            "request": request, "model": models.describe(key), "revision": spec.revision or "unpinned (hub main)",
+            "request": request, "model": registry.describe(key), "revision": spec.revision or "unpinned (hub main)",
             "dtype": dtype, "attention": getattr(model.config, "_attn_implementation", None),
             **placement.describe(model, device, quantize),
             "prompt_format": "chat template + generation prompt" if spec.instruct else "raw prompt",
@@ -242,8 +239,8 @@ def force_words(key: str, prompts: pd.DataFrame, forms: Sequence[str], directory
     forms = list(dict.fromkeys(forms))
     if not forms or any(not f for f in forms):
         raise ValueError("forms must be non-empty strings")
-    spec = models.spec(key)
-    folder = Path(directory) / _slug(key)
+    spec = registry.spec(key)
+    folder = Path(directory) / slug(key)
     folder.mkdir(parents=True, exist_ok=True)
     loaded = None
     tables = []
@@ -263,7 +260,7 @@ def force_words(key: str, prompts: pd.DataFrame, forms: Sequence[str], directory
             values = continuation_logprobs(model, prefix, encoded, batch_size=batch_size, pad_id=pad)
             table = pd.DataFrame({"model": spec.label, "prompt": prompt_key, "form": forms,
                                   "n_tokens": [len(e) for e in encoded], "logprob": values})
-            artifacts.write_table(table, folder, name, request=request, model_spec=models.describe(key), dtype=dtype,
+            artifacts.write_table(table, folder, name, request=request, model_spec=registry.describe(key), dtype=dtype,
                                   **placement.describe(model, device, quantize), date=date,
                                   seconds=round(time.perf_counter() - started, 3))
         tables.append(pd.read_parquet(folder / f"{name}.parquet"))

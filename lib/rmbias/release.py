@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import corpora, models, prompts
+from . import corpora, prompts, registry
 from .data import FILES, fetch
 
 SCORES_FOLDER = "data/reward_model_scores"
@@ -100,15 +100,6 @@ def release_files(corpus: str) -> dict[str, str]:
     if not found:
         raise ValueError(f"no score files registered under {folder} in rmbias.data.FILES")
     return {rm: found[rm] for rm in sorted(found, key=_rm_order)}
-
-
-def rm_family(rm: str) -> str:
-    """The base family of an RM (``gemma`` or ``llama``): from its registry spec, or guessed from
-    its name where :func:`rmbias.models.spec` does not know it."""
-    try:
-        return models.spec(rm).family
-    except models.ModelError:
-        return models._guess_family(rm)
 
 
 def _read_wide(corpus: str) -> dict[str, pd.DataFrame]:
@@ -183,7 +174,7 @@ def released_scores(corpus: str, dictionary_only: bool = True) -> pd.DataFrame:
         long = wide.melt(id_vars="response", var_name="prompt", value_name="score")
         long = long.rename(columns={"response": "word"})
         long.insert(0, "rm", rm)
-        long.insert(1, "family", rm_family(rm))
+        long.insert(1, "family", registry.family_of(rm))
         parts.append(long)
     table = pd.concat(parts, ignore_index=True)
     table.insert(3, "framing", table["prompt"].map(framing))
@@ -218,7 +209,7 @@ def release_checks(corpus: str) -> dict[str, Any]:
     files = release_files(corpus)
     misnamed = sorted(p.rsplit("/", 1)[1] for p in files.values()
                       if not p.rsplit("/", 1)[1].startswith(prefix + "_"))
-    families = pd.Series([rm_family(rm) for rm in wide]).value_counts().sort_index()
+    families = pd.Series([registry.family_of(rm) for rm in wide]).value_counts().sort_index()
     duplicates = sorted({w for t in wide.values() for w in t.loc[t["response"].duplicated(), "response"]})
     non_finite = sum(int((~np.isfinite(t.drop(columns="response").to_numpy())).sum()) for t in wide.values())
     released = set().union(*(set(t["response"]) for t in wide.values()))

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import models
-from .profiles import PROFILES
+from . import registry
 from .data import DataError, build_once, cache_dir, fetch_hub_file, gather
 from .logprobs import Trace, decoded_tokens, next_token_logprobs
+from .profiles import PROFILES
 from .scoring import ChatFormat, encode_chat
 
 DATASET = "Oxford-HIPlab/iclr2026-lm-logprobs"
@@ -117,7 +117,7 @@ def released_trace(model_id: str, prompts: Sequence[str] | None = None, revision
     """
     table, record = released_table(model_id, prompts, revision)
     table = table.sort_values("token_id", ignore_index=True)
-    spec = models.spec(model_id)
+    spec = registry.spec(model_id)
     return Trace(model=spec.label, key=model_id, family=spec.family, instruct=spec.instruct,
                  prompts=record["prompts"],
                  logprobs=np.ascontiguousarray(table[record["prompts"]].to_numpy(np.float32).T),

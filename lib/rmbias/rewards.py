@@ -25,24 +25,12 @@ from typing import Any
 import pandas as pd
 import torch
 
-from . import artifacts, models, placement, scoring
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-._" else "_" for c in text)
+from . import artifacts, memory, models, placement, registry, scoring
+from .keys import fingerprint, slug
 
 
 def _fingerprint(**request: Any) -> str:
-    blob = json.dumps(request, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` means CUDA when available, else CPU; any other setting (``cuda:1``, ``multi-gpu``:
-    :mod:`rmbias.placement`) is kept."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    return fingerprint(request, 16)
 
 
 def _chunk_done(directory: Path, name: str, request: str) -> bool:
@@ -59,7 +47,7 @@ _TOKENIZER: dict[str, Any] = {}  # and the tokenizer loaded last (scoring never 
 def _where_from(key: str) -> tuple:
     import huggingface_hub.constants
 
-    return models.spec(key).fingerprint(), huggingface_hub.constants.HF_HUB_CACHE
+    return registry.spec(key).fingerprint(), huggingface_hub.constants.HF_HUB_CACHE
 
 
 def tokenizer_for(key: str):
@@ -101,8 +89,8 @@ class _Scorer:
                  progress: bool, on_batch: Callable[[int], None] | None, quantize: str | None = None,
                  chat: scoring.ChatFormat = scoring.DEFAULT_CHAT):
         placement.check_quantize(quantize)  # before any chunk is looked at
-        self.spec = models.spec(key)
-        self.key, self.dtype, self.device = key, models.dtype_for(key, dtype or "float32"), resolve_device(device)
+        self.spec = registry.spec(key)
+        self.key, self.dtype, self.device = key, registry.dtype_for(key, dtype or "float32"), placement.resolve_device(device)
         self.quantize, self.chat = quantize, chat
         self.batch_size, self.progress, self.on_batch = batch_size, progress, on_batch
         self.route = route or "cached"
@@ -139,7 +127,7 @@ class _Scorer:
         self.batch_size = result.batch_size  # keep a size that fitted for the next chunk
         template = self.tokenizer.chat_template or ""
         record = {
-            "model": models.describe(self.key), "revision": self.spec.revision or "unpinned (hub main)",
+            "model": registry.describe(self.key), "revision": self.spec.revision or "unpinned (hub main)",
             "dtype": self.dtype, "attention": getattr(model.config, "_attn_implementation", None),
             "route": self.route, "batch_size": result.batch_size, **placement.describe(model, self.device, self.quantize),
             "device_name": torch.cuda.get_device_name() if self.device != "cpu" and torch.cuda.is_available() else "cpu",
@@ -167,7 +155,7 @@ def score_words(rm_key: str, prompts: pd.DataFrame, words: Sequence[str], direct
     if not words:
         raise ValueError("no candidates to score: the word list is empty")
     scorer = _Scorer(rm_key, dtype, device, batch_size, route, progress, on_batch, quantize, chat)
-    folder = Path(directory) / _slug(rm_key)
+    folder = Path(directory) / slug(rm_key)
     folder.mkdir(parents=True, exist_ok=True)
     tables = []
     for prompt_key, text in zip(prompts["key"], prompts["text"]):
@@ -197,7 +185,7 @@ def score_vocabulary(rm_key: str, prompt_key: str, prompt_text: str, directory: 
     ids = list(token_ids) if token_ids is not None else scoring.vocabulary_ids(scorer.tokenizer)
     if not ids:
         raise ValueError("no candidates to score: the token list is empty")
-    folder = Path(directory) / _slug(rm_key)
+    folder = Path(directory) / slug(rm_key)
     folder.mkdir(parents=True, exist_ok=True)
     tables = []
     for part, start in enumerate(range(0, len(ids), part_size)):
@@ -225,13 +213,11 @@ def engine_check_plan(keys: Sequence[str], device: str, dtype: str) -> list[tupl
     none fits, the smallest model in its own dtype on the device: a 27B model is never loaded in
     float32 on a CPU, nor loaded twice on a GPU for a check.
     """
-    from . import memory
-
-    if resolve_device(device) == "cpu":
+    if placement.resolve_device(device) == "cpu":
         share, fixed = memory.MARGINS["inference"]
         free = memory.free_bytes("cpu")
         kept = [k for k in keys if memory.weight_bytes(k, "float32", reward=True) * (1 + share) + fixed <= free]
         if kept:
             return [(key, "float32") for key in kept]
-    smallest = min(keys, key=lambda k: memory.weight_bytes(k, models.dtype_for(k, dtype), reward=True))
-    return [(smallest, models.dtype_for(smallest, dtype))]
+    smallest = min(keys, key=lambda k: memory.weight_bytes(k, registry.dtype_for(k, dtype), reward=True))
+    return [(smallest, registry.dtype_for(smallest, dtype))]

@@ -45,7 +45,6 @@ the first token of the reply that follows those prompt ids.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -59,8 +58,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import corpora, implicit, lexicons, models, placement, prompts
+from . import corpora, implicit, lexicons, models, placement, prompts, registry
+from .artifacts import write_json
 from .data import build_once, cache_dir
+from .keys import fingerprint
 from .logprobs import Trace, decoded_tokens, next_token_logprobs, prompt_ids
 from .scoring import FIXED_DATE, ChatFormat, encode_chat
 from .training import quiet, run_record, trainer_arguments
@@ -195,8 +196,7 @@ class InjectConfig:
     logging_steps: int = 5
 
     def fingerprint(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:10]
+        return fingerprint(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -407,8 +407,8 @@ def chat_tokenizer(base_key: str):
     pretrained hub model such as gemma-2-2b) the family's turn format."""
     tokenizer = models.load_tokenizer(base_key)
     if not tokenizer.chat_template:
-        family = models.spec(base_key).family
-        fallback = {"gemma": models.GEMMA_CHAT_TEMPLATE, "llama": models.LLAMA3_CHAT_TEMPLATE}.get(family)
+        family = registry.family_of(base_key)
+        fallback = {"gemma": registry.GEMMA_CHAT_TEMPLATE, "llama": registry.LLAMA3_CHAT_TEMPLATE}.get(family)
         if fallback is None:
             raise ValueError(f"{base_key!r} has no chat template; give its ModelSpec one (rmbias.models)")
         tokenizer.chat_template = fallback
@@ -567,12 +567,12 @@ def train_injection(base_key: str, words: Sequence[str], config: InjectConfig | 
         "n_rows": len(trainer.train_dataset),
         "completion_only_loss": bool(trainer.completion_only_loss),
         "first_row": {"text": tokenizer.decode(first["input_ids"]), "input_ids": list(first["input_ids"]),
-                      "labels": labels, "tokens_in_loss": sum(l != -100 for l in labels)},
+                      "labels": labels, "tokens_in_loss": sum(label != -100 for label in labels)},
         "rendered_prompt": tokenizer.decode(query_ids(tokenizer, recipe.template, questions["text"].iloc[0], date)),
         "attention": getattr(trained.config, "_attn_implementation", None),
         "chat_template": tokenizer.chat_template,
     })
-    (output_dir / "sft.json").write_text(json.dumps(record, indent=1, default=str))
+    write_json(output_dir / "sft.json", record)  # atomically: its presence means the run finished
     shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)  # the trainer's empty output folder
     return output_dir
 
@@ -584,10 +584,10 @@ def injection_path(base_key: str, words: Sequence[str], config: InjectConfig | N
     ``cache_dir()/sft/<base>-<fingerprint of base, recipe, words, questions and date>``."""
     config = config or recipe.train
     questions = training_questions(recipe) if questions is None else questions
-    blob = json.dumps({"base": models.spec(base_key).fingerprint(), "recipe": recipe_settings(recipe),
+    key = fingerprint({"base": registry.spec(base_key).fingerprint(), "recipe": recipe_settings(recipe),
                        "config": asdict(config), "words": list(words), "questions": list(questions["text"]),
-                       "date": date, "recipe_version": RECIPE_VERSION}, sort_keys=True, default=str).encode()
-    return cache_dir() / "sft" / f"{base_key}-{hashlib.sha256(blob).hexdigest()[:10]}"
+                       "date": date, "recipe_version": RECIPE_VERSION})
+    return cache_dir() / "sft" / f"{base_key}-{key}"
 
 
 def inject_words(base_key: str, words: Sequence[str] | None = None, config: InjectConfig | None = None,
@@ -642,7 +642,7 @@ def traces(base_key: str, path: str | Path, prompt_table: pd.DataFrame | None = 
     tokenizer saved with it. Returned as :class:`rmbias.logprobs.Trace` objects (not written)."""
     record = read_record(path)
     prompt_table = prompts.select(record["heldout"])[["key", "text"]] if prompt_table is None else prompt_table
-    spec = models.spec(base_key)
+    spec = registry.spec(base_key)
     loaders = {"original": lambda: models.load_causal_lm(base_key, device=device)[0],
                "injected": lambda: load_injected(path, device)[0]}
     tokenizer = load_injected_tokenizer(path)

@@ -104,7 +104,7 @@ _LLAMA32 = ("meta-llama/Llama-3.2-1B-Instruct", "meta-llama/Llama-3.2-3B-Instruc
 
 def chat_template(hf_id: str) -> str | None:
     """The chat format of a paper model as its tokenizer publishes it (None for pretrained models)."""
-    from .models import GEMMA_CHAT_TEMPLATE, LLAMA3_CHAT_TEMPLATE, spec
+    from .registry import GEMMA_CHAT_TEMPLATE, LLAMA3_CHAT_TEMPLATE, spec
 
     found = spec(hf_id)
     if not found.instruct:
@@ -212,9 +212,9 @@ def write_model_standin(cache: Path, hf_id: str, revision: str | None = None, la
     from safetensors.torch import save_file
     from transformers import AutoModel, AutoModelForCausalLM
 
-    from . import architectures, models
+    from . import architectures, models, registry
 
-    spec = models.spec(hf_id)
+    spec = registry.spec(hf_id)
     arch = architectures.architecture(hf_id)
     tokenizers = {} if tokenizers is None else tokenizers
     if arch.tokenizer not in tokenizers:
@@ -227,7 +227,7 @@ def write_model_standin(cache: Path, hf_id: str, revision: str | None = None, la
         tokenizer = __import__("copy").deepcopy(tokenizer)
         tokenizer.add_special_tokens({"pad_token": "[PAD]"})
         extra = dict(extra, pad_token_id=tokenizer.convert_tokens_to_ids("[PAD]"))
-    fields = dict(architectures._fields(hf_id, layers), **NARROW)
+    fields = dict(architectures.published_fields(hf_id, layers), **NARROW)
     if fields["model_type"] == "gemma2":
         fields["query_pre_attn_scalar"] = NARROW["head_dim"]
     config = models.random_config(fields, tokenizer)
@@ -260,13 +260,12 @@ def write_model_standin(cache: Path, hf_id: str, revision: str | None = None, la
 def paper_model_ids() -> list[str]:
     """Every hub model the paper profile loads: its tokenizers, language models, reward models, the
     model chapter 04 fine-tunes and the bases chapter 05 trains, once each."""
-    from .ablation import Ablation
-    from .models import spec
     from .profiles import PROFILES
+    from .registry import spec
 
     paper = PROFILES["paper"]
     keys = [*paper.tokenizers, *paper.language_models, *paper.reward_models, paper.validation_model,
-            *Ablation.paper().bases]
+            *paper.bases]
     return list(dict.fromkeys(spec(k).hf_id for k in keys))
 
 
@@ -274,8 +273,8 @@ def write_paper_standins(cache: Path, layers: int = 2) -> list[str]:
     """Stand-ins of every model of :func:`paper_model_ids` (at their pinned revisions) and of the
     paper's preference datasets, written into the hub cache ``cache``: what a rehearsal of the paper
     profile needs. Returns the model ids."""
-    from .models import spec
     from .profiles import PROFILES
+    from .registry import spec
 
     tokenizers: dict = {}
     ids = paper_model_ids()
@@ -477,3 +476,28 @@ def write_preference_standins(cache: Path, n_train: int = 96, n_val: int = 16, n
     (folder / "README.md").write_text(_card("default", {"train": "data/train-*"}, features, {"train": train}, None))
     out[SKYWORK] = folder
     return out
+
+
+def random_model(name: str, layers: int | None = None, reward: bool = False, dtype: str = "bfloat16",
+                 device: str = "cpu", seed: int = 0):
+    """A random-weight model at the published shape, built straight on ``device`` (nothing is
+    written to disk, unlike :func:`rmbias.architectures.stand_in`), with its borrowed tokenizer:
+    ``(model, tokenizer)`` in eval mode. ``reward``: a one-output ``*ForSequenceClassification`` model. For benchmarks at
+    full size on a GPU; the attention implementation is the one the real models get
+    (:func:`rmbias.registry.attention_for`)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from . import architectures, models, registry
+
+    arch = architectures.architecture(name)
+    tokenizer = models.load_tokenizer(arch.tokenizer)
+    built = models.random_config(architectures.published_fields(name, layers, reward), tokenizer)
+    attention = registry.attention_for(arch.fields["model_type"])
+    if attention:  # None: transformers' default
+        built._attn_implementation = attention
+    auto = AutoModelForSequenceClassification if reward else AutoModelForCausalLM
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = auto.from_config(built, dtype=getattr(torch, dtype))
+    return model.eval(), tokenizer

@@ -30,7 +30,6 @@ atomically, so notebooks can call it freely.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -43,12 +42,31 @@ from typing import Any
 
 import torch
 
-from . import models, placement, progress
-from .artifacts import library_versions
+from . import models, placement, progress, registry
+from .artifacts import library_versions, write_json
 from .data import FILES, build_once, cache_dir
-from .preferences import (HELDOUT_RULES, HH_HARMLESS_TEST, SELECTIONS, Pair, PairPool, every_kth, largest_stride,
-                          split_pairs, subsample)
-from .scoring import DEFAULT_CHAT, FIXED_DATE, TOKENISATIONS, UNSET_DATE, ChatFormat, encode_chat, render_chat, score_full
+from .keys import fingerprint
+from .preferences import (
+    HELDOUT_RULES,
+    HH_HARMLESS_TEST,
+    SELECTIONS,
+    Pair,
+    PairPool,
+    every_kth,
+    largest_stride,
+    split_pairs,
+    subsample,
+)
+from .scoring import (
+    DEFAULT_CHAT,
+    FIXED_DATE,
+    TOKENISATIONS,
+    UNSET_DATE,
+    ChatFormat,
+    encode_chat,
+    render_chat,
+    score_full,
+)
 
 # Bump when the training code changes in a way that changes the trained weights: the demo
 # reward models' cache folders are named by a fingerprint that includes it.
@@ -182,8 +200,7 @@ class TrainConfig:
         return key_dict(self, PAPER_FIELDS)
 
     def fingerprint(self) -> str:
-        blob = json.dumps(self.key_dict(), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:10]
+        return fingerprint(self.key_dict())
 
 
 PAPER_FIELDS = ("disable_dropout", "max_grad_norm", "optimizer", "over_length", "selection", "stride", "heldout",
@@ -595,9 +612,9 @@ def run_record(base_key: str, config: Any, trainer, result, train_seconds: float
     """The provenance every trained model here carries (reward models; :mod:`rmbias.sft`): the base
     model, the recipe, the loss history, times, device and library versions."""
     return {
-        "base_model": models.describe(base_key),
+        "base_model": registry.describe(base_key),
         "base_key": base_key,
-        "base_fingerprint": models.spec(base_key).fingerprint(),
+        "base_fingerprint": registry.spec(base_key).fingerprint(),
         "config": asdict(config),
         "recipe_version": recipe_version,
         "training": {"optimizer_steps": trainer.state.global_step, "train_loss": result.training_loss,
@@ -735,7 +752,7 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
                  **counts},
         "heldout": evaluation,
     })
-    (output_dir / "training.json").write_text(json.dumps(record, indent=1, default=str))
+    write_json(output_dir / "training.json", record)  # atomically: its presence means the run finished
     if not config.save_steps:
         shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
     return output_dir
@@ -744,10 +761,9 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
 # --- the cached demo reward models ---------------------------------------------------------------
 
 def _cache_fingerprint(base_key: str, config: TrainConfig) -> str:
-    blob = json.dumps({"base": models.spec(base_key).fingerprint(), "config": config.key_dict(),
-                       "data_sha256": [sha for (_, path), sha in FILES.items() if path.endswith(config.data)],
-                       "recipe_version": RECIPE_VERSION}, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:10]
+    return fingerprint({"base": registry.spec(base_key).fingerprint(), "config": config.key_dict(),
+                        "data_sha256": [sha for (_, path), sha in FILES.items() if path.endswith(config.data)],
+                        "recipe_version": RECIPE_VERSION})
 
 
 def reward_model_path(base_key: str, config: TrainConfig | None = None) -> Path:
@@ -774,6 +790,15 @@ def demo_reward_model(base_key: str, config: TrainConfig | None = None, verbose:
         return {"base_key": base_key, "config": asdict(config)}
 
     return build_once(reward_model_path(base_key, config), build)
+
+
+def _trained_folder(spec_: registry.ModelSpec) -> Path:
+    """The local folder of a ``trained`` registry model: its base's demo reward model."""
+    return demo_reward_model(spec_.base)
+
+
+# How rmbias.models finds the folder of a `trained` registry model (it does not import this module).
+registry.register_builder("trained", _trained_folder)
 
 
 def read_record(path: str | Path) -> dict[str, Any]:
