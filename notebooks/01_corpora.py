@@ -59,13 +59,12 @@ import pandas as pd
 import pingouin as pg
 import seaborn as sns
 
-from rmbias import artifacts, corpora, data, lexicons, models, plots, profiles, registry, tokens
-from rmbias.glue import glue
+from rmbias import corpora, data, lexicons, models, plots, profiles, registry, tokens
+from rmbias.chapter import Chapter
 
-settings = profiles.resolve(PROFILE, tokenizers=TOKENIZERS, max_words=MAX_WORDS)
-out = artifacts.results_dir(settings.name, "01_corpora")
+chapter = Chapter.open("01_corpora", PROFILE, tokenizers=TOKENIZERS, max_words=MAX_WORDS)
+settings, out, summary = chapter.settings, chapter.out, chapter.summary
 plots.setup()
-summary: dict = {}
 
 # %% tags=["remove-cell"]
 settings
@@ -90,15 +89,15 @@ big2_counts.loc["total"] = big2_counts.sum()
 big2_counts
 
 # %% tags=["remove-input"]
-glue("n_nouns", int(len(nouns)), display=False)
-glue("n_nouns_agency", int(counts["Agency"]), display=False)
-glue("n_nouns_communion", int(counts["Communion"]), display=False)
-glue("n_expanded", int(len(expanded)), display=False)
-glue("n_expanded_agency", int(expanded_counts["Agency"]), display=False)
-glue("n_expanded_communion", int(expanded_counts["Communion"]), display=False)
+chapter.number("n_nouns", int(len(nouns)), display=False)
+chapter.number("n_nouns_agency", int(counts["Agency"]), display=False)
+chapter.number("n_nouns_communion", int(counts["Communion"]), display=False)
+chapter.number("n_expanded", int(len(expanded)), display=False)
+chapter.number("n_expanded_agency", int(expanded_counts["Agency"]), display=False)
+chapter.number("n_expanded_communion", int(expanded_counts["Communion"]), display=False)
 nouns_in_expanded = int(nouns["word"].isin(expanded["word"]).sum())
-glue("communion_per_agency", float(counts["Communion"] / counts["Agency"]), display=False)
-glue("nouns_in_expanded", nouns_in_expanded, display=False)
+chapter.number("communion_per_agency", float(counts["Communion"] / counts["Agency"]), display=False)
+chapter.number("nouns_in_expanded", nouns_in_expanded, display=False)
 summary.update(n_nouns=len(nouns), n_expanded=len(expanded), nouns_in_expanded=nouns_in_expanded,
                nouns_by_category=counts.to_dict(), expanded_by_category=expanded_counts.to_dict())
 
@@ -136,11 +135,11 @@ n_mfd_terms = int(mfd["word"].nunique())
 n_multiword = int(mfd["word"].str.contains(" ").sum())
 sanctity_vice = int(mfd_counts.loc["Sanctity", "Vice"])
 largest = mfd.groupby("category", observed=True).size().idxmax()
-glue("n_mfd_terms", n_mfd_terms, display=False)
-glue("n_mfd_multiword", n_multiword, display=False)
-glue("n_sanctity_vice", sanctity_vice, display=False)
-glue("mfd_largest_column", str(largest), display=False)
-glue("sanctity_vice_share", f"{sanctity_vice / n_mfd_terms:.0%}", display=False)
+chapter.number("n_mfd_terms", n_mfd_terms, display=False)
+chapter.number("n_mfd_multiword", n_multiword, display=False)
+chapter.number("n_sanctity_vice", sanctity_vice, display=False)
+chapter.number("mfd_largest_column", str(largest), display=False)
+chapter.number("sanctity_vice_share", f"{sanctity_vice / n_mfd_terms:.0%}", display=False)
 summary.update(n_mfd_terms=n_mfd_terms, n_mfd_multiword=n_multiword,
                mfd_by_category=mfd.groupby("category", observed=True).size().to_dict())
 
@@ -197,10 +196,10 @@ confounds = pd.DataFrame([{"list": name, **compare(group, m)}
 confounds.round(3)
 
 # %% tags=["remove-input"]
-artifacts.write_table(big2_norms, out, "big2_norms", profile=settings.name,
+chapter.table(big2_norms, "big2_norms", profile=settings.name,
                       sources={"big2": data.provenance("dict_big2_nouns.csv"),
                                "expanded": data.provenance("dict_big2_expanded.csv")})
-artifacts.write_table(confounds, out, "big2_confounds", profile=settings.name,
+chapter.table(confounds, "big2_confounds", profile=settings.name,
                       test="two-sided Mann-Whitney U (pingouin.mwu), Cohen's d (pingouin.compute_effsize)")
 
 # %% tags=["hide-input"]
@@ -220,35 +219,35 @@ for ax, (measure, label) in zip(axes, [("zipf", "Zipf frequency (wordfreq)"),
     ax.set(xlabel="", ylabel=label)
 fig.suptitle("Big Two nouns: frequency and valence by category", y=1.02)
 fig.tight_layout()
-artifacts.save_figure(fig, out, "big2_frequency_valence")
+chapter.figure(fig, "big2_frequency_valence")
 plt.show()
 
 # %% tags=["remove-input"]
 row = confounds.set_index(["list", "measure"])
 for measure in ("zipf", "vader", "afinn"):
     r = row.loc[("nouns", measure)]
-    glue(f"{measure}_med_agency", float(r["median_agency"]), display=False)
-    glue(f"{measure}_med_communion", float(r["median_communion"]), display=False)
-    glue(f"{measure}_p", float(r["p"]), display=False)
-    glue(f"{measure}_d", float(r["cohen_d"]), display=False)
-    glue(f"{measure}_n", f"{int(r['n_agency'])} + {int(r['n_communion'])}", display=False)
+    chapter.number(f"{measure}_med_agency", float(r["median_agency"]), display=False)
+    chapter.number(f"{measure}_med_communion", float(r["median_communion"]), display=False)
+    chapter.number(f"{measure}_p", float(r["p"]), display=False)
+    chapter.number(f"{measure}_d", float(r["cohen_d"]), display=False)
+    chapter.number(f"{measure}_n", f"{int(r['n_agency'])} + {int(r['n_communion'])}", display=False)
     summary[f"nouns_{measure}"] = r.to_dict()
 r = row.loc[("expanded", "zipf")]
-glue("zipf_expanded_p", float(r["p"]), display=False)
-glue("zipf_expanded_d", float(r["cohen_d"]), display=False)
+chapter.number("zipf_expanded_p", float(r["p"]), display=False)
+chapter.number("zipf_expanded_d", float(r["cohen_d"]), display=False)
 summary["expanded_zipf"] = r.to_dict()
 
 # The verdicts in the prose below are computed too: Cohen's d is agency minus communion.
 vader, afinn = row.loc[("nouns", "vader")], row.loc[("nouns", "afinn")]
-glue("valence_higher", "communion" if vader["cohen_d"] < 0 else "agency", display=False)
+chapter.number("valence_higher", "communion" if vader["cohen_d"] < 0 else "agency", display=False)
 reliable = [name for name, r in (("VADER", vader), ("AFINN", afinn)) if r["p"] < 0.05]
-glue("valence_reliability",
-     "the difference is statistically reliable in both lexicons" if len(reliable) == 2 else
-     f"the difference is statistically reliable only in {reliable[0]}" if reliable else
-     "with this few words neither difference is statistically reliable", display=False)
+chapter.number("valence_reliability",
+               "the difference is statistically reliable in both lexicons" if len(reliable) == 2 else
+               f"the difference is statistically reliable only in {reliable[0]}" if reliable else
+               "with this few words neither difference is statistically reliable", display=False)
 negative_agency = shown[(shown["category"] == "Agency") & (shown["vader"] < 0)]["word"].tolist()
-glue("negative_agency_words", ", ".join(sorted(negative_agency)), display=False)
-glue("n_negative_agency", len(negative_agency), display=False)
+chapter.number("negative_agency_words", ", ".join(sorted(negative_agency)), display=False)
+chapter.number("n_negative_agency", len(negative_agency), display=False)
 
 # %% [markdown]
 # The figure shows each noun as a dot, by category, with boxes marking the quartiles; the numbers below
@@ -284,7 +283,7 @@ glue("n_negative_agency", len(negative_agency), display=False)
 mfd_norms = lexicons.annotate(mfd)
 
 # %% tags=["remove-input"]
-artifacts.write_table(mfd_norms, out, "mfd_norms", profile=settings.name,
+chapter.table(mfd_norms, "mfd_norms", profile=settings.name,
                       source=data.provenance("moral-foundations-dictionary-20.dicx"))
 
 # %% tags=["hide-input"]
@@ -305,7 +304,7 @@ handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in polarity_colours.values
 fig.legend(handles, polarity_colours, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.04), frameon=False)
 fig.suptitle("Moral Foundations Dictionary 2.0: frequency and valence by column", y=1.0)
 fig.tight_layout(rect=(0, 0.03, 1, 1))
-artifacts.save_figure(fig, out, "mfd_frequency_valence")
+chapter.figure(fig, "mfd_frequency_valence")
 plt.show()
 
 # %%
@@ -313,11 +312,11 @@ mfd_valence = mfd_norms.groupby("polarity")["vader"].agg(["median", "count"])
 zipf_medians = mfd_norms.groupby(["foundation", "polarity"])["zipf"].median().unstack("polarity")
 
 # %% tags=["remove-input"]
-glue("mfd_vader_virtue", float(mfd_valence.loc["Virtue", "median"]), display=False)
-glue("mfd_vader_vice", float(mfd_valence.loc["Vice", "median"]), display=False)
+chapter.number("mfd_vader_virtue", float(mfd_valence.loc["Virtue", "median"]), display=False)
+chapter.number("mfd_vader_vice", float(mfd_valence.loc["Vice", "median"]), display=False)
 summary["mfd_vader_median_by_polarity"] = mfd_valence["median"].to_dict()
-glue("n_vice_rarer", int((zipf_medians["Vice"] < zipf_medians["Virtue"]).sum()), display=False)
-glue("vice_virtue_zipf_gap", float((zipf_medians["Virtue"] - zipf_medians["Vice"]).mean()), display=False)
+chapter.number("n_vice_rarer", int((zipf_medians["Vice"] < zipf_medians["Virtue"]).sum()), display=False)
+chapter.number("vice_virtue_zipf_gap", float((zipf_medians["Virtue"] - zipf_medians["Vice"]).mean()), display=False)
 
 # %% [markdown]
 # Each box summarises one column of the dictionary; the counts at the right of each panel say how
@@ -351,7 +350,7 @@ coverage = pd.concat([
 coverage["family"] = coverage["tokenizer"].map(families)
 
 # %% tags=["remove-input"]
-artifacts.write_table(coverage, out, "token_coverage", profile=settings.name,
+chapter.table(coverage, "token_coverage", profile=settings.name,
                       tokenizers={key: registry.describe(key) for key in tokenizer_keys},
                       note="n_tokens counts tokens without special tokens (no BOS)")
 
@@ -370,7 +369,7 @@ for ax in grid.axes.flat:
     ax.set_ylim(0, 1)
     ax.tick_params(axis="x", rotation=25)
 grid.figure.suptitle("How many dictionary words are one token?", y=1.04)
-artifacts.save_figure(grid.figure, out, "token_coverage")
+chapter.figure(grid.figure, "token_coverage")
 plt.show()
 
 # %%
@@ -383,7 +382,7 @@ by_variant["single_in_all"] = by_variant[tokenizer_keys].all(axis=1)
 shared = by_variant[by_variant["single_in_all"]][["word", "category", "variant"]]
 
 # %% tags=["remove-input"]
-artifacts.write_table(shared, out, "shared_single_token_nouns", profile=settings.name,
+chapter.table(shared, "shared_single_token_nouns", profile=settings.name,
                       tokenizers=tokenizer_keys,
                       note="Big Two nouns that are a single token in every tokenizer of the profile, per surface form")
 
@@ -395,18 +394,18 @@ shared_counts
 
 # %% tags=["remove-input"]
 nouns_share = share.loc["Big Two nouns"]
-glue("hardest_variant", nouns_share.mean().idxmin(), display=False)
-glue("space_vs_bare", float((nouns_share["space"] / nouns_share["bare"]).min()), display=False)
-glue("space_share_range", f"{nouns_share['space'].min():.0%} to {nouns_share['space'].max():.0%}", display=False)
+chapter.number("hardest_variant", nouns_share.mean().idxmin(), display=False)
+chapter.number("space_vs_bare", float((nouns_share["space"] / nouns_share["bare"]).min()), display=False)
+chapter.number("space_share_range", f"{nouns_share['space'].min():.0%} to {nouns_share['space'].max():.0%}", display=False)
 n_words = nouns_cov["word"].nunique()
 for variant in ("space", "Capital"):
     key = variant.lower()
-    glue(f"shared_{key}_n", int(shared_counts.loc[variant].sum()), display=False)
-    glue(f"shared_{key}_share", float(shared_counts.loc[variant].sum() / n_words), display=False)
-    glue(f"shared_{key}_agency", int(shared_counts.loc[variant, "Agency"]), display=False)
-    glue(f"shared_{key}_communion", int(shared_counts.loc[variant, "Communion"]), display=False)
-glue("round_trip_min", float(round_trip.min()), display=False)
-glue("n_tokenizers", len(tokenizer_keys), display=False)
+    chapter.number(f"shared_{key}_n", int(shared_counts.loc[variant].sum()), display=False)
+    chapter.number(f"shared_{key}_share", float(shared_counts.loc[variant].sum() / n_words), display=False)
+    chapter.number(f"shared_{key}_agency", int(shared_counts.loc[variant, "Agency"]), display=False)
+    chapter.number(f"shared_{key}_communion", int(shared_counts.loc[variant, "Communion"]), display=False)
+chapter.number("round_trip_min", float(round_trip.min()), display=False)
+chapter.number("n_tokenizers", len(tokenizer_keys), display=False)
 summary.update(single_token_share=share.reset_index().to_dict("records"),
                shared_single_token_nouns=shared_counts.to_dict("index"),
                round_trip_rate=round_trip.to_dict())
@@ -442,8 +441,8 @@ in_vocab = {variant: nouns["word"].map(lambda w: make(w) in shared_vocab).mean()
             for variant, make in tokens.VARIANTS.items()}
 
 # %% tags=["remove-input"]
-glue("n_token_intersection", len(shared_vocab), display=False)
-glue("nouns_in_intersection_space", float(in_vocab["space"]), display=False)
+chapter.number("n_token_intersection", len(shared_vocab), display=False)
+chapter.number("nouns_in_intersection_space", float(in_vocab["space"]), display=False)
 summary.update(n_token_intersection=len(shared_vocab), nouns_in_token_intersection=in_vocab)
 
 # %%
@@ -454,7 +453,7 @@ pd.Series(in_vocab, name="share of Big Two nouns in the shared vocabulary").to_f
 # of the Big Two nouns appear in it with a leading space.
 
 # %% tags=["remove-input"]
-artifacts.write_summary(out, summary, profile=settings.name)
+chapter.finish()
 print(f"wrote {sorted(p.name for p in out.iterdir())}")
 
 # %% [markdown]

@@ -88,7 +88,6 @@ import statsmodels.formula.api as smf
 from transformers.utils import logging as hf_logging
 
 from rmbias import (
-    artifacts,
     corpora,
     lexicons,
     memory,
@@ -103,15 +102,14 @@ from rmbias import (
     scoring,
     tokens,
 )
-from rmbias.glue import glue
+from rmbias.chapter import Chapter
 
-settings = profiles.resolve(PROFILE, reward_models=REWARD_MODELS, prompts=PROMPTS, max_words=MAX_WORDS,
-                            vocab_limit=VOCAB_LIMIT, batch_size=BATCH_SIZE, device=DEVICE, quantize=QUANTIZE,
-                            tokenisation=TOKENISATION, chat_date=CHAT_DATE, skip_unfit=SKIP_UNFIT)
-out = artifacts.results_dir(settings.name, "02_rm_scoring")
+chapter = Chapter.open("02_rm_scoring", PROFILE, reward_models=REWARD_MODELS, prompts=PROMPTS, max_words=MAX_WORDS,
+                       vocab_limit=VOCAB_LIMIT, batch_size=BATCH_SIZE, device=DEVICE, quantize=QUANTIZE,
+                       tokenisation=TOKENISATION, chat_date=CHAT_DATE, skip_unfit=SKIP_UNFIT)
+settings, out, summary = chapter.settings, chapter.out, chapter.summary
 plots.setup()
 hf_logging.set_verbosity_error()  # new score heads of the tiny models are expected, not news
-summary: dict = {}
 
 # %% tags=["remove-cell"]
 settings
@@ -130,14 +128,14 @@ n_rms = released["rm"].nunique()
 families = released.drop_duplicates("rm")["family"].value_counts()
 
 # %% tags=["remove-input"]
-glue("rel_n_rms", int(n_rms), display=False)
-glue("rel_n_gemma", int(families["gemma"]), display=False)
-glue("rel_n_llama", int(families["llama"]), display=False)
-glue("rel_rows_per_file", int(checks["released_words"]), display=False)
-glue("rel_n_dictionary", int(checks["dictionary_words"]), display=False)
+chapter.number("rel_n_rms", int(n_rms), display=False)
+chapter.number("rel_n_gemma", int(families["gemma"]), display=False)
+chapter.number("rel_n_llama", int(families["llama"]), display=False)
+chapter.number("rel_rows_per_file", int(checks["released_words"]), display=False)
+chapter.number("rel_n_dictionary", int(checks["dictionary_words"]), display=False)
 extra = list(checks["extra_words"])
-glue("rel_extra_words", " and ".join(f"'{w}'" for w in extra) or "none", display=False)
-glue("rel_n_extra", len(extra), display=False)
+chapter.number("rel_extra_words", " and ".join(f"'{w}'" for w in extra) or "none", display=False)
+chapter.number("rel_n_extra", len(extra), display=False)
 summary["release_checks_big2"] = checks
 
 # %% tags=["hide-input"]
@@ -168,10 +166,10 @@ per_family = ranks.panel_means(per_rm, ["family", "category", "framing"], value=
 gap = ranks.family_gap(medians)
 
 # %% tags=["remove-input"]
-artifacts.write_table(medians, out, "released_big2_median_ranks", source="authors' release, dict_big2_nouns")
-glue("rel_n_medians", len(medians), display=False)
+chapter.table(medians, "released_big2_median_ranks", source="authors' release, dict_big2_nouns")
+chapter.number("rel_n_medians", len(medians), display=False)
 n_words_rel = int(released["word"].nunique())
-glue("rel_n_words", n_words_rel, display=False)
+chapter.number("rel_n_words", n_words_rel, display=False)
 
 # %%
 gap_table = gap.set_index(["framing", "category"]).round(1)
@@ -187,16 +185,16 @@ pos_communion = gap_value(gap, "positive", "Communion")
 neg_agency = gap_value(gap, "negative", "Agency")
 
 fig = plots.rank_panels(per_rm, per_family, categories=["Agency", "Communion"])
-artifacts.save_figure(fig, out, "figure1a_released")
+chapter.figure(fig, "figure1a_released")
 plt.show()
 
 # %% tags=["remove-input"]
-glue("rel_pos_agency_gap", abs(pos_agency), display=False)
-glue("rel_pos_communion_gap", abs(pos_communion), display=False)
-glue("rel_neg_agency_gap", abs(neg_agency), display=False)
-glue("rel_pos_agency_dir", "better" if pos_agency < 0 else "worse", display=False)
-glue("rel_pos_communion_dir", "worse" if pos_communion > 0 else "better", display=False)
-glue("rel_neg_agency_dir", "worse" if neg_agency > 0 else "better", display=False)
+chapter.number("rel_pos_agency_gap", abs(pos_agency), display=False)
+chapter.number("rel_pos_communion_gap", abs(pos_communion), display=False)
+chapter.number("rel_neg_agency_gap", abs(neg_agency), display=False)
+chapter.number("rel_pos_agency_dir", "better" if pos_agency < 0 else "worse", display=False)
+chapter.number("rel_pos_communion_dir", "worse" if pos_communion > 0 else "better", display=False)
+chapter.number("rel_neg_agency_dir", "worse" if neg_agency > 0 else "better", display=False)
 summary["released_family_gap"] = gap.to_dict("records")
 
 # %% [markdown]
@@ -228,7 +226,7 @@ mfd_released = release.released_scores("mfd")
 omission = ranks.omission_effect(mfd_released)
 
 # %% tags=["remove-input"]
-artifacts.write_table(omission, out, "released_mfd_omission_effect", source="authors' release, dict_MFD_20")
+chapter.table(omission, "released_mfd_omission_effect", source="authors' release, dict_MFD_20")
 
 # %%
 pivot = omission.pivot_table(index=["foundation", "framing"], columns="route", values="llama_minus_gemma",
@@ -239,11 +237,11 @@ pivot.round(1)
 
 # %% tags=["remove-input"]
 sign_flips = pivot[np.sign(pivot.iloc[:, 0]) != np.sign(pivot.iloc[:, 1])]
-glue("mfd_n_sign_flips", len(sign_flips), display=False)
-glue("mfd_sign_flip_panels", ", ".join(f"{f} ({fr})" for f, fr in sign_flips.index) or "none", display=False)
+chapter.number("mfd_n_sign_flips", len(sign_flips), display=False)
+chapter.number("mfd_sign_flip_panels", ", ".join(f"{f} ({fr})" for f, fr in sign_flips.index) or "none", display=False)
 sanct = pivot.loc[("Sanctity", "negative")]
-glue("mfd_sanct_neg_all", float(sanct.iloc[0]), display=False)
-glue("mfd_sanct_neg_without", float(sanct.iloc[1]), display=False)
+chapter.number("mfd_sanct_neg_all", float(sanct.iloc[0]), display=False)
+chapter.number("mfd_sanct_neg_without", float(sanct.iloc[1]), display=False)
 summary["mfd_omission_llama_minus_gemma"] = {f"{f}|{fr}": row.to_dict() for (f, fr), row in pivot.iterrows()}
 
 # %% tags=["hide-input"]
@@ -256,7 +254,7 @@ ax.set_ylabel("Llama minus Gemma\nmean median rank")
 ax.set_xlabel("")
 ax.tick_params(axis="x", labelsize=8)
 ax.legend(title="", frameon=False, fontsize=9)
-artifacts.save_figure(fig, out, "figure1b_omission")
+chapter.figure(fig, "figure1b_omission")
 plt.show()
 
 # %% [markdown]
@@ -284,11 +282,11 @@ top_words.index = [f"{release.SHORT_LABELS.get(rm, rm)} ({registry.family_of(rm)
 top_words
 
 # %% tags=["remove-input"]
-glue("top_word_counts", ", ".join(f"{w} ({n})" for w, n in
-                                  tb[(tb["end"] == "top") & (tb["position"] == 1)]["word"].value_counts().items()),
-     display=False)
+chapter.number("top_word_counts", ", ".join(f"{w} ({n})" for w, n in
+                                            tb[(tb["end"] == "top") & (tb["position"] == 1)]["word"].value_counts().items()),
+               display=False)
 bottom_counts = tb[tb["end"] == "bottom"]["word"].value_counts()
-glue("bottom_common", ", ".join(f"{w} ({n})" for w, n in bottom_counts.head(6).items()), display=False)
+chapter.number("bottom_common", ", ".join(f"{w} ({n})" for w, n in bottom_counts.head(6).items()), display=False)
 summary["released_top_bottom_positive"] = tb.to_dict("records")
 
 # %% [markdown]
@@ -317,16 +315,16 @@ sns.heatmap(corr.to_numpy(), xticklabels=labels, yticklabels=labels, cmap="virid
             annot=True, fmt=".2f", annot_kws={"size": 7}, square=True, cbar_kws={"label": "Spearman rho"}, ax=ax)
 for tick in [*ax.get_xticklabels(), *ax.get_yticklabels()]:
     tick.set_color(plots.FAMILY_COLOURS[fam[order[labels.index(tick.get_text())]]])
-artifacts.save_figure(fig, out, "rm_rank_correlations")
+chapter.figure(fig, "rm_rank_correlations")
 plt.show()
 
 # %% tags=["remove-input"]
 values = corr.to_numpy()
 same = [values[i, j] for i in range(len(order)) for j in range(i + 1, len(order)) if fam[order[i]] == fam[order[j]]]
 cross = [values[i, j] for i in range(len(order)) for j in range(i + 1, len(order)) if fam[order[i]] != fam[order[j]]]
-glue("corr_within_mean", float(np.mean(same)), display=False)
-glue("corr_between_mean", float(np.mean(cross)), display=False)
-glue("corr_min", float(values.min()), display=False)
+chapter.number("corr_within_mean", float(np.mean(same)), display=False)
+chapter.number("corr_between_mean", float(np.mean(cross)), display=False)
+chapter.number("corr_min", float(values.min()), display=False)
 summary.update(corr_within_family_mean=float(np.mean(same)), corr_between_family_mean=float(np.mean(cross)))
 
 # %% [markdown]
@@ -347,7 +345,7 @@ summary.update(corr_within_family_mean=float(np.mean(same)), corr_between_family
 # category still predicts it once frequency (Zipf) and VADER valence are in the model.
 
 # %%
-norms = artifacts.read_table(artifacts.results_dir(settings.name, "01_corpora"), "big2_norms")
+norms = chapter.read_table("01_corpora", "big2_norms")
 norms = norms[norms["list"] == "nouns"].drop_duplicates("word")
 word_fam = positive.groupby(["word", "category", "family"], observed=True)["rank"].mean().unstack("family")
 word_fam["llama_minus_gemma"] = word_fam["llama"] - word_fam["gemma"]
@@ -374,12 +372,12 @@ confound.round(3)
 
 # %% tags=["remove-input"]
 for name, fit in (("cat", fit_cat), ("freq", fit_freq), ("val", fit_val)):
-    glue(f"conf_{name}_effect", float(fit.params[term]), display=False)
-    glue(f"conf_{name}_p", float(fit.pvalues[term]), display=False)
-    glue(f"conf_{name}_n", int(fit.nobs), display=False)
-glue("conf_val_slope_p", float(fit_val.pvalues["vader"]), display=False)
-glue("conf_freq_slope_p", float(fit_freq.pvalues["zipf"]), display=False)
-glue("conf_freq_slope", float(fit_freq.params["zipf"]), display=False)
+    chapter.number(f"conf_{name}_effect", float(fit.params[term]), display=False)
+    chapter.number(f"conf_{name}_p", float(fit.pvalues[term]), display=False)
+    chapter.number(f"conf_{name}_n", int(fit.nobs), display=False)
+chapter.number("conf_val_slope_p", float(fit_val.pvalues["vader"]), display=False)
+chapter.number("conf_freq_slope_p", float(fit_freq.pvalues["zipf"]), display=False)
+chapter.number("conf_freq_slope", float(fit_freq.params["zipf"]), display=False)
 summary["confound_models"] = confound.to_dict("records")
 
 # %% [markdown]
@@ -414,8 +412,8 @@ fit.table.drop(columns=["key"])
 
 # %% tags=["remove-input"]
 summary["fit_check"] = memory.fit_summary(fit)
-glue("n_skipped_unfit", len(fit.skipped), display=False)
-glue("skipped_unfit", ", ".join(registry.spec(k).label for k in fit.skipped) or "none", display=False)
+chapter.number("n_skipped_unfit", len(fit.skipped), display=False)
+chapter.number("skipped_unfit", ", ".join(registry.spec(k).label for k in fit.skipped) or "none", display=False)
 
 # %% [markdown]
 # Before any model loads, the chapter checks that every reward model fits the device it will run on:
@@ -483,8 +481,8 @@ else:
 display_table
 
 # %% tags=["remove-input"]
-glue("demo_recipe_text", recipe_text, display=False)
-glue("demo_accuracy_text", accuracy_text, display=False)
+chapter.number("demo_recipe_text", recipe_text, display=False)
+chapter.number("demo_accuracy_text", accuracy_text, display=False)
 
 # %% [markdown]
 # Training used TRL's `RewardTrainer` (the Bradley-Terry loss) with {glue:text}`demo_recipe_text`.
@@ -546,14 +544,14 @@ live_medians = ranks.median_ranks(live, ["rm", "family", "prompt", "framing", "c
 live_per_rm = ranks.panel_means(live_medians)
 
 # %% tags=["remove-input"]
-artifacts.write_table(live, out, "live_big2_scores", profile=settings.name, reward_models=rm_keys)
-glue("live_n_candidates", len(live), display=False)
-glue("live_n_prompts", len(prompt_table), display=False)
-glue("live_n_words", len(nouns), display=False)
+chapter.table(live, "live_big2_scores", profile=settings.name, reward_models=rm_keys)
+chapter.number("live_n_candidates", len(live), display=False)
+chapter.number("live_n_prompts", len(prompt_table), display=False)
+chapter.number("live_n_words", len(nouns), display=False)
 
 # %% tags=["hide-input"]
 fig = plots.rank_panels(live_per_rm, categories=["Agency", "Communion"])
-artifacts.save_figure(fig, out, "figure1a_live")
+chapter.figure(fig, "figure1a_live")
 plt.show()
 
 # %%
@@ -566,8 +564,8 @@ for i, key in enumerate(rm_keys):
     label = registry.spec(key).label
     value = live_gap.loc[(label, "positive"), "agency_minus_communion"] if (label, "positive") in live_gap.index \
         else float("nan")
-    glue(f"live_gap_{i}", float(value), display=False)
-    glue(f"live_rm_{i}", label, display=False)
+    chapter.number(f"live_gap_{i}", float(value), display=False)
+    chapter.number(f"live_rm_{i}", label, display=False)
 summary["live_agency_minus_communion"] = {f"{rm}|{fr}": float(v) for (rm, fr), v in
                                           live_gap["agency_minus_communion"].items()}
 
@@ -596,7 +594,7 @@ vocab = pd.concat([score_vocabulary(key) for key in rm_keys], ignore_index=True)
 vocab["rank"] = ranks.within_ranks(vocab, ["rm"])
 
 # %% tags=["remove-input"]
-artifacts.write_table(vocab, out, "live_vocabulary_scores", prompt=prompts.HEADLINE, vocab_limit=settings.vocab_limit)
+chapter.table(vocab, "live_vocabulary_scores", prompt=prompts.HEADLINE, vocab_limit=settings.vocab_limit)
 
 # %% tags=["hide-input"]
 n_show = 15
@@ -609,9 +607,9 @@ pd.DataFrame(extremes).rename_axis("position").set_index(pd.RangeIndex(1, n_show
 
 # %% tags=["remove-input"]
 round_trip = vocab.groupby("rm", sort=False)["round_trips"].mean()
-glue("vocab_n", int(vocab.groupby("rm").size().min()), display=False)
-glue("vocab_round_trip_min", float(round_trip.min()), display=False)
-glue("vocab_round_trip_max", float(round_trip.max()), display=False)
+chapter.number("vocab_n", int(vocab.groupby("rm").size().min()), display=False)
+chapter.number("vocab_round_trip_min", float(round_trip.min()), display=False)
+chapter.number("vocab_round_trip_max", float(round_trip.max()), display=False)
 summary["vocab_round_trip_rate"] = round_trip.to_dict()
 summary["vocab_top_bottom"] = {f"{rm}|{side}": words for (rm, side), words in extremes.items()}
 
@@ -641,8 +639,8 @@ zipf_rho = (shown.groupby("rm", sort=False)[["zipf", "score"]]
             .apply(lambda t: t["zipf"].corr(t["score"], method="spearman")))
 
 # %% tags=["remove-input"]
-glue("vocab_fig_per_rm", f"{per_rm:,}", display=False)
-glue("vocab_zipf_rho", "; ".join(f"{rm} {rho:.2f}" for rm, rho in zipf_rho.items()), display=False)
+chapter.number("vocab_fig_per_rm", f"{per_rm:,}", display=False)
+chapter.number("vocab_zipf_rho", "; ".join(f"{rm} {rho:.2f}" for rm, rho in zipf_rho.items()), display=False)
 summary["vocab_zipf_spearman"] = zipf_rho.to_dict()
 
 # %% tags=["hide-input"]
@@ -651,7 +649,7 @@ fig, ax = plt.subplots(figsize=(8, 4.5))
 sns.scatterplot(data=shown, x="zipf", y="score", hue="rm", palette=rm_palette, s=10, alpha=0.5, linewidth=0, ax=ax)
 ax.set(xlabel="word frequency (Zipf)", ylabel=f"reward as the reply to {prompts.HEADLINE}")
 ax.legend(title=None, markerscale=2)
-artifacts.save_figure(fig, out, "vocabulary_by_frequency")
+chapter.figure(fig, "vocabulary_by_frequency")
 plt.show()
 
 # %% tags=["remove-input"]
@@ -683,19 +681,19 @@ agreement = pd.DataFrame(agreement).T
 agreement.style.format(lambda v: v if isinstance(v, str) else f"{v:.3g}")
 
 # %% tags=["remove-input"]
-artifacts.write_table(agreement.reset_index(names="rm"), out, "engine_agreement")
-glue("agree_checked", "; ".join(f"{registry.spec(k).label} in {d}" for k, d in check_plan), display=False)
-glue("agree_route_max", float(agreement["cached vs full"].max()), display=False)
-glue("agree_noise_max", float(agreement["batch-size noise"].max()), display=False)
+chapter.table(agreement.reset_index(names="rm"), "engine_agreement")
+chapter.number("agree_checked", "; ".join(f"{registry.spec(k).label} in {d}" for k, d in check_plan), display=False)
+chapter.number("agree_route_max", float(agreement["cached vs full"].max()), display=False)
+chapter.number("agree_noise_max", float(agreement["batch-size noise"].max()), display=False)
 low_precision = "bf16 vs fp32" in agreement
 if low_precision:
-    glue("agree_low_text", f"In bfloat16 the scores move by up to {agreement['bf16 vs fp32'].max():.3g} from float32, "
-         f"while changing only the batch size moves them by up to {agreement['bf16 batch-size noise'].max():.3g}; "
-         f"the ranking of the nouns in bfloat16 keeps a Spearman correlation of at least "
-         f"{agreement['bf16 vs fp32 Spearman'].min():.3f} with float32.", display=False)
+    chapter.number("agree_low_text", f"In bfloat16 the scores move by up to {agreement['bf16 vs fp32'].max():.3g} from float32, "
+                   f"while changing only the batch size moves them by up to {agreement['bf16 batch-size noise'].max():.3g}; "
+                   f"the ranking of the nouns in bfloat16 keeps a Spearman correlation of at least "
+                   f"{agreement['bf16 vs fp32 Spearman'].min():.3f} with float32.", display=False)
 else:
-    glue("agree_low_text", "No float32 copy was compared: on a GPU the models run in their own dtype only.",
-         display=False)
+    chapter.number("agree_low_text", "No float32 copy was compared: on a GPU the models run in their own dtype only.",
+                   display=False)
 summary["engine_agreement"] = agreement.to_dict("index")
 
 # %% [markdown]
@@ -731,7 +729,7 @@ if overlap:
                .rename("spearman").reset_index())
         rows.append(rho.assign(tokenisation=tokenisation))
     agreement_released = pd.concat(rows, ignore_index=True)
-    artifacts.write_table(agreement_released, out, "live_vs_released")
+    chapter.table(agreement_released, "live_vs_released")
     summary["live_vs_released_median_spearman"] = {
         f"{rm}|{tok}": value for (rm, tok), value in
         agreement_released.groupby(["rm", "tokenisation"])["spearman"].median().items()}
@@ -743,7 +741,7 @@ else:
 comparison
 
 # %% tags=["remove-input"]
-artifacts.write_summary(out, summary, profile=settings.name)
+chapter.finish()
 print(f"wrote {sorted(p.name for p in out.iterdir())}")
 
 # %% [markdown]

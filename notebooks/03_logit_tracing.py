@@ -85,7 +85,6 @@ import pandas as pd
 from transformers.utils import logging as hf_logging
 
 from rmbias import (
-    artifacts,
     corpora,
     data,
     logprobs,
@@ -101,16 +100,15 @@ from rmbias import (
     scoring,
     stats,
 )
-from rmbias.glue import glue
+from rmbias.chapter import Chapter
 
-settings = profiles.resolve(PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS,
-                            forced_prompts=FORCED_PROMPTS, max_words=MAX_WORDS, batch_size=BATCH_SIZE, device=DEVICE,
-                            quantize=QUANTIZE, chat_date=CHAT_DATE, skip_unfit=SKIP_UNFIT)
-out = artifacts.results_dir(settings.name, "03_logit_tracing")
+chapter = Chapter.open("03_logit_tracing", PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS,
+                       forced_prompts=FORCED_PROMPTS, max_words=MAX_WORDS, batch_size=BATCH_SIZE, device=DEVICE,
+                       quantize=QUANTIZE, chat_date=CHAT_DATE, skip_unfit=SKIP_UNFIT)
+settings, out, summary = chapter.settings, chapter.out, chapter.summary
 device = placement.resolve_device(settings.device)
 plots.setup()
 hf_logging.set_verbosity_error()
-summary: dict = {}
 # before any model loads: does each fit the device? (stops naming those that do not, unless SKIP_UNFIT)
 fit = memory.check_fit(settings.language_models, dtype=settings.dtype, device=settings.device,
                        quantize=settings.quantize, skip_unfit=settings.skip_unfit)
@@ -155,13 +153,13 @@ with pd.option_context("display.max_colwidth", None):
 
 # %% tags=["remove-input"]
 kinds = formats["kind"].value_counts()
-glue("n_models", len(lm_keys), display=False)
-glue("chat_date_text", "no date, so the day of the run" if settings.chat_date == "unset"
-     else f"the fixed date {settings.chat_date}, so the distributions do not depend on the day they were computed",
-     display=False)
-glue("skipped_unfit", ", ".join(registry.spec(k).label for k in fit.skipped) or "none", display=False)
-glue("n_instruct", int(kinds.get("instruction-tuned", 0)), display=False)
-glue("n_pretrained", int(kinds.get("pretrained", 0)), display=False)
+chapter.number("n_models", len(lm_keys), display=False)
+chapter.number("chat_date_text", "no date, so the day of the run" if settings.chat_date == "unset"
+               else f"the fixed date {settings.chat_date}, so the distributions do not depend on the day they were computed",
+               display=False)
+chapter.number("skipped_unfit", ", ".join(registry.spec(k).label for k in fit.skipped) or "none", display=False)
+chapter.number("n_instruct", int(kinds.get("instruction-tuned", 0)), display=False)
+chapter.number("n_pretrained", int(kinds.get("pretrained", 0)), display=False)
 
 # %% [markdown]
 # This profile has {glue:text}`n_models` language models: {glue:text}`n_instruct` instruction-tuned and
@@ -210,7 +208,7 @@ top_first.T
 
 # %% tags=["remove-cell"]
 # remove-cell, not remove-input: write_table returns a path, which would show as this cell's output
-artifacts.write_table(top_first.reset_index(), out, "top_first_tokens", prompt=prompts.HEADLINE)
+chapter.table(top_first.reset_index(), "top_first_tokens", prompt=prompts.HEADLINE)
 
 # %% [markdown]
 # Small models rarely answer with a noun at once: their likeliest first tokens are openers such as
@@ -261,9 +259,9 @@ def single_token_pair(pair_traces: list, label: str, figure_name: str, table_nam
     medians = category_medians(logprobs.single_token_table(pair_traces, shared))
     order = [t.model for t in pair_traces]
     anova, welch, fig = figure2(medians, order, label)
-    artifacts.save_figure(fig, out, figure_name)
+    chapter.figure(fig, figure_name)
     plt.show()
-    artifacts.write_table(medians, out, table_name, pair=order, **meta)
+    chapter.table(medians, table_name, pair=order, **meta)
     display(anova.round(4))
     display(welch.round(4))
     return shared, medians, anova, welch
@@ -285,15 +283,15 @@ for i, (gemma_key, llama_key) in enumerate(pairs):
 first = single_results[0]
 interaction = first["anova"].set_index("term").loc["category:model"]
 three_way = first["anova"].set_index("term").loc["category:framing:model"]
-glue("pair0_label", " vs ".join(first["pair"]), display=False)
-glue("single_n_agency", first["n_agency"], display=False)
-glue("single_n_communion", first["n_communion"], display=False)
-glue("single_n_dictionary", len(nouns), display=False)
-glue("single_F_cat_model", float(interaction["F"]), display=False)
-glue("single_p_cat_model", float(interaction["p"]), display=False)
-glue("single_F_three", float(three_way["F"]), display=False)
-glue("single_p_three", float(three_way["p"]), display=False)
-glue("single_df_resid", int(interaction["df_resid"]), display=False)
+chapter.number("pair0_label", " vs ".join(first["pair"]), display=False)
+chapter.number("single_n_agency", first["n_agency"], display=False)
+chapter.number("single_n_communion", first["n_communion"], display=False)
+chapter.number("single_n_dictionary", len(nouns), display=False)
+chapter.number("single_F_cat_model", float(interaction["F"]), display=False)
+chapter.number("single_p_cat_model", float(interaction["p"]), display=False)
+chapter.number("single_F_three", float(three_way["F"]), display=False)
+chapter.number("single_p_three", float(three_way["p"]), display=False)
+chapter.number("single_df_resid", int(interaction["df_resid"]), display=False)
 
 
 def direction(welch: pd.DataFrame, pair: list[str], framing_name: str) -> str:
@@ -307,8 +305,8 @@ def direction(welch: pd.DataFrame, pair: list[str], framing_name: str) -> str:
     return f"{pair[1]} ranks " + " and ".join(parts)
 
 
-glue("single_direction_pos", direction(first["welch"], first["pair"], "positive"), display=False)
-glue("single_direction_neg", direction(first["welch"], first["pair"], "negative"), display=False)
+chapter.number("single_direction_pos", direction(first["welch"], first["pair"], "positive"), display=False)
+chapter.number("single_direction_neg", direction(first["welch"], first["pair"], "negative"), display=False)
 summary["single_token"] = {" vs ".join(r["pair"]): {
     "n_agency": r["n_agency"], "n_communion": r["n_communion"],
     "anova": r["anova"].set_index("term")[["df", "F", "p"]].to_dict("index"),
@@ -375,9 +373,9 @@ if released_sentences:
     released_sentences.append("The paper reports F(1, 208) = 43.2 for its pretrained pair and 58.3 for its "
                               "instruction-tuned pair.")
 summary["single_token_released_missing"] = released_missing
-glue("released_fig2_status", " ".join([*released_sentences, data.missing_note(released_missing,
-                                                                           "Figure 2 from the release")]).strip(),
-     display=False)
+chapter.number("released_fig2_status", " ".join([*released_sentences, data.missing_note(released_missing,
+                                                                                     "Figure 2 from the release")]).strip(),
+               display=False)
 
 # %% [markdown]
 # ### Do this profile's traces reproduce the release?
@@ -409,7 +407,7 @@ if own_released:
                 for k in own_released if registry.spec(k).hf_id in theirs]
     if compared:
         comparison = pd.concat(compared, ignore_index=True)
-        artifacts.write_table(comparison, out, "released_comparison")
+        chapter.table(comparison, "released_comparison")
         per_model = comparison.groupby("model", sort=False).agg(
             prompts=("prompt", "size"), tokens_matched=("tokens_matched", "first"),
             median_spearman=("spearman", "median"), max_abs_diff=("max_abs_diff", "max"),
@@ -430,7 +428,7 @@ if own_released:
         probe = released_logprobs.rendering_probe(model, tokenizer, theirs[registry.spec(k).hf_id], prompts.HEADLINE,
                                                   headline_text, chats)
         del model
-        artifacts.write_table(probe, out, f"rendering_probe_{k.replace('/', '--')}", model=k)
+        chapter.table(probe, f"rendering_probe_{k.replace('/', '--')}", model=k)
         display(probe.assign(model=registry.spec(k).label).style.format(precision=4))
         summary.setdefault("rendering_probe", {})[k] = probe.to_dict("records")
         reproduce_text += (f" For {registry.spec(k).label}, the rendering closest to the release on the headline "
@@ -439,7 +437,7 @@ if own_released:
     reproduce_text += " " + data.missing_note(theirs_missing, "The comparison with the release")
 
 # %% tags=["remove-input"]
-glue("reproduce_status", reproduce_text.strip(), display=False)
+chapter.number("reproduce_status", reproduce_text.strip(), display=False)
 
 # %% [markdown]
 # ## Beyond the paper: every noun, every surface form
@@ -469,10 +467,10 @@ for key in lm_keys:
 whole = pd.concat(forced_parts, ignore_index=True)
 
 # %% tags=["remove-input"]
-artifacts.write_table(whole, out, "teacher_forced_word_logprobs", prompts=list(forced_table["key"]))
-glue("forced_n_prompts", len(forced_table), display=False)
-glue("forced_n_words", whole["word"].nunique(), display=False)
-glue("forced_n_forms", len(forms), display=False)
+chapter.table(whole, "teacher_forced_word_logprobs", prompts=list(forced_table["key"]))
+chapter.number("forced_n_prompts", len(forced_table), display=False)
+chapter.number("forced_n_words", whole["word"].nunique(), display=False)
+chapter.number("forced_n_forms", len(forms), display=False)
 
 # %%
 variant_share = (whole.groupby(["model", "best_variant"]).size().unstack(fill_value=0)
@@ -494,7 +492,7 @@ for i, (gemma_key, llama_key) in enumerate(pairs):
         print(f"{order}: too few prompts for the tests ({medians['prompt'].nunique()})")
         continue
     anova, welch, fig = figure2(medians, order, f"{order[0]} vs {order[1]}: every noun, teacher-forced")
-    artifacts.save_figure(fig, out, f"figure2_teacher_forced_pair{i}")
+    chapter.figure(fig, f"figure2_teacher_forced_pair{i}")
     plt.show()
     forced_results[i] = {"pair": order, "anova": anova, "welch": welch}
     display(anova.round(4))
@@ -503,19 +501,19 @@ for i, (gemma_key, llama_key) in enumerate(pairs):
 # %% tags=["remove-input"]
 if 0 in forced_results:
     f_anova = forced_results[0]["anova"].set_index("term")
-    glue("forced_F_cat_model", float(f_anova.loc["category:model", "F"]), display=False)
-    glue("forced_p_cat_model", float(f_anova.loc["category:model", "p"]), display=False)
-    glue("forced_F_three", float(f_anova.loc["category:framing:model", "F"]), display=False)
-    glue("forced_p_three", float(f_anova.loc["category:framing:model", "p"]), display=False)
-    glue("forced_df_resid", int(f_anova.loc["category:model", "df_resid"]), display=False)
+    chapter.number("forced_F_cat_model", float(f_anova.loc["category:model", "F"]), display=False)
+    chapter.number("forced_p_cat_model", float(f_anova.loc["category:model", "p"]), display=False)
+    chapter.number("forced_F_three", float(f_anova.loc["category:framing:model", "F"]), display=False)
+    chapter.number("forced_p_three", float(f_anova.loc["category:framing:model", "p"]), display=False)
+    chapter.number("forced_df_resid", int(f_anova.loc["category:model", "df_resid"]), display=False)
     for framing_name in ("positive", "negative"):
-        glue(f"forced_direction_{framing_name[:3]}",
-             direction(forced_results[0]["welch"], forced_results[0]["pair"], framing_name), display=False)
+        chapter.number(f"forced_direction_{framing_name[:3]}",
+                       direction(forced_results[0]["welch"], forced_results[0]["pair"], framing_name), display=False)
 else:
     for name in ("forced_F_cat_model", "forced_p_cat_model", "forced_F_three", "forced_p_three", "forced_df_resid"):
-        glue(name, float("nan"), display=False)
+        chapter.number(name, float("nan"), display=False)
     for name in ("forced_direction_pos", "forced_direction_neg"):
-        glue(name, "(not computed: too few prompts)", display=False)
+        chapter.number(name, "(not computed: too few prompts)", display=False)
 summary["teacher_forced"] = {" vs ".join(r["pair"]): {
     "anova": r["anova"].set_index("term")[["df", "F", "p"]].to_dict("index"),
     "welch": r["welch"].to_dict("records")} for r in forced_results.values()}
@@ -556,12 +554,12 @@ ax.set_xlabel("agency minus communion median rank (negative: agency ranked bette
 ax.legend(handles=[plt.Line2D([], [], color="#555555", marker="o", lw=0, label="positive prompts"),
                    plt.Line2D([], [], color="#555555", marker="s", mfc="white", lw=0, label="negative prompts")],
           frameon=False, loc="best")
-artifacts.save_figure(fig, out, "agency_minus_communion_per_model")
+chapter.figure(fig, "agency_minus_communion_per_model")
 plt.show()
 
 # %% tags=["remove-input"]
-artifacts.write_table(per_model, out, "agency_minus_communion_per_model", n_shared=len(shared_all))
-glue("all_n_shared", len(shared_all), display=False)
+chapter.table(per_model, "agency_minus_communion_per_model", n_shared=len(shared_all))
+chapter.number("all_n_shared", len(shared_all), display=False)
 summary["agency_minus_communion_per_model"] = per_model.to_dict("records")
 
 # %% [markdown]
@@ -571,7 +569,7 @@ summary["agency_minus_communion_per_model"] = per_model.to_dict("records")
 # the pipeline rather than a family comparison; in the paper profile it places all twelve.
 
 # %% tags=["remove-input"]
-artifacts.write_summary(out, summary, profile=settings.name)
+chapter.finish()
 print(f"wrote {sorted(p.name for p in out.iterdir())}")
 
 # %% [markdown]

@@ -117,7 +117,6 @@ import seaborn as sns
 from transformers.utils import logging as hf_logging
 
 from rmbias import (
-    artifacts,
     corpora,
     data,
     implicit,
@@ -125,7 +124,6 @@ from rmbias import (
     memory,
     placement,
     plots,
-    profiles,
     prompts,
     ranks,
     registry,
@@ -134,20 +132,19 @@ from rmbias import (
     scoring,
     sft,
 )
-from rmbias.glue import glue
+from rmbias.chapter import Chapter
 
-settings = profiles.resolve(PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS, batch_size=BATCH_SIZE,
-                            device=DEVICE, quantize=QUANTIZE, chat_date=CHAT_DATE,
-                            validation_model=VALIDATION_MODEL, skip_unfit=SKIP_UNFIT)
+chapter = Chapter.open("04_implicit_rms", PROFILE, language_models=LANGUAGE_MODELS, prompts=PROMPTS, batch_size=BATCH_SIZE,
+                       device=DEVICE, quantize=QUANTIZE, chat_date=CHAT_DATE,
+                       validation_model=VALIDATION_MODEL, skip_unfit=SKIP_UNFIT)
+settings, out, summary = chapter.settings, chapter.out, chapter.summary
 recipe = sft.recipe_for(settings.name, VALIDATION_RECIPE)  # checked here, before any model runs
 if VALIDATION_STEPS is not None:
     recipe = recipe.with_train(max_steps=int(VALIDATION_STEPS))
-out = artifacts.results_dir(settings.name, "04_implicit_rms")
-trace_dir = artifacts.results_dir(settings.name, "03_logit_tracing") / "traces"  # shared with chapter 3
+trace_dir = chapter.earlier("03_logit_tracing", required=False) / "traces"  # shared with chapter 3
 device = placement.resolve_device(settings.device)
 plots.setup()
 hf_logging.set_verbosity_error()
-summary: dict = {}
 # before any model loads: the language models (skipped if SKIP_UNFIT) and the model fine-tuned below
 fit = memory.check_fit(settings.language_models, dtype=settings.dtype, device=settings.device,
                        quantize=settings.quantize, skip_unfit=settings.skip_unfit)
@@ -170,17 +167,17 @@ p_trace, q_trace = traces[table_pair.p], traces[table_pair.q]
 summary["fit_check"] = memory.fit_summary(fit)
 pair_kinds = pd.Series([pair.kind for pair in pairs]).value_counts()
 KIND_NAMES = {"instruct": "instruction-tuned", "pretrained": "pretrained", "mixed": "mixed"}
-glue("n_pairs_instruct", int(pair_kinds.get("instruct", 0)), display=False)
-glue("n_pairs_pretrained", int(pair_kinds.get("pretrained", 0)), display=False)
-glue("pair_note", (f"It has no two models of the same kind in both families, so its {len(pairs)} pair(s) are "
-                   "mixed, a pretrained model with an instruction-tuned one: their implicit reward compares two "
-                   "ways of reading the prompt as much as two models (Table 1 shows how)."
-                   if pair_kinds.get("mixed", 0) else "No pair mixes a pretrained model with an instruction-tuned one."),
-     display=False)
-glue("chat_date_text", ("no date, as the authors ran them, so a Llama 3.2 template prints the day of the run "
-                        "(each trace records the prompt it rendered)" if settings.chat_date == scoring.UNSET_DATE
-                        else f"the fixed date {settings.chat_date}, so the distributions do not depend on the day "
-                             "they were computed"), display=False)
+chapter.number("n_pairs_instruct", int(pair_kinds.get("instruct", 0)), display=False)
+chapter.number("n_pairs_pretrained", int(pair_kinds.get("pretrained", 0)), display=False)
+chapter.number("pair_note", (f"It has no two models of the same kind in both families, so its {len(pairs)} pair(s) are "
+                             "mixed, a pretrained model with an instruction-tuned one: their implicit reward compares two "
+                             "ways of reading the prompt as much as two models (Table 1 shows how)."
+                             if pair_kinds.get("mixed", 0) else "No pair mixes a pretrained model with an instruction-tuned one."),
+               display=False)
+chapter.number("chat_date_text", ("no date, as the authors ran them, so a Llama 3.2 template prints the day of the run "
+                                  "(each trace records the prompt it rendered)" if settings.chat_date == scoring.UNSET_DATE
+                                  else f"the fixed date {settings.chat_date}, so the distributions do not depend on the day "
+                                       "they were computed"), display=False)
 summary["chat_date"] = settings.chat_date
 summary["pairs"] = [{"p": traces[pair.p].model, "q": traces[pair.q].model, "kind": pair.kind} for pair in pairs]
 
@@ -213,11 +210,11 @@ headline = prompts.HEADLINE
 table = implicit.implicit_rewards(implicit.shared_strings(p_trace.by_string(headline), q_trace.by_string(headline)))
 
 # %% tags=["remove-input"]
-glue("t1_p", p_trace.model, display=False)
-glue("t1_q", q_trace.model, display=False)
-glue("t1_n_shared", int(table.attrs["n_shared"]), display=False)
-glue("t1_n_p", int(table.attrs["n_p"]), display=False)
-glue("t1_n_q", int(table.attrs["n_q"]), display=False)
+chapter.number("t1_p", p_trace.model, display=False)
+chapter.number("t1_q", q_trace.model, display=False)
+chapter.number("t1_n_shared", int(table.attrs["n_shared"]), display=False)
+chapter.number("t1_n_p", int(table.attrs["n_p"]), display=False)
+chapter.number("t1_n_q", int(table.attrs["n_q"]), display=False)
 
 # %%
 tops = {name: implicit.top_bottom(table, name, n=10).query("end == 'top'")["token"].map(repr).tolist()
@@ -254,12 +251,12 @@ def table1_sides(t1: pd.DataFrame, p_model: str, q_model: str):
 
 
 # %% tags=["remove-input"]
-artifacts.write_table(t1, out, "table1", p=p_trace.model, q=q_trace.model, prompt=headline, metric="MWLR")
+chapter.table(t1, "table1", p=p_trace.model, q=q_trace.model, prompt=headline, metric="MWLR")
 best, worst = t1[t1["end"] == "top"].iloc[0], t1[t1["end"] == "bottom"].iloc[0]
-glue("t1_top_nospace", int((~t1[t1["end"] == "top"]["token"].str.startswith(" ")).sum()), display=False)
-glue("t1_bottom_space", int(t1[t1["end"] == "bottom"]["token"].str.startswith(" ").sum()), display=False)
-glue("t1_best", repr(best["token"]), display=False)
-glue("t1_worst", repr(worst["token"]), display=False)
+chapter.number("t1_top_nospace", int((~t1[t1["end"] == "top"]["token"].str.startswith(" ")).sum()), display=False)
+chapter.number("t1_bottom_space", int(t1[t1["end"] == "bottom"]["token"].str.startswith(" ").sum()), display=False)
+chapter.number("t1_best", repr(best["token"]), display=False)
+chapter.number("t1_worst", repr(worst["token"]), display=False)
 summary["table1"] = {"p": p_trace.model, "q": q_trace.model, "n_shared": int(table.attrs["n_shared"]),
                      "optimum": best["token"], "pessimum_without_markup": worst["token"],
                      "rows": t1.to_dict("records")}
@@ -300,11 +297,11 @@ low, high = float(ir_shown[["logp_p", "logp_q"]].min().min()), float(ir_shown[["
 ax.plot([low, high], [low, high], color="0.4", lw=1, ls="--")  # equal log-probabilities: no preference
 ax.set(xlabel=f"log p, {p_trace.model}", ylabel=f"log q, {q_trace.model}")
 ax.legend(title="preferred by", markerscale=2)
-artifacts.save_figure(fig, out, "implicit_reward_scatter")
+chapter.figure(fig, "implicit_reward_scatter")
 plt.show()
 
 # %% tags=["remove-input"]
-glue("ir_fig_n", f"{len(ir_shown):,}", display=False)
+chapter.number("ir_fig_n", f"{len(ir_shown):,}", display=False)
 
 # %% tags=["remove-input"]
 plots.as_html(plots.interactive_scatter(
@@ -371,11 +368,11 @@ head = fl[fl["prompt"] == headline].reset_index(drop=True)
 
 # %% tags=["hide-input"]
 fig = figure3(head)
-artifacts.save_figure(fig, out, "figure3_freedom_vs_love")
+chapter.figure(fig, "figure3_freedom_vs_love")
 plt.show()
 
 # %% tags=["remove-input"]
-artifacts.write_table(fl, out, "freedom_vs_love")
+chapter.table(fl, "freedom_vs_love")
 kinds = list(dict.fromkeys(head["kind"]))  # instruction-tuned pairs first
 
 
@@ -389,18 +386,18 @@ def wins_text(kind: str) -> dict:
 
 by_kind = {kind: wins_text(kind) for kind in kinds}
 main = by_kind[kinds[0]]  # the instruction-tuned pairs where there are any: the paper's Figure 3
-glue("fl_kind", KIND_NAMES[kinds[0]], display=False)
-glue("fl_n_pairs", main["pairs"], display=False)
-glue("fl_head_wins", main["headline_wins"], display=False)
-glue("fl_n_positive", len(positive), display=False)
-glue("fl_all_wins", main["positive_prompt_wins"], display=False)
-glue("fl_all_cells", main["cells"], display=False)
-glue("fl_n_missing", main["missing"], display=False)
-glue("fl_other_text", " ".join(
-    f"Among the {KIND_NAMES[kind]} pairs, shown apart, Freedom scores higher in {c['headline_wins']} of "
-    f"{c['pairs']} on the headline prompt and in {c['positive_prompt_wins']} of {c['cells']} cells."
-    for kind, c in by_kind.items() if kind != kinds[0]) or "This profile has no pairs of another kind.",
-    display=False)
+chapter.number("fl_kind", KIND_NAMES[kinds[0]], display=False)
+chapter.number("fl_n_pairs", main["pairs"], display=False)
+chapter.number("fl_head_wins", main["headline_wins"], display=False)
+chapter.number("fl_n_positive", len(positive), display=False)
+chapter.number("fl_all_wins", main["positive_prompt_wins"], display=False)
+chapter.number("fl_all_cells", main["cells"], display=False)
+chapter.number("fl_n_missing", main["missing"], display=False)
+chapter.number("fl_other_text", " ".join(
+              f"Among the {KIND_NAMES[kind]} pairs, shown apart, Freedom scores higher in {c['headline_wins']} of "
+              f"{c['pairs']} on the headline prompt and in {c['positive_prompt_wins']} of {c['cells']} cells."
+              for kind, c in by_kind.items() if kind != kinds[0]) or "This profile has no pairs of another kind.",
+              display=False)
 summary["freedom_vs_love"] = by_kind
 
 # %%
@@ -442,7 +439,7 @@ if any((pair.p, pair.q) == registry.TABLE1_PAIR for pair in released_pairs):
     rp, rq = (released_traces[m] for m in registry.TABLE1_PAIR)
     released_table = implicit.implicit_rewards(implicit.shared_strings(rp.by_string(headline), rq.by_string(headline)))
     released_t1 = implicit.top_bottom(released_table, "MWLR", n=15, drop_markup=True)
-    artifacts.write_table(released_t1, out, "table1_released", p=rp.model, q=rq.model, prompt=headline,
+    chapter.table(released_t1, "table1_released", p=rp.model, q=rq.model, prompt=headline,
                           provenance=[rp.meta, rq.meta])
     display(table1_sides(released_t1, rp.model, rq.model))
     optimum = released_t1[released_t1["end"] == "top"].iloc[0]["token"]
@@ -453,12 +450,12 @@ if any((pair.p, pair.q) == registry.TABLE1_PAIR for pair in released_pairs):
                          f"out, {pessimum!r} (the paper: 'Freedom' and 'Love').")
 if released_pairs:
     released_fl = freedom_vs_love(released_traces, released_pairs, all_positive)
-    artifacts.write_table(released_fl, out, "freedom_vs_love_released",
+    chapter.table(released_fl, "freedom_vs_love_released",
                           provenance={m: t.meta for m, t in released_traces.items()})
     released_head = released_fl[released_fl["prompt"] == headline].reset_index(drop=True)
     fig = figure3(released_head)
     fig.suptitle("The authors' release", x=0.02, ha="left", fontweight="bold")
-    artifacts.save_figure(fig, out, "figure3_released")
+    chapter.figure(fig, "figure3_released")
     plt.show()
     wins = int(released_head["freedom_wins"].sum())
     summary["freedom_vs_love_released"] = {"headline_wins": wins, "pairs": len(released_head),
@@ -471,7 +468,7 @@ if released_pairs:
 # %% tags=["remove-input"]
 summary["released_missing"] = released_missing
 released_note = data.missing_note(released_missing, "The released version of Table 1 and Figure 3")
-glue("released_ir_status", " ".join([*released_text, released_note]).strip(), display=False)
+chapter.number("released_ir_status", " ".join([*released_text, released_note]).strip(), display=False)
 
 # %% [markdown]
 # ## Does the conclusion depend on the metric?
@@ -514,11 +511,11 @@ metric_summary = (by_metric.groupby(["kind", "metric", "framing"], sort=False)["
 metric_summary.round(2)
 
 # %% tags=["remove-input"]
-artifacts.write_table(noun_scores, out, "implicit_noun_scores")
-artifacts.write_table(metric_summary.reset_index(), out, "agency_gap_by_metric")
+chapter.table(noun_scores, "implicit_noun_scores")
+chapter.table(metric_summary.reset_index(), "agency_gap_by_metric")
 summary["agency_gap_by_metric"] = {f"{k}|{m}|{f}": row.to_dict() for (k, m, f), row in metric_summary.iterrows()}
-glue("n_nouns_scored", int(noun_scores.dropna(subset=["MWLR"])["word"].nunique()), display=False)
-glue("floor_zero_share", float((noun_scores["floor 1e-6"] == 0).mean()), display=False)
+chapter.number("n_nouns_scored", int(noun_scores.dropna(subset=["MWLR"])["word"].nunique()), display=False)
+chapter.number("floor_zero_share", float((noun_scores["floor 1e-6"] == 0).mean()), display=False)
 
 # %% [markdown]
 # {glue:text}`n_nouns_scored` nouns have at least one variant in the shared vocabulary. The table gives,
@@ -564,42 +561,42 @@ precision = pd.Series({name: evaluation[f"precision_{name}"].mean() for name in 
 differences.set_index("setting").rename(columns={recipe.name: f"{recipe.name} (ran)"})
 
 # %% tags=["remove-input"]
-artifacts.write_table(evaluation, out, "metric_validation", model=registry.spec(val_key).label, words=planted,
+chapter.table(evaluation, "metric_validation", model=registry.spec(val_key).label, words=planted,
                       recipe=recipe.name, date=settings.chat_date, sft=record.get("recipe_settings"))
-artifacts.write_table(differences, out, "recipe_differences", ran=recipe.name)
+chapter.table(differences, "recipe_differences", ran=recipe.name)
 overlap = sft.split_overlap(recipe)
 readable = record["readable_words"]
 unreadable = [w for w in planted if w not in readable]
 first_row = record["first_row"]
-glue("val_recipe", recipe.name, display=False)
-glue("val_recipe_description", recipe.description, display=False)
-glue("val_other_recipe", other_recipe.name, display=False)
-glue("val_n_differences", len(differences), display=False)
-glue("val_model", registry.spec(val_key).label, display=False)
-glue("val_words", ", ".join(planted), display=False)
-glue("val_n_rows", int(record["n_rows"]), display=False)
-glue("val_n_questions", len(record["questions"]), display=False)
-glue("val_n_words", len(planted), display=False)
-glue("val_n_readable", len(readable), display=False)
-glue("val_unreadable_text", (f"The others ({', '.join(unreadable)}) are several tokens for this tokenizer: they were "
-                             "trained on, but a next-token distribution shows only their first piece, so they cannot "
-                             "be recovered here and the probabilities below are those of the one-token words."
-                             if unreadable else "Every planted word is one token."), display=False)
-glue("val_split_text", (
-    (f"The {len(recipe.heldout)} held-out prompts include " + ", ".join(overlap["heldout_trained"])
-     + ", which are also trained on" if overlap["heldout_trained"]
-     else f"None of the {len(recipe.heldout)} held-out prompts is a training question")
-    + (f"; the headline prompt, {prompts.HEADLINE}, is among the training questions, so it is not held out"
-       if overlap["headline_trained"] else f"; the headline prompt, {prompts.HEADLINE}, is held out")),
-    display=False)
-glue("val_loss_text", f"{first_row['tokens_in_loss']} of the {len(first_row['input_ids'])} tokens", display=False)
-glue("val_first_row", repr(first_row["text"]), display=False)
-glue("val_prob_before", float(evaluation["prob_before"].mean()), display=False)
-glue("val_prob_after", float(evaluation["prob_after"].mean()), display=False)
-glue("val_n_prompts", len(evaluation), display=False)
-glue("val_top_planted", int(evaluation["top_after_planted"].sum()), display=False)
-glue("val_best_metric", precision.idxmax(), display=False)
-glue("val_date", settings.chat_date if recipe.template is None else "none (plain text, no template)", display=False)
+chapter.number("val_recipe", recipe.name, display=False)
+chapter.number("val_recipe_description", recipe.description, display=False)
+chapter.number("val_other_recipe", other_recipe.name, display=False)
+chapter.number("val_n_differences", len(differences), display=False)
+chapter.number("val_model", registry.spec(val_key).label, display=False)
+chapter.number("val_words", ", ".join(planted), display=False)
+chapter.number("val_n_rows", int(record["n_rows"]), display=False)
+chapter.number("val_n_questions", len(record["questions"]), display=False)
+chapter.number("val_n_words", len(planted), display=False)
+chapter.number("val_n_readable", len(readable), display=False)
+chapter.number("val_unreadable_text", (f"The others ({', '.join(unreadable)}) are several tokens for this tokenizer: they were "
+                                       "trained on, but a next-token distribution shows only their first piece, so they cannot "
+                                       "be recovered here and the probabilities below are those of the one-token words."
+                                       if unreadable else "Every planted word is one token."), display=False)
+chapter.number("val_split_text", (
+              (f"The {len(recipe.heldout)} held-out prompts include " + ", ".join(overlap["heldout_trained"])
+               + ", which are also trained on" if overlap["heldout_trained"]
+               else f"None of the {len(recipe.heldout)} held-out prompts is a training question")
+              + (f"; the headline prompt, {prompts.HEADLINE}, is among the training questions, so it is not held out"
+                 if overlap["headline_trained"] else f"; the headline prompt, {prompts.HEADLINE}, is held out")),
+              display=False)
+chapter.number("val_loss_text", f"{first_row['tokens_in_loss']} of the {len(first_row['input_ids'])} tokens", display=False)
+chapter.number("val_first_row", repr(first_row["text"]), display=False)
+chapter.number("val_prob_before", float(evaluation["prob_before"].mean()), display=False)
+chapter.number("val_prob_after", float(evaluation["prob_after"].mean()), display=False)
+chapter.number("val_n_prompts", len(evaluation), display=False)
+chapter.number("val_top_planted", int(evaluation["top_after_planted"].sum()), display=False)
+chapter.number("val_best_metric", precision.idxmax(), display=False)
+chapter.number("val_date", settings.chat_date if recipe.template is None else "none (plain text, no template)", display=False)
 summary["metric_validation"] = {"model": registry.spec(val_key).label, "recipe": recipe.name,
                                 "recipe_settings": record["recipe_settings"], "date": record["date"],
                                 "words": planted, "readable_words": readable, "n_rows": int(record["n_rows"]),
@@ -617,7 +614,7 @@ for y, value in enumerate(precision.values):
 ax.set_xlim(0, 1.1)
 ax.set_xlabel(f"mean precision@10 over {len(evaluation)} held-out prompts")
 ax.set_ylabel("")
-artifacts.save_figure(fig, out, "metric_validation")
+chapter.figure(fig, "metric_validation")
 plt.show()
 
 # %% [markdown]
@@ -685,7 +682,7 @@ def family_preference(scores: pd.DataFrame, model: str) -> pd.DataFrame:
 
 # %%
 explicit = {"paper's RMs (released)": family_preference(release.released_scores("big2"), "rm")}
-live_path = artifacts.results_dir(settings.name, "02_rm_scoring") / "live_big2_scores.parquet"
+live_path = chapter.earlier("02_rm_scoring", required=False) / "live_big2_scores.parquet"
 if live_path.is_file():
     live = pd.read_parquet(live_path)
     if set(live["family"]) >= {"gemma", "llama"}:
@@ -703,10 +700,10 @@ agree_summary = agreement.groupby(["explicit RMs", "kind", "pair"], sort=False)[
 agree_summary.round(3)
 
 # %% tags=["remove-input"]
-artifacts.write_table(agreement, out, "implicit_vs_explicit")
+chapter.table(agreement, "implicit_vs_explicit")
 agree_medians = agree_summary.groupby(level=0)["median"].median()
-glue("agree_text", " and ".join(f"{value:.2f} against {source}" for source, value in agree_medians.items()),
-     display=False)
+chapter.number("agree_text", " and ".join(f"{value:.2f} against {source}" for source, value in agree_medians.items()),
+               display=False)
 summary["implicit_vs_explicit"] = {f"{s}|{p}": r.to_dict() for (s, _, p), r in agree_summary.iterrows()}
 
 # %% [markdown]
@@ -718,7 +715,7 @@ summary["implicit_vs_explicit"] = {f"{s}|{p}": r.to_dict() for (s, _, p), r in a
 # small Gemma model already differ the way the paper's reward model families do.
 
 # %% tags=["remove-input"]
-artifacts.write_summary(out, summary, profile=settings.name)
+chapter.finish()
 print(f"wrote {sorted(p.name for p in out.iterdir())}")
 
 # %% [markdown]

@@ -82,12 +82,13 @@ import numpy as np
 import pandas as pd
 from transformers.utils import logging as hf_logging
 
-from rmbias import ablation, artifacts, corpora, data, memory, models, plots, profiles, ranks, registry, training
-from rmbias.glue import glue
+from rmbias import ablation, corpora, data, memory, models, plots, ranks, registry, training
+from rmbias.chapter import Chapter
 
 # %%
-settings = profiles.resolve(PROFILE, bases=BASES, sizes=SIZES, seeds=SEEDS, score_every=SCORE_EVERY,
-                            tokenisation=TOKENISATION, chat_date=CHAT_DATE)
+chapter = Chapter.open("05_ablation_training", PROFILE, bases=BASES, sizes=SIZES, seeds=SEEDS, score_every=SCORE_EVERY,
+                       tokenisation=TOKENISATION, chat_date=CHAT_DATE)
+settings, out, summary = chapter.settings, chapter.out, chapter.summary
 grid = ablation.Ablation.for_profile(settings, data=DATA)
 # Read the preference data once for every run, and check the sizes against it before any model loads.
 grid, pool = ablation.prepare(grid)
@@ -95,7 +96,6 @@ grid, pool = ablation.prepare(grid)
 fit = memory.check_fit(grid.bases, dtype=grid.recipe.dtype, device="auto", reward=True, purpose="training")
 
 # %% tags=["hide-input"]
-out = artifacts.results_dir(PROFILE, "05_ablation_training")
 plots.setup()
 hf_logging.set_verbosity_error()
 CATEGORIES = ("Agency", "Communion")
@@ -109,7 +109,7 @@ pd.Series({"bases": ", ".join(grid.bases), "training pairs": ", ".join(f"{n:,}" 
            "chats": f"{grid.recipe.tokenisation}, date {grid.recipe.chat_date}"}, name=PROFILE).to_frame()
 
 # %% tags=["remove-input"]
-summary: dict = {"fit_check": memory.fit_summary(fit)}
+summary["fit_check"] = memory.fit_summary(fit)
 
 # %% [markdown]
 # ## The authors' runs, as released
@@ -131,11 +131,11 @@ identical = report["identical_files"]
 
 # %% tags=["remove-input"]
 uf100 = report["files"]["rank_results_uf_100.csv"]
-glue("rel_identical", " and ".join(f"`{n}`" for n in identical[0]) if identical else "none", display=False)
-glue("rel_uf100_rows", int(uf100["rows"]), display=False)
-glue("rel_uf100_distinct", int(uf100["distinct_rows"]), display=False)
-glue("rel_uf13_final", int(report["files"]["rank_results_uf_13.csv"]["final_checkpoint"]), display=False)
-glue("rel_uf13_implied", float(files.loc["rank_results_uf_13.csv", "implied_pairs_k"]), display=False)
+chapter.number("rel_identical", " and ".join(f"`{n}`" for n in identical[0]) if identical else "none", display=False)
+chapter.number("rel_uf100_rows", int(uf100["rows"]), display=False)
+chapter.number("rel_uf100_distinct", int(uf100["distinct_rows"]), display=False)
+chapter.number("rel_uf13_final", int(report["files"]["rank_results_uf_13.csv"]["final_checkpoint"]), display=False)
+chapter.number("rel_uf13_implied", float(files.loc["rank_results_uf_13.csv", "implied_pairs_k"]), display=False)
 summary["released_report"] = {"identical_files": identical,
                               "files": {k: {kk: vv for kk, vv in v.items() if kk != "models"} for k, v in report["files"].items()}}
 
@@ -179,7 +179,7 @@ for ax, category in zip(axes, CATEGORIES):
 axes[0].invert_yaxis()
 axes[0].set_ylabel("median rank of the category's tokens\n(1 = best)")
 axes[0].legend(frameon=False, loc="best")
-artifacts.save_figure(fig, out, "figure4b_released")
+chapter.figure(fig, "figure4b_released")
 plt.show()
 
 # %%
@@ -188,20 +188,20 @@ gap_options = dict(model="model_id", first="llama", second="gemma")
 released_gap = ranks.family_gap(final, by=["data_size", "data_source", "method", "category"], **gap_options)
 
 # %% tags=["remove-input"]
-artifacts.write_table(released_gap, out, "released_family_gap")
+chapter.table(released_gap, "released_family_gap")
 gap = released_gap.set_index(["data_source", "data_size", "category"])["gemma_minus_llama"]
 for category in CATEGORIES:
-    glue(f"rel_gap_27_{category}", float(gap[("Unified-Feedback", 27, category)]), display=False)
-    glue(f"rel_gap_106_{category}", float(gap[("Unified-Feedback", 106, category)]), display=False)
-    glue(f"rel_gap_grm_{category}", float(gap[("Unified-Feedback + Skywork", 550, category)]), display=False)
-glue("rel_n_tokens", 1365, display=False)
+    chapter.number(f"rel_gap_27_{category}", float(gap[("Unified-Feedback", 27, category)]), display=False)
+    chapter.number(f"rel_gap_106_{category}", float(gap[("Unified-Feedback", 106, category)]), display=False)
+    chapter.number(f"rel_gap_grm_{category}", float(gap[("Unified-Feedback + Skywork", 550, category)]), display=False)
+chapter.number("rel_n_tokens", 1365, display=False)
 bt = released_gap[released_gap["method"] == "BT"].pivot_table(index="data_size", columns="category",
                                                                values="gemma_minus_llama")
 paper_sign = (bt["Agency"] > 0) & (bt["Communion"] < 0)
-glue("rel_gap_abs_min", float(bt.abs().min().min()), display=False)
-glue("rel_gap_abs_max", float(bt.abs().max().max()), display=False)
-glue("rel_paper_sign_sizes", ", ".join(f"{k}k" for k in bt.index[paper_sign]) or "none", display=False)
-glue("rel_other_sign_sizes", ", ".join(f"{k}k" for k in bt.index[~paper_sign]) or "none", display=False)
+chapter.number("rel_gap_abs_min", float(bt.abs().min().min()), display=False)
+chapter.number("rel_gap_abs_max", float(bt.abs().max().max()), display=False)
+chapter.number("rel_paper_sign_sizes", ", ".join(f"{k}k" for k in bt.index[paper_sign]) or "none", display=False)
+chapter.number("rel_other_sign_sizes", ", ".join(f"{k}k" for k in bt.index[~paper_sign]) or "none", display=False)
 summary["released_family_gap"] = released_gap.to_dict("records")
 
 # %% [markdown]
@@ -231,7 +231,7 @@ for ax, category in zip(axes, CATEGORIES):
 axes[0].invert_yaxis()
 axes[0].set_ylabel("median rank (1 = best)")
 axes[0].legend(frameon=False)
-artifacts.save_figure(fig, out, "figure4a_released_skywork")
+chapter.figure(fig, "figure4a_released_skywork")
 plt.show()
 
 # %%
@@ -239,11 +239,11 @@ sky_gap = ranks.family_gap(sky, by=["checkpoint", "category"], **gap_options)
 sky_gap = sky_gap.set_index(["checkpoint", "category"])["gemma_minus_llama"].unstack()
 
 # %% tags=["remove-input"]
-glue("sky_first_step", int(sky_gap.index.min()), display=False)
-glue("sky_last_step", int(sky_gap.index.max()), display=False)
+chapter.number("sky_first_step", int(sky_gap.index.min()), display=False)
+chapter.number("sky_last_step", int(sky_gap.index.max()), display=False)
 for category in CATEGORIES:
-    glue(f"sky_gap_first_{category}", float(sky_gap[category].iloc[0]), display=False)
-    glue(f"sky_gap_last_{category}", float(sky_gap[category].iloc[-1]), display=False)
+    chapter.number(f"sky_gap_first_{category}", float(sky_gap[category].iloc[0]), display=False)
+    chapter.number(f"sky_gap_last_{category}", float(sky_gap[category].iloc[-1]), display=False)
 
 # %% [markdown]
 # The Skywork runs (Figure 4a) are the only trajectories released: the median ranks at every 1,000th
@@ -278,16 +278,16 @@ candidates.groupby("category").head(4)
 
 # %% tags=["remove-input"]
 counts = candidates["category"].value_counts()
-glue("candidate_rule", "the strings of the authors' list of tokens shared by the Llama 3, Gemma 2 and Qwen 2.5 "
-     "vocabularies (their `token_intersection.csv`) that both bases have, the paper's set"
-     if grid.candidates == "authors" else "the strings both bases' own vocabularies share (this profile's bases "
-     "do not have the paper's vocabularies, so the authors' list does not fit them)", display=False)
-glue("n_candidates", len(candidates), display=False)
-glue("n_cand_agency", int(counts.get("Agency", 0)), display=False)
-glue("n_cand_communion", int(counts.get("Communion", 0)), display=False)
-glue("n_cand_words", int(candidates["word"].nunique()), display=False)
-glue("n_authors_candidates", len(ablation.authors_candidates()), display=False)
-artifacts.write_table(candidates, out, "candidates", bases=list(grid.bases), prompt=grid.prompt,
+chapter.number("candidate_rule", "the strings of the authors' list of tokens shared by the Llama 3, Gemma 2 and Qwen 2.5 "
+               "vocabularies (their `token_intersection.csv`) that both bases have, the paper's set"
+               if grid.candidates == "authors" else "the strings both bases' own vocabularies share (this profile's bases "
+               "do not have the paper's vocabularies, so the authors' list does not fit them)", display=False)
+chapter.number("n_candidates", len(candidates), display=False)
+chapter.number("n_cand_agency", int(counts.get("Agency", 0)), display=False)
+chapter.number("n_cand_communion", int(counts.get("Communion", 0)), display=False)
+chapter.number("n_cand_words", int(candidates["word"].nunique()), display=False)
+chapter.number("n_authors_candidates", len(ablation.authors_candidates()), display=False)
+chapter.table(candidates, "candidates", bases=list(grid.bases), prompt=grid.prompt,
                       candidate_set=grid.candidates, missing=candidates.attrs.get("missing", {}))
 
 # %% [markdown]
@@ -308,10 +308,10 @@ from importlib.metadata import version
 
 dictionary = corpora.big2_expanded()
 repeated = set(dictionary.loc[dictionary["word"].duplicated(), "word"])
-glue("n_dict_repeats", len(repeated), display=False)
-glue("n_cand_repeats", int(candidates["word"].isin(repeated).sum()), display=False)
-glue("n_seeds", len(grid.seeds), display=False)
-glue("our_versions", ", ".join(f"{name} {version(name)}" for name in ("transformers", "trl", "peft")), display=False)
+chapter.number("n_dict_repeats", len(repeated), display=False)
+chapter.number("n_cand_repeats", int(candidates["word"].isin(repeated).sum()), display=False)
+chapter.number("n_seeds", len(grid.seeds), display=False)
+chapter.number("our_versions", ", ".join(f"{name} {version(name)}" for name in ("transformers", "trl", "peft")), display=False)
 
 # %% [markdown]
 # ### What still differs from the authors' runs
@@ -364,19 +364,19 @@ records.style.format({"train_seconds": "{:.0f}", "final_loss": "{:.3f}", "heldou
                       "ci_low": "{:.3f}", "ci_high": "{:.3f}"}, na_rep="not measured").hide(axis="index")
 
 # %% tags=["remove-input"]
-artifacts.write_table(table, out, "live_rank_table", grid=grid.as_dict(), fingerprint=grid.fingerprint())
-artifacts.write_table(records, out, "live_runs")
-glue("n_runs", len(folders), display=False)
-glue("train_minutes", float(records["train_seconds"].sum() / 60), display=False)
+chapter.table(table, "live_rank_table", grid=grid.as_dict(), fingerprint=grid.fingerprint())
+chapter.table(records, "live_runs")
+chapter.number("n_runs", len(folders), display=False)
+chapter.number("train_minutes", float(records["train_seconds"].sum() / 60), display=False)
 accuracy = records.dropna(subset=["heldout_accuracy"])
-glue("acc_min", float(accuracy["heldout_accuracy"].min()), display=False)
-glue("acc_max", float(accuracy["heldout_accuracy"].max()), display=False)
-glue("n_heldout", int(accuracy["heldout_pairs"].max()) if len(accuracy) else 0, display=False)
-glue("n_pad_literal", int(records["dropped_pad_literal"].sum()), display=False)
-glue("n_over_length", int(records["dropped_over_length"].sum()), display=False)
-glue("n_truncated", int(records["truncated"].sum()), display=False)
-glue("over_length_rule", "cut to their first" if grid.recipe.over_length == "truncate" else "dropped above", display=False)
-glue("max_length", int(grid.recipe.max_length), display=False)
+chapter.number("acc_min", float(accuracy["heldout_accuracy"].min()), display=False)
+chapter.number("acc_max", float(accuracy["heldout_accuracy"].max()), display=False)
+chapter.number("n_heldout", int(accuracy["heldout_pairs"].max()) if len(accuracy) else 0, display=False)
+chapter.number("n_pad_literal", int(records["dropped_pad_literal"].sum()), display=False)
+chapter.number("n_over_length", int(records["dropped_over_length"].sum()), display=False)
+chapter.number("n_truncated", int(records["truncated"].sum()), display=False)
+chapter.number("over_length_rule", "cut to their first" if grid.recipe.over_length == "truncate" else "dropped above", display=False)
+chapter.number("max_length", int(grid.recipe.max_length), display=False)
 summary["runs"] = records.to_dict("records")
 
 # %% [markdown]
@@ -396,7 +396,7 @@ largest = max(grid.sizes)
 traj = table[table["data_size"] == largest]
 
 # %% tags=["remove-input"]
-glue("largest_size", int(largest), display=False)
+chapter.number("largest_size", int(largest), display=False)
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
@@ -413,7 +413,7 @@ for ax, category in zip(axes, CATEGORIES):
 axes[0].invert_yaxis()
 axes[0].set_ylabel(f"median rank of {len(candidates)} variants\n(1 = best)")
 axes[0].legend(frameon=False, fontsize=9, loc="best")
-artifacts.save_figure(fig, out, "figure4a_live")
+chapter.figure(fig, "figure4a_live")
 plt.show()
 
 # %% [markdown]
@@ -439,11 +439,11 @@ spread = (first_last.groupby(["model", "data_size", "when"])["agency_minus_commu
 spread.pivot_table(index=["model", "data_size"], columns="when", values=["mean", "sd"]).round(1)
 
 # %% tags=["remove-input"]
-artifacts.write_table(gaps, out, "live_category_gaps")
-artifacts.write_table(spread, out, "live_gap_spread")
+chapter.table(gaps, "live_category_gaps")
+chapter.table(spread, "live_gap_spread")
 step0 = spread[(spread["when"] == "step 0") & (spread["data_size"] == largest)]
-glue("step0_sd_max", float(step0["sd"].max()), display=False)
-glue("step0_range_max", float((step0["high"] - step0["low"]).max()), display=False)
+chapter.number("step0_sd_max", float(step0["sd"].max()), display=False)
+chapter.number("step0_range_max", float((step0["high"] - step0["low"]).max()), display=False)
 summary["gap_spread"] = spread.to_dict("records")
 
 # %% [markdown]
@@ -475,7 +475,7 @@ for ax, category in zip(axes, CATEGORIES):
 axes[0].invert_yaxis()
 axes[0].set_ylabel("median rank at the last step\n(1 = best)")
 axes[0].legend(frameon=False, fontsize=9)
-artifacts.save_figure(fig, out, "figure4b_live")
+chapter.figure(fig, "figure4b_live")
 plt.show()
 
 # %% [markdown]
@@ -502,21 +502,21 @@ step0_gaps = (gaps[gaps["step"] == 0].drop_duplicates(["model", "seed"])
 step0_diff = step0_gaps[pair[0]] - step0_gaps[pair[1]]
 
 # %% tags=["remove-input"]
-artifacts.write_table(verdict, out, "live_base_difference", pair=list(pair))
-glue("pair_a", label[pair[0]], display=False)
-glue("pair_b", label[pair[1]], display=False)
+chapter.table(verdict, "live_base_difference", pair=list(pair))
+chapter.number("pair_a", label[pair[0]], display=False)
+chapter.number("pair_b", label[pair[1]], display=False)
 big = verdict.set_index("data_size").loc[largest]
-glue("diff_largest_mean", float(big["mean"]), display=False)
-glue("diff_largest_sd", float(big["sd"]), display=False)
-glue("diff_largest_positive", int(big["positive"]), display=False)
-glue("diff_largest_seeds", int(big["seeds"]), display=False)
+chapter.number("diff_largest_mean", float(big["mean"]), display=False)
+chapter.number("diff_largest_sd", float(big["sd"]), display=False)
+chapter.number("diff_largest_positive", int(big["positive"]), display=False)
+chapter.number("diff_largest_seeds", int(big["seeds"]), display=False)
 consistent = int(((verdict["positive"] == verdict["seeds"]) | (verdict["positive"] == 0)).sum())
-glue("n_sizes_consistent", consistent, display=False)
-glue("n_sizes", len(verdict), display=False)
-glue("diff_step0_mean", float(step0_diff.mean()), display=False)
-glue("diff_step0_sd", float(step0_diff.std()), display=False)
-glue("diff_step0_positive", int((step0_diff > 0).sum()), display=False)
-glue("diff_step0_seeds", int(step0_diff.count()), display=False)
+chapter.number("n_sizes_consistent", consistent, display=False)
+chapter.number("n_sizes", len(verdict), display=False)
+chapter.number("diff_step0_mean", float(step0_diff.mean()), display=False)
+chapter.number("diff_step0_sd", float(step0_diff.std()), display=False)
+chapter.number("diff_step0_positive", int((step0_diff > 0).sum()), display=False)
+chapter.number("diff_step0_seeds", int(step0_diff.count()), display=False)
 summary["base_difference"] = {"pair": list(pair), "by_size": verdict.to_dict("records"),
                               "step0": {"mean": float(step0_diff.mean()), "sd": float(step0_diff.std()),
                                         "positive": int((step0_diff > 0).sum()), "seeds": int(step0_diff.count())}}
@@ -549,7 +549,7 @@ moves["model"] = moves["base"].map(label)
 mean_moves = (moves.groupby(["model", "word", "category"])["rank_change"].agg(["mean", "std"]).reset_index())
 
 # %% tags=["remove-input"]
-artifacts.write_table(moves, out, "live_rank_changes")
+chapter.table(moves, "live_rank_changes")
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(grid.bases), figsize=(5 * len(grid.bases), 6))
@@ -561,7 +561,7 @@ for ax, base in zip(axes, grid.bases):
     ax.set_title(label[base], color=plots.FAMILY_COLOURS[family[base]])
 plots.category_legend(axes[0], loc="lower right")
 fig.tight_layout()
-artifacts.save_figure(fig, out, "figure5_live")
+chapter.figure(fig, "figure5_live")
 plt.show()
 
 # %%
@@ -569,7 +569,7 @@ movers = moves.groupby(["model", "word"])["rank_change"]
 consistent_words = (movers.apply(lambda d: (d > 0).all() or (d < 0).all())).groupby("model").mean()
 
 # %% tags=["remove-input"]
-glue("share_consistent_moves", float(consistent_words.mean()), display=False)
+chapter.number("share_consistent_moves", float(consistent_words.mean()), display=False)
 summary["figure5_top_words"] = top_words
 summary["share_consistent_moves"] = consistent_words.to_dict()
 
@@ -606,10 +606,9 @@ if released:
                      color=plots.FAMILY_COLOURS[fam])
     plots.category_legend(axes[0], loc="lower right")
     fig.tight_layout()
-    artifacts.save_figure(fig, out, "figure5_released")
+    chapter.figure(fig, "figure5_released")
     plt.show()
-    artifacts.write_table(pd.concat([m for m, _ in released.values()], ignore_index=True), out,
-                          "released_rank_changes", provenance={f: i for f, (_, i) in released.items()})
+    chapter.table(pd.concat([m for m, _ in released.values()], ignore_index=True), "released_rank_changes", provenance={f: i for f, (_, i) in released.items()})
     summary["figure5_released"] = {"top_words": released_words,
                                    "provenance": {f: i for f, (_, i) in released.items()}}
     status = ("Each panel shows one base's ten words that rose most and ten that fell most over the authors' run, "
@@ -619,8 +618,8 @@ else:
 
 # %% tags=["remove-input"]
 summary["figure5_released_missing"] = released_missing
-glue("released_fig5_status", " ".join(filter(None, [status, data.missing_note(released_missing,
-                                                                        "The released Figure 5")])), display=False)
+chapter.number("released_fig5_status", " ".join(filter(None, [status, data.missing_note(released_missing,
+                                                                                  "The released Figure 5")])), display=False)
 
 # %% tags=["remove-input"]
 summary["grid"] = grid.as_dict()
@@ -629,7 +628,7 @@ summary["n_candidates"] = len(candidates)
 summary["candidate_set"] = grid.candidates
 summary["data_source"] = {k: v for k, v in pool.info.items() if not isinstance(v, list)}
 summary["seconds"] = run_seconds
-artifacts.write_summary(out, summary, profile=PROFILE)
+chapter.finish()
 print(f"wrote {sorted(p.name for p in out.iterdir())}")
 
 # %% [markdown]

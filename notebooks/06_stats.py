@@ -71,12 +71,11 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
-from rmbias import artifacts, lexicons, multiverse, plots, profiles, prompts, ranks, release, stats
-from rmbias.glue import glue
+from rmbias import artifacts, lexicons, multiverse, plots, prompts, ranks, release, stats
+from rmbias.chapter import Chapter
 
-settings = profiles.resolve(PROFILE, n_permutations=N_PERMUTATIONS, permutation_seed=PERMUTATION_SEED)
-out = artifacts.results_dir(settings.name, "06_stats")
-earlier = out.parent  # results/<profile>/: where chapters 2 and 3 of this profile wrote their tables
+chapter = Chapter.open("06_stats", PROFILE, n_permutations=N_PERMUTATIONS, permutation_seed=PERMUTATION_SEED)
+settings, out, summary = chapter.settings, chapter.out, chapter.summary
 n_perm, seed = settings.n_permutations, settings.permutation_seed
 plots.setup()
 # near-constant cells of the tiny profile's random-weight models make scipy warn about precision
@@ -85,7 +84,7 @@ warnings.filterwarnings("ignore", message="Precision loss occurred in moment cal
 
 def save(table: pd.DataFrame, name: str, **provenance) -> None:
     """Write a table as parquet (with its provenance record) and as CSV, for readers without Python."""
-    artifacts.write_table(table, out, name, **provenance)
+    chapter.table(table, name, **provenance)
     table.to_csv(out / f"{name}.csv", index=False)
 
 
@@ -99,7 +98,7 @@ BASE_CATEGORY = "base[T.Llama]:category[T.Communion]"
 PAPER_FORMULA = "median_rank ~ base * category * framing"
 
 # %% tags=["remove-input"]
-summary: dict = {"n_permutations": n_perm, "seed": seed}
+summary.update(n_permutations=n_perm, seed=seed)
 timings: dict[str, float] = {}
 
 # %% tags=["remove-cell"]
@@ -158,22 +157,22 @@ paper_coef.drop(columns="term").style.format({"estimate": "{:.3f}", "se": "{:.3f
 
 # %% tags=["remove-input"]
 coef = paper_coef.set_index("term")
-glue("f1_n_obs", len(medians), display=False)
-glue("f1_n_rms", medians["rm"].nunique(), display=False)
-glue("f1_n_words", big2["word"].nunique(), display=False)
+chapter.number("f1_n_obs", len(medians), display=False)
+chapter.number("f1_n_rms", medians["rm"].nunique(), display=False)
+chapter.number("f1_n_words", big2["word"].nunique(), display=False)
 per_family = medians.drop_duplicates("rm")["base"].value_counts()
-glue("f1_n_gemma", int(per_family["Gemma"]), display=False)
-glue("f1_n_llama", int(per_family["Llama"]), display=False)
-glue("f1_n_prompts", medians["prompt"].nunique(), display=False)
-glue("f1_n_prompts_framing", int(medians.groupby("framing", observed=True)["prompt"].nunique().iloc[0]), display=False)
+chapter.number("f1_n_gemma", int(per_family["Gemma"]), display=False)
+chapter.number("f1_n_llama", int(per_family["Llama"]), display=False)
+chapter.number("f1_n_prompts", medians["prompt"].nunique(), display=False)
+chapter.number("f1_n_prompts_framing", int(medians.groupby("framing", observed=True)["prompt"].nunique().iloc[0]), display=False)
 for name, term in (("three", THREE_WAY), ("basecat", BASE_CATEGORY), ("base", "base[T.Llama]")):
     row = coef.loc[term]
     for field in ("estimate", "se", "z", "df", "p_t"):
-        glue(f"f1_{name}_{field}", float(row[field]), display=False)
+        chapter.number(f"f1_{name}_{field}", float(row[field]), display=False)
 variances = paper_var.set_index("component")["variance"]
-glue("f1_rm_sd", float(np.sqrt(variances.iloc[0])), display=False)
-glue("f1_resid_sd", float(np.sqrt(variances["residual"])), display=False)
-glue("f1_converged", "converged" if paper_fit.converged else "did NOT converge", display=False)
+chapter.number("f1_rm_sd", float(np.sqrt(variances.iloc[0])), display=False)
+chapter.number("f1_resid_sd", float(np.sqrt(variances["residual"])), display=False)
+chapter.number("f1_converged", "converged" if paper_fit.converged else "did NOT converge", display=False)
 summary["figure1_big2_lme"] = paper_coef.set_index("term_r")[["estimate", "se", "df", "z", "p_t"]].to_dict("index")
 summary["figure1_big2_lme_variances"] = paper_var.set_index("component")["variance"].to_dict()
 
@@ -231,26 +230,26 @@ panels.style.format(precision=3, subset=["mean_Gemma", "mean_Llama", "diff", "t"
     "{:.2g}", subset=["p_welch", "p_perm", "p_welch_bonf", "p_perm_bonf", "bf10"]).hide(axis="index")
 
 # %% tags=["remove-input"]
-glue("f1_seed", seed, display=False)
-glue("f1_n_perm", n_perm, display=False)
+chapter.number("f1_seed", seed, display=False)
+chapter.number("f1_n_perm", n_perm, display=False)
 positive = panels[panels["framing"] == "positive"].set_index("category")
 for category in ("Agency", "Communion"):
-    glue(f"f1_d_{category.lower()}", abs(float(positive.loc[category, "d"])), display=False)
-    glue(f"f1_dav_{category.lower()}", abs(float(positive.loc[category, "d_av"])), display=False)
-glue("f1_n_panels", len(panels), display=False)
-glue("f1_n_gemma_obs", int(panels["n_Gemma"].iloc[0]), display=False)
-glue("f1_n_llama_obs", int(panels["n_Llama"].iloc[0]), display=False)
+    chapter.number(f"f1_d_{category.lower()}", abs(float(positive.loc[category, "d"])), display=False)
+    chapter.number(f"f1_dav_{category.lower()}", abs(float(positive.loc[category, "d_av"])), display=False)
+chapter.number("f1_n_panels", len(panels), display=False)
+chapter.number("f1_n_gemma_obs", int(panels["n_Gemma"].iloc[0]), display=False)
+chapter.number("f1_n_llama_obs", int(panels["n_Llama"].iloc[0]), display=False)
 same_stars = sum(stats.stars(a) == stats.stars(b) for a, b in zip(panels["p_welch_bonf"], panels["p_perm_bonf"]))
-glue("f1_stars_text", "gives the same stars in every panel" if same_stars == len(panels)
-     else f"gives the same stars in {same_stars} of {len(panels)} panels", display=False)
+chapter.number("f1_stars_text", "gives the same stars in every panel" if same_stars == len(panels)
+               else f"gives the same stars in {same_stars} of {len(panels)} panels", display=False)
 d_av = positive["d_av"].abs().round(2)
-glue("f1_dav_verdict", "which is the paper's range" if d_av.between(0.40, 0.43).all()
-     else "which is still not the paper's range", display=False)
-glue("f1_n_sig_welch", int((panels["p_welch_bonf"] < 0.05).sum()), display=False)
-glue("f1_n_sig_perm", int((panels["p_perm_bonf"] < 0.05).sum()), display=False)
-glue("f1_max_p_welch_bonf", float(panels["p_welch_bonf"].max()), display=False)
-glue("f1_max_p_perm_bonf", float(panels["p_perm_bonf"].max()), display=False)
-glue("f1_min_bf", float(panels["bf10"].min()), display=False)
+chapter.number("f1_dav_verdict", "which is the paper's range" if d_av.between(0.40, 0.43).all()
+               else "which is still not the paper's range", display=False)
+chapter.number("f1_n_sig_welch", int((panels["p_welch_bonf"] < 0.05).sum()), display=False)
+chapter.number("f1_n_sig_perm", int((panels["p_perm_bonf"] < 0.05).sum()), display=False)
+chapter.number("f1_max_p_welch_bonf", float(panels["p_welch_bonf"].max()), display=False)
+chapter.number("f1_max_p_perm_bonf", float(panels["p_perm_bonf"].max()), display=False)
+chapter.number("f1_min_bf", float(panels["bf10"].min()), display=False)
 summary["figure1_big2_panel_tests"] = panels.to_dict("records")
 
 # %% [markdown]
@@ -322,16 +321,16 @@ mfd_panels[mfd_columns].style.format(precision=2).format(
 
 # %% tags=["remove-input"]
 three_way_mfd = mfd_coef[mfd_coef["term"].str.count(":") == 2]
-glue("mfd_n_obs", len(mfd_authors), display=False)
-glue("mfd_n_terms_ranked", int(mfd.loc[mfd["category"] != "Sanctity_Vice", "word"].nunique()), display=False)
-glue("mfd_n_three", len(three_way_mfd), display=False)
-glue("mfd_n_three_sig", int((three_way_mfd["p_t"] < 0.05).sum()), display=False)
-glue("mfd_n_panels", len(mfd_panels), display=False)
-glue("mfd_n_sig_welch", int((mfd_panels["p_welch_bonf"] < 0.05).sum()), display=False)
-glue("mfd_n_sig_perm", int((mfd_panels["p_perm_bonf"] < 0.05).sum()), display=False)
-glue("mfd_rm_sd", float(np.sqrt(stats.variance_table(mfd_fit)["variance"].iloc[0])), display=False)
-glue("mfd_n_prompts", mfd_authors["prompt"].nunique(), display=False)
-glue("mfd_n_foundations", mfd_authors["category"].nunique(), display=False)
+chapter.number("mfd_n_obs", len(mfd_authors), display=False)
+chapter.number("mfd_n_terms_ranked", int(mfd.loc[mfd["category"] != "Sanctity_Vice", "word"].nunique()), display=False)
+chapter.number("mfd_n_three", len(three_way_mfd), display=False)
+chapter.number("mfd_n_three_sig", int((three_way_mfd["p_t"] < 0.05).sum()), display=False)
+chapter.number("mfd_n_panels", len(mfd_panels), display=False)
+chapter.number("mfd_n_sig_welch", int((mfd_panels["p_welch_bonf"] < 0.05).sum()), display=False)
+chapter.number("mfd_n_sig_perm", int((mfd_panels["p_perm_bonf"] < 0.05).sum()), display=False)
+chapter.number("mfd_rm_sd", float(np.sqrt(stats.variance_table(mfd_fit)["variance"].iloc[0])), display=False)
+chapter.number("mfd_n_prompts", mfd_authors["prompt"].nunique(), display=False)
+chapter.number("mfd_n_foundations", mfd_authors["category"].nunique(), display=False)
 summary["figure1_mfd_lme"] = mfd_coef.set_index("term_r")[["estimate", "se", "df", "z", "p_t"]].to_dict("index")
 summary["figure1_mfd_panel_tests"] = mfd_panels.to_dict("records")
 
@@ -357,7 +356,7 @@ summary["figure1_mfd_panel_tests"] = mfd_panels.to_dict("records")
 # 54 prompts, and the same tests run on those too. {glue:text}`fig2_released_text`
 
 # %%
-tracing_dir = earlier / "03_logit_tracing"
+tracing_dir = chapter.earlier("03_logit_tracing", required=False)
 pair_files = sorted(tracing_dir.glob("single_token_medians_pair*.parquet"))
 released_files = sorted(tracing_dir.glob("released_medians_pair*.parquet"))  # the authors' data (chapter 3)
 fig2_rows, fig2_tables, fig2_released_rows = [], {}, []
@@ -402,8 +401,8 @@ else:
     summary["figure2"] = "not run: no chapter 3 results in this profile"
 
 # %% tags=["remove-input"]
-glue("fig2_text", fig2_text, display=False)
-glue("fig2_n_pairs", len(fig2), display=False)
+chapter.number("fig2_text", fig2_text, display=False)
+chapter.number("fig2_n_pairs", len(fig2), display=False)
 
 # %%
 fig2_released = pd.DataFrame(fig2_released_rows)
@@ -422,7 +421,7 @@ else:
                           "why), so only this profile's pairs are tested here.")
 
 # %% tags=["remove-input"]
-glue("fig2_released_text", fig2_released_text, display=False)
+chapter.number("fig2_released_text", fig2_released_text, display=False)
 
 # %% [markdown]
 # {glue:text}`fig2_text`. The paper reports F(1, 208) = 58.3 for its instruction-tuned pair
@@ -502,22 +501,22 @@ structure_table.pivot_table(index="structure", columns="term", values=["estimate
 # %% tags=["remove-input"]
 loglik = structure_table.drop_duplicates("structure").set_index("structure")["reml_loglik"]
 three = structure_table[structure_table["term"] == r_term(THREE_WAY)].set_index("structure")
-glue("re_all_converged", "All four fits converged" if all(f.converged for f in fits.values())
-     else "Not every fit converged (see the table)", display=False)
+chapter.number("re_all_converged", "All four fits converged" if all(f.converged for f in fits.values())
+               else "Not every fit converged (see the table)", display=False)
 for key, name in (("paper", "paper"), ("crossed", "crossed"), ("slopes", "+ category slopes"), ("max", "maximal")):
-    glue(f"re_{key}_se", float(three.loc[name, "se"]), display=False)
-    glue(f"re_{key}_p", float(three.loc[name, "p_z"]), display=False)
-    glue(f"re_{key}_loglik", float(loglik[name]), display=False)
+    chapter.number(f"re_{key}_se", float(three.loc[name, "se"]), display=False)
+    chapter.number(f"re_{key}_p", float(three.loc[name, "p_z"]), display=False)
+    chapter.number(f"re_{key}_loglik", float(loglik[name]), display=False)
 gls_gap = max(float((stats.gls_standard_errors(fit) / fit.bse_fe - 1).abs().max()) for fit in fits.values())
-glue("re_gls_gap", gls_gap, display=False)
+chapter.number("re_gls_gap", gls_gap, display=False)
 boundary = [name for name, fit in fits.items() if any("boundary" in w for w in fit.fit_warnings)]
-glue("re_boundary", ", ".join(boundary) or "none", display=False)
+chapter.number("re_boundary", ", ".join(boundary) or "none", display=False)
 summary["random_effects_gls_check_max_relative_gap"] = gls_gap
-glue("re_prompt_cat_var", float(pivot.loc["prompt:category", "maximal"]), display=False)
-glue("re_ratio", float(three.loc["maximal", "se"] / three.loc["paper", "se"]), display=False)
-glue("re_rm_cf_var", float(pivot.loc["rm:category:framing", "maximal"]), display=False)
-glue("re_resid_paper", float(pivot.loc["residual", "paper"]), display=False)
-glue("re_resid_max", float(pivot.loc["residual", "maximal"]), display=False)
+chapter.number("re_prompt_cat_var", float(pivot.loc["prompt:category", "maximal"]), display=False)
+chapter.number("re_ratio", float(three.loc["maximal", "se"] / three.loc["paper", "se"]), display=False)
+chapter.number("re_rm_cf_var", float(pivot.loc["rm:category:framing", "maximal"]), display=False)
+chapter.number("re_resid_paper", float(pivot.loc["residual", "paper"]), display=False)
+chapter.number("re_resid_max", float(pivot.loc["residual", "maximal"]), display=False)
 summary["random_effects_structures"] = structure_table.to_dict("records")
 summary["random_effects_variances"] = variance_by_structure.to_dict("records")
 
@@ -600,7 +599,7 @@ for ax, term in zip(axes, [r_term("base[T.Llama]"), r_term(BASE_CATEGORY), r_ter
     ax.set_xlabel("estimate (ranks), 95% CI")
 axes[0].set_yticks(np.arange(len(order))[::-1], order)
 fig.tight_layout()
-artifacts.save_figure(fig, out, "random_effects_structures")
+chapter.figure(fig, "random_effects_structures")
 plt.show()
 
 # %% [markdown]
@@ -644,17 +643,17 @@ for key, claim in (("inter", "three-way interaction"), ("gappos", "agency minus 
                    ("agpos", "Agency, positive prompts"), ("compos", "Communion, positive prompts")):
     row = claims_by_name.loc[claim]
     for field in ("diff", "diff_low", "diff_high", "g", "g_low", "g_high", "p", "p_exact", "bf10"):
-        glue(f"rm_{key}_{field}", float(row[field]), display=False)
-glue("rm_n_exact_reach", int(round(interaction["p_exact"] * interaction["n_splits"])), display=False)
-glue("rm_n_splits", int(interaction["n_splits"]), display=False)
-glue("rm_p_min", 1 / float(interaction["n_splits"]), display=False)
-glue("rm_max_bf", float(rm_level["bf10"].max()), display=False)
-glue("rm_min_bf", float(rm_level["bf10"].min()), display=False)
-glue("rm_n_exact_sig", int((rm_level["p_exact"] < 0.05).sum()), display=False)
-glue("rm_n_claims", len(rm_level), display=False)
-glue("rm_min_abs_g", float(rm_level["g"].abs().min()), display=False)
-glue("rm_max_abs_g", float(rm_level["g"].abs().max()), display=False)
-glue("obs_bf_agpos", float(positive.loc["Agency", "bf10"]), display=False)
+        chapter.number(f"rm_{key}_{field}", float(row[field]), display=False)
+chapter.number("rm_n_exact_reach", int(round(interaction["p_exact"] * interaction["n_splits"])), display=False)
+chapter.number("rm_n_splits", int(interaction["n_splits"]), display=False)
+chapter.number("rm_p_min", 1 / float(interaction["n_splits"]), display=False)
+chapter.number("rm_max_bf", float(rm_level["bf10"].max()), display=False)
+chapter.number("rm_min_bf", float(rm_level["bf10"].min()), display=False)
+chapter.number("rm_n_exact_sig", int((rm_level["p_exact"] < 0.05).sum()), display=False)
+chapter.number("rm_n_claims", len(rm_level), display=False)
+chapter.number("rm_min_abs_g", float(rm_level["g"].abs().min()), display=False)
+chapter.number("rm_max_abs_g", float(rm_level["g"].abs().max()), display=False)
+chapter.number("obs_bf_agpos", float(positive.loc["Agency", "bf10"]), display=False)
 summary["rm_level_tests"] = rm_level.to_dict("records")
 
 # %%
@@ -684,7 +683,7 @@ right.set_xlabel("Llama mean - Gemma mean of the interaction\n(all 210 ways to l
 right.set_ylabel("splits")
 right.yaxis.set_major_locator(MaxNLocator(integer=True))
 fig.tight_layout()
-artifacts.save_figure(fig, out, "ten_models")
+chapter.figure(fig, "ten_models")
 plt.show()
 
 # %% [markdown]
@@ -735,7 +734,7 @@ plt.show()
 
 # %% tags=["remove-input"]
 released_lists = ", ".join(f"{name} ({folder})" for name, folder in release.CORPORA.items())
-glue("mv_released_lists", released_lists, display=False)
+chapter.number("mv_released_lists", released_lists, display=False)
 start = time.perf_counter()
 
 # %%
@@ -781,26 +780,26 @@ by_claim
 for analysis, key in (("Big Two", "big2"), ("moral foundations", "mfd")):
     for unit in ("observations", "models"):
         kept, total = multiverse.survival_counts(mv, analysis, unit)
-        glue(f"mv_{key}_{unit}_kept", kept, display=False)
-        glue(f"mv_{key}_{unit}_total", total, display=False)
+        chapter.number(f"mv_{key}_{unit}_kept", kept, display=False)
+        chapter.number(f"mv_{key}_{unit}_total", total, display=False)
 mfd_obs = mv[(mv["analysis"] == "moral foundations") & (mv["unit"] == "observations")]
 flips = mfd_obs.groupby("claim")["same_direction"].all()
-glue("mv_mfd_direction_flips", ", ".join(sorted(flips.index[~flips])) or "none", display=False)
+chapter.number("mv_mfd_direction_flips", ", ".join(sorted(flips.index[~flips])) or "none", display=False)
 big2_mean = mv[(mv["analysis"] == "Big Two") & (mv["summary"] == "mean") & (mv["unit"] == "observations")]
-glue("mv_big2_mean_kept", int(big2_mean["survives"].sum()), display=False)
-glue("mv_big2_mean_total", len(big2_mean), display=False)
+chapter.number("mv_big2_mean_kept", int(big2_mean["survives"].sum()), display=False)
+chapter.number("mv_big2_mean_total", len(big2_mean), display=False)
 changes = {factor: multiverse.verdict_changes(mv, factor) for factor in multiverse.FACTORS}
-glue("mv_changes_text", "; ".join(f"changing only {label} changes the verdict in {changes[f][0]} of {changes[f][1]} "
-                                   "comparisons" for f, label in (("summary", "the summary statistic (median or mean)"),
-                                                                  ("Sanctity_Vice", "the Sanctity_Vice route"),
-                                                                  ("unit", "the unit of inference"))), display=False)
+chapter.number("mv_changes_text", "; ".join(f"changing only {label} changes the verdict in {changes[f][0]} of {changes[f][1]} "
+                                             "comparisons" for f, label in (("summary", "the summary statistic (median or mean)"),
+                                                                            ("Sanctity_Vice", "the Sanctity_Vice route"),
+                                                                            ("unit", "the unit of inference"))), display=False)
 summary["multiverse_verdict_changes"] = {f: {"changed": c, "comparisons": n} for f, (c, n) in changes.items()}
 summary["multiverse"] = mv.to_dict("records")
 summary["multiverse_not_run"] = not_run.to_dict("records")
 
 # %% tags=["hide-input"]
 fig = plots.multiverse_grid(mv)
-artifacts.save_figure(fig, out, "multiverse")
+chapter.figure(fig, "multiverse")
 plt.show()
 
 # %% [markdown]
@@ -885,7 +884,7 @@ else:
     summary["token_vs_word_level"] = "not run: chapter 3 results missing"
 
 # %% tags=["remove-input"]
-glue("level_text", level_text, display=False)
+chapter.number("level_text", level_text, display=False)
 
 # %% [markdown]
 # {glue:text}`level_text`. Where chapter 3 has run, the table gives, per branch, the ANOVA's
@@ -910,7 +909,7 @@ glue("level_text", level_text, display=False)
 # each effect as a Spearman correlation with its interval, next to that floor, and no p-values.
 
 # %%
-scoring_dir = earlier / "02_rm_scoring"
+scoring_dir = chapter.earlier("02_rm_scoring", required=False)
 have_vocab = all((scoring_dir / f"{name}.parquet").is_file() for name in ("live_vocabulary_scores", "engine_agreement"))
 vocab_rows = []
 if have_vocab:
@@ -970,7 +969,7 @@ if len(vocab_effects):
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlabel("Spearman rho with 95% interval; grey: +/- noise floor")
     fig.tight_layout()
-    artifacts.save_figure(fig, out, "vocabulary_noise_floor")
+    chapter.figure(fig, "vocabulary_noise_floor")
     plt.show()
     display(vocab_effects.style.format(precision=3).hide(axis="index"))
 elif have_vocab:
@@ -986,7 +985,7 @@ else:
     summary["vocabulary_effects"] = "not run: chapter 2 results missing"
 
 # %% tags=["remove-input"]
-glue("vocab_text", vocab_text, display=False)
+chapter.number("vocab_text", vocab_text, display=False)
 
 # %% [markdown]
 # {glue:text}`vocab_text`. In the figure, when there is one, each row is one vocabulary-level effect
@@ -999,7 +998,7 @@ glue("vocab_text", vocab_text, display=False)
 # an assumption, and the paper profile can check it by re-running a vocabulary chunk.
 
 # %% tags=["remove-input"]
-artifacts.write_summary(out, {**summary, "seconds": timings}, profile=settings.name)
+chapter.finish(seconds=timings)
 print(f"wrote {sorted(p.name for p in out.iterdir())}")
 
 # %% [markdown]

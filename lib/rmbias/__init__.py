@@ -44,6 +44,7 @@ Layer 4, the runs and their settings:
     released_logprobs  the authors' released log-probabilities, read as traces
 
 Layer 5, the book and its rehearsal:
+    chapter            what every chapter opens with: settings, results folder, numbers glued and recorded
     book               executing the chapters and placing them in the book
     standins           local stand-ins for the paper profile's hub files, for the offline rehearsal
 """
