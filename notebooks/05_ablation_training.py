@@ -159,26 +159,7 @@ clean = released[released["file"] != "rank_results_uf_13.csv"] if identical else
 final = clean[clean["checkpoint"] == clean.groupby("file")["checkpoint"].transform("max")]
 
 # %% tags=["hide-input"]
-families = ["gemma", "llama", "qwen"]
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-for ax, category in zip(axes, CATEGORIES):
-    part = final[final["category"] == category]
-    for family in families:
-        rows = part[(part["family"] == family) & (part["method"] == "BT")].sort_values("data_size")
-        uf = rows[rows["data_source"] == "Unified-Feedback"]
-        ax.plot(uf["data_size"], uf["median_rank"], "o-", color=plots.FAMILY_COLOURS[family], label=family.title(),
-                alpha=1 if family != "qwen" else 0.6)
-        sky = rows[rows["data_source"] == "Skywork"]
-        ax.plot(sky["data_size"], sky["median_rank"], "^", color=plots.FAMILY_COLOURS[family], ms=9,
-                alpha=1 if family != "qwen" else 0.6)
-        grm = part[(part["family"] == family) & (part["method"] == "GRM")]
-        ax.plot([140] * len(grm), grm["median_rank"], "D", color=plots.FAMILY_COLOURS[family], ms=8)
-    ax.set_xticks([27, 53, 77, 106, 140], ["27k", "53k", "77k\n(Skywork)", "106k", "GRM\n(550k+)"])
-    ax.set_title(category)
-    ax.set_xlabel("preference pairs")
-axes[0].invert_yaxis()
-axes[0].set_ylabel("median rank of the category's tokens\n(1 = best)")
-axes[0].legend(frameon=False, loc="best")
+fig = plots.released_ablation(final, CATEGORIES)
 chapter.figure(fig, "figure4b_released")
 plt.show()
 
@@ -457,24 +438,7 @@ summary["gap_spread"] = spread.to_dict("records")
 finals = ablation.final_steps(table)
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-for ax, category in zip(axes, CATEGORIES):
-    part = finals[finals["category"] == category]
-    for i, base in enumerate(grid.bases):
-        rows = part[part["model"] == base]
-        colour = plots.FAMILY_COLOURS[family[base]]
-        jitter = (i - (len(grid.bases) - 1) / 2) * 0.04
-        x = np.log2(rows["data_size"].to_numpy()) + jitter
-        ax.plot(x, rows["median_rank"], "o", color=colour, alpha=0.45, ms=5)
-        mean = rows.groupby("data_size")["median_rank"].agg(["mean", "std"])
-        ax.errorbar(np.log2(mean.index.to_numpy()) + jitter, mean["mean"], yerr=mean["std"], fmt="s-", color=colour,
-                    capsize=3, lw=2, label=label[base])
-    ax.set_xticks(np.log2(sorted(grid.sizes)), [str(s) for s in sorted(grid.sizes)])
-    ax.set_title(category)
-    ax.set_xlabel("training pairs")
-axes[0].invert_yaxis()
-axes[0].set_ylabel("median rank at the last step\n(1 = best)")
-axes[0].legend(frameon=False, fontsize=9)
+fig = plots.ablation_finals(finals, grid.bases, grid.sizes, family, label, CATEGORIES)
 chapter.figure(fig, "figure4b_live")
 plt.show()
 

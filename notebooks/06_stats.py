@@ -585,20 +585,8 @@ for term, claim, sign in ((r_term("base[T.Llama]"), "Agency, positive prompts", 
     model_rows.append({"structure": "ten models (Welch)", "term": term, "estimate": sign * row["diff"], "low": low,
                        "high": high})
 forest = pd.concat([structure_table[["structure", "term", "estimate", "low", "high"]], pd.DataFrame(model_rows)])
-order = [*fits, "ten models (Welch)"]
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
-for ax, term in zip(axes, [r_term("base[T.Llama]"), r_term(BASE_CATEGORY), r_term(THREE_WAY)]):
-    rows = forest[forest["term"] == term].set_index("structure").loc[order]
-    y = np.arange(len(order))[::-1]
-    colours = ["#555555"] * len(fits) + ["#000000"]
-    for yi, (_, row), colour in zip(y, rows.iterrows(), colours):
-        ax.errorbar(row["estimate"], yi, xerr=[[row["estimate"] - row["low"]], [row["high"] - row["estimate"]]],
-                    fmt="o" if colour == "#555555" else "D", color=colour, capsize=3)
-    ax.axvline(0, color="grey", lw=0.8, ls="--")
-    ax.set_title(term, fontsize=9)
-    ax.set_xlabel("estimate (ranks), 95% CI")
-axes[0].set_yticks(np.arange(len(order))[::-1], order)
-fig.tight_layout()
+fig = plots.forest(forest, [r_term("base[T.Llama]"), r_term(BASE_CATEGORY), r_term(THREE_WAY)],
+                  order=[*fits, "ten models (Welch)"], reference="ten models (Welch)")
 chapter.figure(fig, "random_effects_structures")
 plt.show()
 
@@ -959,16 +947,7 @@ if len(vocab_effects):
     summary["vocabulary_effects"] = vocab_effects.to_dict("records")
     summary["vocabulary_noise_floor"] = floors
 
-    fig, ax = plt.subplots(figsize=(8, 0.55 * len(vocab_effects) + 1.4))
-    y = np.arange(len(vocab_effects))[::-1]
-    for yi, (_, row) in zip(y, vocab_effects.iterrows()):
-        ax.barh(yi, 2 * row["noise floor"], left=-row["noise floor"], height=0.6, color="#DDDDDD")
-        ax.errorbar(row["rho"], yi, xerr=[[row["rho"] - row["low"]], [row["high"] - row["rho"]]], fmt="o",
-                    color="black", capsize=3)
-    ax.set_yticks(y, [f"{r['effect']}\n{r['rm']} (n = {r['n tokens']})" for _, r in vocab_effects.iterrows()], fontsize=8)
-    ax.axvline(0, color="grey", lw=0.8)
-    ax.set_xlabel("Spearman rho with 95% interval; grey: +/- noise floor")
-    fig.tight_layout()
+    fig = plots.noise_floor(vocab_effects)
     chapter.figure(fig, "vocabulary_noise_floor")
     plt.show()
     display(vocab_effects.style.format(precision=3).hide(axis="index"))

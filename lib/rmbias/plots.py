@@ -181,6 +181,108 @@ def multiverse_grid(table, analyses=("Big Two", "moral foundations")):
     return fig
 
 
+def released_ablation(final, categories=("Agency", "Communion"), families=("gemma", "llama", "qwen")):
+    """Figure 4b from the authors' released rank tables: per category (one panel each), each family's
+    median rank at the last checkpoint against the preference pairs trained on: Bradley-Terry runs on
+    Unified-Feedback as a line, on Skywork as triangles, the off-the-shelf GRM as diamonds at the
+    right; the y axis inverted (rank 1 at the top). ``final`` has the columns of
+    :func:`rmbias.ablation.released_rank_tables`, one row per file, family and category. Returns the figure."""
+    fig, axes = plt.subplots(1, len(categories), figsize=(10, 3.8), sharey=True, squeeze=False)
+    for ax, category in zip(axes[0], categories):
+        part = final[final["category"] == category]
+        for family in families:
+            alpha = 1 if family != "qwen" else 0.6
+            rows = part[(part["family"] == family) & (part["method"] == "BT")].sort_values("data_size")
+            uf = rows[rows["data_source"] == "Unified-Feedback"]
+            ax.plot(uf["data_size"], uf["median_rank"], "o-", color=FAMILY_COLOURS[family], label=family.title(),
+                    alpha=alpha)
+            sky = rows[rows["data_source"] == "Skywork"]
+            ax.plot(sky["data_size"], sky["median_rank"], "^", color=FAMILY_COLOURS[family], ms=9, alpha=alpha)
+            grm = part[(part["family"] == family) & (part["method"] == "GRM")]
+            ax.plot([140] * len(grm), grm["median_rank"], "D", color=FAMILY_COLOURS[family], ms=8)
+        ax.set_xticks([27, 53, 77, 106, 140], ["27k", "53k", "77k\n(Skywork)", "106k", "GRM\n(550k+)"])
+        ax.set_title(category)
+        ax.set_xlabel("preference pairs")
+    axes[0, 0].invert_yaxis()
+    axes[0, 0].set_ylabel("median rank of the category's tokens\n(1 = best)")
+    axes[0, 0].legend(frameon=False, loc="best")
+    return fig
+
+
+def ablation_finals(finals, bases, sizes, families, labels, categories=("Agency", "Communion")):
+    """Figure 4b from the book's own runs: per category (one panel each), every seed's median rank at
+    its last step (small dots) and each base's mean with one standard deviation (squares and bars)
+    against the training pairs on a log axis, bases side by side; the y axis inverted. ``finals`` has
+    ``model``, ``data_size``, ``category`` and ``median_rank`` (:func:`rmbias.ablation.final_steps`);
+    ``sizes`` are the grid's (the x ticks); ``families`` and ``labels`` map each base to its family (the
+    colour) and its legend label. Returns the figure."""
+    import numpy as np
+
+    sizes = sorted(sizes)
+    fig, axes = plt.subplots(1, len(categories), figsize=(10, 3.8), sharey=True, squeeze=False)
+    for ax, category in zip(axes[0], categories):
+        part = finals[finals["category"] == category]
+        for i, base in enumerate(bases):
+            rows = part[part["model"] == base]
+            colour = FAMILY_COLOURS[families[base]]
+            jitter = (i - (len(bases) - 1) / 2) * 0.04
+            x = np.log2(rows["data_size"].to_numpy()) + jitter
+            ax.plot(x, rows["median_rank"], "o", color=colour, alpha=0.45, ms=5)
+            mean = rows.groupby("data_size")["median_rank"].agg(["mean", "std"])
+            ax.errorbar(np.log2(mean.index.to_numpy()) + jitter, mean["mean"], yerr=mean["std"], fmt="s-",
+                        color=colour, capsize=3, lw=2, label=labels[base])
+        ax.set_xticks(np.log2(sizes), [str(s) for s in sizes])
+        ax.set_title(category)
+        ax.set_xlabel("training pairs")
+    axes[0, 0].invert_yaxis()
+    axes[0, 0].set_ylabel("median rank at the last step\n(1 = best)")
+    axes[0, 0].legend(frameon=False, fontsize=9)
+    return fig
+
+
+def forest(estimates, terms, order, reference: str):
+    """A forest plot per term (one panel each): a row per entry of ``order`` (top to bottom), its
+    estimate with the interval from ``low`` to ``high``; the ``reference`` row (the ten models' own
+    contrast, say) drawn in black with a diamond, the others in grey dots; a dashed line at zero.
+    ``estimates`` has ``structure``, ``term``, ``estimate``, ``low`` and ``high``. Returns the figure."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(terms), figsize=(4 * len(terms), 3.4), sharey=True, squeeze=False)
+    y = np.arange(len(order))[::-1]
+    for ax, term in zip(axes[0], terms):
+        rows = estimates[estimates["term"] == term].set_index("structure").loc[list(order)]
+        for yi, (name, row) in zip(y, rows.iterrows()):
+            mine = name == reference
+            ax.errorbar(row["estimate"], yi, xerr=[[row["estimate"] - row["low"]], [row["high"] - row["estimate"]]],
+                        fmt="D" if mine else "o", color="#000000" if mine else "#555555", capsize=3)
+        ax.axvline(0, color="grey", lw=0.8, ls="--")
+        ax.set_title(term, fontsize=9)
+        ax.set_xlabel("estimate (ranks), 95% CI")
+    axes[0, 0].set_yticks(y, list(order))
+    fig.tight_layout()
+    return fig
+
+
+def noise_floor(effects):
+    """Effects against their noise floor: a row per effect (top to bottom), its Spearman rho with the
+    interval from ``low`` to ``high``, over a grey band of +/- its ``noise floor``; labelled by
+    ``effect``, ``rm`` and ``n tokens``. An effect is clear of the floor when its whole interval lies
+    outside the band. Returns the figure."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(effects) + 1.4))
+    y = np.arange(len(effects))[::-1]
+    for yi, (_, row) in zip(y, effects.iterrows()):
+        ax.barh(yi, 2 * row["noise floor"], left=-row["noise floor"], height=0.6, color="#DDDDDD")
+        ax.errorbar(row["rho"], yi, xerr=[[row["rho"] - row["low"]], [row["high"] - row["rho"]]], fmt="o",
+                    color="black", capsize=3)
+    ax.set_yticks(y, [f"{r['effect']}\n{r['rm']} (n = {r['n tokens']})" for _, r in effects.iterrows()], fontsize=8)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel("Spearman rho with 95% interval; grey: +/- noise floor")
+    fig.tight_layout()
+    return fig
+
+
 def interactive_scatter(frame, x: str, y: str, word: str, colour: str | None = None,
                         palette: dict[str, str] | None = None, hover: list[str] | None = None,
                         labels: dict[str, str] | None = None, title: str = ""):
