@@ -228,6 +228,10 @@ def test_model_sizes_list_every_paper_model_with_its_chapters():
     assert "| 02 | 7.50 B | 14.0 GiB bf16 |" in rows["Skywork/Skywork-Reward-Llama-3.1-8B-v0.2"]
     assert "70.55 B | 131.4 GiB bf16 | 67.7 GiB | 39.8 GiB |" in rows["meta-llama/Llama-3.3-70B-Instruct"]
     assert rows["google/gemma-2-2b-it"].split(" | ")[1] == "03, 04, 05 (trained)"
+    # read from the chapters' parameters: chapter 04 traces the pretrained models too, and fine-tunes one
+    assert rows["google/gemma-2-2b"].split(" | ")[1] == "03, 04 (also fine-tuned)"
+    assert book.model_settings_by_chapter() == {"reward_models": ["02"], "language_models": ["03", "04"],
+                                                "validation_model": ["04"], "bases": ["05"]}
     assert "GiB fp16" in rows["Ray2333/GRM-gemma2-2B-rewardmodel-ft"]
     assert rows["Ray2333/GRM-gemma2-2B-rewardmodel-ft"].endswith("| unpinned |")  # no public record of a commit
     assert rows["RLHFlow/ArmoRM-Llama3-8B-v0.1"].endswith("| `39aadad` |")

@@ -267,6 +267,25 @@ def _build_info(profile: str, chapters: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The profile settings that name models whose weights a chapter loads, with how the hardware page
+# marks the use (the tokenizers of chapter 01 load no weights).
+MODEL_SETTINGS = {"reward_models": "", "language_models": "", "validation_model": " (fine-tuned)",
+                  "bases": " (trained)"}
+
+
+def model_settings_by_chapter(root: Path = ROOT) -> dict[str, list[str]]:
+    """For each model setting of :data:`MODEL_SETTINGS`, the chapters (``"02"``) that declare it as a
+    parameter (``REWARD_MODELS``): a chapter takes its models from the settings it declares, so
+    this is which chapter loads which model, read from the chapters themselves."""
+    out: dict[str, list[str]] = {setting: [] for setting in MODEL_SETTINGS}
+    for source in notebook_sources(root):
+        declared = declared_parameters(source)
+        for setting in MODEL_SETTINGS:
+            if setting.upper() in declared:
+                out[setting].append(source.stem[:2])
+    return out
+
+
 def _model_sizes() -> str:
     """The paper profile's models as a Markdown table: the chapters that load each, its parameters
     (from the published config, :mod:`rmbias.architectures`) and the GiB its weights take in the
@@ -275,14 +294,15 @@ def _model_sizes() -> str:
     from . import architectures, registry
 
     paper = PROFILES["paper"]
-    uses: dict[str, list[str]] = {}
-    for key in paper.reward_models:
-        uses.setdefault(key, []).append("02")
-    for key in paper.language_models:
-        uses.setdefault(key, []).append("03, 04" if registry.spec(key).instruct else "03")
-    uses.setdefault(paper.validation_model, []).append("04 (fine-tuned)")
-    for key in paper.bases:
-        uses.setdefault(key, []).append("05 (trained)")
+    marks: dict[str, dict[str, list[str]]] = {}  # model -> chapter -> how it uses it
+    for setting, chapters in model_settings_by_chapter().items():
+        value = getattr(paper, setting)
+        for key in (value,) if isinstance(value, str) else value:
+            for chapter in chapters:
+                marks.setdefault(key, {}).setdefault(chapter, []).append(MODEL_SETTINGS[setting])
+    # "04" and "04 (fine-tuned)" for one model read "04 (also fine-tuned)"
+    uses = {key: [c + (m[-1] if len(m) == 1 else m[-1].replace(" (", " (also ")) for c, m in sorted(by.items())]
+            for key, by in marks.items()}
     short = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
     lines = ["| model | chapters | parameters | weights | 8-bit | 4-bit | hub commit |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
