@@ -21,8 +21,9 @@ of five sources:
 ``trained``
     A reward model this book trains itself from another registry model (``base``) with
     :mod:`rmbias.training` (the ``demo`` profile's two reward models), trained once and cached.
-    The training module registers the builder of this source (:func:`register_builder`), so the
-    loader (:mod:`rmbias.models`) never imports the trainer, which loads its base models through it.
+    The training module registers the builder of this source (:func:`register_builder`) and is
+    imported by name on first need (:func:`builder`), so the loader (:mod:`rmbias.models`) never
+    imports the trainer, which loads its base models through it.
 
 Reward models carry ``reward``: the layout of their head. ``"head"`` is transformers'
 ``*ForSequenceClassification`` layout (a transformer body and a linear ``score`` head with
@@ -37,6 +38,7 @@ profiles, tables and the hardware page can read it anywhere.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -300,7 +302,9 @@ def register(spec_: ModelSpec) -> str:
 # --- who builds a local source -------------------------------------------------------------------
 
 _BUILDERS: dict[str, Callable[[ModelSpec], Path]] = {}
-_BUILT_BY = {"trained": "rmbias.training"}  # for the message when the builder's module is not imported
+# The module that registers each source's builder when it is imported: the loader imports it on first
+# need by name, so loading a trained model works from anywhere, while no module imports it back.
+_BUILT_BY = {"trained": "rmbias.training"}
 
 
 def register_builder(source: str, build: Callable[[ModelSpec], Path]) -> None:
@@ -310,13 +314,15 @@ def register_builder(source: str, build: Callable[[ModelSpec], Path]) -> None:
 
 
 def builder(source: str) -> Callable[[ModelSpec], Path]:
-    """The function registered for ``source``, or a :class:`ModelError` that names the module to import."""
+    """The function registered for ``source``, importing the module that registers it on first need
+    (:data:`_BUILT_BY`); a :class:`ModelError` if that module registers none."""
+    if source not in _BUILDERS and source in _BUILT_BY:
+        importlib.import_module(_BUILT_BY[source])
     if source not in _BUILDERS:
-        module = _BUILT_BY.get(source, "the module that builds them")
-        raise ModelError(f"models of source {source!r} are built by {module}, which has not been imported: "
-                         f"`import {module}` first (rmbias.rewards and rmbias.ablation import it)")
+        module = _BUILT_BY.get(source, "no module")
+        raise ModelError(f"no builder is registered for models of source {source!r} ({module} should register "
+                         "one with rmbias.registry.register_builder when imported)")
     return _BUILDERS[source]
-
 
 
 # --- what a spec says about loading and describing -------------------------------------------
