@@ -160,7 +160,7 @@ pd.Series({"files": checks["files"], "Gemma / Llama RMs": f"{families['gemma']} 
 
 # %%
 released["rank"] = ranks.within_ranks(released, ["rm", "prompt"])
-medians = ranks.median_ranks(released, ["rm", "family", "prompt", "framing", "category"])
+medians = ranks.category_medians(released)
 per_rm = ranks.panel_means(medians)
 per_family = ranks.panel_means(per_rm, ["family", "category", "framing"], value="mean")
 gap = ranks.family_gap(medians)
@@ -540,7 +540,7 @@ rewards.release()
 live = pd.concat(live_parts, ignore_index=True).merge(nouns[["word", "category"]], on="word")
 live = live.merge(prompt_table[["key", "framing"]].rename(columns={"key": "prompt"}), on="prompt")
 live["rank"] = ranks.within_ranks(live, ["rm", "prompt"])
-live_medians = ranks.median_ranks(live, ["rm", "family", "prompt", "framing", "category"])
+live_medians = ranks.category_medians(live)
 live_per_rm = ranks.panel_means(live_medians)
 
 # %% tags=["remove-input"]

@@ -233,10 +233,7 @@ framing = prompts.all_prompts().set_index("key")["framing"]  # all 54: the relea
 # %%
 def category_medians(table: pd.DataFrame, score: str = "logprob") -> pd.DataFrame:
     """Rank the words within (model, prompt) by ``score``; median rank per prompt and category."""
-    table = table.copy()
-    table["rank"] = ranks.within_ranks(table, ["model", "prompt"], score=score)
-    table["framing"] = table["prompt"].map(framing)
-    return ranks.median_ranks(table, ["model", "family", "prompt", "framing", "category"])
+    return ranks.category_medians(table.assign(framing=table["prompt"].map(framing)), model="model", score=score)
 
 
 # %%
@@ -640,7 +637,7 @@ pair_table["rank"] = ranks.within_ranks(pair_table, ["model", "prompt"], score="
 pair_table["framing"] = pair_table["prompt"].map(framing)
 summary_rows = []
 for how in ("median", "mean"):
-    summarised = ranks.median_ranks(pair_table, ["model", "family", "prompt", "framing", "category"], how=how)
+    summarised = ranks.category_medians(pair_table, model="model", how=how)
     terms = stats.anova(summarised, "median_rank", ["category", "framing", "model"]).set_index("term")
     summary_rows.append({"summary": how, **{f"{label} {column}": terms.loc[term, column]
                                               for label, term in (("category:model", "category:model"),

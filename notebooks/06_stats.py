@@ -133,7 +133,7 @@ big2["rank"] = ranks.within_ranks(big2, ["rm", "prompt"])
 
 def figure1_medians(scores: pd.DataFrame, how: str = "median", group: str = "category") -> pd.DataFrame:
     """Median (or mean) rank per RM, prompt and ``group``, with R's factor levels; ``group`` becomes ``category``."""
-    table = ranks.median_ranks(scores, ["rm", "family", "prompt", "framing", group], how=how)
+    table = ranks.category_medians(scores, category=group, how=how)
     table = table.rename(columns={group: "category"}).assign(base=lambda t: t["family"].str.capitalize())
     levels = {**stats.FIGURE1_LEVELS, "category": tuple(sorted(table["category"].unique()))}
     return stats.with_levels(table, levels)
@@ -831,8 +831,7 @@ if fig2_tables and (tracing_dir / f"{forced_name}.parquet").is_file():
         pair_words = words[words["model"].isin(item["models"])].copy()
         pair_words["rank"] = ranks.within_ranks(pair_words, ["model", "prompt"], score="logprob")
         for how in ("median", "mean"):
-            branches[("whole words", how)] = ranks.median_ranks(
-                pair_words, ["model", "family", "prompt", "framing", "category"], how=how)
+            branches[("whole words", how)] = ranks.category_medians(pair_words, model="model", how=how)
         for (level, how), table in branches.items():
             if table["prompt"].nunique() < 4:
                 continue

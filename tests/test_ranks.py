@@ -58,6 +58,21 @@ def test_median_ranks_per_group(tiny):
     assert list(med.columns) == ["rm", "family", "prompt", "category", "median_rank", "n_words"]
 
 
+def test_category_medians_rank_within_model_and_prompt_then_take_medians(tiny):
+    tiny["framing"] = tiny["prompt"].map({"p1": "positive", "p2": "negative"})
+    med = ranks.category_medians(tiny.rename(columns={"rm": "model"}), model="model", score="score")
+    got = med.set_index(["model", "prompt", "category"])["median_rank"]
+    # m1/p1: X = {a: 1.5, b: 4} -> 2.75; Y = {c: 1.5, d: 3} -> 2.25 (the hand-worked case above)
+    assert (got[("m1", "p1", "X")], got[("m1", "p1", "Y")], got[("m2", "p2", "X")]) == (2.75, 2.25, 3.5)
+    assert list(med.columns) == ["model", "family", "prompt", "framing", "category", "median_rank", "n_words"]
+    # without a score it takes the ranks given, so ranks made another way are summarised as they are
+    given = tiny.assign(rank=ranks.within_ranks(tiny, ["rm", "prompt"], higher_is_better=False))
+    assert ranks.category_medians(given).set_index(["rm", "prompt", "category"]).loc[("m1", "p1", "X"),
+                                                                                  "median_rank"] == 2.25
+    means = ranks.category_medians(tiny, score="score", category="word", how="mean")
+    assert len(means) == 16 and (means["n_words"] == 1).all()
+
+
 def test_panel_means_mean_and_standard_error():
     medians = pd.DataFrame({"rm": ["m"] * 3 + ["n"] * 2, "category": ["X"] * 5,
                             "median_rank": [1.0, 2.0, 3.0, 10.0, 10.0]})
