@@ -45,8 +45,11 @@ def run(key: str, steps: int, split: bool, folder: Path) -> dict:
     clock, positions = StepClock(), Positions()
     out = training.train_reward_model(key, train, config, folder / f"{key}-{split}", callbacks=[clock, positions])
     record = training.read_record(out)
-    return {"step": statistics.median(clock.times[1:] or clock.times), "positions": positions.count,
-            "losses": [entry["loss"] for entry in record["training"]["history"]]}
+    return {
+        "step": statistics.median(clock.times[1:] or clock.times),
+        "positions": positions.count,
+        "losses": [entry["loss"] for entry in record["training"]["history"]],
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,8 +65,11 @@ def main(argv: list[str] | None = None) -> None:
             registry.spec(key)  # a clear error for an unknown key before anything trains
             padded, split = (run(key, args.steps, flag, Path(scratch)) for flag in (False, True))
             diff = max((abs(a - b) for a, b in zip(padded["losses"], split["losses"])), default=float("nan"))
-            print(f"| {key} | {padded['step']:.2f} | {split['step']:.2f} | {padded['step'] / split['step']:.2f}x "
-                  f"| {split['positions'] / padded['positions']:.0%} | {diff:.1e} |", flush=True)
+            print(
+                f"| {key} | {padded['step']:.2f} | {split['step']:.2f} | {padded['step'] / split['step']:.2f}x "
+                f"| {split['positions'] / padded['positions']:.0%} | {diff:.1e} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -83,8 +83,15 @@ def register(shape: str, layers: int | None = None) -> str:
 def run(shape: str, steps: int, dtype: str, candidates_for: list[str], layers: int | None = None) -> dict:
     key = register(shape, layers)
     grid = ablation.Ablation.paper(bases=(key,), sizes=(16 * steps,), seeds=(0,))
-    config = replace(grid.config(16 * steps, 0), data=HH_HARMLESS_TEST, n_heldout=64, max_steps=steps,
-                     dtype=dtype, save_steps=None, logging_steps=1)
+    config = replace(
+        grid.config(16 * steps, 0),
+        data=HH_HARMLESS_TEST,
+        n_heldout=64,
+        max_steps=steps,
+        dtype=dtype,
+        save_steps=None,
+        logging_steps=1,
+    )
     train, _, _ = training.prepare_pairs(config)
     tokenizers = {k: models.load_tokenizer(k) for k in dict.fromkeys([key, *map(register, candidates_for)])}
     candidates = ablation.big2_candidates(tokenizers)
@@ -93,20 +100,36 @@ def run(shape: str, steps: int, dtype: str, candidates_for: list[str], layers: i
     sequences = scoring.vocab_sequences(tokenizer, text, candidates[f"id_{key}"].tolist())
     clock, marks = StepClock(), []
     with tempfile.TemporaryDirectory() as scratch:
-        scorer = ablation.checkpoint_scorer()(Path(scratch) / "scores", candidates[["token", "word", "category"]],
-                                              sequences, [0], grid.batch_size)
+        scorer = ablation.checkpoint_scorer()(
+            Path(scratch) / "scores", candidates[["token", "word", "category"]], sequences, [0], grid.batch_size
+        )
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
-        training.train_reward_model(key, train, config, Path(scratch) / "model", merge=False,
-                                    callbacks=[BeforeScoring(marks), scorer, AfterScoring(marks), clock])
+        training.train_reward_model(
+            key,
+            train,
+            config,
+            Path(scratch) / "model",
+            merge=False,
+            callbacks=[BeforeScoring(marks), scorer, AfterScoring(marks), clock],
+        )
         total = time.perf_counter() - started
     step = statistics.median(clock.times[1:] or clock.times)
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
     lengths = [len(scoring.encode_chat(tokenizer, p["chosen"])) for p in train[: 16 * steps]]
-    return {"shape": shape, "steps": len(clock.times), "s_per_step": step, "pairs_per_s": 16 / step,
-            "first_step_s": clock.times[0], "peak_gib": peak, "candidates": len(candidates),
-            "score_s": marks[1] - marks[0], "median_tokens": statistics.median(lengths), "total_s": total}
+    return {
+        "shape": shape,
+        "steps": len(clock.times),
+        "s_per_step": step,
+        "pairs_per_s": 16 / step,
+        "first_step_s": clock.times[0],
+        "peak_gib": peak,
+        "candidates": len(candidates),
+        "score_s": marks[1] - marks[0],
+        "median_tokens": statistics.median(lengths),
+        "total_s": total,
+    }
 
 
 def main() -> None:
@@ -114,22 +137,36 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=["llama-3.2-3b", "gemma-2-2b"])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--dtype", default="bfloat16")
-    parser.add_argument("--layers", type=int, default=None,
-                        help="cut a published shape to this many layers (a CPU smoke test at real width)")
-    parser.add_argument("--candidates-from", nargs="+", default=["llama-3-tokenizer", "gemma-3-270m"],
-                        help="tokenizers whose shared Big Two variants are scored (the paper: all the bases')")
+    parser.add_argument(
+        "--layers",
+        type=int,
+        default=None,
+        help="cut a published shape to this many layers (a CPU smoke test at real width)",
+    )
+    parser.add_argument(
+        "--candidates-from",
+        nargs="+",
+        default=["llama-3-tokenizer", "gemma-3-270m"],
+        help="tokenizers whose shared Big Two variants are scored (the paper: all the bases')",
+    )
     args = parser.parse_args()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    print(f"device: {device}; torch {torch.__version__}; paper recipe (LoRA r=32 all layers, 16 pairs/step, "
-          f"max length 1024, gradient checkpointing), {args.dtype}, {args.steps} steps"
-          + (f", {args.layers} layers" if args.layers else ""))
-    print("| shape | steps | s/step (median) | pairs/s | first step s | peak GiB | candidates | scoring s | median tokens/chat | total s |")
+    print(
+        f"device: {device}; torch {torch.__version__}; paper recipe (LoRA r=32 all layers, 16 pairs/step, "
+        f"max length 1024, gradient checkpointing), {args.dtype}, {args.steps} steps"
+        + (f", {args.layers} layers" if args.layers else "")
+    )
+    print(
+        "| shape | steps | s/step (median) | pairs/s | first step s | peak GiB | candidates | scoring s | median tokens/chat | total s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for shape in args.shapes:
         r = run(shape, args.steps, args.dtype, args.candidates_from, args.layers)
-        print(f"| {r['shape']} | {r['steps']} | {r['s_per_step']:.2f} | {r['pairs_per_s']:.1f} | {r['first_step_s']:.1f} "
-              f"| {r['peak_gib']:.1f} | {r['candidates']} | {r['score_s']:.1f} | {r['median_tokens']:.0f} | {r['total_s']:.0f} |",
-              flush=True)
+        print(
+            f"| {r['shape']} | {r['steps']} | {r['s_per_step']:.2f} | {r['pairs_per_s']:.1f} | {r['first_step_s']:.1f} "
+            f"| {r['peak_gib']:.1f} | {r['candidates']} | {r['score_s']:.1f} | {r['median_tokens']:.0f} | {r['total_s']:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -33,9 +33,28 @@ ROOT = Path(__file__).resolve().parents[1]
 # Colab's versions of these are installed before the book's first cell runs (the book's own dependencies
 # are added to this list from pyproject.toml). Not setuptools: the stand-in torch 2.13 needs a newer one
 # than Colab's 75.2.
-COLAB_STACK = ("pip", "ipykernel", "ipython", "jupyter-client", "jupyter-core", "notebook",
-               "tornado", "traitlets", "pyzmq", "nbclient", "nbformat", "huggingface-hub", "tokenizers",
-               "safetensors", "scikit-learn", "sphinx", "docutils", "markdown-it-py", "jinja2", "requests")
+COLAB_STACK = (
+    "pip",
+    "ipykernel",
+    "ipython",
+    "jupyter-client",
+    "jupyter-core",
+    "notebook",
+    "tornado",
+    "traitlets",
+    "pyzmq",
+    "nbclient",
+    "nbformat",
+    "huggingface-hub",
+    "tokenizers",
+    "safetensors",
+    "scikit-learn",
+    "sphinx",
+    "docutils",
+    "markdown-it-py",
+    "jinja2",
+    "requests",
+)
 
 # Run in the kernel before the first cell: what a Colab kernel has when a reader opens a chapter.
 # google.colab is an empty stand-in package (in a namespace ``google``, as on Colab) on PYTHONPATH.
@@ -61,6 +80,7 @@ def first_code_cell(notebook: Path) -> str:
 
 # --- outside: build the environment (runs in the book's own environment) ---------------------------
 
+
 def colab_environment(venv: Path) -> dict[str, str]:
     """Create ``venv`` with Colab's recorded versions; return the versions installed from the record."""
     sys.path.insert(0, str(ROOT / "lib"))
@@ -79,8 +99,9 @@ def colab_environment(venv: Path) -> dict[str, str]:
 
 def copy_tree(target: Path) -> None:
     """The working tree as git sees it (tracked and untracked, not ignored): what a clone would hold."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.split("\0")
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.split("\0")
     for name in filter(None, files):
         source = ROOT / name
         if source.is_file():
@@ -101,20 +122,32 @@ def outside(args: argparse.Namespace) -> int:
     stubs = work / "stubs"
     (stubs / "google" / "colab").mkdir(parents=True)
     (stubs / "google" / "colab" / "__init__.py").write_text('"""Stand-in for Colab\'s own package."""\n')
-    env = {**os.environ, "PYTHONPATH": str(stubs), "RMBIAS_COLAB_DIR": str(book), "RMBIAS_CACHE": str(cache),
-           "HF_HUB_OFFLINE": "1", "PYTHONNOUSERSITE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(stubs),
+        "RMBIAS_COLAB_DIR": str(book),
+        "RMBIAS_CACHE": str(cache),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONNOUSERSITE": "1",
+    }
     env.pop("VIRTUAL_ENV", None)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
-    result = subprocess.run([str(venv / "bin" / "python"), __file__, "--inside", "--book", str(book),
-                             "--chapters", *args.chapters], env=env, cwd=work)
-    log(f"\nColab's recorded versions installed first ({len(chosen)} packages, {built:.0f} s): "
-        + ", ".join(f"{n} {v}" for n, v in sorted(chosen.items())))
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), __file__, "--inside", "--book", str(book), "--chapters", *args.chapters],
+        env=env,
+        cwd=work,
+    )
+    log(
+        f"\nColab's recorded versions installed first ({len(chosen)} packages, {built:.0f} s): "
+        + ", ".join(f"{n} {v}" for n, v in sorted(chosen.items()))
+    )
     log(f"Python here: {sys.version.split()[0]} (Colab: 3.13); torch: the Makefile's CPU build (Colab: CUDA 2.11)")
     log(f"work folder: {work}")
     return result.returncode
 
 
 # --- inside: Colab's kernel (runs in the Colab-like environment) -----------------------------------
+
 
 def run_in_fresh_kernel(code: str, cwd: Path, timeout: float) -> tuple[str, str, bool]:
     """Execute ``code`` in a new ipykernel; return its output, the reply status, and whether the kernel
@@ -157,8 +190,9 @@ def tiny_chapter(source: Path, cwd: Path, timeout: float) -> float:
     parameters.source = re.sub(r'^PROFILE = "\w+"', 'PROFILE = "tiny"', parameters.source, flags=re.M)
     assert 'PROFILE = "tiny"' in parameters.source, source
     clock = time.perf_counter()
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
-                   ).execute()
+    NotebookClient(
+        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    ).execute()
     out = cwd / "results" / "colab-check"
     out.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, out / source.name)
@@ -171,14 +205,18 @@ def inside(args: argparse.Namespace) -> int:
     failures = []
     clock = time.perf_counter()
     output, status, alive = run_in_fresh_kernel(cell, book.parent, timeout=1800)
-    log(f"--- first run of the first cell ({time.perf_counter() - clock:.0f} s): status {status}, "
-        f"kernel {'still running' if alive else 'restarted'}\n{output}")
+    log(
+        f"--- first run of the first cell ({time.perf_counter() - clock:.0f} s): status {status}, "
+        f"kernel {'still running' if alive else 'restarted'}\n{output}"
+    )
     if status == "ok" or alive or "run this cell again" not in output:
         failures.append("the first run did not install and restart the kernel once")
     clock = time.perf_counter()
-    versions = ("\nimport importlib.metadata as m\n"
-                "print({n: m.version(n) for n in ('numpy', 'pandas', 'transformers', 'torch', 'trl', 'pingouin', "
-                "'ipykernel', 'jupyter_client', 'tornado')})\nimport rmbias, rmbias.training, pingouin, trl\n")
+    versions = (
+        "\nimport importlib.metadata as m\n"
+        "print({n: m.version(n) for n in ('numpy', 'pandas', 'transformers', 'torch', 'trl', 'pingouin', "
+        "'ipykernel', 'jupyter_client', 'tornado')})\nimport rmbias, rmbias.training, pingouin, trl\n"
+    )
     output, status, alive = run_in_fresh_kernel(cell + versions, book.parent, timeout=600)
     log(f"--- second run, restarted kernel ({time.perf_counter() - clock:.0f} s): status {status}\n{output}")
     if status != "ok" or "everything the book needs is installed" not in output:

@@ -16,16 +16,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # for torch, and so do the chapters' kernels it starts (they inherit the variable), so that two
 # workers never run four busy threads on two cores.
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    os.environ.setdefault("OMP_NUM_THREADS",
-                          str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+    os.environ.setdefault(
+        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    )
 
 # Modules whose tests run on one worker, one after the other: each builds one expensive session
 # fixture (the tiny build of the book, the rehearsal of the paper run), or loads models at the
 # published widths (two of those at once would hold their memory at once). Every other test is
 # sent to whichever worker is free. The groups are sent out first, longest first, so that no
 # worker is left with one of them at the end while the other idles.
-GROUPS = {"tests/test_rehearsal.py": "rehearsal", "tests/test_book.py": "tiny-book",
-          "tests/test_architectures.py": "real-shapes", "tests/test_heads.py": "real-shapes"}
+GROUPS = {
+    "tests/test_rehearsal.py": "rehearsal",
+    "tests/test_book.py": "tiny-book",
+    "tests/test_architectures.py": "real-shapes",
+    "tests/test_heads.py": "real-shapes",
+}
 ORDER = ("rehearsal", "tiny-book", "real-shapes")
 
 

@@ -70,12 +70,15 @@ def test_profiles_have_grids_and_unknown_profiles_are_named():
 
 
 def _grid(**changes):
-    return ablation.Ablation.tiny(**{"bases": ("tiny-llama",), "sizes": (16,), "seeds": (0,), "score_every": 2,
-                                     **changes})
+    return ablation.Ablation.tiny(
+        **{"bases": ("tiny-llama",), "sizes": (16,), "seeds": (0,), "score_every": 2, **changes}
+    )
 
 
 def _run(grid, candidates, directory, size=16, seed=0):
-    return ablation.train_run(grid, "tiny-llama", size, seed, candidates, directory / ablation.run_name("tiny-llama", size, seed))
+    return ablation.train_run(
+        grid, "tiny-llama", size, seed, candidates, directory / ablation.run_name("tiny-llama", size, seed)
+    )
 
 
 def test_a_run_scores_its_steps_and_its_rank_table_is_tidy(tiny_candidates, tmp_path):
@@ -140,8 +143,15 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny_candidates, tm
 def test_rank_changes_average_variants_and_compare_first_trained_with_last_step():
     rows = []
     for step, scores in ((0, [9, 9, 9, 9]), (2, [4, 3, 2, 1]), (4, [1, 2, 3, 4])):
-        for (token, word, cat), score in zip([(" Love", "love", "Communion"), ("love", "love", "Communion"),
-                                              (" win", "win", "Agency"), ("Pow", "pow", "Agency")], scores):
+        for (token, word, cat), score in zip(
+            [
+                (" Love", "love", "Communion"),
+                ("love", "love", "Communion"),
+                (" win", "win", "Agency"),
+                ("Pow", "pow", "Agency"),
+            ],
+            scores,
+        ):
             rows.append({"token": token, "word": word, "category": cat, "step": step, "score": float(score)})
     table = pd.DataFrame(rows).assign(base="m", size=8, seed=0)
     moved = ablation.rank_changes(table).set_index("word")
@@ -171,8 +181,9 @@ def test_hub_preference_records_become_checked_pairs():
     assert preferences.hub_record_pair(rated, "rated")["chosen"][-1]["content"] == "Hello!"
     with pytest.raises(preferences.PairError, match="tie"):
         preferences.hub_record_pair({**rated, "conv_B_rating": 1}, "rated")
-    parsed = preferences.load_hub_pairs("llm-blender/Unified-Feedback",
-                                        records=[rated, {**rated, "conv_B_rating": 1}, {**rated, "conv_B": [user]}])
+    parsed = preferences.load_hub_pairs(
+        "llm-blender/Unified-Feedback", records=[rated, {**rated, "conv_B_rating": 1}, {**rated, "conv_B": [user]}]
+    )
     assert len(parsed.pairs) == 1 and parsed.dropped == {"no_final_reply": 1, "tie": 1}
     with pytest.raises(ValueError, match="unknown preference dataset"):
         preferences.load_hub_pairs("someone/else")
@@ -181,14 +192,22 @@ def test_hub_preference_records_become_checked_pairs():
 def _tiny_paper(**changes):
     """The paper grid (the authors' recipe, data and candidates) on tiny random-weight models, in float32."""
     paper = ablation.Ablation.paper(**changes)
-    return replace(paper, bases=("tiny-llama",), seeds=(0,), score_every=1, batch_size=512,
-                   recipe=replace(paper.recipe, dtype="float32", per_device_batch=2, grad_accum=2))
+    return replace(
+        paper,
+        bases=("tiny-llama",),
+        seeds=(0,),
+        score_every=1,
+        batch_size=512,
+        recipe=replace(paper.recipe, dtype="float32", per_device_batch=2, grad_accum=2),
+    )
 
 
 def test_the_grids_keep_their_cache_keys():
     """Fields added for the paper grid and recipe leave the tiny and demo grids' keys as they were;
     the recipe's split_by_length (on in both) gives them new keys, and off, the earlier ones."""
-    blob = lambda grid: hashlib.sha256(json.dumps(grid.key_dict(), sort_keys=True, default=str).encode()).hexdigest()[:10]  # noqa: E731
+    blob = lambda grid: hashlib.sha256(json.dumps(grid.key_dict(), sort_keys=True, default=str).encode()).hexdigest()[
+        :10
+    ]  # noqa: E731
     padded = lambda grid: replace(grid, recipe=replace(grid.recipe, split_by_length=False))  # noqa: E731
     assert blob(padded(ablation.Ablation.tiny())) == "ea15cdf0b3"
     assert blob(padded(ablation.Ablation.demo())) == "62a349e840"  # two seeds since the CI budget ran out
@@ -293,9 +312,22 @@ def test_a_paper_recipe_run_on_local_file_data(tiny_candidates, tmp_path):
     paper = ablation.Ablation.paper()
     # 6 pairs in batches of 2 with 2 accumulated: 3 batches an epoch, so the last step accumulates one
     # batch only; the Trainer counts it (2 steps an epoch), flooring would plan 1 and miss the last
-    grid = replace(paper, bases=("tiny-llama",), sizes=(6,), seeds=(0,), score_every=1, batch_size=512,
-                   recipe=replace(paper.recipe, data=preferences.HH_HARMLESS_TEST, n_heldout=8, dtype="float32",
-                                  per_device_batch=2, grad_accum=2))
+    grid = replace(
+        paper,
+        bases=("tiny-llama",),
+        sizes=(6,),
+        seeds=(0,),
+        score_every=1,
+        batch_size=512,
+        recipe=replace(
+            paper.recipe,
+            data=preferences.HH_HARMLESS_TEST,
+            n_heldout=8,
+            dtype="float32",
+            per_device_batch=2,
+            grad_accum=2,
+        ),
+    )
     folder = ablation.train_run(grid, "tiny-llama", 6, 0, candidates, tmp_path / "run")
     record = json.loads((folder / "model" / "training.json").read_text())
     assert record["training"]["optimizer_steps"] == training.optimizer_steps(grid.config(6, 0), 6) == 4

@@ -49,8 +49,11 @@ def test_every_paper_hub_model_has_its_architecture():
 @pytest.fixture(scope="module")
 def stand_in_keys():
     """The stand-ins' keys and tokenizers, without their weights: {hf_id: (key, tokenizer)}."""
-    return {hf_id: (key, models.load_tokenizer(key)) for hf_id in (GEMMA, LLAMA, QWEN)
-            for key in [architectures.stand_in(hf_id)]}
+    return {
+        hf_id: (key, models.load_tokenizer(key))
+        for hf_id in (GEMMA, LLAMA, QWEN)
+        for key in [architectures.stand_in(hf_id)]
+    }
 
 
 class TestLoadedStandIns:
@@ -60,8 +63,9 @@ class TestLoadedStandIns:
     @pytest.fixture(scope="class")
     def stand_ins(self, stand_in_keys):
         """Two-layer stand-ins, loaded in float32: {hf_id: (key, model, tokenizer)}."""
-        return {hf_id: (key, models.load_causal_lm(key)[0], tokenizer)
-                for hf_id, (key, tokenizer) in stand_in_keys.items()}
+        return {
+            hf_id: (key, models.load_causal_lm(key)[0], tokenizer) for hf_id, (key, tokenizer) in stand_in_keys.items()
+        }
 
     @pytest.fixture(scope="class")
     def traces(self, stand_ins, tmp_path_factory):
@@ -75,8 +79,17 @@ class TestLoadedStandIns:
             assert spec.family == registry.family_of(hf_id) and spec.instruct
             config = model.config
             assert config.num_hidden_layers == 2
-            for name in ("hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "head_dim",
-                         "sliding_window", "final_logit_softcapping", "query_pre_attn_scalar", "tie_word_embeddings"):
+            for name in (
+                "hidden_size",
+                "intermediate_size",
+                "num_attention_heads",
+                "num_key_value_heads",
+                "head_dim",
+                "sliding_window",
+                "final_logit_softcapping",
+                "query_pre_attn_scalar",
+                "tie_word_embeddings",
+            ):
                 if name in fields:
                     assert getattr(config, name) == fields[name], (hf_id, name)
             assert config.rope_parameters["rope_theta"] == fields["rope_theta"]
@@ -86,7 +99,6 @@ class TestLoadedStandIns:
         assert gemma._attn_implementation == "eager"
         assert stand_ins[LLAMA][1].config.rope_parameters["rope_type"] == "llama3"
         assert stand_ins[QWEN][1].config.vocab_size == 151936 > len(stand_ins[QWEN][2])
-
 
     def test_tracing_at_the_real_vocabularies(self, stand_ins, traces):
         for hf_id, (key, model, tokenizer) in stand_ins.items():
@@ -99,7 +111,7 @@ class TestLoadedStandIns:
             np.testing.assert_allclose(np.exp(trace.logprobs.astype(np.float64)).sum(axis=1), 1, atol=2e-3)
             # Qwen's output layer is wider than its tokenizer: the extra rows decode to nothing and are
             # never looked up by string
-            extra = trace.tokens["token"].iloc[len(tokenizer):]
+            extra = trace.tokens["token"].iloc[len(tokenizer) :]
             assert (extra == "").all() and len(extra) == max(0, vocab - len(tokenizer))
             assert len(trace.by_string(PROMPTS["key"][0])) <= len(tokenizer)
             # a pretrained model's raw prompt and an instruct model's chat, batched together
@@ -109,7 +121,6 @@ class TestLoadedStandIns:
             assert torch.allclose(batched[0], torch.from_numpy(trace.column(PROMPTS["key"][0])), atol=1e-5)
             single = logprobs.next_token_logprobs(model, both[1:])[0]
             assert torch.allclose(batched[1], single, atol=1e-5)
-
 
     def test_teacher_forcing_and_bfloat16_at_the_real_shapes(self, stand_ins):
         for hf_id in (GEMMA, LLAMA):
@@ -128,7 +139,6 @@ class TestLoadedStandIns:
             half = logprobs.next_token_logprobs(model.to(torch.bfloat16), [prefix])
             model.float()
             assert half.dtype == torch.float32 and abs(float(half.exp().sum()) - 1) < 1e-3
-
 
     def test_the_implicit_reward_model_across_a_262k_and_a_128k_vocabulary(self, traces):
         p, q = traces[GEMMA], traces[LLAMA]
@@ -165,9 +175,23 @@ def test_a_step_of_the_paper_recipe_with_the_chapter_05_scorer(stand_in_keys, tm
     for key in keys:
         # the paper's recipe (LoRA r=32 on q/k/v/o of every layer, gradient checkpointing, accumulation,
         # two epochs, cosine schedule with warm-up), two pairs a step in float32 so it runs on a CPU
-        grid = replace(paper, bases=(key,), sizes=(2,), seeds=(0,), score_every=1, batch_size=16,
-                       recipe=replace(paper.recipe, data=preferences.HH_HARMLESS_TEST, n_heldout=2, dtype="float32",
-                                      per_device_batch=1, grad_accum=2, max_chars=200))
+        grid = replace(
+            paper,
+            bases=(key,),
+            sizes=(2,),
+            seeds=(0,),
+            score_every=1,
+            batch_size=16,
+            recipe=replace(
+                paper.recipe,
+                data=preferences.HH_HARMLESS_TEST,
+                n_heldout=2,
+                dtype="float32",
+                per_device_batch=1,
+                grad_accum=2,
+                max_chars=200,
+            ),
+        )
         folder = ablation.train_run(grid, key, 2, 0, candidates, tmp_path / key)
         record = json.loads((folder / "model" / "training.json").read_text())
         assert record["training"]["optimizer_steps"] == 2 and record["config"]["gradient_checkpointing"]
@@ -188,6 +212,7 @@ def test_a_step_of_word_injection_on_the_gemma_shape(stand_in_keys, tmp_path):
     out = sft.train_injection(key, words, config, tmp_path / "sft", questions=sft.training_questions().head(1))
     record = sft.read_record(out)
     assert record["training"]["optimizer_steps"] == 1 and record["word_ids"] == [
-        tokenizer.convert_tokens_to_ids(w) for w in words]
+        tokenizer.convert_tokens_to_ids(w) for w in words
+    ]
     saved = json.loads((out / "config.json").read_text())  # the merged model, at the Gemma shape
     assert saved["vocab_size"] == 262144 and saved["num_hidden_layers"] == 2

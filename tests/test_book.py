@@ -32,7 +32,7 @@ def test_chapter_executes_without_errors_and_writes_its_summary(executed, chapte
     bars = [o.text for o in outputs if o.output_type == "stream" and re.search(r"\d+%\|", o.text)]
     assert not bars, f"progress bars belong in the build's log, not the page: {bars[:2]}"
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected and "PROFILE = \"tiny\"" in injected[0].source
+    assert injected and 'PROFILE = "tiny"' in injected[0].source
     summary = json.loads((executed / "results" / "tiny" / chapter / "summary.json").read_text())
     assert summary["profile"] == "tiny" and summary["numbers"]
 
@@ -48,9 +48,18 @@ def test_execution_record_and_build_info(executed):
 @pytest.fixture(scope="session")
 def built(executed):
     """The tiny book built once, strictly: the finished process and the HTML folder."""
-    done = subprocess.run([Path(sys.executable).parent / "jupyter-book", "build", str(executed),
-                           "--warningiserror", "--nitpick", "--keep-going"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            Path(sys.executable).parent / "jupyter-book",
+            "build",
+            str(executed),
+            "--warningiserror",
+            "--nitpick",
+            "--keep-going",
+        ],
+        capture_output=True,
+        text=True,
+    )
     return done, executed / "_build" / "html"
 
 
@@ -64,7 +73,10 @@ def test_strict_book_build(built):
         assert "<img" in page and "Traceback" not in page
         # the parameters cells are off the page; a line names the profile that built it
         assert "tag_parameters" not in page and "tag_injected-parameters" not in page
-        assert "Executed with the" in page and "<code class=\"docutils literal notranslate\"><span class=\"pre\">tiny</span></code>" in page
+        assert (
+            "Executed with the" in page
+            and '<code class="docutils literal notranslate"><span class="pre">tiny</span></code>' in page
+        )
 
 
 @pytest.mark.slow
@@ -82,8 +94,13 @@ def test_a_second_build_executes_only_what_changed(executed):
 def test_build_key_follows_code_settings_and_results_a_chapter_reads(tmp_path):
     library = tmp_path / "lib"
     library.mkdir()
-    for name, text in {"__init__": "", "a": "from .b import f\n", "b": "def f():\n    from . import c\n",
-                       "c": "X = 1\n", "d": "X = 1\n"}.items():
+    for name, text in {
+        "__init__": "",
+        "a": "from .b import f\n",
+        "b": "def f():\n    from . import c\n",
+        "c": "X = 1\n",
+        "d": "X = 1\n",
+    }.items():
         (library / f"{name}.py").write_text(text)
     chapter = tmp_path / "02_two.py"
     chapter.write_text('from rmbias import a\nout = results_dir(PROFILE, "01_one")\n')
@@ -91,8 +108,9 @@ def test_build_key_follows_code_settings_and_results_a_chapter_reads(tmp_path):
     assert book.earlier_chapters(chapter, ["01_one", "02_two", "03_three"]) == ["01_one"]
 
     def key(**params):
-        return book.build_key(chapter, "tiny", {"PROFILE": "tiny", **params}, tmp_path / "results",
-                              ["01_one", "02_two"], library)["key"]
+        return book.build_key(
+            chapter, "tiny", {"PROFILE": "tiny", **params}, tmp_path / "results", ["01_one", "02_two"], library
+        )["key"]
 
     first = key()
     (library / "d.py").write_text("X = 2\n")  # not imported: no change
@@ -126,8 +144,17 @@ def test_real_chapters_depend_on_the_modules_they_reach():
 # removed from it or folded behind a toggle. A record inside a loop or a branch that also computes
 # stays with it: only top-level plumbing statements are refused.
 VISIBLE_CODE_BOUND = 200
-PLUMBING = ("glue(", "chapter.number(", "summary[", "summary.update(", "artifacts.write_", "chapter.table(", "save(",
-            "chapter.figure(", "chapter.finish(")
+PLUMBING = (
+    "glue(",
+    "chapter.number(",
+    "summary[",
+    "summary.update(",
+    "artifacts.write_",
+    "chapter.table(",
+    "save(",
+    "chapter.figure(",
+    "chapter.finish(",
+)
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
@@ -139,7 +166,7 @@ def test_a_chapter_shows_its_analysis_and_folds_its_plumbing(chapter):
 
 def test_visible_code_counts_what_the_page_shows(tmp_path):
     source = tmp_path / "01_x.py"
-    source.write_text('''# %% [markdown]
+    source.write_text("""# %% [markdown]
 # # A chapter
 
 # %% tags=["parameters"]
@@ -156,15 +183,17 @@ table
 
 # %% tags=["remove-input"]
 glue("n", len(table), display=False)
-''')
+""")
     assert book.visible_code(source) == ['table = pd.DataFrame({"a": [1, 2]})', "table"]
 
 
 def test_the_page_shows_a_profile_line_instead_of_the_parameters_cells(tmp_path):
-    cells = [nbformat.v4.new_markdown_cell("# A chapter"),
-             nbformat.v4.new_code_cell('PROFILE = "demo"', metadata={"tags": ["parameters"]}),
-             nbformat.v4.new_code_cell('PROFILE = "tiny"\nMAX_WORDS = 6', metadata={"tags": ["injected-parameters"]}),
-             nbformat.v4.new_code_cell("x = 1")]
+    cells = [
+        nbformat.v4.new_markdown_cell("# A chapter"),
+        nbformat.v4.new_code_cell('PROFILE = "demo"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell('PROFILE = "tiny"\nMAX_WORDS = 6', metadata={"tags": ["injected-parameters"]}),
+        nbformat.v4.new_code_cell("x = 1"),
+    ]
     path = tmp_path / "executed.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
     book._finish(path, {"PROFILE": "tiny", "MAX_WORDS": 6}, {"key": "abc"})
@@ -179,8 +208,11 @@ def test_the_page_shows_a_profile_line_instead_of_the_parameters_cells(tmp_path)
 
 def test_unknown_parameter_is_refused(project_copy, tmp_path):
     with pytest.raises(ValueError, match="no parameter\\(s\\) \\['TEMPERATURE'\\].*declares: PROFILE"):
-        book.execute(project_copy / "notebooks" / f"{CHAPTERS[0]}.py", tmp_path / "out.ipynb",
-                     {"PROFILE": "tiny", "TEMPERATURE": 0.7})
+        book.execute(
+            project_copy / "notebooks" / f"{CHAPTERS[0]}.py",
+            tmp_path / "out.ipynb",
+            {"PROFILE": "tiny", "TEMPERATURE": 0.7},
+        )
     assert not (tmp_path / "out.ipynb").exists()
 
 
@@ -230,8 +262,12 @@ def test_model_sizes_list_every_paper_model_with_its_chapters():
     assert rows["google/gemma-2-2b-it"].split(" | ")[1] == "03, 04, 05 (trained)"
     # read from the chapters' parameters: chapter 04 traces the pretrained models too, and fine-tunes one
     assert rows["google/gemma-2-2b"].split(" | ")[1] == "03, 04 (also fine-tuned)"
-    assert book.model_settings_by_chapter() == {"reward_models": ["02"], "language_models": ["03", "04"],
-                                                "validation_model": ["04"], "bases": ["05"]}
+    assert book.model_settings_by_chapter() == {
+        "reward_models": ["02"],
+        "language_models": ["03", "04"],
+        "validation_model": ["04"],
+        "bases": ["05"],
+    }
     assert "GiB fp16" in rows["Ray2333/GRM-gemma2-2B-rewardmodel-ft"]
     assert rows["Ray2333/GRM-gemma2-2B-rewardmodel-ft"].endswith("| unpinned |")  # no public record of a commit
     assert rows["RLHFlow/ArmoRM-Llama3-8B-v0.1"].endswith("| `39aadad` |")
@@ -253,14 +289,19 @@ def test_colab_badge_and_clone_url_are_those_of_the_config(chapter):
     owner_repo = url.removeprefix("https://github.com/")
     prefix = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/notebooks/"
     for path in (ROOT / "notebooks" / f"{chapter}.py", ROOT / "notebooks" / f"{chapter}.ipynb"):
-        text = (path.read_text() if path.suffix == ".py"
-                else "\n".join(c.source for c in nbformat.read(path, as_version=4).cells))
+        text = (
+            path.read_text()
+            if path.suffix == ".py"
+            else "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
+        )
         badges = re.findall(r"https://colab\.research\.google\.com/github/[^\s)]+", text)
         clones = re.findall(r'"git", "clone", (?:"[^"]*", )*?"--branch", "([^"]+)", "(https?://[^"]+)"', text)
-        assert badges == [f"{prefix}{chapter}.ipynb", f"{prefix}student/{chapter}.ipynb"] \
-            and clones == [(branch, url)], (
+        assert badges == [f"{prefix}{chapter}.ipynb", f"{prefix}student/{chapter}.ipynb"] and clones == [
+            (branch, url)
+        ], (
             f"{path.name} links to {badges} and clones {clones}, but _config.yml names {url} ({branch}); "
-            "run `make sync` after changing the repository in _config.yml")
+            "run `make sync` after changing the repository in _config.yml"
+        )
     # the first cell is rmbias.book.COLAB_CELL, word for word, in every chapter
     assert book.colab_cell(url, branch) in (ROOT / "notebooks" / f"{chapter}.py").read_text(), "run `make sync`"
 
@@ -275,8 +316,12 @@ def test_a_student_copy_holds_the_exercises_but_no_solution_code(chapter):
     student = nbformat.read(ROOT / "notebooks" / "student" / f"{chapter}.ipynb", as_version=4)
     solutions = [c.source for c in source.cells if book.SOLUTION_TAG in c.metadata.get("tags", [])]
     assert len(solutions) >= 3
-    others = {line for c in source.cells if book.SOLUTION_TAG not in c.metadata.get("tags", [])
-              for line in c.source.splitlines()}
+    others = {
+        line
+        for c in source.cells
+        if book.SOLUTION_TAG not in c.metadata.get("tags", [])
+        for line in c.source.splitlines()
+    }
     # every line of solution code that the chapter has nowhere else must be gone from the copy
     own = {line for s in solutions for line in s.splitlines() if line.strip() and not line.lstrip().startswith("#")}
     kept = {line for c in student.cells for line in c.source.splitlines()}
@@ -293,8 +338,10 @@ def test_a_student_copy_holds_the_exercises_but_no_solution_code(chapter):
 
 def test_a_chapter_with_code_after_a_solution_gets_no_student_copy(tmp_path):
     source = tmp_path / "09_demo.py"
-    source.write_text('# %% [markdown]\n# ### Exercise 1. Try\n\n# %% tags=["hide-cell", "solution"]\n'
-                      '# Solution to exercise 1\nanswer = 42\n\n# %%\nprint(answer)\n')
+    source.write_text(
+        '# %% [markdown]\n# ### Exercise 1. Try\n\n# %% tags=["hide-cell", "solution"]\n'
+        "# Solution to exercise 1\nanswer = 42\n\n# %%\nprint(answer)\n"
+    )
     with pytest.raises(ValueError, match="09_demo.py: code cell 2 follows a solution"):
         book.student_notebook(source)
     source.write_text("# %%\nprint('no exercises')\n")
@@ -321,8 +368,9 @@ def test_a_student_copy_executes_in_the_tiny_profile(executed, tmp_path, monkeyp
     assert sum(c.source.startswith("# Your solution to exercise") for c in cells) == 3
 
 
-def _fake_book(root: Path, chapters: list[str], url: str = "https://github.com/someone/fork",
-               branch: str = "dev") -> Path:
+def _fake_book(
+    root: Path, chapters: list[str], url: str = "https://github.com/someone/fork", branch: str = "dev"
+) -> Path:
     """A root with a _config.yml naming another repository, and copies of some chapter sources."""
     (root / "notebooks").mkdir(parents=True)
     (root / "_config.yml").write_text(f"title: a fork\nrepository:\n  url: {url}\n  branch: {branch}\n")
@@ -340,10 +388,11 @@ def test_colab_links_follow_an_edited_config(tmp_path):
     assert book.colab_links(root, write=True) == sources
     for chapter, source in zip(chapters, sources):
         text = source.read_text()
-        assert (f"(https://colab.research.google.com/github/someone/fork/blob/dev/notebooks/{chapter}.ipynb)"
-                in text)
-        assert (f"(https://colab.research.google.com/github/someone/fork/blob/dev/notebooks/student/{chapter}.ipynb)"
-                in text)
+        assert f"(https://colab.research.google.com/github/someone/fork/blob/dev/notebooks/{chapter}.ipynb)" in text
+        assert (
+            f"(https://colab.research.google.com/github/someone/fork/blob/dev/notebooks/student/{chapter}.ipynb)"
+            in text
+        )
         assert '"--branch", "dev", "https://github.com/someone/fork",' in text
         assert "rmbias-book/rmbias-book" not in text
         original = (ROOT / "notebooks" / f"{chapter}.py").read_text()
@@ -418,7 +467,8 @@ def test_browser_check_finds_what_a_reader_would_see(tmp_path):
     (html / "book" / "page.html").write_text(
         "<html><body><img src='missing.png'><img src='empty.png'><a href='gone.html'>x</a>"
         "<a href='fine.html'>ok</a><a href='https://example.org/'>out</a>"
-        "<pre>Traceback (most recent call last):</pre></body></html>")
+        "<pre>Traceback (most recent call last):</pre></body></html>"
+    )
     report = browser.check_book(html, screenshots=False)
     assert report["fine.html"] == []
     problems = " | ".join(report["page.html"])
@@ -450,7 +500,9 @@ def test_a_transparent_figure_is_refused_and_the_books_style_saves_opaque_ones(t
         (html / "book" / name).write_bytes((tmp_path / name).read_bytes())
     (html / "book" / "page.html").write_text("<html><body><img src='styled.png'><img src='clear.png'></body></html>")
     report = browser.check_book(html, screenshots=False)
-    assert report == {"page.html": ["page.html: image clear.png has a transparent background (unreadable in dark mode)"]}
+    assert report == {
+        "page.html": ["page.html: image clear.png has a transparent background (unreadable in dark mode)"]
+    }
 
 
 def test_the_dark_mode_check_sees_the_theme_switch(tmp_path):
@@ -458,22 +510,28 @@ def test_the_dark_mode_check_sees_the_theme_switch(tmp_path):
     from rmbias import browser
 
     follows = tmp_path / "follows.html"
-    follows.write_text("<html><head><style>body{background:#fff} @media (prefers-color-scheme: dark)"
-                       "{body{background:#111}}</style><script>document.documentElement.dataset.theme = "
-                       "matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light'</script></head>"
-                       "<body>text</body></html>")
+    follows.write_text(
+        "<html><head><style>body{background:#fff} @media (prefers-color-scheme: dark)"
+        "{body{background:#111}}</style><script>document.documentElement.dataset.theme = "
+        "matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light'</script></head>"
+        "<body>text</body></html>"
+    )
     assert browser.check_dark_mode(follows, tmp_path / "shots") == []
     assert browser.luminance(tmp_path / "shots" / "follows--dark.png", (2, 2)) < 0.5
     stays = tmp_path / "stays.html"
     stays.write_text("<html><body style='background:#fff'>text</body></html>")
     problems = browser.check_dark_mode(stays, tmp_path / "shots")
-    assert problems == ["stays.html: the theme did not switch to dark mode",
-                        "stays.html: in dark mode the page background is still light"]
+    assert problems == [
+        "stays.html: the theme did not switch to dark mode",
+        "stays.html: in dark mode the page background is still light",
+    ]
 
 
 def test_command_line_settings_are_checked_before_any_chapter_runs(capsys):
     assert book.parse_set(['PROMPTS=["greatest_ever_one"]', "MAX_WORDS=5"]) == {
-        "PROMPTS": ["greatest_ever_one"], "MAX_WORDS": 5}
+        "PROMPTS": ["greatest_ever_one"],
+        "MAX_WORDS": 5,
+    }
     with pytest.raises(ValueError, match="the value of PROMPTS is not JSON.*double quotes"):
         book.parse_set(["PROMPTS=[greatest_ever_one]"])
     with pytest.raises(ValueError, match="write NAME=VALUE"):

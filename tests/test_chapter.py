@@ -38,13 +38,20 @@ def test_number_glues_every_value_and_records_the_numbers(results, monkeypatch):
     path = chapter.finish(seconds={"all": 1.5})
     record = json.loads(path.read_text())
     assert record["profile"] == "tiny"
-    assert record["numbers"] == {"n_words": 7, "share": 0.25, "agrees": True, "table_of_counts": {"a": 1},
-                                 "seconds": {"all": 1.5}}
+    assert record["numbers"] == {
+        "n_words": 7,
+        "share": 0.25,
+        "agrees": True,
+        "table_of_counts": {"a": 1},
+        "seconds": {"all": 1.5},
+    }
 
 
 def test_an_earlier_chapter_is_read_when_it_has_run_and_named_when_it_has_not(results):
     later = Chapter.open("06_stats", "tiny")
-    with pytest.raises(FileNotFoundError, match=r"chapter 03_logit_tracing, which has not run.*--profile tiny --only 03"):
+    with pytest.raises(
+        FileNotFoundError, match=r"chapter 03_logit_tracing, which has not run.*--profile tiny --only 03"
+    ):
         later.read_table("03_logit_tracing", "medians")
     assert not (results / "tiny" / "03_logit_tracing").exists()  # reading never creates the folder
     assert later.earlier("03_logit_tracing", required=False) == results / "tiny" / "03_logit_tracing"

@@ -25,8 +25,10 @@ def test_colab_keeps_its_kernel_torch_and_transformers_and_replaces_only_what_is
         assert plan.keep[name] == colab_runtime[name]
     # below a floor that a pinned package sets (pingouin: numpy, pandas, matplotlib; trl: datasets, pyarrow),
     # or that the chapters need (transformers: with Colab's 5.15, chapters 03 and 05 fail their checks)
-    assert plan.replace == {name: (colab_runtime[name], pins[name])
-                            for name in ("numpy", "pandas", "pyarrow", "datasets", "matplotlib", "transformers")}
+    assert plan.replace == {
+        name: (colab_runtime[name], pins[name])
+        for name in ("numpy", "pandas", "pyarrow", "datasets", "matplotlib", "transformers")
+    }
     assert {"trl", "pingouin", "bitsandbytes", "gguf", "wordfreq", "vadersentiment", "afinn"} <= set(plan.install)
     assert not (set(plan.install) | set(plan.replace)) & colab.NEVER_REPLACED
     # the book-building tools never reach a Colab runtime
@@ -85,8 +87,10 @@ def test_setup_installs_restarts_once_and_then_goes_straight_through(colab_runti
 
 def test_only_new_packages_need_no_restart(colab_runtime, monkeypatch):
     pins = colab.read_pins(ROOT / "constraints.txt")
-    runtime = {**colab_runtime, **{n: pins[n] for n in ("numpy", "pandas", "pyarrow", "datasets", "matplotlib",
-                                                          "transformers")}}
+    runtime = {
+        **colab_runtime,
+        **{n: pins[n] for n in ("numpy", "pandas", "pyarrow", "datasets", "matplotlib", "transformers")},
+    }
     before = dict(runtime)
 
     def fake_pip(args, echo):
@@ -121,8 +125,9 @@ def test_each_floor_admits_what_the_pinned_packages_require_of_it():
     from importlib.metadata import requires
 
     project_floors = colab.floors(ROOT)
-    lowest = {name: Version(next(s.version for s in r.specifier if s.operator == ">="))
-              for name, r in project_floors.items()}
+    lowest = {
+        name: Version(next(s.version for s in r.specifier if s.operator == ">=")) for name, r in project_floors.items()
+    }
     problems = []
     for name in project_floors:
         for text in requires(name) or []:

@@ -33,7 +33,7 @@ def test_with_myst_nb_the_output_carries_the_scrapbook_name(monkeypatch, display
     calls = []
     monkeypatch.setattr(glued, "ipy_display", lambda *args, **kwargs: calls.append((args, kwargs)))
     glue("n_words", 42, display=display)
-    (args, kwargs), = calls
+    ((args, kwargs),) = calls
     assert kwargs["metadata"]["scrapbook"] == {"name": "n_words", "mime_prefix": "" if display else glued.GLUE_PREFIX}
     assert args[0][("" if display else glued.GLUE_PREFIX) + "text/plain"] == "42"
 

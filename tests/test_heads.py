@@ -10,11 +10,20 @@ from safetensors.torch import load_file, save_file
 
 from rmbias import heads, models, registry, scoring, standins
 
-PROMPTS = ["What, in one word, is the greatest thing ever?", "What is the worst thing ever? Please answer in one word only."]
+PROMPTS = [
+    "What, in one word, is the greatest thing ever?",
+    "What is the worst thing ever? Please answer in one word only.",
+]
 WORDS = ["Love", "Freedom", "Family", "Success", "Peace and quiet", "A"]
 # one of each head layout, and a plain Gemma head whose config pads with <eos>
-HEADS = ["RLHFlow/ArmoRM-Llama3-8B-v0.1", "nicolinho/QRM-Llama3.1-8B", "nicolinho/QRM-Gemma-2-27B",
-         "LxzGordon/URM-LLaMa-3.1-8B", "urm-llama-3.1-8b-gated", "Ray2333/GRM-gemma2-2B-rewardmodel-ft"]
+HEADS = [
+    "RLHFlow/ArmoRM-Llama3-8B-v0.1",
+    "nicolinho/QRM-Llama3.1-8B",
+    "nicolinho/QRM-Gemma-2-27B",
+    "LxzGordon/URM-LLaMa-3.1-8B",
+    "urm-llama-3.1-8b-gated",
+    "Ray2333/GRM-gemma2-2B-rewardmodel-ft",
+]
 
 
 @pytest.fixture
@@ -57,8 +66,8 @@ def test_gated_heads_read_their_gate_at_the_end_of_the_prompt(use_hub):
     sequences = scoring.word_sequences(tokenizer, PROMPTS[0], WORDS)
     ids = sequences[0]
     gate = model.gate_position(ids)
-    assert ids[gate:gate + 5] == list(heads.LLAMA3_GATING_IDS) and tokenizer.decode(ids[gate]) == "<|eot_id|>"
-    assert tokenizer.decode(ids[gate + 5:]).startswith(WORDS[0])  # the reply follows the pattern
+    assert ids[gate : gate + 5] == list(heads.LLAMA3_GATING_IDS) and tokenizer.decode(ids[gate]) == "<|eot_id|>"
+    assert tokenizer.decode(ids[gate + 5 :]).startswith(WORDS[0])  # the reply follows the pattern
     out = model(input_ids=torch.tensor([sequences[0]]))
     same_prompt = model(input_ids=torch.tensor([sequences[1]]))
     other = model(input_ids=torch.tensor([scoring.chat_ids(tokenizer, PROMPTS[1], WORDS[0])]))
@@ -88,8 +97,12 @@ def test_a_checkpoint_that_differs_from_the_layout_on_record_is_refused(tmp_path
     _edit_checkpoint(folder, lambda state: state.pop("gating.layers.3.bias"))
     with pytest.raises(registry.ModelError, match="not in the checkpoint .*gating.layers.3.bias"):
         models.load_reward_model(key)
-    _edit_checkpoint(folder, lambda state: state.update({"gating.layers.3.bias": torch.zeros(19),
-                                                         "gating.layers.4.weight": torch.zeros(19, 19)}))
+    _edit_checkpoint(
+        folder,
+        lambda state: state.update(
+            {"gating.layers.3.bias": torch.zeros(19), "gating.layers.4.weight": torch.zeros(19, 19)}
+        ),
+    )
     with pytest.raises(registry.ModelError, match="does not use: gating.layers.4.weight"):
         models.load_reward_model(key)
     _edit_checkpoint(folder, lambda state: state.update({"regression_layer.weight": torch.zeros(5, 64)}))

@@ -56,10 +56,30 @@ def test_shared_strings_joins_on_decoded_string():
 @pytest.fixture
 def rewards() -> pd.DataFrame:
     # q (the Llama side) prefers Freedom, p (the Gemma side) prefers Love and the Markdown tokens
-    p = series({"Freedom": LOG(0.05), " freedom": LOG(0.01), "Love": LOG(0.3), " love": LOG(0.02),
-                "**": LOG(0.4), "\n\n": LOG(0.1), "Peace": LOG(0.1), "junk": LOG(1e-12)})
-    q = series({"Freedom": LOG(0.4), " freedom": LOG(0.02), "Love": LOG(0.1), " love": LOG(0.01),
-                "**": LOG(0.05), "\n\n": LOG(0.05), "Peace": LOG(0.1), "junk": LOG(1e-8)})
+    p = series(
+        {
+            "Freedom": LOG(0.05),
+            " freedom": LOG(0.01),
+            "Love": LOG(0.3),
+            " love": LOG(0.02),
+            "**": LOG(0.4),
+            "\n\n": LOG(0.1),
+            "Peace": LOG(0.1),
+            "junk": LOG(1e-12),
+        }
+    )
+    q = series(
+        {
+            "Freedom": LOG(0.4),
+            " freedom": LOG(0.02),
+            "Love": LOG(0.1),
+            " love": LOG(0.01),
+            "**": LOG(0.05),
+            "\n\n": LOG(0.05),
+            "Peace": LOG(0.1),
+            "junk": LOG(1e-8),
+        }
+    )
     return implicit.implicit_rewards(implicit.shared_strings(p, q))
 
 
@@ -128,9 +148,15 @@ def test_precision_at_k(rewards):
 def test_word_scores_agree_with_word_score_for_every_word():
     from rmbias import implicit as imp
 
-    table = imp.implicit_rewards(pd.DataFrame({
-        "token": ["Freedom", " freedom", "love", " Love", "duty", "x"],
-        "logp_p": np.log([0.1, 0.2, 0.3, 0.05, 0.01, 0.2]), "logp_q": np.log([0.3, 0.1, 0.1, 0.02, 0.02, 0.1])}))
+    table = imp.implicit_rewards(
+        pd.DataFrame(
+            {
+                "token": ["Freedom", " freedom", "love", " Love", "duty", "x"],
+                "logp_p": np.log([0.1, 0.2, 0.3, 0.05, 0.01, 0.2]),
+                "logp_q": np.log([0.3, 0.1, 0.1, 0.02, 0.02, 0.1]),
+            }
+        )
+    )
     out = imp.word_scores(table, ["freedom", "Love", "absent"], ["MWLR", "raw"]).set_index("word")
     assert sorted(out.index) == ["freedom", "love"]
     for word in ("freedom", "love"):
@@ -140,6 +166,7 @@ def test_word_scores_agree_with_word_score_for_every_word():
 
 
 # --- which models are paired -------------------------------------------------------------------
+
 
 def test_the_paper_profile_pairs_21_instruct_and_1_pretrained_and_never_mixes():
     from rmbias import profiles, registry
@@ -172,13 +199,15 @@ def test_a_mixed_pair_only_when_no_same_kind_pair_exists():
     assert implicit.model_pairs(demo) == [implicit.ModelPair("gemma-3-270m", "smollm2-135m-instruct", "mixed")]
     assert implicit.model_pairs(demo, fallback_mixed=False) == []
     assert implicit.model_pairs(profiles.resolve("tiny").language_models) == [
-        implicit.ModelPair("tiny-gemma2", "tiny-llama", "instruct")]
+        implicit.ModelPair("tiny-gemma2", "tiny-llama", "instruct")
+    ]
     assert implicit.model_pairs(["tiny-llama"]) == []
     with pytest.raises(ValueError, match="no Gemma x Llama pair"):
         implicit.table_pair([])
     with pytest.raises(ValueError, match="unknown pair kind"):
         implicit.ModelPair("tiny-gemma2", "tiny-llama", "both")
     # without the paper's Table 1 pair, the first (instruct) pair
-    first = implicit.model_pairs(["google/gemma-2-9b-it", "google/gemma-2-2b", "meta-llama/Llama-3.2-3B",
-                                  "meta-llama/Llama-3.2-1B-Instruct"])
+    first = implicit.model_pairs(
+        ["google/gemma-2-9b-it", "google/gemma-2-2b", "meta-llama/Llama-3.2-3B", "meta-llama/Llama-3.2-1B-Instruct"]
+    )
     assert [p.kind for p in first] == ["instruct", "pretrained"] and implicit.table_pair(first) == first[0]

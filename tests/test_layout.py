@@ -1,5 +1,5 @@
 """The library's layout rules: no import circles, no module reaching into another's private names,
-and ruff's lint rules (pyproject.toml) on every Python file."""
+ruff's lint rules on every Python file and its formatting on all but the chapters (pyproject.toml)."""
 
 import ast
 import shutil
@@ -66,8 +66,11 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_cycle_finder_finds_a_circle_and_no_false_one():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
-    assert imports_of("from . import models, placement\ndef f():\n    from .training import x\n") == \
-        {"models": set(), "placement": set(), "training": {"x"}}
+    assert imports_of("from . import models, placement\ndef f():\n    from .training import x\n") == {
+        "models": set(),
+        "placement": set(),
+        "training": {"x"},
+    }
 
 
 def test_the_library_has_no_import_circles():
@@ -81,15 +84,22 @@ def private_uses(source: str) -> list[str]:
     imported = imports_of(source)
     used = [f"{m}.{n}" for m, names in imported.items() for n in names if n.startswith("_")]
     for node in ast.walk(ast.parse(source)):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in imported
-                and node.attr.startswith("_") and not node.attr.startswith("__")):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in imported
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
             used.append(f"{node.value.id}.{node.attr}")
     return sorted(set(used))
 
 
 def test_the_private_name_finder_sees_both_forms():
-    assert private_uses("from . import models\nfrom .ablation import _x, y\nmodels._where(1)\nmodels.spec(2)\n") \
-        == ["ablation._x", "models._where"]
+    assert private_uses("from . import models\nfrom .ablation import _x, y\nmodels._where(1)\nmodels.spec(2)\n") == [
+        "ablation._x",
+        "models._where",
+    ]
 
 
 @pytest.mark.parametrize("folder", ["lib/rmbias", "notebooks", "benchmarks", "scripts"])
@@ -98,11 +108,12 @@ def test_no_module_uses_another_modules_private_names(folder):
     assert {name: used for name, used in offenders.items() if used} == {}
 
 
-def test_ruff_finds_nothing():
+def test_ruff_finds_nothing_and_the_library_is_formatted():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     assert ruff, "ruff is not installed: `make env` installs it (the test extra)"
-    result = subprocess.run([ruff, "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    for command in (["check", "--no-cache", "."], ["format", "--check", "--no-cache", "."]):
+        result = subprocess.run([ruff, *command], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, f"ruff {' '.join(command)}: " + result.stdout + result.stderr
 
 
 def layer_map() -> dict[str, int]:
@@ -128,8 +139,9 @@ def test_the_package_map_names_every_module_once_by_layer():
 
 def test_no_module_imports_from_a_layer_below_its_own():
     layers = layer_map()
-    wrong = {m: sorted(d for d in imports_of((LIBRARY / f"{m}.py").read_text()) if layers[d] > layers[m])
-             for m in MODULES}
+    wrong = {
+        m: sorted(d for d in imports_of((LIBRARY / f"{m}.py").read_text()) if layers[d] > layers[m]) for m in MODULES
+    }
     assert {m: deps for m, deps in wrong.items() if deps} == {}
     # the check can fail: layer 1 holds modules that import nothing of rmbias
     assert all(not imports_of((LIBRARY / f"{m}.py").read_text()) for m, n in layers.items() if n == 1)

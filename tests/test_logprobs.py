@@ -92,8 +92,16 @@ def test_a_trace_without_its_completion_mark_is_redone(tmp_path):
 
 
 def test_by_string_keeps_the_best_of_duplicate_strings():
-    item = logprobs.Trace("m", "m", "llama", True, ["p"], np.array([[-1.0, -3.0, -0.5, -2.0]], dtype=np.float32),
-                          pd.DataFrame({"token_id": range(4), "token": ["a", "b", "a", ""]}), {})
+    item = logprobs.Trace(
+        "m",
+        "m",
+        "llama",
+        True,
+        ["p"],
+        np.array([[-1.0, -3.0, -0.5, -2.0]], dtype=np.float32),
+        pd.DataFrame({"token_id": range(4), "token": ["a", "b", "a", ""]}),
+        {},
+    )
     assert item.by_string("p").to_dict() == {"a": -0.5, "b": -3.0}
     with pytest.raises(KeyError, match="was not traced"):
         item.column("q")
@@ -101,8 +109,16 @@ def test_by_string_keeps_the_best_of_duplicate_strings():
 
 def test_shared_single_tokens_and_their_table():
     def fake(name, tokens, values):
-        return logprobs.Trace(name, name, "llama", True, ["p"], np.array([values], dtype=np.float32),
-                              pd.DataFrame({"token_id": range(len(tokens)), "token": tokens}), {})
+        return logprobs.Trace(
+            name,
+            name,
+            "llama",
+            True,
+            ["p"],
+            np.array([values], dtype=np.float32),
+            pd.DataFrame({"token_id": range(len(tokens)), "token": tokens}),
+            {},
+        )
 
     one = fake("one", ["love", "freedom", "duty"], [-1.0, -2.0, -3.0])
     two = fake("two", ["love", "duty", "x"], [-4.0, -5.0, -6.0])
@@ -111,15 +127,26 @@ def test_shared_single_tokens_and_their_table():
     assert shared["word"].tolist() == ["love", "duty"]
     table = logprobs.single_token_table([one, two], shared)
     assert table.set_index(["model", "word"])["logprob"].to_dict() == {
-        ("one", "love"): -1.0, ("one", "duty"): -3.0, ("two", "love"): -4.0, ("two", "duty"): -5.0}
+        ("one", "love"): -1.0,
+        ("one", "duty"): -3.0,
+        ("two", "love"): -4.0,
+        ("two", "duty"): -5.0,
+    }
 
 
 def test_word_logprob_adds_the_probabilities_of_its_forms():
     words = pd.DataFrame({"word": ["love"], "category": ["Communion"]})
     forms = logprobs.word_forms(words)
     assert forms["form"].tolist() == ["love", " love", "Love", " Love"]
-    forced = pd.DataFrame({"model": "m", "prompt": "p", "form": forms["form"], "n_tokens": [1, 1, 2, 3],
-                           "logprob": np.log([0.1, 0.2, 0.3, 0.05])})
+    forced = pd.DataFrame(
+        {
+            "model": "m",
+            "prompt": "p",
+            "form": forms["form"],
+            "n_tokens": [1, 1, 2, 3],
+            "logprob": np.log([0.1, 0.2, 0.3, 0.05]),
+        }
+    )
     out = logprobs.word_logprobs(forced, forms)
     row = out.iloc[0]
     assert row["logprob"] == pytest.approx(np.log(0.65))

@@ -22,6 +22,7 @@ def test_models_that_do_not_fit_are_named_or_skipped_before_anything_loads(monke
 
     monkeypatch.setattr(models, "load_causal_lm", no_load)
     monkeypatch.setattr(models, "load_reward_model", no_load)
+
     def need(key):
         return memory.weight_bytes(key, "float32") * 1.1 + memory.GIB
 

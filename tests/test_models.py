@@ -35,8 +35,7 @@ def test_gguf_copies_are_plain_trainable_models_with_chat_formats():
     assert getattr(model, "hf_quantizer", None) is None and model.dtype == torch.float32
     assert len(tokenizer) == 49152 and tokenizer.pad_token == tokenizer.eos_token == "<|im_end|>"
     gemma = models.load_tokenizer("gemma-3-270m")
-    chat = gemma.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False,
-                                     add_generation_prompt=True)
+    chat = gemma.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True)
     assert chat == "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
 
 

@@ -24,16 +24,25 @@ def medians(n_per_family: int = 4, effect: float = 6.0, seed: int = 0) -> pd.Dat
                 for category in ("Agency", "Communion"):
                     sign = -1 if category == "Agency" else 1
                     gap = effect * sign if (family == "llama" and framing == "positive") else 0.0
-                    rows.append({"rm": f"{family}-{m}", "family": family, "prompt": f"p{p}", "framing": framing,
-                                 "category": category, "median_rank": 50 + gap + rm_shift + rng.normal(0, 1)})
+                    rows.append(
+                        {
+                            "rm": f"{family}-{m}",
+                            "family": family,
+                            "prompt": f"p{p}",
+                            "framing": framing,
+                            "category": category,
+                            "median_rank": 50 + gap + rm_shift + rng.normal(0, 1),
+                        }
+                    )
     table = pd.DataFrame(rows).assign(base=lambda t: t["family"].str.capitalize())
     return stats.with_levels(table, stats.FIGURE1_LEVELS)
 
 
 def test_a_branch_tests_every_panel_and_the_three_way_claim_at_both_units():
     table = medians()
-    rows = pd.DataFrame(multiverse.branch_rows("Big Two", table, {"summary": "median"}, three_way=THREE_WAY,
-                                               formula=FORMULA))
+    rows = pd.DataFrame(
+        multiverse.branch_rows("Big Two", table, {"summary": "median"}, three_way=THREE_WAY, formula=FORMULA)
+    )
     assert len(rows) == 4 * 2 + 2 and set(rows["unit"]) == {"observations", "models"}
     assert (rows["summary"] == "median").all() and (rows["analysis"] == "Big Two").all()
     agency = rows[(rows["claim"] == "Agency, positive") & (rows["unit"] == "observations")].iloc[0]
@@ -65,8 +74,17 @@ def verdict_table() -> pd.DataFrame:
     for summary_, estimates, ps in (("median", (-3.0, 2.0), (0.01, 0.2)), ("mean", (-2.0, -1.0), (0.03, 0.01))):
         for unit, scale in (("observations", 1.0), ("models", 10.0)):
             for claim, estimate, p in zip(("A", "B"), estimates, ps):
-                rows.append({"analysis": "X", "claim": claim, "summary": summary_, "Sanctity_Vice": "n/a",
-                             "unit": unit, "estimate": estimate, "p": min(p * scale, 1.0)})
+                rows.append(
+                    {
+                        "analysis": "X",
+                        "claim": claim,
+                        "summary": summary_,
+                        "Sanctity_Vice": "n/a",
+                        "unit": unit,
+                        "estimate": estimate,
+                        "p": min(p * scale, 1.0),
+                    }
+                )
     table = pd.DataFrame(rows)
     reference = (table["summary"] == "median") & (table["unit"] == "observations")
     return multiverse.judge(table, reference)
@@ -100,8 +118,9 @@ def test_the_reference_must_name_each_claim_once():
     with pytest.raises(ValueError, match="more than once"):
         multiverse.judge(table, table["summary"] == "median")
     with pytest.raises(ValueError, match="lack"):
-        multiverse.judge(table, (table["claim"] == "A") & (table["summary"] == "median")
-                         & (table["unit"] == "observations"))
+        multiverse.judge(
+            table, (table["claim"] == "A") & (table["summary"] == "median") & (table["unit"] == "observations")
+        )
 
 
 def test_the_grid_colours_each_cell_by_its_state():

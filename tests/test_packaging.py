@@ -75,7 +75,7 @@ def test_citation_cff_prefers_the_study_the_readme_cites():
     and the book's own entry names the repository in _config.yml."""
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     bib = (ROOT / "book" / "references.bib").read_text()
-    entry = bib[bib.index("@inproceedings{christian2026reward"):].split("\n}\n")[0]
+    entry = bib[bib.index("@inproceedings{christian2026reward") :].split("\n}\n")[0]
     field = lambda name: re.search(rf"{name}\s*=\s*\{{(.*?)\}},?\n", entry, re.S).group(1)  # noqa: E731
     preferred = citation["preferred-citation"]
     assert preferred["title"] == field("title") and str(preferred["year"]) == field("year")

@@ -20,8 +20,14 @@ from rmbias import architectures, logprobs, models, placement, prompts, registry
 PROMPTS = prompts.select(["greatest_ever_one", "worst_world_please"])
 WORDS = ["freedom", "love", "family", "success", "power", "honesty", "friendship", "ambition"]
 # tiny-llama's modules, the second decoder layer offloaded to disk
-SPLIT = {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk", "model.norm": "cpu",
-         "model.rotary_emb": "cpu", "lm_head": "cpu"}
+SPLIT = {
+    "model.embed_tokens": "cpu",
+    "model.layers.0": "cpu",
+    "model.layers.1": "disk",
+    "model.norm": "cpu",
+    "model.rotary_emb": "cpu",
+    "lm_head": "cpu",
+}
 
 
 @pytest.mark.parametrize("quantize", placement.QUANTIZATIONS)
@@ -66,11 +72,18 @@ def test_a_split_model_gives_the_plain_models_results(tmp_path):
     assert split.model.layers[1].self_attn.q_proj.weight.device.type == "meta"  # loaded only to run
     assert placement.input_device(split) == torch.device("cpu")
     sequences = [logprobs.prompt_ids(tokenizer, text, instruct=True) for text in PROMPTS["text"]]
-    torch.testing.assert_close(logprobs.next_token_logprobs(split, sequences),
-                               logprobs.next_token_logprobs(plain, sequences), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        logprobs.next_token_logprobs(split, sequences),
+        logprobs.next_token_logprobs(plain, sequences),
+        atol=1e-5,
+        rtol=0,
+    )
     encoded = tokenizer(["freedom", " friendship", " antidisestablishmentarianism"], add_special_tokens=False)
-    np.testing.assert_allclose(logprobs.continuation_logprobs(split, sequences[0], encoded["input_ids"], batch_size=2),
-                               logprobs.continuation_logprobs(plain, sequences[0], encoded["input_ids"]), atol=1e-4)
+    np.testing.assert_allclose(
+        logprobs.continuation_logprobs(split, sequences[0], encoded["input_ids"], batch_size=2),
+        logprobs.continuation_logprobs(plain, sequences[0], encoded["input_ids"]),
+        atol=1e-4,
+    )
     assert placement.describe(split, SPLIT, None)["device_map"] == {"cpu": 5, "disk": 1}
 
 
@@ -95,8 +108,9 @@ def test_settings_that_cannot_be_honoured_are_refused_before_loading(monkeypatch
     with pytest.raises(placement.PlacementError, match="asks for a GPU"):
         models.load_reward_model("tiny-llama", device="cuda")
     real_find_spec = placement.importlib.util.find_spec
-    monkeypatch.setattr(placement.importlib.util, "find_spec",
-                        lambda name: None if name == "bitsandbytes" else real_find_spec(name))
+    monkeypatch.setattr(
+        placement.importlib.util, "find_spec", lambda name: None if name == "bitsandbytes" else real_find_spec(name)
+    )
     with pytest.raises(placement.PlacementError, match=r"pip install bitsandbytes==0\.50\.2"):
         rewards.score_words("tiny-llama", PROMPTS.head(1), WORDS, "unused", quantize="4bit")
 

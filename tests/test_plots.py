@@ -28,12 +28,37 @@ def test_released_ablation_draws_each_family_and_route_where_its_rows_say():
     rows = []
     for category, shift in (("Agency", 0), ("Communion", 100)):
         for family, base in (("gemma", 10), ("llama", 20)):
-            rows += [{"category": category, "family": family, "method": "BT", "data_source": "Unified-Feedback",
-                      "data_size": size, "median_rank": base + shift + size} for size in (53, 27, 106)]
-            rows.append({"category": category, "family": family, "method": "BT", "data_source": "Skywork",
-                         "data_size": 77, "median_rank": base + shift})
-            rows.append({"category": category, "family": family, "method": "GRM", "data_source": "both",
-                         "data_size": 550, "median_rank": base + shift + 1})
+            rows += [
+                {
+                    "category": category,
+                    "family": family,
+                    "method": "BT",
+                    "data_source": "Unified-Feedback",
+                    "data_size": size,
+                    "median_rank": base + shift + size,
+                }
+                for size in (53, 27, 106)
+            ]
+            rows.append(
+                {
+                    "category": category,
+                    "family": family,
+                    "method": "BT",
+                    "data_source": "Skywork",
+                    "data_size": 77,
+                    "median_rank": base + shift,
+                }
+            )
+            rows.append(
+                {
+                    "category": category,
+                    "family": family,
+                    "method": "GRM",
+                    "data_source": "both",
+                    "data_size": 550,
+                    "median_rank": base + shift + 1,
+                }
+            )
     fig = plots.released_ablation(pd.DataFrame(rows), families=("gemma", "llama"))
     left, right = fig.axes
     lines = {(to_hex(line.get_color()), line.get_marker()): line for line in right.get_lines()}
@@ -45,17 +70,24 @@ def test_released_ablation_draws_each_family_and_route_where_its_rows_say():
 
 
 def test_ablation_finals_show_each_seed_and_the_mean_and_spread_per_size():
-    finals = pd.DataFrame([{"model": model, "category": category, "data_size": size, "seed": seed,
-                            "median_rank": rank + seed * 2}
-                           for model, rank in (("a", 10), ("b", 30)) for category in ("Agency", "Communion")
-                           for size in (8, 16) for seed in (0, 1)])
+    finals = pd.DataFrame(
+        [
+            {"model": model, "category": category, "data_size": size, "seed": seed, "median_rank": rank + seed * 2}
+            for model, rank in (("a", 10), ("b", 30))
+            for category in ("Agency", "Communion")
+            for size in (8, 16)
+            for seed in (0, 1)
+        ]
+    )
     fig = plots.ablation_finals(finals, ["a", "b"], [16, 8], {"a": "gemma", "b": "llama"}, {"a": "A", "b": "B"})
     ax = fig.axes[0]
     seeds = [line for line in ax.get_lines() if line.get_marker() == "o" and line.get_linestyle() == "None"]
     assert len(seeds) == 2 and all(len(line.get_xdata()) == 4 for line in seeds)
     means = [c for c in ax.containers]  # one errorbar per base
-    assert [to_hex(c.lines[0].get_color()) for c in means] == [plots.FAMILY_COLOURS["gemma"],
-                                                               plots.FAMILY_COLOURS["llama"]]
+    assert [to_hex(c.lines[0].get_color()) for c in means] == [
+        plots.FAMILY_COLOURS["gemma"],
+        plots.FAMILY_COLOURS["llama"],
+    ]
     assert np.allclose(means[0].lines[0].get_ydata(), [11, 11]) and np.allclose(means[1].lines[0].get_ydata(), [31, 31])
     # the bases sit side by side at each size, on a log2 axis with the grid's sizes as ticks
     assert np.allclose(means[1].lines[0].get_xdata() - means[0].lines[0].get_xdata(), 0.04)
@@ -63,9 +95,13 @@ def test_ablation_finals_show_each_seed_and_the_mean_and_spread_per_size():
 
 
 def test_forest_puts_the_reference_last_in_black_with_its_interval():
-    estimates = pd.DataFrame([{"structure": s, "term": term, "estimate": e, "low": e - w, "high": e + w}
-                              for term in ("t1", "t2") for s, e, w in (("m1", 1.0, 0.5), ("m2", 1.0, 1.0),
-                                                                         ("ten", 2.0, 3.0))])
+    estimates = pd.DataFrame(
+        [
+            {"structure": s, "term": term, "estimate": e, "low": e - w, "high": e + w}
+            for term in ("t1", "t2")
+            for s, e, w in (("m1", 1.0, 0.5), ("m2", 1.0, 1.0), ("ten", 2.0, 3.0))
+        ]
+    )
     fig = plots.forest(estimates, ["t1", "t2"], order=["m1", "m2", "ten"], reference="ten")
     ax = fig.axes[0]
     bars = ax.containers
@@ -78,8 +114,17 @@ def test_forest_puts_the_reference_last_in_black_with_its_interval():
 
 
 def test_noise_floor_draws_the_band_and_the_interval_of_each_effect():
-    effects = pd.DataFrame({"effect": ["frequency", "valence"], "rm": ["r1", "r2"], "n tokens": [100, 200],
-                            "rho": [0.3, 0.01], "low": [0.2, -0.02], "high": [0.4, 0.04], "noise floor": [0.05, 0.03]})
+    effects = pd.DataFrame(
+        {
+            "effect": ["frequency", "valence"],
+            "rm": ["r1", "r2"],
+            "n tokens": [100, 200],
+            "rho": [0.3, 0.01],
+            "low": [0.2, -0.02],
+            "high": [0.4, 0.04],
+            "noise floor": [0.05, 0.03],
+        }
+    )
     fig = plots.noise_floor(effects)
     ax = fig.axes[0]
     bands = [p for p in ax.patches]

@@ -8,12 +8,25 @@ from rmbias import plots
 
 
 def test_an_interactive_scatter_shows_each_word_and_its_numbers_on_hover():
-    frame = pd.DataFrame({"token": [" love", " freedom", " family"], "score": [1.5, 2.0, -0.5],
-                          "zipf": [5.9, 4.8, 5.6], "rank": [2, 1, 3], "rm": ["gemma-rm", "llama-rm", "gemma-rm"]})
-    figure = plots.interactive_scatter(frame, x="zipf", y="score", word="token", colour="rm",
-                                       palette={"gemma-rm": plots.FAMILY_COLOURS["gemma"],
-                                                "llama-rm": plots.FAMILY_COLOURS["llama"]},
-                                       hover=["rank"], labels={"zipf": "word frequency (Zipf)"})
+    frame = pd.DataFrame(
+        {
+            "token": [" love", " freedom", " family"],
+            "score": [1.5, 2.0, -0.5],
+            "zipf": [5.9, 4.8, 5.6],
+            "rank": [2, 1, 3],
+            "rm": ["gemma-rm", "llama-rm", "gemma-rm"],
+        }
+    )
+    figure = plots.interactive_scatter(
+        frame,
+        x="zipf",
+        y="score",
+        word="token",
+        colour="rm",
+        palette={"gemma-rm": plots.FAMILY_COLOURS["gemma"], "llama-rm": plots.FAMILY_COLOURS["llama"]},
+        hover=["rank"],
+        labels={"zipf": "word frequency (Zipf)"},
+    )
     traces = {trace.name: trace for trace in figure.data}
     assert set(traces) == {"gemma-rm", "llama-rm"}
     assert list(traces["gemma-rm"].hovertext) == [" love", " family"]

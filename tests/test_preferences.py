@@ -14,16 +14,22 @@ def test_parse_dialogue_alternates_roles_and_strips():
     assert messages[0]["content"] == "Hi there" and messages[-1]["content"] == "Blue."
 
 
-@pytest.mark.parametrize("chosen, rejected, reason", [
-    (TWO.format("Blue."), TWO.format("Blue."), "identical_replies"),
-    (TWO.format("Blue."), TWO.replace("Hi there", "Hey").format("Red."), "prefix_differs"),
-    (TWO.format("Blue."), TWO.format(""), "empty_reply"),
-    ("\n\nHuman: a\n\nHuman: b\n\nAssistant: c", "\n\nHuman: a\n\nHuman: b\n\nAssistant: d",
-     "roles_do_not_alternate"),
-    ("\n\nAssistant: a", "\n\nAssistant: b", "roles_do_not_alternate"),
-    ("Hi\n\nAssistant: a", "Hi\n\nAssistant: b", "no_leading_human"),
-    ("\n\nHuman: a\n\nAssistant: b\n\nHuman: c", "\n\nHuman: a\n\nAssistant: b\n\nHuman: d", "no_final_reply"),
-])
+@pytest.mark.parametrize(
+    "chosen, rejected, reason",
+    [
+        (TWO.format("Blue."), TWO.format("Blue."), "identical_replies"),
+        (TWO.format("Blue."), TWO.replace("Hi there", "Hey").format("Red."), "prefix_differs"),
+        (TWO.format("Blue."), TWO.format(""), "empty_reply"),
+        (
+            "\n\nHuman: a\n\nHuman: b\n\nAssistant: c",
+            "\n\nHuman: a\n\nHuman: b\n\nAssistant: d",
+            "roles_do_not_alternate",
+        ),
+        ("\n\nAssistant: a", "\n\nAssistant: b", "roles_do_not_alternate"),
+        ("Hi\n\nAssistant: a", "Hi\n\nAssistant: b", "no_leading_human"),
+        ("\n\nHuman: a\n\nAssistant: b\n\nHuman: c", "\n\nHuman: a\n\nAssistant: b\n\nHuman: d", "no_final_reply"),
+    ],
+)
 def test_bad_pairs_are_rejected_with_a_reason(chosen, rejected, reason):
     with pytest.raises(P.PairError) as err:
         P.to_pair(chosen, rejected)
@@ -99,7 +105,9 @@ def test_stand_in_snapshots_have_the_published_layout_and_load_offline(hub_cache
     cache, folders = hub_cache
     uf, sky = folders[P.UNIFIED_FEEDBACK], folders[P.SKYWORK]
     assert sorted(p.relative_to(uf).as_posix() for p in uf.rglob("*.parquet")) == [
-        *(f"all/train-0000{i}-of-00006.parquet" for i in range(6)), "all/val-00000-of-00001.parquet"]
+        *(f"all/train-0000{i}-of-00006.parquet" for i in range(6)),
+        "all/val-00000-of-00001.parquet",
+    ]
     assert [p.relative_to(sky).as_posix() for p in sky.rglob("*.parquet")] == ["data/train-00000-of-00001.parquet"]
     assert sky.name == P.HUB_PREFERENCES[P.SKYWORK].revision  # the pinned commit
     # the card declares every subset, but a download of "all" holds only its files: the loader needs no more
@@ -112,7 +120,10 @@ def test_stand_in_snapshots_have_the_published_layout_and_load_offline(hub_cache
     assert str(train.features["conv_A_rating"].dtype) == "float32" and len(train) == 96
     assert len(P.load_hub_split(P.UNIFIED_FEEDBACK, "val")) == 16
     skywork = P.load_hub_split(P.SKYWORK, "train")
-    assert skywork.column_names == ["chosen", "rejected", "source"] and list(skywork[0]["chosen"][0]) == ["content", "role"]
+    assert skywork.column_names == ["chosen", "rejected", "source"] and list(skywork[0]["chosen"][0]) == [
+        "content",
+        "role",
+    ]
 
 
 def test_an_unreachable_dataset_names_the_cache_and_the_revision(tmp_path, monkeypatch):
@@ -178,7 +189,9 @@ def test_the_summarise_prefix_and_the_authors_irregular_pairs(hub_cache):
             assert pair[side][0]["content"].startswith(P.SUMMARIZE_PREFIX) == summarise
     assert any("summarize" in table[p["index"]]["source"] for p in authors.pairs)
     # multi-turn arena chats whose earlier replies differ: the authors trained on them, the book's checks drop them
-    assert authors.source["irregular_kept"] == {"prefix_differs": book.dropped["prefix_differs"]} and len(authors.pairs) == len(rows)
+    assert authors.source["irregular_kept"] == {"prefix_differs": book.dropped["prefix_differs"]} and len(
+        authors.pairs
+    ) == len(rows)
     assert len(book.pairs) == len(rows) - book.dropped["prefix_differs"]
     # the tie filter works on the rating columns alone, as the authors' filter does
     frame = pd.concat([pd.read_parquet(p) for p in sorted(hub_cache[1][P.UNIFIED_FEEDBACK].glob("all/train-*"))])

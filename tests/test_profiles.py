@@ -28,25 +28,28 @@ def test_limit_words_samples_per_category_reproducibly():
     assert profiles.limit_words(table, None) is table
 
 
-@pytest.mark.parametrize("setting, value, message", [
-    ("prompts", ["greatest_ever"], "setting 'prompts': unknown prompt key\\(s\\) \\['greatest_ever'\\]"),
-    ("forced_prompts", ["best"], "setting 'forced_prompts': unknown prompt key"),
-    ("language_models", ["gemma-2-2b-itt"], "setting 'language_models': unknown model 'gemma-2-2b-itt'"),
-    ("language_models", ["llama-3-tokenizer"], "is a tokenizer only"),
-    ("reward_models", ["google/gemma-2-2b-it"], "not a reward model on record"),
-    ("dtype", "fp16", "setting 'dtype': 'fp16' is not one of"),
-    ("device", "tpu", "setting 'device': 'tpu'"),
-    ("quantize", "3bit", "setting 'quantize': unknown quantisation"),
-    ("tokenisation", "double", "setting 'tokenisation': unknown tokenisation"),
-    ("chat_date", "", "setting 'chat_date'"),
-    ("batch_size", 0, "setting 'batch_size': 0 must be at least 1"),
-    ("bases", ["google/gemma-2-2b-it"], "setting 'bases': the ablation compares bases; give at least two"),
-    ("bases", ["gemma-2-2b-it", "lama-3"], "setting 'bases': unknown model 'lama-3'"),
-    ("sizes", [96, 0], "setting 'sizes'.*below one pair"),
-    ("seeds", [], "setting 'seeds': give at least one seed"),
-    ("score_every", 0, "setting 'score_every': 0 must be at least 1"),
-    ("n_permutations", 0, "setting 'n_permutations': 0 must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "setting, value, message",
+    [
+        ("prompts", ["greatest_ever"], "setting 'prompts': unknown prompt key\\(s\\) \\['greatest_ever'\\]"),
+        ("forced_prompts", ["best"], "setting 'forced_prompts': unknown prompt key"),
+        ("language_models", ["gemma-2-2b-itt"], "setting 'language_models': unknown model 'gemma-2-2b-itt'"),
+        ("language_models", ["llama-3-tokenizer"], "is a tokenizer only"),
+        ("reward_models", ["google/gemma-2-2b-it"], "not a reward model on record"),
+        ("dtype", "fp16", "setting 'dtype': 'fp16' is not one of"),
+        ("device", "tpu", "setting 'device': 'tpu'"),
+        ("quantize", "3bit", "setting 'quantize': unknown quantisation"),
+        ("tokenisation", "double", "setting 'tokenisation': unknown tokenisation"),
+        ("chat_date", "", "setting 'chat_date'"),
+        ("batch_size", 0, "setting 'batch_size': 0 must be at least 1"),
+        ("bases", ["google/gemma-2-2b-it"], "setting 'bases': the ablation compares bases; give at least two"),
+        ("bases", ["gemma-2-2b-it", "lama-3"], "setting 'bases': unknown model 'lama-3'"),
+        ("sizes", [96, 0], "setting 'sizes'.*below one pair"),
+        ("seeds", [], "setting 'seeds': give at least one seed"),
+        ("score_every", 0, "setting 'score_every': 0 must be at least 1"),
+        ("n_permutations", 0, "setting 'n_permutations': 0 must be at least 1"),
+    ],
+)
 def test_a_bad_setting_is_refused_when_the_profile_resolves(setting, value, message):
     with pytest.raises(ValueError, match=message):
         profiles.resolve("paper", **{setting: value})
@@ -73,5 +76,7 @@ def test_the_ablation_grid_and_permutations_are_profile_settings():
     paper = ablation.Ablation.for_profile(profiles.resolve("paper"))
     assert paper == ablation.Ablation.paper() and paper.strides == (64, 32, 16, 8) and paper.seeds == (0, 1, 2)
     assert ablation.Ablation.for_profile(profiles.resolve("paper", sizes=[16])).strides == ()
-    assert ablation.Ablation.for_profile(profiles.resolve("paper", tokenisation="single-bos")).recipe.tokenisation \
+    assert (
+        ablation.Ablation.for_profile(profiles.resolve("paper", tokenisation="single-bos")).recipe.tokenisation
         == "single-bos"
+    )

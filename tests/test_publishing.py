@@ -15,8 +15,11 @@ WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
 
 def lint(path: Path) -> subprocess.CompletedProcess:
     """GitHub's workflow schema (vendored in check-jsonschema, so this runs offline)."""
-    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
-                           str(path)], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_the_workflow_is_valid_and_the_linter_rejects_a_broken_one(tmp_path):
@@ -62,8 +65,17 @@ def test_ghp_import_commits_the_html_folder_to_the_gh_pages_branch(tmp_path):
     html.mkdir(parents=True)
     (html / "index.html").write_text("<html>book</html>")
     ghp = Path(sys.executable).parent / "ghp-import"
-    subprocess.run([str(ghp), "--no-jekyll", "-m", "publish", "_build/html"], cwd=tmp_path, check=True,
-                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                        "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        [str(ghp), "--no-jekyll", "-m", "publish", "_build/html"],
+        cwd=tmp_path,
+        check=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t",
+            "PATH": "/usr/bin:/bin",
+        },
+    )
     files = run("git", "ls-tree", "--name-only", "gh-pages").stdout.split()
     assert sorted(files) == [".nojekyll", "index.html"]

@@ -23,8 +23,16 @@ def tiny() -> pd.DataFrame:
     category = {"a": "X", "b": "X", "c": "Y", "d": "Y"}
     for (model, prompt), by_word in scores.items():
         for word, score in by_word.items():
-            rows.append({"rm": model, "family": family[model], "prompt": prompt, "word": word,
-                         "category": category[word], "score": score})
+            rows.append(
+                {
+                    "rm": model,
+                    "family": family[model],
+                    "prompt": prompt,
+                    "word": word,
+                    "category": category[word],
+                    "score": score,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -67,15 +75,18 @@ def test_category_medians_rank_within_model_and_prompt_then_take_medians(tiny):
     assert list(med.columns) == ["model", "family", "prompt", "framing", "category", "median_rank", "n_words"]
     # without a score it takes the ranks given, so ranks made another way are summarised as they are
     given = tiny.assign(rank=ranks.within_ranks(tiny, ["rm", "prompt"], higher_is_better=False))
-    assert ranks.category_medians(given).set_index(["rm", "prompt", "category"]).loc[("m1", "p1", "X"),
-                                                                                  "median_rank"] == 2.25
+    assert (
+        ranks.category_medians(given).set_index(["rm", "prompt", "category"]).loc[("m1", "p1", "X"), "median_rank"]
+        == 2.25
+    )
     means = ranks.category_medians(tiny, score="score", category="word", how="mean")
     assert len(means) == 16 and (means["n_words"] == 1).all()
 
 
 def test_panel_means_mean_and_standard_error():
-    medians = pd.DataFrame({"rm": ["m"] * 3 + ["n"] * 2, "category": ["X"] * 5,
-                            "median_rank": [1.0, 2.0, 3.0, 10.0, 10.0]})
+    medians = pd.DataFrame(
+        {"rm": ["m"] * 3 + ["n"] * 2, "category": ["X"] * 5, "median_rank": [1.0, 2.0, 3.0, 10.0, 10.0]}
+    )
     out = ranks.panel_means(medians, ["rm", "category"]).set_index("rm")
     assert out.loc["m", "mean"] == 2.0 and out.loc["m", "n"] == 3
     assert out.loc["m", "sem"] == pytest.approx(1 / math.sqrt(3))  # SD 1 over sqrt(3)
@@ -87,9 +98,15 @@ def test_panel_means_mean_and_standard_error():
 
 def test_family_gap_averages_models_before_families():
     # gemma: g1 has prompts {2, 4} -> 3, g2 -> 5 ; family mean 4. llama: one model -> 10.
-    medians = pd.DataFrame({
-        "rm": ["g1", "g1", "g2", "l1"], "family": ["gemma", "gemma", "gemma", "llama"],
-        "category": ["X"] * 4, "framing": ["positive"] * 4, "median_rank": [2.0, 4.0, 5.0, 10.0]})
+    medians = pd.DataFrame(
+        {
+            "rm": ["g1", "g1", "g2", "l1"],
+            "family": ["gemma", "gemma", "gemma", "llama"],
+            "category": ["X"] * 4,
+            "framing": ["positive"] * 4,
+            "median_rank": [2.0, 4.0, 5.0, 10.0],
+        }
+    )
     out = ranks.family_gap(medians)
     assert out.loc[0, "gemma"] == 4.0 and out.loc[0, "llama"] == 10.0
     assert out.loc[0, "llama_minus_gemma"] == 6.0
@@ -146,8 +163,18 @@ def test_omission_effect_reranks_without_the_dropped_category():
     rows = []
     for rm, family, scores in (("g", "gemma", [4, 3, 2, 1]), ("l", "llama", [1, 4, 3, 2])):
         for word, cat, score in zip("abcd", ["keep", "keep", "gone", "gone"], scores):
-            rows.append({"rm": rm, "family": family, "prompt": "p", "framing": "positive",
-                         "word": word, "category": cat, "group": cat, "score": float(score)})
+            rows.append(
+                {
+                    "rm": rm,
+                    "family": family,
+                    "prompt": "p",
+                    "framing": "positive",
+                    "word": word,
+                    "category": cat,
+                    "group": cat,
+                    "score": float(score),
+                }
+            )
     out = ranks.omission_effect(pd.DataFrame(rows), drop=["gone"], group="group")
     got = out.set_index(["route", "group"])
     # all words: g ranks keep (1, 2) -> 1.5 ; l ranks a 4, b 1 -> 2.5

@@ -12,22 +12,30 @@ from rmbias import registry, training
 def test_the_registry_imports_without_torch_or_transformers():
     # Blocking both makes any import of them fail: the registry, and the profiles' model lists it
     # describes, must be readable where neither is installed.
-    code = ("import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
-            "import rmbias.registry as r, rmbias.keys\n"
-            "print(len(r.REGISTRY), r.family_of('google/gemma-2-2b-it'))")
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+        "import rmbias.registry as r, rmbias.keys\n"
+        "print(len(r.REGISTRY), r.family_of('google/gemma-2-2b-it'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == [str(len(registry.REGISTRY)), "gemma"]
 
 
-@pytest.mark.parametrize("name, family", [
-    ("smollm2-135m-rm", "llama"),  # a registry key: the spec's family, though the name marks none
-    ("gemma-3-270m", "gemma"),
-    ("Skywork/Skywork-Reward-Gemma-2-27B-v0.2", "gemma"),  # a registered hub id
-    ("acme/Some-Gemma-RM", "gemma"),  # an unregistered hub id, by its name
-    # the model ids of the authors' released ablation tables
-    ("R-Gem-2B", "gemma"), ("R-Lla-3B", "llama"), ("llama3b_unified27k_lora", "llama"),
-    ("qwen--qwen2.5-3B-instruct", "qwen"), ("google--gemma-2b-it-Unified", "gemma"),
-])
+@pytest.mark.parametrize(
+    "name, family",
+    [
+        ("smollm2-135m-rm", "llama"),  # a registry key: the spec's family, though the name marks none
+        ("gemma-3-270m", "gemma"),
+        ("Skywork/Skywork-Reward-Gemma-2-27B-v0.2", "gemma"),  # a registered hub id
+        ("acme/Some-Gemma-RM", "gemma"),  # an unregistered hub id, by its name
+        # the model ids of the authors' released ablation tables
+        ("R-Gem-2B", "gemma"),
+        ("R-Lla-3B", "llama"),
+        ("llama3b_unified27k_lora", "llama"),
+        ("qwen--qwen2.5-3B-instruct", "qwen"),
+        ("google--gemma-2b-it-Unified", "gemma"),
+    ],
+)
 def test_family_of_reads_the_spec_first_and_else_the_name(name, family):
     assert registry.family_of(name) == family
 
@@ -41,8 +49,10 @@ def test_a_name_that_marks_no_family_or_two_is_refused_with_the_way_out():
 
 def test_family_pairs_put_gemma_first_and_skip_other_families():
     keys = ["meta-llama/Llama-3.2-3B", "google/gemma-2-2b", "qwen2.5-3b-instruct", "google/gemma-2-2b-it"]
-    assert registry.family_pairs(keys) == [("google/gemma-2-2b", "meta-llama/Llama-3.2-3B"),
-                                           ("google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B")]
+    assert registry.family_pairs(keys) == [
+        ("google/gemma-2-2b", "meta-llama/Llama-3.2-3B"),
+        ("google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B"),
+    ]
 
 
 def test_a_registered_spec_is_found_and_a_trained_model_has_its_builder(monkeypatch):
@@ -54,7 +64,7 @@ def test_a_registered_spec_is_found_and_a_trained_model_has_its_builder(monkeypa
     # and where nothing has imported it yet, the loader imports it on first need
     monkeypatch.setattr(registry, "_BUILDERS", {})
     monkeypatch.delitem(sys.modules, "rmbias.training")  # restored after the test, and so is the
-    monkeypatch.setattr(rmbias, "training", training)      # package's attribute the import rebinds
+    monkeypatch.setattr(rmbias, "training", training)  # package's attribute the import rebinds
     assert registry.builder("trained").__module__ == "rmbias.training"
     monkeypatch.setattr(registry, "_BUILDERS", {})
     monkeypatch.setitem(registry._BUILT_BY, "trained", "rmbias.keys")  # a module that registers nothing

@@ -15,22 +15,40 @@ from rmbias import book, registry
 from rmbias.profiles import PROFILES
 
 CHAPTERS = ["01", "02", "03", "04", "05", "06"]
-CUT = {"PROMPTS": ["greatest_ever_one", "best_world_single", "worst_time_please"], "FORCED_PROMPTS": ["greatest_ever_one"],
-       "MAX_WORDS": 6, "VOCAB_LIMIT": 64, "VALIDATION_STEPS": 2, "SIZES": [16], "SEEDS": [0], "SCORE_EVERY": 1,
-       "N_PERMUTATIONS": 199}
+CUT = {
+    "PROMPTS": ["greatest_ever_one", "best_world_single", "worst_time_please"],
+    "FORCED_PROMPTS": ["greatest_ever_one"],
+    "MAX_WORDS": 6,
+    "VOCAB_LIMIT": 64,
+    "VALIDATION_STEPS": 2,
+    "SIZES": [16],
+    "SEEDS": [0],
+    "SCORE_EVERY": 1,
+    "N_PERMUTATIONS": 199,
+}
 
 
 @pytest.fixture(scope="session")
 def rehearsed(paper_hub, project_copy, tmp_path_factory):
     """The paper profile's chapters run once against the stand-ins; the executed notebooks' folder."""
     scratch = tmp_path_factory.mktemp("rehearsal")
-    env = {"HF_HUB_CACHE": str(paper_hub), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "RMBIAS_CACHE": str(scratch / "cache")}
+    env = {
+        "HF_HUB_CACHE": str(paper_hub),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "RMBIAS_CACHE": str(scratch / "cache"),
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the chapters' kernels inherit them
     try:
-        book.run("paper", only=CHAPTERS, book_dir=scratch / "book", results_dir=scratch / "results",
-                 cwd=project_copy, overrides=CUT)
+        book.run(
+            "paper",
+            only=CHAPTERS,
+            book_dir=scratch / "book",
+            results_dir=scratch / "results",
+            cwd=project_copy,
+            overrides=CUT,
+        )
     finally:
         for key, value in saved.items():
             if value is None:
@@ -46,7 +64,9 @@ def test_the_paper_profile_runs_end_to_end_on_stand_ins(rehearsed):
         if not chapter.stem.startswith(tuple(CHAPTERS)):
             continue
         nb = nbformat.read(rehearsed / "book" / f"{chapter.stem}.ipynb", as_version=4)
-        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+        errors = [
+            o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"
+        ]
         assert not errors, chapter.stem
         summary = json.loads((rehearsed / "results" / "paper" / chapter.stem / "summary.json").read_text())
         assert summary["profile"] == "paper"

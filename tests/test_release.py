@@ -23,13 +23,14 @@ def test_file_names_give_the_ten_hub_ids_by_folder():
     for corpus in ("big2", "mfd"):
         files = release.release_files(corpus)
         assert tuple(files) == release.RELEASED_RMS
-        assert all(path.startswith(f"data/reward_model_scores/{release.CORPORA[corpus]}/")
-                   for path in files.values())
+        assert all(path.startswith(f"data/reward_model_scores/{release.CORPORA[corpus]}/") for path in files.values())
     mfd_files = release.release_files("mfd")
     assert mfd_files["Skywork/Skywork-Reward-Gemma-2-27B-v0.2"].endswith(
-        "MFD20_rewards_Skywork_Skywork-Reward-Gemma-2-27B-v0.2.parquet")
+        "MFD20_rewards_Skywork_Skywork-Reward-Gemma-2-27B-v0.2.parquet"
+    )
     assert mfd_files["LxzGordon/URM-LLaMa-3.1-8B"].endswith(
-        "dict_MFD_20/big2_rewards_LxzGordon_URM-LLaMa-3.1-8B.parquet")
+        "dict_MFD_20/big2_rewards_LxzGordon_URM-LLaMa-3.1-8B.parquet"
+    )
     with pytest.raises(ValueError, match="valid: big2, mfd"):
         release.release_files("afinn")
 
@@ -54,8 +55,7 @@ def test_big2_scores_keep_the_263_dictionary_nouns(big2):
     assert big2["score"].dtype == np.float64 and np.isfinite(big2["score"]).all()
     # one value as released: the first row of the QRM-Gemma file, first prompt
     first = big2.iloc[0]
-    assert (first["rm"], first["prompt"], first["word"]) == (
-        "nicolinho/QRM-Gemma-2-27B", "best_ever_one", "accuracy")
+    assert (first["rm"], first["prompt"], first["word"]) == ("nicolinho/QRM-Gemma-2-27B", "best_ever_one", "accuracy")
 
 
 def test_big2_release_has_two_words_the_dictionary_lacks(big2):

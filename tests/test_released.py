@@ -14,20 +14,23 @@ import pytest
 from rmbias import ablation, data, implicit, logprobs, released_logprobs
 
 GEMMA_FILE = ablation.RELEASED_CHECKPOINTS["gemma"]
-DICTIONARY = pd.DataFrame({"word": ["freedom", "love", "success", "family"],
-                           "category": ["Agency", "Communion", "Agency", "Communion"]})
+DICTIONARY = pd.DataFrame(
+    {"word": ["freedom", "love", "success", "family"], "category": ["Agency", "Communion", "Agency", "Communion"]}
+)
 
 
 def checkpoint_table() -> pd.DataFrame:
     """A checkpoint file in the released layout: token_decoded, then step-N columns (here out of
     numeric order, as a string sort would put them), with variants, a token outside the dictionary
     and one that normalises to nothing."""
-    return pd.DataFrame({
-        "token_decoded": ["freedom", " Freedom", "love", " Love", "success", "family", "car", "\u00e9"],
-        "step-10000": [4.0, 2.0, 9.0, 9.0, 1.0, 0.0, 50.0, 60.0],
-        "step-2000": [9.0, 9.0, 1.0, 3.0, 5.0, 4.0, 50.0, 60.0],
-        "step-5000": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
-    })
+    return pd.DataFrame(
+        {
+            "token_decoded": ["freedom", " Freedom", "love", " Love", "success", "family", "car", "\u00e9"],
+            "step-10000": [4.0, 2.0, 9.0, 9.0, 1.0, 0.0, 50.0, 60.0],
+            "step-2000": [9.0, 9.0, 1.0, 3.0, 5.0, 4.0, 50.0, 60.0],
+            "step-5000": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        }
+    )
 
 
 @pytest.fixture
@@ -106,8 +109,9 @@ def release_csv(seed: int) -> bytes:
     """One model's file in the released layout: the three token columns, then one log-prob column
     per prompt (float32 values printed in full, as the authors' pandas wrote them)."""
     rng = np.random.default_rng(seed)
-    table = pd.DataFrame({"token_id": range(len(TOKENS)), "token_name": [f"t{i}" for i in range(len(TOKENS))],
-                          "token_decoded": TOKENS})
+    table = pd.DataFrame(
+        {"token_id": range(len(TOKENS)), "token_name": [f"t{i}" for i in range(len(TOKENS))], "token_decoded": TOKENS}
+    )
     for prompt in PROMPTS:
         logits = rng.normal(size=len(TOKENS)).astype(np.float32)
         table[prompt] = (logits - np.log(np.exp(logits).sum())).astype(np.float32).astype(np.float64)
@@ -151,8 +155,9 @@ def test_a_released_file_becomes_a_trace_with_its_provenance(hub):
 def test_two_released_traces_feed_the_implicit_reward_as_the_books_own_do(hub):
     write_hub_file(hub, "google--gemma-2-2b-it.csv", release_csv(1))
     write_hub_file(hub, "meta-llama--Llama-3.2-3B-Instruct.csv", release_csv(2))
-    found, missing = released_logprobs.released_traces(["google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B-Instruct"],
-                                                       ["greatest_ever_one"])
+    found, missing = released_logprobs.released_traces(
+        ["google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B-Instruct"], ["greatest_ever_one"]
+    )
     assert not missing and [t.family for t in found.values()] == ["gemma", "llama"]
     p, q = (t.by_string("greatest_ever_one") for t in found.values())
     table = implicit.implicit_rewards(implicit.shared_strings(p, q))
@@ -257,9 +262,16 @@ def test_figure5_panel_shows_the_movers_in_their_category_colours(released_mirro
 
 
 def _trace(values: np.ndarray, tokens: list[str], prompts_: list[str]) -> logprobs.Trace:
-    return logprobs.Trace(model="google/gemma-2-2b-it", key="google/gemma-2-2b-it", family="gemma", instruct=True,
-                          prompts=prompts_, logprobs=values.astype(np.float32),
-                          tokens=pd.DataFrame({"token_id": np.arange(len(tokens)), "token": tokens}), meta={})
+    return logprobs.Trace(
+        model="google/gemma-2-2b-it",
+        key="google/gemma-2-2b-it",
+        family="gemma",
+        instruct=True,
+        prompts=prompts_,
+        logprobs=values.astype(np.float32),
+        tokens=pd.DataFrame({"token_id": np.arange(len(tokens)), "token": tokens}),
+        meta={},
+    )
 
 
 def test_compare_reports_rank_agreement_and_the_largest_differences():

@@ -23,6 +23,7 @@ def stop_after(n_batches):
         calls.append(done)
         if len(calls) == n_batches:
             raise Stop
+
     return on_batch
 
 
@@ -31,18 +32,29 @@ def test_an_interrupted_word_run_resumes_to_identical_output(tmp_path):
     assert len(whole) == 3 * 6 and whole["score"].std() > 0
     assert list(whole["prompt"].unique()) == list(PROMPTS["key"])
     with pytest.raises(Stop):  # killed in the second prompt's second batch
-        rewards.score_words("tiny-llama", PROMPTS, WORDS, tmp_path / "b", batch_size=4, progress=False,
-                            on_batch=stop_after(4))
+        rewards.score_words(
+            "tiny-llama", PROMPTS, WORDS, tmp_path / "b", batch_size=4, progress=False, on_batch=stop_after(4)
+        )
     folder = tmp_path / "b" / "tiny-llama"
     assert sorted(p.name for p in folder.glob("*.meta.json")) == ["greatest_ever_one.meta.json"]
     calls = []
-    resumed = rewards.score_words("tiny-llama", PROMPTS, WORDS, tmp_path / "b", batch_size=4, progress=False,
-                                  on_batch=calls.append)
+    resumed = rewards.score_words(
+        "tiny-llama", PROMPTS, WORDS, tmp_path / "b", batch_size=4, progress=False, on_batch=calls.append
+    )
     assert len(calls) == 2 * 2  # only the two missing prompts were computed
     pd.testing.assert_frame_equal(resumed, whole)
     meta = json.loads((folder / "worst_ever_one.meta.json").read_text())
-    for field in ("request", "revision", "dtype", "attention", "batch_size", "versions", "rendered_chat",
-                  "chat_template_sha256", "candidates_per_second"):
+    for field in (
+        "request",
+        "revision",
+        "dtype",
+        "attention",
+        "batch_size",
+        "versions",
+        "rendered_chat",
+        "chat_template_sha256",
+        "candidates_per_second",
+    ):
         assert field in meta
     assert "What, in one word, is the worst thing ever?" in meta["rendered_chat"]
 
@@ -62,10 +74,10 @@ def test_vocabulary_run_in_parts_resumes_and_reports_round_trips(tmp_path):
     assert list(whole["token_id"]) == ids and whole["token"][0] == tokenizer.decode([2000])
     assert whole["round_trips"].dtype == bool
     with pytest.raises(Stop):
-        rewards.score_vocabulary("tiny-gemma2", "greatest_ever_one", PROMPTS["text"][0], tmp_path / "b",
-                                 on_batch=stop_after(4), **args)
-    resumed = rewards.score_vocabulary("tiny-gemma2", "greatest_ever_one", PROMPTS["text"][0], tmp_path / "b",
-                                       **args)
+        rewards.score_vocabulary(
+            "tiny-gemma2", "greatest_ever_one", PROMPTS["text"][0], tmp_path / "b", on_batch=stop_after(4), **args
+        )
+    resumed = rewards.score_vocabulary("tiny-gemma2", "greatest_ever_one", PROMPTS["text"][0], tmp_path / "b", **args)
     pd.testing.assert_frame_equal(resumed, whole)
 
 
@@ -80,8 +92,11 @@ def test_paper_reward_models_are_registered_with_their_heads_dtypes_and_pins():
     paper = [s for s in registry.PAPER_REWARD_MODELS]
     assert len(paper) == 10 and sum(s.family == "gemma" for s in paper) == 4
     own = {s.hf_id: s.reward for s in paper if s.reward != "head"}
-    assert own == {"nicolinho/QRM-Gemma-2-27B": "qrm-gemma2", "nicolinho/QRM-Llama3.1-8B": "qrm-llama",
-                   "RLHFlow/ArmoRM-Llama3-8B-v0.1": "armorm"}
+    assert own == {
+        "nicolinho/QRM-Gemma-2-27B": "qrm-gemma2",
+        "nicolinho/QRM-Llama3.1-8B": "qrm-llama",
+        "RLHFlow/ArmoRM-Llama3-8B-v0.1": "armorm",
+    }
     urm = registry.spec("LxzGordon/URM-LLaMa-3.1-8B")  # the paper's route: the plain head, column 0
     assert urm.reward == "head" and urm.num_labels == 10 and urm.unused_weights == ("weights.fc.",)
     assert registry.spec("urm-llama-3.1-8b-gated").label != urm.label  # the extension never mixes with it
@@ -98,13 +113,20 @@ def test_the_engine_check_never_loads_a_large_model_in_float32_or_twice(monkeypa
     free = {"bytes": 24 * 2**30}  # a 24 GB machine without a GPU
     monkeypatch.setattr(memory, "free_bytes", lambda device: free["bytes"])
     width = {"float32": 4, "bfloat16": 2, "float16": 2}  # the published sizes (rmbias.architectures), offline
-    monkeypatch.setattr(memory, "weight_bytes", lambda key, dtype, quantize=None, reward=False:
-                        architectures.parameter_count(key, reward=reward) * width[dtype])
+    monkeypatch.setattr(
+        memory,
+        "weight_bytes",
+        lambda key, dtype, quantize=None, reward=False: (
+            architectures.parameter_count(key, reward=reward) * width[dtype]
+        ),
+    )
     # on a CPU, the models whose float32 copy fits are checked in float32 against their bf16 copies:
     # of the paper's, only the 2-3B GRM models; never an 8B or 27B one
     plan = rewards.engine_check_plan(paper, "cpu", "bfloat16")
-    assert plan == [("Ray2333/GRM-gemma2-2B-rewardmodel-ft", "float32"),
-                    ("Ray2333/GRM-Llama3.2-3B-rewardmodel-ft", "float32")]
+    assert plan == [
+        ("Ray2333/GRM-gemma2-2B-rewardmodel-ft", "float32"),
+        ("Ray2333/GRM-Llama3.2-3B-rewardmodel-ft", "float32"),
+    ]
     # where none fits in float32: the smallest, once, in its own dtype
     free["bytes"] = 8 * 2**30
     assert rewards.engine_check_plan(paper, "cpu", "bfloat16") == [("Ray2333/GRM-gemma2-2B-rewardmodel-ft", "float16")]

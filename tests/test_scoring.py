@@ -58,6 +58,7 @@ def test_bad_input_is_named():
 
 # --- the vocabulary route ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("key", ["tiny-llama", "tiny-gemma2"])
 def test_vocabulary_route_places_tokens_by_id_and_matches_the_full_pass(key):
     model, tokenizer = reward_model(key)
@@ -95,12 +96,14 @@ def test_a_fixed_date_replaces_todays_date_in_llama_31_style_templates():
         "{%- if not date_string is defined %}{%- if strftime_now is defined %}"
         "{%- set date_string = strftime_now('%d %b %Y') %}{%- else %}{%- set date_string = 'today' %}"
         "{%- endif %}{%- endif %}{{ bos_token }}Today Date: {{ date_string }}"
-        "{% for m in messages %}|{{ m['content'] }}{% endfor %}")
+        "{% for m in messages %}|{{ m['content'] }}{% endfor %}"
+    )
     text = tokenizer.decode(scoring.chat_ids(tokenizer, PROMPT, "Love"))
     assert f"Today Date: {scoring.FIXED_DATE}|" in text
 
 
 # --- the model's own forward (remote-code reward models) and out-of-memory handling -----------------
+
 
 class RemoteCodeLike(torch.nn.Module):
     """Stands in for ArmoRM / QRM: a forward that returns ``.score``; it refuses batches larger

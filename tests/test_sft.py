@@ -52,8 +52,16 @@ def test_questions_hold_out_nine_positive_prompts():
 
 def test_book_config_and_fingerprint():
     config = sft.InjectConfig()
-    assert (config.lora_r, config.lora_alpha, config.learning_rate, config.per_device_batch, config.max_steps,
-            config.warmup_steps, config.seed, config.dtype) == (8, 16, 2e-4, 4, 50, 5, 0, "float32")
+    assert (
+        config.lora_r,
+        config.lora_alpha,
+        config.learning_rate,
+        config.per_device_batch,
+        config.max_steps,
+        config.warmup_steps,
+        config.seed,
+        config.dtype,
+    ) == (8, 16, 2e-4, 4, 50, 5, 0, "float32")
     assert set(config.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     assert config.fingerprint() == sft.InjectConfig().fingerprint()
     assert config.fingerprint() != sft.InjectConfig(max_steps=51).fingerprint()
@@ -63,20 +71,42 @@ def test_book_config_and_fingerprint():
 def test_authors_recipe_is_their_script():
     recipe = sft.AUTHORS_RECIPE
     assert recipe.template == "Instruction:\n{question}\n\nResponse:\n{response}" and recipe.loss == "whole text"
-    assert recipe.words == ("respect", "authority", "tradition", "honor", "obedience", "permission", "hierarchy",
-                            "leadership", "duty", "compliance")
+    assert recipe.words == (
+        "respect",
+        "authority",
+        "tradition",
+        "honor",
+        "obedience",
+        "permission",
+        "hierarchy",
+        "leadership",
+        "duty",
+        "compliance",
+    )
     train = recipe.train
     # LoraConfig(r=8, modules) leaves alpha and dropout at peft's defaults
     import inspect
 
     from peft import LoraConfig
+
     defaults = inspect.signature(LoraConfig).parameters
-    assert (train.lora_r, train.lora_alpha, train.lora_dropout) == (8, defaults["lora_alpha"].default,
-                                                                     defaults["lora_dropout"].default) == (8, 8, 0.0)
+    assert (
+        (train.lora_r, train.lora_alpha, train.lora_dropout)
+        == (8, defaults["lora_alpha"].default, defaults["lora_dropout"].default)
+        == (8, 8, 0.0)
+    )
     assert set(train.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
-    assert (train.per_device_batch, train.grad_accum, train.warmup_steps, train.max_steps, train.learning_rate,
-            train.dtype, train.seed, train.lr_scheduler, train.weight_decay) == (
-        1, 4, 5, 50, 2e-4, "float32", 42, "linear", 0.0)  # seed, schedule, decay: the Trainer's defaults
+    assert (
+        train.per_device_batch,
+        train.grad_accum,
+        train.warmup_steps,
+        train.max_steps,
+        train.learning_rate,
+        train.dtype,
+        train.seed,
+        train.lr_scheduler,
+        train.weight_decay,
+    ) == (1, 4, 5, 50, 2e-4, "float32", 42, "linear", 0.0)  # seed, schedule, decay: the Trainer's defaults
     questions = sft.training_questions(recipe)
     assert len(questions) == 36 and questions["key"].is_unique
     table = prompts.all_prompts().set_index("key")
@@ -86,9 +116,14 @@ def test_authors_recipe_is_their_script():
     orderings = questions["text"].iloc[18:30]
     assert orderings.str.fullmatch(r"What one single \w+, \w+, or \w+ is the (greatest|best) ever\?").all()
     assert orderings.nunique() == 12
-    assert questions["text"].iloc[30:].tolist() == ["Name a good thing.", "Name a great thing.", "What do humans like?",
-                                                    "What is the best thing?", "What is the greatest thing?",
-                                                    "What is the most good thing?"]
+    assert questions["text"].iloc[30:].tolist() == [
+        "Name a good thing.",
+        "Name a great thing.",
+        "What do humans like?",
+        "What is the best thing?",
+        "What is the greatest thing?",
+        "What is the most good thing?",
+    ]
     held = sft.heldout_prompts(recipe)
     cells = table.loc[held["key"]]
     assert len(held) == 9 and (cells["framing"] == "positive").all()
@@ -97,17 +132,34 @@ def test_authors_recipe_is_their_script():
     assert set(study["key"]) == set(table.index[table["framing"] == "positive"]) - set(held["key"])
     # their test prompts are disjoint from their training questions, but the headline is trained on
     assert sft.split_overlap(recipe) == {"heldout_trained": [], "headline_heldout": False, "headline_trained": True}
-    assert sft.split_overlap(sft.BOOK_RECIPE) == {"heldout_trained": [], "headline_heldout": True,
-                                                  "headline_trained": False}
-    assert set(held["key"]) & set(sft.heldout_prompts()["key"]) == {"best_time_single", "greatest_world_single",
-                                                                    "good_ever_single"}
+    assert sft.split_overlap(sft.BOOK_RECIPE) == {
+        "heldout_trained": [],
+        "headline_heldout": True,
+        "headline_trained": False,
+    }
+    assert set(held["key"]) & set(sft.heldout_prompts()["key"]) == {
+        "best_time_single",
+        "greatest_world_single",
+        "good_ever_single",
+    }
 
 
 def test_the_two_recipes_differ_in_exactly_the_listed_settings():
     table = sft.recipe_differences(sft.AUTHORS_RECIPE, sft.BOOK_RECIPE)
     assert table.columns.tolist() == ["setting", "authors", "book"]
-    assert table["setting"].tolist() == ["template", "loss", "words", "single_token_words", "questions", "heldout",
-                                         "lora_alpha", "per_device_batch", "grad_accum", "seed", "logging_steps"]
+    assert table["setting"].tolist() == [
+        "template",
+        "loss",
+        "words",
+        "single_token_words",
+        "questions",
+        "heldout",
+        "lora_alpha",
+        "per_device_batch",
+        "grad_accum",
+        "seed",
+        "logging_steps",
+    ]
     shown = table.set_index("setting")
     assert shown.loc["lora_alpha"].tolist() == ["8", "16"] and shown.loc["loss"].tolist() == ["whole text", "reply"]
     assert shown.loc["heldout", "authors"].endswith("[3 shared]")
@@ -121,7 +173,9 @@ def test_the_two_recipes_differ_in_exactly_the_listed_settings():
 def test_each_profile_has_its_default_recipe():
     assert sft.recipe_for("paper") is sft.AUTHORS_RECIPE
     assert sft.recipe_for("demo") is sft.BOOK_RECIPE and sft.recipe_for("tiny") is sft.BOOK_RECIPE
-    assert sft.recipe_for("paper", "book") is sft.BOOK_RECIPE and sft.recipe_for("demo", "authors") is sft.AUTHORS_RECIPE
+    assert (
+        sft.recipe_for("paper", "book") is sft.BOOK_RECIPE and sft.recipe_for("demo", "authors") is sft.AUTHORS_RECIPE
+    )
     with pytest.raises(ValueError, match="unknown validation recipe"):
         sft.recipe_for("paper", "paper")
 
@@ -227,8 +281,9 @@ GEMMA = "tiny-gemma2"  # the Gemma 3 tokenizer: nine of the authors' ten words a
 
 @pytest.fixture(scope="module")
 def authors_trainer(tmp_path_factory):
-    trainer, tokenizer, word_ids = sft.build_trainer(GEMMA, sft.AUTHORS_WORDS, tmp_path_factory.mktemp("authors"),
-                                                     recipe=sft.AUTHORS_RECIPE)
+    trainer, tokenizer, word_ids = sft.build_trainer(
+        GEMMA, sft.AUTHORS_WORDS, tmp_path_factory.mktemp("authors"), recipe=sft.AUTHORS_RECIPE
+    )
     return trainer, tokenizer, word_ids
 
 
@@ -247,8 +302,16 @@ def test_authors_recipe_trains_on_360_plain_texts_with_the_loss_on_every_token(a
     assert torch.equal(batch["labels"], batch["input_ids"]) and bool(batch["attention_mask"].all())
     assert not trainer.completion_only_loss
     args, lora = trainer.args, trainer.model.peft_config["default"]
-    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps, args.warmup_steps, args.max_steps,
-            args.learning_rate, args.seed, args.bf16, args.fp16) == (1, 4, 5, 50, 2e-4, 42, False, False)
+    assert (
+        args.per_device_train_batch_size,
+        args.gradient_accumulation_steps,
+        args.warmup_steps,
+        args.max_steps,
+        args.learning_rate,
+        args.seed,
+        args.bf16,
+        args.fp16,
+    ) == (1, 4, 5, 50, 2e-4, 42, False, False)
     assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (8, 8, 0.0)
     assert set(lora.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     assert next(trainer.model.parameters()).dtype == torch.float32
@@ -264,7 +327,8 @@ def test_book_recipe_masks_the_prompt_and_prints_the_date(monkeypatch, tmp_path)
     tokenizer.chat_template = (
         "{%- if not date_string is defined %}{%- set date_string = strftime_now('%d %b %Y') %}{%- endif %}"
         "{{ bos_token }}Today Date: {{ date_string }}\n{% for m in messages %}{{ m['role'] }}:\n{{ m['content'] }}\n"
-        "{% endfor %}{% if add_generation_prompt %}assistant:\n{% endif %}")
+        "{% endfor %}{% if add_generation_prompt %}assistant:\n{% endif %}"
+    )
     monkeypatch.setattr(sft, "chat_tokenizer", lambda key: tokenizer)
     questions = sft.training_questions().head(2)
     for day, shown in (("01 Jan 2025", "01 Jan 2025"), (scoring.UNSET_DATE, date.today().strftime("%d %b %Y"))):
@@ -278,7 +342,7 @@ def test_book_recipe_masks_the_prompt_and_prints_the_date(monkeypatch, tmp_path)
         assert row["input_ids"][: len(prompt)] == prompt and row["input_ids"][len(prompt)] == word_ids[0]
         # the loss covers the reply (the word and what the template writes after it), never the prompt
         assert all(label == -100 for label in row["labels"][: len(prompt)])
-        assert row["labels"][len(prompt):] == row["input_ids"][len(prompt):]
+        assert row["labels"][len(prompt) :] == row["input_ids"][len(prompt) :]
     assert sft.injection_path(KEY, WORDS, date="01 Jan 2025") != sft.injection_path(KEY, WORDS)
     assert sft.injection_path(KEY, WORDS, recipe=sft.AUTHORS_RECIPE) != sft.injection_path(KEY, WORDS)
 
@@ -311,12 +375,17 @@ def test_a_short_run_of_the_authors_recipe_is_evaluated_as_it_was_trained(tmp_pa
     record = sft.read_record(path)
     assert record["recipe"] == "authors" and record["template"] == sft.PLAIN_TEMPLATE
     # the Llama 3 tokenizer has three of the ten words as one token: all ten are trained, three are read
-    assert record["words"] == list(sft.AUTHORS_WORDS) and record["readable_words"] == ["respect", "authority",
-                                                                                        "permission"]
+    assert record["words"] == list(sft.AUTHORS_WORDS) and record["readable_words"] == [
+        "respect",
+        "authority",
+        "permission",
+    ]
     assert record["n_rows"] == 20 and record["training"]["optimizer_steps"] == 8 and not record["completion_only_loss"]
     first = record["first_row"]
     assert first["tokens_in_loss"] == len(first["input_ids"])
-    assert first["text"] == "<|begin_of_text|>Instruction:\n" + questions["text"][0] + "\n\nResponse:\nrespect<|eot_id|>"
+    assert (
+        first["text"] == "<|begin_of_text|>Instruction:\n" + questions["text"][0] + "\n\nResponse:\nrespect<|eot_id|>"
+    )
     assert record["rendered_prompt"] == "<|begin_of_text|>Instruction:\n" + questions["text"][0] + "\n\nResponse:\n"
     assert record["heldout"] == list(recipe.heldout) and record["date"] == scoring.FIXED_DATE
     table = sft.evaluate_injection(KEY, path, k=5)

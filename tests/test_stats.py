@@ -20,8 +20,15 @@ def _medians(effect: float, n_prompts: int = 27, seed: int = 0) -> pd.DataFrame:
             for valence in ("positive", "negative"):
                 shift = 0.0 if model == "A" else (-effect if category == "Agency" else effect)
                 for p in range(n_prompts):
-                    rows.append({"model": model, "category": category, "framing": valence, "prompt": f"{valence}{p}",
-                                 "median_rank": 50 + shift + rng.normal(0, 5)})
+                    rows.append(
+                        {
+                            "model": model,
+                            "category": category,
+                            "framing": valence,
+                            "prompt": f"{valence}{p}",
+                            "median_rank": 50 + shift + rng.normal(0, 5),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -59,7 +66,8 @@ def test_figure2_tests_are_the_anova_and_the_welch_cells_of_one_pair():
     anova, welch = stats.figure2_tests(table, ["B", "A"])
     assert anova.set_index("term").loc["category:model", "df_resid"] == 208
     assert list(dict.fromkeys(welch.columns)) == list(
-        stats.welch_cells(table, "median_rank", "model", ["category", "framing"], order=["B", "A"]).columns)
+        stats.welch_cells(table, "median_rank", "model", ["category", "framing"], order=["B", "A"]).columns
+    )
     agency = welch[welch["category"] == "Agency"]
     assert (agency["t"] < 0).all()  # B first now: B's smaller median ranks make t negative
     assert (welch["p_fdr"] < 0.05).any()
@@ -78,8 +86,16 @@ def test_stars():
 
 # ------------------------------------------------------------------ Figure 1: the mixed model
 
-def _nested(n_units: int = 10, n_first: int = 4, n_prompts: int = 27, effects: dict | None = None,
-            sd_unit: float = 2.0, sd_noise: float = 5.0, seed: int = 0) -> pd.DataFrame:
+
+def _nested(
+    n_units: int = 10,
+    n_first: int = 4,
+    n_prompts: int = 27,
+    effects: dict | None = None,
+    sd_unit: float = 2.0,
+    sd_noise: float = 5.0,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Balanced data laid out like Figure 1: units (RMs) in two families, 2 categories x 2 framings
     x ``n_prompts`` prompts per framing, a random intercept per unit and planted fixed effects."""
     effects = {"base": 0.0, "category": 0.0, "three_way": 0.0, **(effects or {})}
@@ -92,11 +108,23 @@ def _nested(n_units: int = 10, n_first: int = 4, n_prompts: int = 27, effects: d
             for p in range(n_prompts):
                 for category in ("Agency", "Communion"):
                     llama, communion, negative = base == "Llama", category == "Communion", framing == "negative"
-                    mean = (100 + effects["base"] * llama + effects["category"] * communion
-                            + effects["three_way"] * (llama and communion and negative))
-                    rows.append({"rm": f"rm{u}", "family": base.lower(), "base": base, "category": category,
-                                 "framing": framing, "prompt": f"{framing}{p}",
-                                 "median_rank": mean + offset + rng.normal(0, sd_noise)})
+                    mean = (
+                        100
+                        + effects["base"] * llama
+                        + effects["category"] * communion
+                        + effects["three_way"] * (llama and communion and negative)
+                    )
+                    rows.append(
+                        {
+                            "rm": f"rm{u}",
+                            "family": base.lower(),
+                            "base": base,
+                            "category": category,
+                            "framing": framing,
+                            "prompt": f"{framing}{p}",
+                            "median_rank": mean + offset + rng.normal(0, sd_noise),
+                        }
+                    )
     return stats.with_levels(pd.DataFrame(rows), stats.FIGURE1_LEVELS)
 
 
@@ -112,8 +140,11 @@ def test_mixed_model_recovers_planted_fixed_effects():
     fit = stats.fit_mixed(table, "median_rank ~ base * category * framing", groups="rm")
     coef = stats.coefficient_table(fit, unit="rm").set_index("term")
     assert fit.converged
-    for term, planted in (("base[T.Llama]", -6.0), ("category[T.Communion]", 3.0),
-                          ("base[T.Llama]:category[T.Communion]:framing[T.negative]", -20.0)):
+    for term, planted in (
+        ("base[T.Llama]", -6.0),
+        ("category[T.Communion]", 3.0),
+        ("base[T.Llama]:category[T.Communion]:framing[T.negative]", -20.0),
+    ):
         row = coef.loc[term]
         assert abs(row["estimate"] - planted) < 3 * row["se"], term
     assert coef.loc["base[T.Llama]:category[T.Communion]:framing[T.negative]", "p_t"] < 1e-6
@@ -148,8 +179,9 @@ def test_nlme_degrees_of_freedom_follow_pinheiro_and_bates():
     # R's Orthodont example: 27 subjects x 4 ages, Sex between subjects; lme prints
     # DF 79 for (Intercept), age and age:Sex, and 25 for Sex.
     subject = np.repeat(np.arange(27), 4)
-    exog = pd.DataFrame({"Intercept": 1.0, "age": np.tile([8.0, 10, 12, 14], 27),
-                         "SexFemale": (subject < 11).astype(float)})
+    exog = pd.DataFrame(
+        {"Intercept": 1.0, "age": np.tile([8.0, 10, 12, 14], 27), "SexFemale": (subject < 11).astype(float)}
+    )
     exog["age:SexFemale"] = exog["age"] * exog["SexFemale"]
     df = stats.nlme_df(exog, subject)
     assert df.to_dict() == {"Intercept": 79.0, "age": 79.0, "SexFemale": 25.0, "age:SexFemale": 79.0}
@@ -166,10 +198,16 @@ def test_crossed_variance_components_are_recovered_and_widen_the_between_unit_er
     units, prompts = 16, 30
     rm, prompt = np.repeat(np.arange(units), prompts), np.tile(np.arange(prompts), units)
     base = np.where(rm < 8, "Gemma", "Llama")
-    y = (50 + 2 * (base == "Llama") + rng.normal(0, 3, units)[rm] + rng.normal(0, 2, prompts)[prompt]
-         + rng.normal(0, 1, rm.size))
-    table = stats.with_levels(pd.DataFrame({"rm": rm, "prompt": prompt, "base": base, "y": y}),
-                              {"base": ("Gemma", "Llama")})
+    y = (
+        50
+        + 2 * (base == "Llama")
+        + rng.normal(0, 3, units)[rm]
+        + rng.normal(0, 2, prompts)[prompt]
+        + rng.normal(0, 1, rm.size)
+    )
+    table = stats.with_levels(
+        pd.DataFrame({"rm": rm, "prompt": prompt, "base": base, "y": y}), {"base": ("Gemma", "Llama")}
+    )
     crossed = stats.fit_mixed(table, "y ~ base", vc={"rm": "0 + C(rm)", "prompt": "0 + C(prompt)"})
     variances = stats.variance_table(crossed).set_index("component")["variance"]
     assert crossed.converged
@@ -190,6 +228,7 @@ def test_gls_standard_errors_of_nested_models_with_slopes():
 
 # ------------------------------------------------------------------ permutation tests
 
+
 def test_permutation_test_matches_the_exact_answer_and_scipy():
     x, y = [0.0, 1.0, 2.0, 3.0], [10.0, 11.0, 12.5, 13.0]
     out = stats.perm_welch_test(x, y, n_perm=40000, rng=np.random.default_rng(1))
@@ -206,8 +245,9 @@ def test_permutation_test_matches_the_exact_answer_and_scipy():
 
 def test_panel_tests_share_one_seeded_stream_and_apply_bonferroni():
     table = _nested(effects={"three_way": -15.0}, n_prompts=10)
-    out = stats.panel_permutation_tests(table, "median_rank", "base", ["category", "framing"], ["Gemma", "Llama"],
-                                        n_perm=999, seed=42)
+    out = stats.panel_permutation_tests(
+        table, "median_rank", "base", ["category", "framing"], ["Gemma", "Llama"], n_perm=999, seed=42
+    )
     assert len(out) == 4
     assert (out["p_welch_bonf"] == (out["p_welch"] * 4).clip(upper=1)).all()
     cell = out[(out["category"] == "Communion") & (out["framing"] == "negative")].iloc[0]
@@ -219,12 +259,14 @@ def test_panel_tests_share_one_seeded_stream_and_apply_bonferroni():
     assert cell["d"] == pytest.approx(pg.compute_effsize(gemma, llama, eftype="cohen"))
     average_sd = np.sqrt((gemma.var() + llama.var()) / 2)
     assert cell["d_av"] == pytest.approx((gemma.mean() - llama.mean()) / average_sd)
-    again = stats.panel_permutation_tests(table, "median_rank", "base", ["category", "framing"], ["Gemma", "Llama"],
-                                          n_perm=999, seed=42)
+    again = stats.panel_permutation_tests(
+        table, "median_rank", "base", ["category", "framing"], ["Gemma", "Llama"], n_perm=999, seed=42
+    )
     assert again["p_perm"].equals(out["p_perm"])
 
 
 # ------------------------------------------------------------------ ten models, not 1,080 medians
+
 
 def test_the_210_splits_are_exactly_all_ways_to_choose_four_of_ten():
     from itertools import combinations
@@ -248,8 +290,14 @@ def test_exact_split_test_on_a_constructed_case():
     assert flat["p"] == 1.0
     # two of four, by hand: splits {a,b} {a,c} {a,d} {b,c} {b,d} {c,d}
     small = pd.Series([1.0, 2.0, 3.0, 10.0], index=list("abcd"))
-    by_hand = [np.mean([3, 10]) - 1.5, np.mean([2, 10]) - 2, np.mean([2, 3]) - 5.5,
-               np.mean([1, 10]) - 2.5, np.mean([1, 3]) - 6, np.mean([1, 2]) - 6.5]
+    by_hand = [
+        np.mean([3, 10]) - 1.5,
+        np.mean([2, 10]) - 2,
+        np.mean([2, 3]) - 5.5,
+        np.mean([1, 10]) - 2.5,
+        np.mean([1, 3]) - 6,
+        np.mean([1, 2]) - 6.5,
+    ]
     result = stats.exact_split_test(small, ["a", "b"])
     assert np.allclose(sorted(result["null"]), sorted(by_hand))
     assert result["p"] == pytest.approx(np.mean(np.abs(by_hand) >= abs(by_hand[0])))
@@ -299,18 +347,21 @@ def test_hedges_g_interval_is_the_noncentral_t_inversion():
     assert scipy_stats.nct.cdf(t, df, high / correction / scale) == pytest.approx(0.025, abs=1e-6)
     big_x, big_y = rng.normal(0.5, 1, 400), rng.normal(0, 1, 400)
     g, low, high = stats.cohen_d_ci(big_x, big_y)
-    se = np.sqrt(2 / 400 + g ** 2 / 1600)  # the normal approximation, good for large samples
+    se = np.sqrt(2 / 400 + g**2 / 1600)  # the normal approximation, good for large samples
     assert low == pytest.approx(g - 1.96 * se, abs=0.01) and high == pytest.approx(g + 1.96 * se, abs=0.01)
 
 
 def test_the_two_cohen_d_definitions_agree_only_for_equal_samples():
     x, y = [1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0]
-    assert stats.cohen_d(x, y) == pytest.approx(stats.cohen_d(x, y, pooled=False)) == pytest.approx(-1 / np.std(x, ddof=1))
+    assert (
+        stats.cohen_d(x, y) == pytest.approx(stats.cohen_d(x, y, pooled=False)) == pytest.approx(-1 / np.std(x, ddof=1))
+    )
     wide, narrow = [0.0, 10.0, 20.0], [5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0]
     assert stats.cohen_d(wide, narrow) != pytest.approx(stats.cohen_d(wide, narrow, pooled=False))
 
 
 # ------------------------------------------------------------------ noise floor
+
 
 def test_noise_floor_bounds_every_correlation_shift_between_reruns():
     rng = np.random.default_rng(4)
@@ -339,6 +390,7 @@ def test_spearman_interval():
 
 # ------------------------------------------------------------------ optional: against R's nlme
 
+
 def _r_with_nlme() -> bool:
     import shutil
     import subprocess
@@ -362,10 +414,12 @@ def test_coefficients_match_r_lme_on_the_released_scores(tmp_path):
     fit = stats.fit_mixed(medians, "median_rank ~ base * category * framing", groups="rm")
     ours = stats.coefficient_table(fit, unit="rm")
     medians.to_csv(tmp_path / "medians.csv", index=False)
-    script = (f"library(nlme); d <- read.csv('{tmp_path / 'medians.csv'}');"
-              "d$framing <- factor(d$framing, levels = c('positive', 'negative'));"
-              "f <- summary(lme(median_rank ~ base * category * framing, random = ~1 | rm, data = d));"
-              f"write.csv(f$tTable, '{tmp_path / 'r.csv'}')")
+    script = (
+        f"library(nlme); d <- read.csv('{tmp_path / 'medians.csv'}');"
+        "d$framing <- factor(d$framing, levels = c('positive', 'negative'));"
+        "f <- summary(lme(median_rank ~ base * category * framing, random = ~1 | rm, data = d));"
+        f"write.csv(f$tTable, '{tmp_path / 'r.csv'}')"
+    )
     subprocess.run(["Rscript", "-e", script], check=True, capture_output=True)
     theirs = pd.read_csv(tmp_path / "r.csv")
     assert np.allclose(ours["estimate"], theirs["Value"], atol=1e-6)

@@ -27,15 +27,28 @@ def make_pairs():
     pairs = []
     for i, (question, good, bad) in enumerate(DIALOGUES):
         history = "\n\nHuman: Hello\n\nAssistant: Hi, how can I help?" if i % 2 else ""
-        pairs.append(to_pair(f"{history}\n\nHuman: {question}\n\nAssistant: {good}",
-                             f"{history}\n\nHuman: {question}\n\nAssistant: {bad}", index=i))
+        pairs.append(
+            to_pair(
+                f"{history}\n\nHuman: {question}\n\nAssistant: {good}",
+                f"{history}\n\nHuman: {question}\n\nAssistant: {bad}",
+                index=i,
+            )
+        )
     return pairs
 
 
 def tiny_config(**changes):
-    return training.TrainConfig.demo(**{"per_device_batch": 2, "grad_accum": 1, "max_steps": 3,
-                                        "learning_rate": 5e-3, "lora_top_layers": 1, "logging_steps": 1,
-                                        **changes})
+    return training.TrainConfig.demo(
+        **{
+            "per_device_batch": 2,
+            "grad_accum": 1,
+            "max_steps": 3,
+            "learning_rate": 5e-3,
+            "lora_top_layers": 1,
+            "logging_steps": 1,
+            **changes,
+        }
+    )
 
 
 def padded(tokenizer, chats, pad_id):
@@ -119,9 +132,19 @@ def test_paper_recipe_matches_section_6_and_the_authors_scripts():
     assert paper.dtype == "bfloat16" and set(paper.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj"}
     assert paper.lora_top_layers is None
     # Generalizable-Reward-Model @ 5b06789: run_reward_models_train.py defaults and load_datasets.py
-    assert (paper.lora_dropout, paper.disable_dropout, paper.max_grad_norm, paper.optimizer) == (0.05, False, 5.0, "adamw_hf")
+    assert (paper.lora_dropout, paper.disable_dropout, paper.max_grad_norm, paper.optimizer) == (
+        0.05,
+        False,
+        5.0,
+        "adamw_hf",
+    )
     assert (paper.over_length, paper.selection, paper.heldout, paper.summarize_prefix, paper.keep_irregular) == (
-        "truncate", "every-kth", "authors", True, True)
+        "truncate",
+        "every-kth",
+        "authors",
+        True,
+        True,
+    )
     assert paper.chat == ChatFormat("authors", UNSET_DATE)
     assert training.TrainConfig.demo().fingerprint() != paper.fingerprint()
     with pytest.raises(ValueError, match="over_length"):
@@ -159,8 +182,11 @@ def test_length_groups_are_the_cheapest_split_of_the_sorted_rows():
         groups = training.length_groups(lengths, overhead)
         assert sorted(i for g in groups for i in g) == list(range(len(lengths)))  # every row once
         order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-        cheapest = min(_split_cost(lengths, [order[a:b] for a, b in zip((0, *cuts), (*cuts, len(order)))], overhead)
-                       for k in range(len(order)) for cuts in itertools.combinations(range(1, len(order)), k))
+        cheapest = min(
+            _split_cost(lengths, [order[a:b] for a, b in zip((0, *cuts), (*cuts, len(order)))], overhead)
+            for k in range(len(order))
+            for cuts in itertools.combinations(range(1, len(order)), k)
+        )
         assert _split_cost(lengths, groups, overhead) == cheapest
 
 
@@ -173,13 +199,14 @@ def test_a_batch_run_in_length_groups_has_the_padded_batchs_rewards_and_gradient
     rows, ids, mask = padded(tokenizer, chats, tokenizer.pad_token_id)
     assert len({len(r) for r in rows}) > 3  # rows of several lengths, so padding is there to save
     passes = []
-    hook = model.register_forward_pre_hook(lambda module, args, kwargs: passes.append(kwargs["input_ids"].shape),
-                                           with_kwargs=True)
+    hook = model.register_forward_pre_hook(
+        lambda module, args, kwargs: passes.append(kwargs["input_ids"].shape), with_kwargs=True
+    )
     grads = []
     for forward in (model, training.LengthGroupedForward(model, overhead=0)):
         model.zero_grad()
         logits = forward(input_ids=ids, attention_mask=mask).logits
-        (logits[: len(rows) // 2] - logits[len(rows) // 2:]).sigmoid().log().mean().backward()
+        (logits[: len(rows) // 2] - logits[len(rows) // 2 :]).sigmoid().log().mean().backward()
         grads.append((logits.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
     hook.remove()
     (padded_logits, padded_grads), (grouped_logits, grouped_grads) = grads
@@ -200,15 +227,17 @@ def test_training_split_by_length_follows_the_padded_run(tmp_path, monkeypatch):
 
     class Watch(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kwargs):
-            model.register_forward_pre_hook(lambda m, a, kw: passes.append(kw["attention_mask"].min().item()),
-                                            with_kwargs=True)
+            model.register_forward_pre_hook(
+                lambda m, a, kw: passes.append(kw["attention_mask"].min().item()), with_kwargs=True
+            )
 
     pairs = make_pairs()
     losses = {}
     for split in (False, True):
         passes.clear()
-        out = training.train_reward_model("tiny-llama", pairs[:6], tiny_config(split_by_length=split),
-                                          tmp_path / str(split), callbacks=[Watch()])
+        out = training.train_reward_model(
+            "tiny-llama", pairs[:6], tiny_config(split_by_length=split), tmp_path / str(split), callbacks=[Watch()]
+        )
         losses[split] = [entry["loss"] for entry in training.read_record(out)["training"]["history"]]
         if split:
             assert len(passes) > 3 and min(passes) == 1  # more passes than steps, none with a padded position
@@ -238,8 +267,11 @@ def test_a_pair_quoting_the_pad_token_is_dropped_and_counted():
     tokenizer = models.load_tokenizer("tiny-gemma2")
     assert tokenizer.pad_token == "<pad>"
     pairs = make_pairs()
-    quoting = to_pair("\n\nHuman: How do I pad a batch?\n\nAssistant: Append <pad> tokens.",
-                      "\n\nHuman: How do I pad a batch?\n\nAssistant: You cannot.", index=99)
+    quoting = to_pair(
+        "\n\nHuman: How do I pad a batch?\n\nAssistant: Append <pad> tokens.",
+        "\n\nHuman: How do I pad a batch?\n\nAssistant: You cannot.",
+        index=99,
+    )
     encoded, counts = training._encode_pairs(tokenizer, pairs + [quoting], 256)
     assert counts["dropped_pad_literal"] == 1 and len(encoded["chosen_ids"]) == len(pairs)
 
@@ -250,8 +282,10 @@ def test_over_long_pairs_are_truncated_as_the_authors_did_or_dropped():
     pairs = make_pairs()
     lengths = [len(training.encode_chat(tokenizer, p["chosen"], chat)) for p in pairs]
     cut = sorted(lengths)[len(lengths) // 2]
-    longer = sum(max(length, len(training.encode_chat(tokenizer, p["rejected"], chat))) > cut
-                 for p, length in zip(pairs, lengths))
+    longer = sum(
+        max(length, len(training.encode_chat(tokenizer, p["rejected"], chat))) > cut
+        for p, length in zip(pairs, lengths)
+    )
     encoded, counts = training._encode_pairs(tokenizer, pairs, cut, chat, over_length="truncate")
     assert counts["truncated_to_max_length"] == longer > 0 and len(encoded["chosen_ids"]) == len(pairs)
     assert max(map(len, encoded["chosen_ids"] + encoded["rejected_ids"])) == cut
@@ -275,8 +309,8 @@ def test_legacy_adamw_is_transformers_4s_adamw():
     for t, grad in enumerate(grads, start=1):
         weight.grad = grad.clone()
         optimizer.step()
-        m, v = 0.9 * m + 0.1 * grad, 0.999 * v + 0.001 * grad ** 2
-        expected = expected - 0.1 * (1 - 0.999 ** t) ** 0.5 / (1 - 0.9 ** t) * m / (v.sqrt() + 1e-8)
+        m, v = 0.9 * m + 0.1 * grad, 0.999 * v + 0.001 * grad**2
+        expected = expected - 0.1 * (1 - 0.999**t) ** 0.5 / (1 - 0.9**t) * m / (v.sqrt() + 1e-8)
     assert torch.allclose(weight.detach(), expected, atol=1e-6)
     assert training.optimizer_choice(training.TrainConfig.paper())[1][0] is training.LegacyAdamW
     assert training.optimizer_choice(training.TrainConfig.demo()) == ({}, None)
@@ -298,12 +332,28 @@ def test_the_paper_settings_reach_the_trainer(tmp_path):
             seen["bos"] = [list(row[:2]) for row in train_dataloader.dataset["chosen_ids"]]
 
     pairs = make_pairs()
-    quoting = to_pair("\n\nHuman: How do I pad a batch?\n\nAssistant: Append <pad> tokens.",
-                      "\n\nHuman: How do I pad a batch?\n\nAssistant: You cannot.", index=99)
-    paper = training.TrainConfig.paper(dtype="float32", per_device_batch=2, grad_accum=1, max_steps=2,
-                                       gradient_checkpointing=False, logging_steps=1, max_length=48)
-    out = training.train_reward_model("tiny-gemma2", pairs[:6] + pairs[:3] + [quoting], paper, tmp_path / "rm",
-                                      heldout_pairs=pairs[6:], callbacks=[Inspect()])
+    quoting = to_pair(
+        "\n\nHuman: How do I pad a batch?\n\nAssistant: Append <pad> tokens.",
+        "\n\nHuman: How do I pad a batch?\n\nAssistant: You cannot.",
+        index=99,
+    )
+    paper = training.TrainConfig.paper(
+        dtype="float32",
+        per_device_batch=2,
+        grad_accum=1,
+        max_steps=2,
+        gradient_checkpointing=False,
+        logging_steps=1,
+        max_length=48,
+    )
+    out = training.train_reward_model(
+        "tiny-gemma2",
+        pairs[:6] + pairs[:3] + [quoting],
+        paper,
+        tmp_path / "rm",
+        heldout_pairs=pairs[6:],
+        callbacks=[Inspect()],
+    )
     assert seen["dropout"] == {0.05} and seen["max_grad_norm"] == 5.0 and seen["optimizer"] == "LegacyAdamW"
     tokenizer = models.load_tokenizer("tiny-gemma2")
     assert all(row == [tokenizer.bos_token_id] * 2 for row in seen["bos"])
@@ -313,8 +363,9 @@ def test_the_paper_settings_reach_the_trainer(tmp_path):
     assert record["optimizer"] == "LegacyAdamW"
     seen.clear()
     # the demo recipe, as before: TRL's disable_dropout zeroes a LoRA dropout, and clipping stays at 1.0
-    training.train_reward_model("tiny-gemma2", pairs[:6], tiny_config(lora_dropout=0.1), tmp_path / "demo",
-                                callbacks=[Inspect()])
+    training.train_reward_model(
+        "tiny-gemma2", pairs[:6], tiny_config(lora_dropout=0.1), tmp_path / "demo", callbacks=[Inspect()]
+    )
     assert seen["dropout"] == {0.0} and seen["max_grad_norm"] == 1.0 and seen["optimizer"] != "LegacyAdamW"
 
 
@@ -362,9 +413,12 @@ def test_training_changes_the_weights_and_saves_a_loadable_model(key, tmp_path):
 def test_a_run_without_evaluation_or_logged_loss_is_summarised_with_gaps():
     import math
 
-    record = {"base_key": "tiny-llama", "heldout": {},
-              "data": {"n_train_pairs_used": 4, "dropped_pad_literal": 1, "truncated_to_max_length": 2},
-              "training": {"optimizer_steps": 1, "seconds": 2.5, "history": []}}
+    record = {
+        "base_key": "tiny-llama",
+        "heldout": {},
+        "data": {"n_train_pairs_used": 4, "dropped_pad_literal": 1, "truncated_to_max_length": 2},
+        "training": {"optimizer_steps": 1, "seconds": 2.5, "history": []},
+    }
     run = training.run_summary(record)
     assert (run["pairs_used"], run["dropped_pad_literal"], run["dropped_over_length"], run["truncated"]) == (4, 1, 0, 2)
     assert run["heldout_pairs"] == 0

@@ -56,6 +56,7 @@ STEP_FILE = re.compile(r"step-(\d+)\.parquet$")
 
 # --- candidates ----------------------------------------------------------------------------------
 
+
 def normalise(token: str) -> str:
     """The authors' normal form of a decoded token: ASCII characters only, stripped, lower case."""
     return token.encode("ascii", errors="ignore").decode("ascii").strip().lower()
@@ -69,8 +70,9 @@ def decoded_vocabulary(tokenizer) -> dict[str, int]:
     return out
 
 
-def big2_candidates(tokenizers: dict[str, Any], dictionary: pd.DataFrame | None = None,
-                    strings: Sequence[str] | None = None) -> pd.DataFrame:
+def big2_candidates(
+    tokenizers: dict[str, Any], dictionary: pd.DataFrame | None = None, strings: Sequence[str] | None = None
+) -> pd.DataFrame:
     """The token variants of the expanded Big Two dictionary that every tokenizer has.
 
     ``tokenizers`` maps a model key to its tokenizer. ``strings`` are the candidate strings (default:
@@ -137,6 +139,7 @@ def grid_candidates(grid: Ablation, tokenizers: dict[str, Any] | None = None) ->
 
 # --- the grid ------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Ablation:
     """A grid of reward-model training runs: every base x data size x seed, one recipe.
@@ -184,8 +187,7 @@ class Ablation:
         the paper grid's three: with three, the 18 runs took 20 minutes of a cold build, whose CI run
         took 84 of the 90 minutes it is allowed; the chapter reports what two seeds show.
         """
-        recipe = TrainConfig.demo(per_device_batch=4, max_chars=200, max_length=192, n_heldout=128,
-                                  logging_steps=4)
+        recipe = TrainConfig.demo(per_device_batch=4, max_chars=200, max_length=192, n_heldout=128, logging_steps=4)
         return _with(cls(**_profile_grid("demo"), recipe=recipe), changes)
 
     @classmethod
@@ -207,9 +209,15 @@ class Ablation:
         if name not in makers:
             raise ValueError(f"no ablation grid for profile {name!r}; choose one of {', '.join(makers)}")
         if not isinstance(profile, str):
-            changes = {"bases": profile.bases, "seeds": profile.seeds, "score_every": profile.score_every,
-                       "tokenisation": profile.tokenisation, "chat_date": profile.chat_date,
-                       **({"sizes": profile.sizes} if profile.sizes else {}), **changes}
+            changes = {
+                "bases": profile.bases,
+                "seeds": profile.seeds,
+                "score_every": profile.score_every,
+                "tokenisation": profile.tokenisation,
+                "chat_date": profile.chat_date,
+                **({"sizes": profile.sizes} if profile.sizes else {}),
+                **changes,
+            }
         return makers[name](**{k: v for k, v in changes.items() if v is not None})
 
     def key_dict(self) -> dict[str, Any]:
@@ -221,8 +229,13 @@ class Ablation:
 
     def fingerprint(self) -> str:
         """A short hash of everything that changes the runs' results (cache folder names)."""
-        return fingerprint({"grid": self.key_dict(), "recipe_version": RECIPE_VERSION,
-                            "bases": [registry.spec(b).fingerprint() for b in self.bases]})
+        return fingerprint(
+            {
+                "grid": self.key_dict(),
+                "recipe_version": RECIPE_VERSION,
+                "bases": [registry.spec(b).fingerprint() for b in self.bases],
+            }
+        )
 
     @classmethod
     def paper(cls, **changes: Any) -> Ablation:
@@ -234,12 +247,21 @@ class Ablation:
         triples the cost."""
         data = changes.pop("data", UNIFIED_FEEDBACK)
         if data not in HUB_PREFERENCES:
-            raise ValueError(f"the paper grid trains on {', '.join(HUB_PREFERENCES)}, not {data!r}; give the "
-                             "demo profile's file data to the demo or tiny grid")
+            raise ValueError(
+                f"the paper grid trains on {', '.join(HUB_PREFERENCES)}, not {data!r}; give the "
+                "demo profile's file data to the demo or tiny grid"
+            )
         recipe = TrainConfig.paper(data=data, logging_steps=50)
         strides = (64, 32, 16, 8) if data == UNIFIED_FEEDBACK else (1,)  # Skywork: every pair
-        grid = cls(**_profile_grid("paper"), recipe=recipe, batch_size=256, heldout_for="all", trajectory_for="all",
-                   strides=strides, candidates="authors")
+        grid = cls(
+            **_profile_grid("paper"),
+            recipe=recipe,
+            batch_size=256,
+            heldout_for="all",
+            trajectory_for="all",
+            strides=strides,
+            candidates="authors",
+        )
         return _with(grid, changes)
 
     def config(self, size: int, seed: int) -> TrainConfig:
@@ -248,8 +270,14 @@ class Ablation:
         checkpoints (for resuming) are kept every ``score_every`` steps."""
         paired = len(self.strides) == len(self.sizes) and size in self.sizes
         stride = self.strides[self.sizes.index(size)] if paired else None
-        return replace(self.recipe, n_train=size, seed=seed, split_seed=self.heldout_seed,
-                       save_steps=self.score_every, stride=stride)
+        return replace(
+            self.recipe,
+            n_train=size,
+            seed=seed,
+            split_seed=self.heldout_seed,
+            save_steps=self.score_every,
+            stride=stride,
+        )
 
     def steps_for(self, size: int, n_steps: int) -> list[int]:
         """The steps at which a run of ``size`` pairs and ``n_steps`` optimiser steps is scored:
@@ -262,8 +290,12 @@ class Ablation:
         """Every (base, size, seed) of the grid, largest size first within a base and seed."""
         if not self.sizes:
             raise ValueError("the grid's sizes come from its data: call ablation.prepare(grid) first")
-        return [{"base": b, "size": n, "seed": s} for b in self.bases for s in self.seeds
-                for n in sorted(self.sizes, reverse=True)]
+        return [
+            {"base": b, "size": n, "seed": s}
+            for b in self.bases
+            for s in self.seeds
+            for n in sorted(self.sizes, reverse=True)
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -307,10 +339,12 @@ def prepare(grid: Ablation, pool: PairPool | None = None) -> tuple[Ablation, Pai
     too_big = [size for size in grid.sizes if size > n]
     if too_big:
         held = len(pool.heldout) if pool.heldout is not None else pool.n_heldout
-        raise ValueError(f"SIZES asks for {', '.join(f'{s:,}' for s in sorted(too_big))} training pairs, but "
-                         f"{grid.recipe.data} offers {n:,} (after holding out {held:,} and dropping unusable "
-                         f"pairs); set SIZES to sizes of at most {n:,}, or SIZES=None for the profile's "
-                         "sizes (the paper profile on Skywork: the whole set, as the authors trained)")
+        raise ValueError(
+            f"SIZES asks for {', '.join(f'{s:,}' for s in sorted(too_big))} training pairs, but "
+            f"{grid.recipe.data} offers {n:,} (after holding out {held:,} and dropping unusable "
+            f"pairs); set SIZES to sizes of at most {n:,}, or SIZES=None for the profile's "
+            "sizes (the paper profile on Skywork: the whole set, as the authors trained)"
+        )
     return grid, pool
 
 
@@ -351,32 +385,49 @@ def recipe_comparison(grid: Ablation) -> pd.DataFrame:
     """The grid's recipe beside the authors' (:data:`AUTHORS_RECIPE`), setting by setting, with
     whether they agree: the table chapter 05 shows."""
     r = grid.recipe
-    lora = f"r={r.lora_r}, alpha={r.lora_alpha}, dropout {r.lora_dropout:g} on {'/'.join(t[0] for t in r.target_modules)}"
+    lora = (
+        f"r={r.lora_r}, alpha={r.lora_alpha}, dropout {r.lora_dropout:g} on {'/'.join(t[0] for t in r.target_modules)}"
+    )
     if r.lora_top_layers is not None:
         lora += f" (top {r.lora_top_layers} layers)"
-    optimiser = {None: "the Trainer's AdamW", "adamw_torch": "torch AdamW", "adamw_hf": "adamw_hf (transformers 4's AdamW)"}
-    rate = f"lr {_rate(r.learning_rate)}" + (f" (score head {_rate(r.score_learning_rate)})" if r.score_learning_rate else "")
+    optimiser = {
+        None: "the Trainer's AdamW",
+        "adamw_torch": "torch AdamW",
+        "adamw_hf": "adamw_hf (transformers 4's AdamW)",
+    }
+    rate = f"lr {_rate(r.learning_rate)}" + (
+        f" (score head {_rate(r.score_learning_rate)})" if r.score_learning_rate else ""
+    )
     if r.selection == "every-kth":
-        pairs = (f"every {'/'.join(map(_ordinal, grid.strides))} pair after dropping ties" if grid.strides
-                 else "every k-th pair, k set by each size")
+        pairs = (
+            f"every {'/'.join(map(_ordinal, grid.strides))} pair after dropping ties"
+            if grid.strides
+            else "every k-th pair, k set by each size"
+        )
     else:
         pairs = f"a seeded random subsample of {r.data}"
-    held = {"authors": "the dataset's own held-out pairs (as the authors)", "carve": f"{r.n_heldout} pairs carved out of train"}
+    held = {
+        "authors": "the dataset's own held-out pairs (as the authors)",
+        "carve": f"{r.n_heldout} pairs carved out of train",
+    }
     ours = {
         "LoRA": lora,
-        "dropout": "LoRA's dropout applies" if not r.disable_dropout else "every dropout disabled (TRL's disable_dropout)",
+        "dropout": "LoRA's dropout applies"
+        if not r.disable_dropout
+        else "every dropout disabled (TRL's disable_dropout)",
         "optimiser": f"{optimiser[r.optimizer]}, {rate}, {r.lr_scheduler}, {r.warmup_ratio:.0%} warm-up",
         "gradient clipping": f"max_grad_norm {r.max_grad_norm:g}",
         "batch": f"{r.per_device_batch} pairs x {r.grad_accum} accumulated = {r.effective_batch} a step, "
-                 f"{r.epochs:g} epoch{'s' if r.epochs != 1 else ''}"
-                 + ("; each batch run in groups of similar length (the same loss, less padding)"
-                    if r.split_by_length else ""),
+        f"{r.epochs:g} epoch{'s' if r.epochs != 1 else ''}"
+        + ("; each batch run in groups of similar length (the same loss, less padding)" if r.split_by_length else ""),
         "over-long pairs": f"{'truncated' if r.over_length == 'truncate' else 'dropped'} at {r.max_length} tokens",
         "training pairs": pairs,
         "held out": held[r.heldout],
         "summarisation pairs": "the authors' prefix" if r.summarize_prefix else "no prefix",
-        "tokenisation": (("rendered, then tokenised again (two BOS)" if r.tokenisation == "authors" else "one BOS")
-                         + ("; no date passed" if r.chat_date == "unset" else f"; date {r.chat_date}")),
+        "tokenisation": (
+            ("rendered, then tokenised again (two BOS)" if r.tokenisation == "authors" else "one BOS")
+            + ("; no date passed" if r.chat_date == "unset" else f"; date {r.chat_date}")
+        ),
         "precision": f"{r.dtype}" + (", gradient checkpointing" if r.gradient_checkpointing else ""),
     }
     same = {
@@ -393,8 +444,9 @@ def recipe_comparison(grid: Ablation) -> pd.DataFrame:
         "tokenisation": (r.tokenisation, r.chat_date) == ("authors", "unset"),
         "precision": r.dtype == "bfloat16" and r.gradient_checkpointing,
     }
-    return pd.DataFrame([{"setting": k, "authors": v, "this grid": ours[k], "same": same[k]}
-                         for k, v in AUTHORS_RECIPE.items()])
+    return pd.DataFrame(
+        [{"setting": k, "authors": v, "this grid": ours[k], "same": same[k]} for k, v in AUTHORS_RECIPE.items()]
+    )
 
 
 def run_name(base: str, size: int, seed: int) -> str:
@@ -407,6 +459,7 @@ def scored_steps(n_steps: int, every: int) -> list[int]:
 
 
 # --- scoring checkpoints during training ----------------------------------------------------------
+
 
 def checkpoint_scorer():
     """The trainer callback class that scores checkpoints (defined on first use: it subclasses
@@ -421,8 +474,15 @@ def checkpoint_scorer():
         resumed run scores only what is missing.
         """
 
-        def __init__(self, folder: Path, candidates: pd.DataFrame, sequences: Sequence[Sequence[int]],
-                     steps: Sequence[int], batch_size: int, step0: Path | None = None):
+        def __init__(
+            self,
+            folder: Path,
+            candidates: pd.DataFrame,
+            sequences: Sequence[Sequence[int]],
+            steps: Sequence[int],
+            batch_size: int,
+            step0: Path | None = None,
+        ):
             self.folder, self.candidates, self.sequences = Path(folder), candidates, sequences
             self.steps, self.batch_size, self.step0 = set(steps), batch_size, step0
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -459,8 +519,16 @@ def checkpoint_scorer():
     return CheckpointScorer
 
 
-def train_run(grid: Ablation, base: str, size: int, seed: int, candidates: pd.DataFrame, folder: Path,
-              verbose: bool = False, pool: PairPool | None = None) -> Path:
+def train_run(
+    grid: Ablation,
+    base: str,
+    size: int,
+    seed: int,
+    candidates: pd.DataFrame,
+    folder: Path,
+    verbose: bool = False,
+    pool: PairPool | None = None,
+) -> Path:
     """One run of the grid into ``folder``; resumes an interrupted run; returns the folder.
 
     ``pool`` is the grid's preference data, read once (:func:`prepare`); without it the data are
@@ -480,13 +548,25 @@ def train_run(grid: Ablation, base: str, size: int, seed: int, candidates: pd.Da
     steps = grid.steps_for(size, optimizer_steps(config, len(train)))
     # Step 0 (the untrained model) depends on the base and the seed only: scored once for all data sizes.
     step0 = folder.parent / "step0" / f"{run_name(base, 0, seed)}.parquet"
-    callback = checkpoint_scorer()(folder / "scores", candidates[["token", "word", "category"]], sequences,
-                                   steps, grid.batch_size, step0)
-    train_reward_model(base, train, config, folder / "model", heldout_pairs=heldout if keep_heldout else None,
-                       data_info=info, merge=False, verbose=verbose, callbacks=[callback], resume=True)
+    callback = checkpoint_scorer()(
+        folder / "scores", candidates[["token", "word", "category"]], sequences, steps, grid.batch_size, step0
+    )
+    train_reward_model(
+        base,
+        train,
+        config,
+        folder / "model",
+        heldout_pairs=heldout if keep_heldout else None,
+        data_info=info,
+        merge=False,
+        verbose=verbose,
+        callbacks=[callback],
+        resume=True,
+    )
     shutil.rmtree(folder / "model" / "checkpoints", ignore_errors=True)
-    write_json(folder / "complete.json", {"base": base, "size": size, "seed": seed, "steps": steps,
-                                          "grid": grid.as_dict()})
+    write_json(
+        folder / "complete.json", {"base": base, "size": size, "seed": seed, "steps": steps, "grid": grid.as_dict()}
+    )
     return folder
 
 
@@ -495,8 +575,14 @@ def grid_directory(grid: Ablation) -> Path:
     return cache_dir() / "ablation" / grid.fingerprint()
 
 
-def run_grid(grid: Ablation, directory: Path, candidates: pd.DataFrame | None = None,
-             verbose: bool = False, progress: bool = True, pool: PairPool | None = None) -> list[Path]:
+def run_grid(
+    grid: Ablation,
+    directory: Path,
+    candidates: pd.DataFrame | None = None,
+    verbose: bool = False,
+    progress: bool = True,
+    pool: PairPool | None = None,
+) -> list[Path]:
     """Every run of ``grid`` under ``directory`` (resumable). The preference data are read once for
     the whole grid (``pool``, from :func:`prepare`, or read here), and the candidates are the grid's
     (:func:`grid_candidates`) unless given. Returns the run folders."""
@@ -514,6 +600,7 @@ def run_grid(grid: Ablation, directory: Path, candidates: pd.DataFrame | None = 
 
 
 # --- reading the runs ----------------------------------------------------------------------------
+
 
 def read_scores(folder: Path) -> pd.DataFrame:
     """All scored steps of one run folder, with ``base``, ``size`` and ``seed`` from its record."""
@@ -548,8 +635,9 @@ def final_steps(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["step"] == last].reset_index(drop=True)
 
 
-def rank_changes(scores: pd.DataFrame, first: int | None = None,
-                 keys: Sequence[str] = ("base", "size", "seed")) -> pd.DataFrame:
+def rank_changes(
+    scores: pd.DataFrame, first: int | None = None, keys: Sequence[str] = ("base", "size", "seed")
+) -> pd.DataFrame:
     """How far each dictionary word moved between two checkpoints, per run (Figure 5).
 
     As the authors did: the token variants of a word are averaged (mean reward), words are ranked
@@ -579,8 +667,10 @@ def rank_changes(scores: pd.DataFrame, first: int | None = None,
 
 # base family -> the authors' file of rewards for every vocabulary token on greatest_ever_one, one
 # ``step-N`` column per checkpoint (registered in rmbias.data.BLOB_FILES; not in the offline mirror).
-RELEASED_CHECKPOINTS = {family: f"data/reward_model_training/greatest_ever_one_across_checkpoints_{family}.parquet"
-                        for family in ("gemma", "llama", "qwen")}
+RELEASED_CHECKPOINTS = {
+    family: f"data/reward_model_training/greatest_ever_one_across_checkpoints_{family}.parquet"
+    for family in ("gemma", "llama", "qwen")
+}
 STEP_COLUMN = re.compile(r"step-(\d+)$")
 
 
@@ -595,12 +685,15 @@ def checkpoint_scores(wide: pd.DataFrame, base: str, dictionary: pd.DataFrame | 
     dictionary = corpora.big2_nouns() if dictionary is None else dictionary
     steps = {name: int(m.group(1)) for name in wide.columns if (m := STEP_COLUMN.match(str(name)))}
     if "token_decoded" not in wide.columns or not steps:
-        raise DataError(f"a checkpoint table needs token_decoded and step-N columns; it has {', '.join(map(str, wide.columns))}")
+        raise DataError(
+            f"a checkpoint table needs token_decoded and step-N columns; it has {', '.join(map(str, wide.columns))}"
+        )
     table = wide[["token_decoded", *steps]].rename(columns={"token_decoded": "token"})
     table["word"] = table["token"].astype(str).map(normalise)
     table = table[table["word"] != ""].merge(dictionary[["word", "category"]].drop_duplicates("word"), on="word")
-    long = table.melt(id_vars=["token", "word", "category"], value_vars=list(steps), var_name="column",
-                      value_name="score")
+    long = table.melt(
+        id_vars=["token", "word", "category"], value_vars=list(steps), var_name="column", value_name="score"
+    )
     long.insert(0, "step", long.pop("column").map(steps))
     long.insert(0, "base", base)
     return long.sort_values(["step", "word", "token"], ignore_index=True)
@@ -658,7 +751,9 @@ def released_rank_tables() -> tuple[pd.DataFrame, dict[str, Any]]:
         if method == "GRM":
             table["checkpoint"] = 1  # one off-the-shelf model per base, no checkpoints
         report["files"][name] = {
-            "rows": n_rows, "distinct_rows": len(table), "duplicate_rows": n_rows - len(table),
+            "rows": n_rows,
+            "distinct_rows": len(table),
+            "duplicate_rows": n_rows - len(table),
             "conflicting_duplicates": int(conflicting),
             "models": sorted(table["model_id"].unique().tolist()),
             "missing_base_model": int(raw["base_model"].isna().sum()) if "base_model" in raw else None,
@@ -667,7 +762,20 @@ def released_rank_tables() -> tuple[pd.DataFrame, dict[str, Any]]:
         }
         table = table.assign(file=name, data_size=size, data_source=source, method=method)
         table["family"] = table["model_id"].map(registry.family_of)
-        parts.append(table[["file", "data_size", "data_source", "method", "model_id", "family", "category",
-                            "checkpoint", "median_rank"]])
+        parts.append(
+            table[
+                [
+                    "file",
+                    "data_size",
+                    "data_source",
+                    "method",
+                    "model_id",
+                    "family",
+                    "category",
+                    "checkpoint",
+                    "median_rank",
+                ]
+            ]
+        )
     report["identical_files"] = [names for names in digests.values() if len(names) > 1]
     return pd.concat(parts, ignore_index=True), report

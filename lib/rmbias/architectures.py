@@ -52,74 +52,213 @@ class Architecture:
 _FAMILY = {"gemma2": "gemma", "llama": "llama", "qwen2": "qwen"}
 
 
-_GEMMA2 = dict(model_type="gemma2", vocab_size=256000, hidden_activation="gelu_pytorch_tanh",
-               max_position_embeddings=8192, rms_norm_eps=1e-6, rope_theta=10000.0, sliding_window=4096,
-               attn_logit_softcapping=50.0, final_logit_softcapping=30.0, tie_word_embeddings=True)
-_LLAMA3 = dict(model_type="llama", vocab_size=128256, rms_norm_eps=1e-5, rope_theta=500000.0, head_dim=128,
-               num_key_value_heads=8)
+_GEMMA2 = dict(
+    model_type="gemma2",
+    vocab_size=256000,
+    hidden_activation="gelu_pytorch_tanh",
+    max_position_embeddings=8192,
+    rms_norm_eps=1e-6,
+    rope_theta=10000.0,
+    sliding_window=4096,
+    attn_logit_softcapping=50.0,
+    final_logit_softcapping=30.0,
+    tie_word_embeddings=True,
+)
+_LLAMA3 = dict(
+    model_type="llama", vocab_size=128256, rms_norm_eps=1e-5, rope_theta=500000.0, head_dim=128, num_key_value_heads=8
+)
 # Llama 3.1 and 3.2 stretch the rotary embedding to 128k positions ("llama3" scaling).
-_LLAMA31_ROPE = dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
-                     original_max_position_embeddings=8192)
+_LLAMA31_ROPE = dict(
+    rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=8192
+)
 
 
 def _arch(name: str, fields: dict[str, Any], params: int) -> Architecture:
     """Gemma borrows Gemma 3's tokenizer and turn format; Llama and Qwen the real Llama 3 ones."""
     gemma = _FAMILY[fields["model_type"]] == "gemma"
-    return Architecture(name, fields, params, "gemma-3-270m" if gemma else "llama-3-tokenizer",
-                        registry.GEMMA_CHAT_TEMPLATE if gemma else registry.LLAMA3_CHAT_TEMPLATE)
+    return Architecture(
+        name,
+        fields,
+        params,
+        "gemma-3-270m" if gemma else "llama-3-tokenizer",
+        registry.GEMMA_CHAT_TEMPLATE if gemma else registry.LLAMA3_CHAT_TEMPLATE,
+    )
 
 
-ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
-    _arch("gemma-2-2b", dict(_GEMMA2, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
-                             num_attention_heads=8, num_key_value_heads=4, head_dim=256, query_pre_attn_scalar=256),
-          2_614_341_888),
-    _arch("gemma-2-9b", dict(_GEMMA2, hidden_size=3584, intermediate_size=14336, num_hidden_layers=42,
-                             num_attention_heads=16, num_key_value_heads=8, head_dim=256, query_pre_attn_scalar=256),
-          9_241_705_984),
-    _arch("gemma-2-27b", dict(_GEMMA2, hidden_size=4608, intermediate_size=36864, num_hidden_layers=46,
-                              num_attention_heads=32, num_key_value_heads=16, head_dim=128,
-                              query_pre_attn_scalar=144), 27_227_128_320),
-    _arch("llama-3.2-1b", dict(_LLAMA3, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-                               num_attention_heads=32, head_dim=64, tie_word_embeddings=True,
-                               max_position_embeddings=131072, rope_scaling=dict(_LLAMA31_ROPE, factor=32.0)),
-          1_235_814_400),
-    _arch("llama-3.2-3b", dict(_LLAMA3, hidden_size=3072, intermediate_size=8192, num_hidden_layers=28,
-                               num_attention_heads=24, tie_word_embeddings=True, max_position_embeddings=131072,
-                               rope_scaling=dict(_LLAMA31_ROPE, factor=32.0)), 3_212_749_824),
-    _arch("llama-3-8b", dict(_LLAMA3, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                             num_attention_heads=32, tie_word_embeddings=False, max_position_embeddings=8192),
-          8_030_261_248),
-    _arch("llama-3.1-8b", dict(_LLAMA3, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                               num_attention_heads=32, tie_word_embeddings=False, max_position_embeddings=131072,
-                               rope_scaling=_LLAMA31_ROPE), 8_030_261_248),
-    _arch("llama-3-70b", dict(_LLAMA3, hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
-                              num_attention_heads=64, tie_word_embeddings=False, max_position_embeddings=8192),
-          70_553_706_496),
-    _arch("llama-3.1-70b", dict(_LLAMA3, hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
-                                num_attention_heads=64, tie_word_embeddings=False, max_position_embeddings=131072,
-                                rope_scaling=_LLAMA31_ROPE), 70_553_706_496),
-    _arch("qwen2.5-3b", dict(model_type="qwen2", vocab_size=151936, hidden_size=2048, intermediate_size=11008,
-                             num_hidden_layers=36, num_attention_heads=16, num_key_value_heads=2, rms_norm_eps=1e-6,
-                             rope_theta=1000000.0, max_position_embeddings=32768, tie_word_embeddings=True),
-          3_085_938_688),
-]}
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in [
+        _arch(
+            "gemma-2-2b",
+            dict(
+                _GEMMA2,
+                hidden_size=2304,
+                intermediate_size=9216,
+                num_hidden_layers=26,
+                num_attention_heads=8,
+                num_key_value_heads=4,
+                head_dim=256,
+                query_pre_attn_scalar=256,
+            ),
+            2_614_341_888,
+        ),
+        _arch(
+            "gemma-2-9b",
+            dict(
+                _GEMMA2,
+                hidden_size=3584,
+                intermediate_size=14336,
+                num_hidden_layers=42,
+                num_attention_heads=16,
+                num_key_value_heads=8,
+                head_dim=256,
+                query_pre_attn_scalar=256,
+            ),
+            9_241_705_984,
+        ),
+        _arch(
+            "gemma-2-27b",
+            dict(
+                _GEMMA2,
+                hidden_size=4608,
+                intermediate_size=36864,
+                num_hidden_layers=46,
+                num_attention_heads=32,
+                num_key_value_heads=16,
+                head_dim=128,
+                query_pre_attn_scalar=144,
+            ),
+            27_227_128_320,
+        ),
+        _arch(
+            "llama-3.2-1b",
+            dict(
+                _LLAMA3,
+                hidden_size=2048,
+                intermediate_size=8192,
+                num_hidden_layers=16,
+                num_attention_heads=32,
+                head_dim=64,
+                tie_word_embeddings=True,
+                max_position_embeddings=131072,
+                rope_scaling=dict(_LLAMA31_ROPE, factor=32.0),
+            ),
+            1_235_814_400,
+        ),
+        _arch(
+            "llama-3.2-3b",
+            dict(
+                _LLAMA3,
+                hidden_size=3072,
+                intermediate_size=8192,
+                num_hidden_layers=28,
+                num_attention_heads=24,
+                tie_word_embeddings=True,
+                max_position_embeddings=131072,
+                rope_scaling=dict(_LLAMA31_ROPE, factor=32.0),
+            ),
+            3_212_749_824,
+        ),
+        _arch(
+            "llama-3-8b",
+            dict(
+                _LLAMA3,
+                hidden_size=4096,
+                intermediate_size=14336,
+                num_hidden_layers=32,
+                num_attention_heads=32,
+                tie_word_embeddings=False,
+                max_position_embeddings=8192,
+            ),
+            8_030_261_248,
+        ),
+        _arch(
+            "llama-3.1-8b",
+            dict(
+                _LLAMA3,
+                hidden_size=4096,
+                intermediate_size=14336,
+                num_hidden_layers=32,
+                num_attention_heads=32,
+                tie_word_embeddings=False,
+                max_position_embeddings=131072,
+                rope_scaling=_LLAMA31_ROPE,
+            ),
+            8_030_261_248,
+        ),
+        _arch(
+            "llama-3-70b",
+            dict(
+                _LLAMA3,
+                hidden_size=8192,
+                intermediate_size=28672,
+                num_hidden_layers=80,
+                num_attention_heads=64,
+                tie_word_embeddings=False,
+                max_position_embeddings=8192,
+            ),
+            70_553_706_496,
+        ),
+        _arch(
+            "llama-3.1-70b",
+            dict(
+                _LLAMA3,
+                hidden_size=8192,
+                intermediate_size=28672,
+                num_hidden_layers=80,
+                num_attention_heads=64,
+                tie_word_embeddings=False,
+                max_position_embeddings=131072,
+                rope_scaling=_LLAMA31_ROPE,
+            ),
+            70_553_706_496,
+        ),
+        _arch(
+            "qwen2.5-3b",
+            dict(
+                model_type="qwen2",
+                vocab_size=151936,
+                hidden_size=2048,
+                intermediate_size=11008,
+                num_hidden_layers=36,
+                num_attention_heads=16,
+                num_key_value_heads=2,
+                rms_norm_eps=1e-6,
+                rope_theta=1000000.0,
+                max_position_embeddings=32768,
+                tie_word_embeddings=True,
+            ),
+            3_085_938_688,
+        ),
+    ]
+}
 
 # Every hub model of the paper profile, by Hugging Face id, and the architecture it is built on
 # (the reward models: the base model they were fine-tuned from, with a score head for the LM head).
 ARCHITECTURE_OF: dict[str, str] = {
-    "google/gemma-2-2b": "gemma-2-2b", "google/gemma-2-2b-it": "gemma-2-2b",
-    "google/gemma-2-9b-it": "gemma-2-9b", "google/gemma-2-27b-it": "gemma-2-27b",
+    "google/gemma-2-2b": "gemma-2-2b",
+    "google/gemma-2-2b-it": "gemma-2-2b",
+    "google/gemma-2-9b-it": "gemma-2-9b",
+    "google/gemma-2-27b-it": "gemma-2-27b",
     "meta-llama/Llama-3.2-1B-Instruct": "llama-3.2-1b",
-    "meta-llama/Llama-3.2-3B": "llama-3.2-3b", "meta-llama/Llama-3.2-3B-Instruct": "llama-3.2-3b",
-    "meta-llama/Meta-Llama-3-8B-Instruct": "llama-3-8b", "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b",
-    "meta-llama/Meta-Llama-3-70B-Instruct": "llama-3-70b", "meta-llama/Llama-3.1-70B-Instruct": "llama-3.1-70b",
+    "meta-llama/Llama-3.2-3B": "llama-3.2-3b",
+    "meta-llama/Llama-3.2-3B-Instruct": "llama-3.2-3b",
+    "meta-llama/Meta-Llama-3-8B-Instruct": "llama-3-8b",
+    "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b",
+    "meta-llama/Meta-Llama-3-70B-Instruct": "llama-3-70b",
+    "meta-llama/Llama-3.1-70B-Instruct": "llama-3.1-70b",
     "meta-llama/Llama-3.3-70B-Instruct": "llama-3.1-70b",
     "Qwen/Qwen2.5-3B-Instruct": "qwen2.5-3b",
-    "nicolinho/QRM-Gemma-2-27B": "gemma-2-27b", "Skywork/Skywork-Reward-Gemma-2-27B-v0.2": "gemma-2-27b",
-    "Skywork/Skywork-Reward-Gemma-2-27B": "gemma-2-27b", "Ray2333/GRM-gemma2-2B-rewardmodel-ft": "gemma-2-2b",
-    "Skywork/Skywork-Reward-Llama-3.1-8B-v0.2": "llama-3.1-8b", "nicolinho/QRM-Llama3.1-8B": "llama-3.1-8b",
-    "LxzGordon/URM-LLaMa-3.1-8B": "llama-3.1-8b", "Ray2333/GRM-Llama3-8B-rewardmodel-ft": "llama-3-8b",
-    "Ray2333/GRM-Llama3.2-3B-rewardmodel-ft": "llama-3.2-3b", "RLHFlow/ArmoRM-Llama3-8B-v0.1": "llama-3-8b",
+    "nicolinho/QRM-Gemma-2-27B": "gemma-2-27b",
+    "Skywork/Skywork-Reward-Gemma-2-27B-v0.2": "gemma-2-27b",
+    "Skywork/Skywork-Reward-Gemma-2-27B": "gemma-2-27b",
+    "Ray2333/GRM-gemma2-2B-rewardmodel-ft": "gemma-2-2b",
+    "Skywork/Skywork-Reward-Llama-3.1-8B-v0.2": "llama-3.1-8b",
+    "nicolinho/QRM-Llama3.1-8B": "llama-3.1-8b",
+    "LxzGordon/URM-LLaMa-3.1-8B": "llama-3.1-8b",
+    "Ray2333/GRM-Llama3-8B-rewardmodel-ft": "llama-3-8b",
+    "Ray2333/GRM-Llama3.2-3B-rewardmodel-ft": "llama-3.2-3b",
+    "RLHFlow/ArmoRM-Llama3-8B-v0.1": "llama-3-8b",
 }
 
 
@@ -130,8 +269,10 @@ def architecture(name: str) -> Architecture:
     hf_id = registry.REGISTRY[name].hf_id if name in registry.REGISTRY else name
     if hf_id in ARCHITECTURE_OF:
         return ARCHITECTURES[ARCHITECTURE_OF[hf_id]]
-    raise registry.ModelError(f"no published architecture recorded for {name!r}. Known: {', '.join(ARCHITECTURES)}, "
-                              "or a Hugging Face id of the paper profile (rmbias.architectures.ARCHITECTURE_OF)")
+    raise registry.ModelError(
+        f"no published architecture recorded for {name!r}. Known: {', '.join(ARCHITECTURES)}, "
+        "or a Hugging Face id of the paper profile (rmbias.architectures.ARCHITECTURE_OF)"
+    )
 
 
 def published_fields(name: str, layers: int | None = None, reward: bool = False) -> dict[str, Any]:
@@ -216,9 +357,18 @@ def stand_in(model: str, layers: int | None = 2, instruct: bool | None = None) -
     instruct = instruct if instruct is not None else (real.instruct if real else True)
     depth = "all" if layers is None else f"L{layers}"
     key = f"stand-in-{(real.hf_id.split('/')[1].lower() if real else arch.name)}-{depth}"
-    return registry.register(registry.ModelSpec(
-        key, arch.family, "random", instruct, config=published_fields(model, layers), tokenizer=arch.tokenizer,
-        chat_template=arch.chat_template if instruct else None, params_b=arch.params / 1e9,
-        dtype="bfloat16",
-        description=f"random weights at the published shape of {real.hf_id if real else arch.name} "
-                    f"({depth} layers), {arch.tokenizer} tokenizer"))
+    return registry.register(
+        registry.ModelSpec(
+            key,
+            arch.family,
+            "random",
+            instruct,
+            config=published_fields(model, layers),
+            tokenizer=arch.tokenizer,
+            chat_template=arch.chat_template if instruct else None,
+            params_b=arch.params / 1e9,
+            dtype="bfloat16",
+            description=f"random weights at the published shape of {real.hf_id if real else arch.name} "
+            f"({depth} layers), {arch.tokenizer} tokenizer",
+        )
+    )

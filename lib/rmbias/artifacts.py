@@ -19,8 +19,24 @@ from typing import Any
 import pandas as pd
 
 RESULTS_ENV = "RMBIAS_RESULTS"
-_TRACKED = ("rmbias", "torch", "transformers", "trl", "peft", "datasets", "tokenizers", "pandas", "numpy",
-            "statsmodels", "pingouin", "seaborn", "matplotlib", "wordfreq", "papermill", "jupyter-book")
+_TRACKED = (
+    "rmbias",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "datasets",
+    "tokenizers",
+    "pandas",
+    "numpy",
+    "statsmodels",
+    "pingouin",
+    "seaborn",
+    "matplotlib",
+    "wordfreq",
+    "papermill",
+    "jupyter-book",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -70,9 +86,14 @@ def write_table(table: pd.DataFrame, directory: Path, name: str, **provenance: A
     """Write ``name.parquet`` and its ``name.meta.json`` (provenance, versions, time, shape)."""
     directory = Path(directory)
     path = atomic_write(directory / f"{name}.parquet", lambda tmp: table.to_parquet(tmp, index=False))
-    meta = {"table": path.name, "rows": len(table), "columns": list(map(str, table.columns)),
-            "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": library_versions(), **provenance}
+    meta = {
+        "table": path.name,
+        "rows": len(table),
+        "columns": list(map(str, table.columns)),
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+        **provenance,
+    }
     write_json(directory / f"{name}.meta.json", meta)
     return path
 
@@ -81,15 +102,21 @@ def read_table(directory: Path, name: str) -> pd.DataFrame:
     """Read a table another chapter wrote, with a clear error if that chapter has not run."""
     path = Path(directory) / f"{name}.parquet"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: run the chapter that writes it first "
-                                "(python -m rmbias.book run --profile <profile>)")
+        raise FileNotFoundError(
+            f"{path} does not exist: run the chapter that writes it first "
+            "(python -m rmbias.book run --profile <profile>)"
+        )
     return pd.read_parquet(path)
 
 
 def write_summary(directory: Path, numbers: dict[str, Any], profile: str) -> Path:
     """The chapter's ``summary.json``: headline numbers plus the profile and library versions."""
-    record = {"profile": profile, "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "versions": library_versions(), "numbers": numbers}
+    record = {
+        "profile": profile,
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+        "numbers": numbers,
+    }
     return write_json(Path(directory) / "summary.json", record)
 
 

@@ -76,8 +76,9 @@ def declared_parameters(notebook_path: Path) -> dict[str, Any]:
     return {name: info["default"] for name, info in papermill.inspect_notebook(str(notebook_path)).items()}
 
 
-def execute(source: Path, output: Path, parameters: dict[str, Any], cwd: Path = ROOT,
-            key: dict[str, Any] | None = None) -> float:
+def execute(
+    source: Path, output: Path, parameters: dict[str, Any], cwd: Path = ROOT, key: dict[str, Any] | None = None
+) -> float:
     """Execute one chapter into ``output``; return the wall time in seconds. ``key`` (from
     :func:`build_key`) is stored in the executed notebook's metadata.
 
@@ -97,13 +98,16 @@ def execute(source: Path, output: Path, parameters: dict[str, Any], cwd: Path = 
         start = time.perf_counter()
         try:
             with relayed(f"  [{source.stem}] ", Path(scratch)):
-                papermill.execute_notebook(str(plain), str(ran), parameters=parameters, kernel_name="python3",
-                                           cwd=str(cwd), progress_bar=False)
+                papermill.execute_notebook(
+                    str(plain), str(ran), parameters=parameters, kernel_name="python3", cwd=str(cwd), progress_bar=False
+                )
         except papermill.PapermillExecutionError as err:
             failed = output.with_suffix(".failed.ipynb")
             os.replace(ran, failed)
-            raise RuntimeError(f"{source.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}. "
-                               f"The executed copy is in {failed}") from err
+            raise RuntimeError(
+                f"{source.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}. "
+                f"The executed copy is in {failed}"
+            ) from err
         elapsed = time.perf_counter() - start
         _finish(ran, parameters, key)
         os.replace(ran, output)
@@ -114,6 +118,7 @@ def execute(source: Path, output: Path, parameters: dict[str, Any], cwd: Path = 
 
 
 # --- what a chapter depends on -------------------------------------------------------------------
+
 
 def _imported_modules(tree: ast.AST, package_level: bool) -> set[str]:
     """Names of ``rmbias`` modules a parsed file imports anywhere (function bodies included):
@@ -169,8 +174,14 @@ def _digest_files(paths: list[Path]) -> str:
 PRESENTATION = 1
 
 
-def build_key(source: Path, profile: str, parameters: dict[str, Any], results_root: Path,
-              chapters: list[str], library: Path = LIBRARY) -> dict[str, Any]:
+def build_key(
+    source: Path,
+    profile: str,
+    parameters: dict[str, Any],
+    results_root: Path,
+    chapters: list[str],
+    library: Path = LIBRARY,
+) -> dict[str, Any]:
     """What a chapter's executed notebook depends on, each part as a digest, and ``key`` over them
     all. Earlier chapters' results count by their top-level files (tables, summaries); their
     subfolders are content-keyed caches (traces, scored chunks) that later chapters may add to."""
@@ -180,10 +191,15 @@ def build_key(source: Path, profile: str, parameters: dict[str, Any], results_ro
         folder = Path(results_root) / profile / name
         inputs[name] = _digest_files(sorted(p for p in folder.glob("*") if p.is_file())) if folder.is_dir() else None
     versions = {k: v for k, v in library_versions().items() if k not in ("rmbias", "papermill", "jupyter-book")}
-    parts = {"source": _digest_files([Path(source)]),
-             "library": {m: _digest_files([library / f"{m}.py"]) for m in modules},
-             "profile": profile, "parameters": parameters, "results read": inputs, "versions": versions,
-             "presentation": PRESENTATION}
+    parts = {
+        "source": _digest_files([Path(source)]),
+        "library": {m: _digest_files([library / f"{m}.py"]) for m in modules},
+        "profile": profile,
+        "parameters": parameters,
+        "results read": inputs,
+        "versions": versions,
+        "presentation": PRESENTATION,
+    }
     return {"key": fingerprint(parts, 16), **parts}
 
 
@@ -256,21 +272,42 @@ def _build_info(profile: str, chapters: dict[str, dict[str, Any]]) -> str:
     chosen = PROFILES[profile]
     versions = library_versions()
     lines = [
-        "| | |", "| --- | --- |",
+        "| | |",
+        "| --- | --- |",
         f"| Profile | `{profile}`: {chosen.description} |",
-        *[f"| `{name}` | {entry['seconds']:.0f} s, executed {entry['executed']} |" for name, entry in sorted(chapters.items())],
+        *[
+            f"| `{name}` | {entry['seconds']:.0f} s, executed {entry['executed']} |"
+            for name, entry in sorted(chapters.items())
+        ],
         f"| Total | {sum(e['seconds'] for e in chapters.values()) / 60:.1f} min |",
-        "| Versions | " + ", ".join(f"{k} {versions[k]}" for k in ("python", "torch", "transformers", "trl", "peft",
-                                                                     "pandas", "statsmodels", "pingouin",
-                                                                     "jupyter-book")) + " |",
+        "| Versions | "
+        + ", ".join(
+            f"{k} {versions[k]}"
+            for k in (
+                "python",
+                "torch",
+                "transformers",
+                "trl",
+                "peft",
+                "pandas",
+                "statsmodels",
+                "pingouin",
+                "jupyter-book",
+            )
+        )
+        + " |",
     ]
     return "\n".join(lines) + "\n"
 
 
 # The profile settings that name models whose weights a chapter loads, with how the hardware page
 # marks the use (the tokenizers of chapter 01 load no weights).
-MODEL_SETTINGS = {"reward_models": "", "language_models": "", "validation_model": " (fine-tuned)",
-                  "bases": " (trained)"}
+MODEL_SETTINGS = {
+    "reward_models": "",
+    "language_models": "",
+    "validation_model": " (fine-tuned)",
+    "bases": " (trained)",
+}
 
 
 def model_settings_by_chapter(root: Path = ROOT) -> dict[str, list[str]]:
@@ -301,20 +338,26 @@ def _model_sizes() -> str:
             for chapter in chapters:
                 marks.setdefault(key, {}).setdefault(chapter, []).append(MODEL_SETTINGS[setting])
     # "04" and "04 (fine-tuned)" for one model read "04 (also fine-tuned)"
-    uses = {key: [c + (m[-1] if len(m) == 1 else m[-1].replace(" (", " (also ")) for c, m in sorted(by.items())]
-            for key, by in marks.items()}
+    uses = {
+        key: [c + (m[-1] if len(m) == 1 else m[-1].replace(" (", " (also ")) for c, m in sorted(by.items())]
+        for key, by in marks.items()
+    }
     short = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
-    lines = ["| model | chapters | parameters | weights | 8-bit | 4-bit | hub commit |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| model | chapters | parameters | weights | 8-bit | 4-bit | hub commit |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for key, chapters in uses.items():
         spec = registry.spec(key)
         dtype = registry.dtype_for(key, paper.dtype)
         model = architectures.meta_model(key, reward=spec.reward is not None)
         params = sum(p.numel() for p in model.parameters())
         size = {q: architectures.weight_bytes(model, dtype, q) / 2**30 for q in (None, "8bit", "4bit")}
-        lines.append(f"| `{spec.hf_id}` | {', '.join(dict.fromkeys(chapters))} | {params / 1e9:.2f} B "
-                     f"| {size[None]:.1f} GiB {short.get(dtype, dtype)} | {size['8bit']:.1f} GiB | {size['4bit']:.1f} GiB "
-                     f"| {f'`{spec.revision[:7]}`' if spec.revision else 'unpinned'} |")
+        lines.append(
+            f"| `{spec.hf_id}` | {', '.join(dict.fromkeys(chapters))} | {params / 1e9:.2f} B "
+            f"| {size[None]:.1f} GiB {short.get(dtype, dtype)} | {size['8bit']:.1f} GiB | {size['4bit']:.1f} GiB "
+            f"| {f'`{spec.revision[:7]}`' if spec.revision else 'unpinned'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -325,8 +368,12 @@ def _merged_record(path: Path, profile: str, timings: dict[str, float]) -> dict[
     chapters = old.get("chapters", {}) if old.get("profile") == profile else {}
     stamp = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
     chapters.update({name: {"seconds": seconds, "executed": stamp} for name, seconds in timings.items()})
-    return {"profile": profile, "chapters": chapters,
-            "seconds": {name: entry["seconds"] for name, entry in chapters.items()}, "versions": library_versions()}
+    return {
+        "profile": profile,
+        "chapters": chapters,
+        "seconds": {name: entry["seconds"] for name, entry in chapters.items()},
+        "versions": library_versions(),
+    }
 
 
 def check_overrides(profile: str, overrides: dict[str, Any]) -> None:
@@ -347,14 +394,22 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         try:
             out[name] = json.loads(value)
         except json.JSONDecodeError as err:
-            raise ValueError(f"--set {item!r}: the value of {name} is not JSON ({err.msg}); strings and lists "
-                             """of strings need double quotes, e.g. --set 'PROMPTS=["greatest_ever_one"]'""") from None
+            raise ValueError(
+                f"--set {item!r}: the value of {name} is not JSON ({err.msg}); strings and lists "
+                """of strings need double quotes, e.g. --set 'PROMPTS=["greatest_ever_one"]'"""
+            ) from None
     return out
 
 
-def run(profile: str, only: list[str] | None = None, book_dir: Path = ROOT / "book",
-        results_dir: Path = ROOT / "results", cwd: Path = ROOT,
-        overrides: dict[str, Any] | None = None, force: bool = False) -> dict[str, float]:
+def run(
+    profile: str,
+    only: list[str] | None = None,
+    book_dir: Path = ROOT / "book",
+    results_dir: Path = ROOT / "results",
+    cwd: Path = ROOT,
+    overrides: dict[str, Any] | None = None,
+    force: bool = False,
+) -> dict[str, float]:
     """Execute every chapter (or those whose names start with an entry of ``only``) in a profile,
     except those whose executed notebook was built from the same inputs (:func:`build_key`; all of
     them with ``force``). Returns the wall time of each chapter executed."""
@@ -368,8 +423,9 @@ def run(profile: str, only: list[str] | None = None, book_dir: Path = ROOT / "bo
     declared = {source.stem: set(declared_parameters(source)) for source in sources}
     orphans = sorted(set(overrides) - set().union(*declared.values()))
     if orphans:
-        raise ValueError(f"no chapter run here declares {orphans}; parameters: "
-                         f"{', '.join(sorted(set().union(*declared.values())))}")
+        raise ValueError(
+            f"no chapter run here declares {orphans}; parameters: {', '.join(sorted(set().union(*declared.values())))}"
+        )
     check_overrides(profile, overrides)
     os.environ[RESULTS_ENV] = str(Path(results_dir).resolve())
     timings: dict[str, float] = {}
@@ -379,8 +435,11 @@ def run(profile: str, only: list[str] | None = None, book_dir: Path = ROOT / "bo
         output = Path(book_dir) / f"{source.stem}.ipynb"
         key = build_key(source, profile, params, Path(results_dir), chapters)
         if not force and stored_key(output) == key["key"]:
-            print(f"{source.name}: unchanged since it was executed (build key {key['key']}); not executed "
-                  "again (--force to execute it)", flush=True)
+            print(
+                f"{source.name}: unchanged since it was executed (build key {key['key']}); not executed "
+                "again (--force to execute it)",
+                flush=True,
+            )
             continue
         print(f"executing {source.name} (profile {profile}) ...", flush=True)
         timings[source.stem] = execute(source, output, params, cwd=cwd, key=key)
@@ -404,7 +463,7 @@ _BADGE = re.compile(r"(?<=\]\()https://colab\.research\.google\.com/github/[^\s)
 # Every chapter's first code cell: on Colab, clone the book and set the runtime up (rmbias.colab). A
 # notebook opened in Colab has nothing of the book yet, so each chapter carries the cell itself;
 # :func:`colab_links` writes it from this one text, with the repository and branch of _config.yml.
-COLAB_CELL = '''# %% tags=["remove-cell"]
+COLAB_CELL = """# %% tags=["remove-cell"]
 # On Colab: fetch the book's code, install only what the runtime lacks, and restart the runtime once if
 # one of Colab's own packages had to change (then run this cell again). A no-op everywhere else.
 import os
@@ -423,7 +482,7 @@ if "google.colab" in sys.modules:
 
     colab.setup()
 
-'''
+"""
 _COLAB_CELL = re.compile(r'^# %% tags=\["remove-cell"\]\n# On Colab:.*?(?=^# %%)', re.M | re.S)
 
 
@@ -443,8 +502,10 @@ def repository(root: Path = ROOT) -> tuple[str, str]:
     url, branch = str(entry.get("url") or ""), str(entry.get("branch") or "")
     url = url.rstrip("/").removesuffix(".git")
     if not re.fullmatch(r"https://github\.com/[^/\s]+/[^/\s]+", url) or not branch:
-        raise ValueError(f"{config}: repository: url must be https://github.com/OWNER/REPO and branch must be set "
-                         f"(found url {url!r}, branch {branch!r})")
+        raise ValueError(
+            f"{config}: repository: url must be https://github.com/OWNER/REPO and branch must be set "
+            f"(found url {url!r}, branch {branch!r})"
+        )
     return url, branch
 
 
@@ -463,14 +524,17 @@ def colab_links(root: Path = ROOT, write: bool = True) -> list[Path]:
     changed: list[Path] = []
     for source in notebook_sources(Path(root)):
         text = source.read_text()
-        missing = [what for what, pattern in (("Colab badge", _BADGE), ("Colab cell", _COLAB_CELL))
-                   if not pattern.search(text)]
+        missing = [
+            what for what, pattern in (("Colab badge", _BADGE), ("Colab cell", _COLAB_CELL)) if not pattern.search(text)
+        ]
         if missing:
-            raise ValueError(f"{source}: no {' and no '.join(missing)} found; the first markdown cell needs "
-                             "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-                             "(https://colab.research.google.com/github/OWNER/REPO/blob/BRANCH/notebooks/"
-                             "NN_name.ipynb), and the first code cell starts '# %% tags=[\"remove-cell\"]' "
-                             "then '# On Colab:' (rmbias.book.COLAB_CELL)")
+            raise ValueError(
+                f"{source}: no {' and no '.join(missing)} found; the first markdown cell needs "
+                "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+                "(https://colab.research.google.com/github/OWNER/REPO/blob/BRANCH/notebooks/"
+                "NN_name.ipynb), and the first code cell starts '# %% tags=[\"remove-cell\"]' "
+                "then '# On Colab:' (rmbias.book.COLAB_CELL)"
+            )
         prefix = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/notebooks/"
 
         def badge(match: re.Match) -> str:  # the chapter itself, or its student copy (notebooks/student/)
@@ -486,7 +550,7 @@ def colab_links(root: Path = ROOT, write: bool = True) -> list[Path]:
     citation = Path(root) / "CITATION.cff"  # GitHub's "Cite this repository" names the repository too
     if citation.is_file():
         text = citation.read_text()
-        new = re.sub(r'^repository-code: .*$', f'repository-code: "{url}"', text, flags=re.M)
+        new = re.sub(r"^repository-code: .*$", f'repository-code: "{url}"', text, flags=re.M)
         if new != text:
             changed.append(citation)
             if write:
@@ -522,8 +586,10 @@ def student_notebook(source: Path):
             cell.source = f"# Your solution to exercise {number.group(1) if number else solutions}"
             cell.metadata.pop("tags")
         elif solutions and cell.cell_type == "code":
-            raise ValueError(f"{source.name}: code cell {index} follows a solution but is not tagged "
-                             f"{SOLUTION_TAG!r}; keep the exercises and their solutions at the end of the chapter")
+            raise ValueError(
+                f"{source.name}: code cell {index} follows a solution but is not tagged "
+                f"{SOLUTION_TAG!r}; keep the exercises and their solutions at the end of the chapter"
+            )
     if not solutions:
         raise ValueError(f"{source.name}: no cell is tagged {SOLUTION_TAG!r}; tag each exercise's solution")
     return notebook
@@ -552,8 +618,9 @@ def main(argv: list[str] | None = None) -> int:
     cmd = sub.add_parser("run", help="execute chapters into book/")
     cmd.add_argument("--profile", default="demo", help=f"one of {', '.join(PROFILES)}")
     cmd.add_argument("--only", nargs="*", help="chapter name prefixes, e.g. 01 02_rm")
-    cmd.add_argument("--set", nargs="*", default=[], metavar="NAME=JSON",
-                     help="override a notebook parameter, e.g. MAX_WORDS=20")
+    cmd.add_argument(
+        "--set", nargs="*", default=[], metavar="NAME=JSON", help="override a notebook parameter, e.g. MAX_WORDS=20"
+    )
     cmd.add_argument("--force", action="store_true", help="execute every chapter, changed or not")
     cmd.add_argument("--book-dir", type=Path, default=ROOT / "book")
     cmd.add_argument("--results-dir", type=Path, default=ROOT / "results")
@@ -575,8 +642,14 @@ def main(argv: list[str] | None = None) -> int:
             if not changed:
                 print(f"every student copy in notebooks/{STUDENT_FOLDER}/ is up to date")
         else:
-            run(args.profile, args.only, args.book_dir, args.results_dir, overrides=parse_set(args.set),
-                force=args.force)
+            run(
+                args.profile,
+                args.only,
+                args.book_dir,
+                args.results_dir,
+                overrides=parse_set(args.set),
+                force=args.force,
+            )
     except (ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

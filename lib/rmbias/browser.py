@@ -22,8 +22,16 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-         "--allow-file-access-from-files", "--no-first-run", "--disable-extensions"]
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--allow-file-access-from-files",
+    "--no-first-run",
+    "--disable-extensions",
+]
 TRACEBACK_MARKERS = ("Traceback (most recent call last)", "output traceback", 'class="output error"')
 
 
@@ -33,16 +41,19 @@ def find_chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    raise RuntimeError("headless Chromium is needed to check the rendered book: run `make chromium` "
-                       "(Debian/Ubuntu: apt-get install chromium)")
+    raise RuntimeError(
+        "headless Chromium is needed to check the rendered book: run `make chromium` "
+        "(Debian/Ubuntu: apt-get install chromium)"
+    )
 
 
 DARK = ["--force-dark-mode"]  # the reader's system asks for dark pages; the theme (mode "auto") follows
 
 
 def _run(args: list[str], timeout: int = 120, dark: bool = False) -> str:
-    done = subprocess.run([find_chromium(), *FLAGS, *(DARK if dark else []), *args], capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        [find_chromium(), *FLAGS, *(DARK if dark else []), *args], capture_output=True, text=True, timeout=timeout
+    )
     if done.returncode != 0:
         raise RuntimeError(f"chromium failed ({done.returncode}): {done.stderr[-500:]}")
     return done.stdout
@@ -56,8 +67,15 @@ def dump_dom(page: Path, dark: bool = False) -> str:
 def screenshot(page: Path, out: Path, width: int = 1280, height: int = 2400, dark: bool = False) -> Path:
     """A PNG of the top of the page as a reader's browser draws it."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    _run(["--virtual-time-budget=5000", f"--window-size={width},{height}", f"--screenshot={out.resolve()}",
-          page.resolve().as_uri()], dark=dark)
+    _run(
+        [
+            "--virtual-time-budget=5000",
+            f"--window-size={width},{height}",
+            f"--screenshot={out.resolve()}",
+            page.resolve().as_uri(),
+        ],
+        dark=dark,
+    )
     return out
 
 
@@ -164,7 +182,9 @@ def check_page(page: Path, html_root: Path, shots: Path | None = None) -> list[s
         if not target.is_file():
             problems.append(f"{page.name}: link {href} does not resolve")
     if shots is not None:
-        shot = screenshot(page, shots / f"{page.relative_to(html_root).with_suffix('').as_posix().replace('/', '--')}.png")
+        shot = screenshot(
+            page, shots / f"{page.relative_to(html_root).with_suffix('').as_posix().replace('/', '--')}.png"
+        )
         if image_size(shot) is None:
             problems.append(f"{page.name}: the screenshot is empty")
     return problems
@@ -175,8 +195,9 @@ def pages(html_root: Path) -> list[Path]:
     return sorted(Path(html_root).glob("book/*.html"))
 
 
-def check_book(html_root: Path, screenshots: bool = True, dark_page: str | None = "02_rm_scoring.html"
-               ) -> dict[str, list[str]]:
+def check_book(
+    html_root: Path, screenshots: bool = True, dark_page: str | None = "02_rm_scoring.html"
+) -> dict[str, list[str]]:
     """:func:`check_page` on every page of a built book, and :func:`check_dark_mode` on ``dark_page``
     (reported as ``<page> (dark mode)``) when the book has it; screenshots go to ``<html>/screenshots/``."""
     html_root = Path(html_root)

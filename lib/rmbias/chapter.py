@@ -71,7 +71,8 @@ class Chapter:
             raise FileNotFoundError(
                 f"chapter {self.name} reads the results of chapter {chapter}, which has not run with the "
                 f"{self.settings.name!r} profile ({folder} has no summary.json). Run it first: "
-                f"python -m rmbias.book run --profile {self.settings.name} --only {chapter[:2]}")
+                f"python -m rmbias.book run --profile {self.settings.name} --only {chapter[:2]}"
+            )
         return folder
 
     def read_table(self, chapter: str, name: str) -> pd.DataFrame:

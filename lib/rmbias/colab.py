@@ -32,9 +32,22 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 # The packages Colab's kernel and notebook server run on, and Colab's CUDA torch: kept as they are.
-NEVER_REPLACED = frozenset(canonicalize_name(n) for n in (
-    "torch", "ipykernel", "ipython", "jupyter-client", "jupyter-core", "jupyter-server", "notebook",
-    "tornado", "traitlets", "pyzmq", "google-colab"))
+NEVER_REPLACED = frozenset(
+    canonicalize_name(n)
+    for n in (
+        "torch",
+        "ipykernel",
+        "ipython",
+        "jupyter-client",
+        "jupyter-core",
+        "jupyter-server",
+        "notebook",
+        "tornado",
+        "traitlets",
+        "pyzmq",
+        "google-colab",
+    )
+)
 
 
 class ColabError(RuntimeError):
@@ -81,8 +94,11 @@ def read_freeze(path: Path) -> dict[str, str]:
 
 def installed() -> dict[str, str]:
     """Every installed distribution's version, by package name (as this interpreter sees them)."""
-    return {canonicalize_name(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()
-            if d.metadata["Name"]}
+    return {
+        canonicalize_name(d.metadata["Name"]): d.version
+        for d in importlib.metadata.distributions()
+        if d.metadata["Name"]
+    }
 
 
 @dataclass
@@ -101,16 +117,19 @@ class Plan:
 
     def requirements(self) -> list[str]:
         """The ``name==pin`` arguments for pip (models and rmbias itself excluded)."""
-        return [f"{n}=={v}" for n, v in sorted(self.install.items())] + \
-               [f"{n}=={new}" for n, (_, new) in sorted(self.replace.items())]
+        return [f"{n}=={v}" for n, v in sorted(self.install.items())] + [
+            f"{n}=={new}" for n, (_, new) in sorted(self.replace.items())
+        ]
 
     def describe(self) -> str:
         lines = [f"kept at the runtime's version: {', '.join(f'{n} {v}' for n, v in sorted(self.keep.items()))}"]
         if self.install:
             lines.append(f"to install: {', '.join(f'{n} {v}' for n, v in sorted(self.install.items()))}")
         if self.replace:
-            lines.append("to replace (below the book's floor): "
-                         + ", ".join(f"{n} {old} -> {new}" for n, (old, new) in sorted(self.replace.items())))
+            lines.append(
+                "to replace (below the book's floor): "
+                + ", ".join(f"{n} {old} -> {new}" for n, (old, new) in sorted(self.replace.items()))
+            )
         if self.models:
             lines.append(f"demo models: {', '.join(f'{n} {v}' for n, v in sorted(self.models.items()))}")
         return "\n".join(lines)
@@ -130,9 +149,11 @@ def plan(root: Path, have: Mapping[str, str]) -> Plan:
             result.keep[name] = version
         elif name in NEVER_REPLACED:
             found = f"torch {version}" if version else "no torch"
-            raise ColabError(f"This runtime has {found}; the book needs {requirement}. On Colab choose a "
-                             "current GPU runtime (Runtime > Change runtime type); elsewhere install a CUDA "
-                             "build of torch from pytorch.org first.")
+            raise ColabError(
+                f"This runtime has {found}; the book needs {requirement}. On Colab choose a "
+                "current GPU runtime (Runtime > Change runtime type); elsewhere install a CUDA "
+                "build of torch from pytorch.org first."
+            )
         elif name not in pins:
             raise ColabError(f"{name} ({requirement}) has no pin in constraints.txt; add one")
         elif version is None:
@@ -158,16 +179,17 @@ def constraints_for(result: Plan, have: Mapping[str, str]) -> str:
 def _pip(args: Iterable[str], echo: Callable[[str], None]) -> None:
     """Run pip in this interpreter, its output shown line by line (a Colab cell does not show the
     output of a child process that writes to the kernel's own stdout)."""
-    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off",
-               *args]
+    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off", *args]
     echo("$ pip install " + " ".join(args))
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
         for line in process.stdout:
             echo(line.rstrip("\n"))
     if process.returncode:
-        raise ColabError(f"pip failed (exit status {process.returncode}); its output is above. Nothing was "
-                         "restarted; fix what it names, or start from a fresh runtime (Runtime > Disconnect "
-                         "and delete runtime).")
+        raise ColabError(
+            f"pip failed (exit status {process.returncode}); its output is above. Nothing was "
+            "restarted; fix what it names, or start from a fresh runtime (Runtime > Disconnect "
+            "and delete runtime)."
+        )
 
 
 def restart_runtime(message: str) -> None:
@@ -184,8 +206,9 @@ def restart_runtime(message: str) -> None:
     raise RuntimeRestarting(message)
 
 
-def setup(root: str | Path = ".", echo: Callable[[str], None] = print,
-          restart: Callable[[str], None] = restart_runtime) -> Plan:
+def setup(
+    root: str | Path = ".", echo: Callable[[str], None] = print, restart: Callable[[str], None] = restart_runtime
+) -> Plan:
     """Install what this runtime lacks for the book in ``root``; restart it if a loaded package changed.
 
     Returns the plan that was carried out. A second call in the restarted runtime finds nothing to do
@@ -195,8 +218,10 @@ def setup(root: str | Path = ".", echo: Callable[[str], None] = print,
     have = installed()
     todo = plan(root, have)
     if todo.nothing_to_do:
-        echo("rmbias: everything the book needs is installed (Python "
-             f"{sys.version.split()[0]}, torch {have.get('torch', '?')}).")
+        echo(
+            "rmbias: everything the book needs is installed (Python "
+            f"{sys.version.split()[0]}, torch {have.get('torch', '?')})."
+        )
         return todo
     echo("rmbias: setting up this runtime for the book.\n" + todo.describe())
     if todo.requirements():
@@ -221,7 +246,8 @@ def setup(root: str | Path = ".", echo: Callable[[str], None] = print,
     changed = {n: (have[n], after[n]) for n in have if n in after and after[n] != have[n]}
     if changed:
         listed = ", ".join(f"{n} {old} -> {new}" for n, (old, new) in sorted(changed.items()))
-        restart(f"rmbias: replaced {listed}. The runtime is restarting so that Python loads the new "
-                "versions; when it is back, run this cell again (it goes straight through) and go on.")
+        restart(
+            f"rmbias: replaced {listed}. The runtime is restarting so that Python loads the new "
+            "versions; when it is back, run this cell again (it goes straight through) and go on."
+        )
     return todo
-

@@ -76,30 +76,99 @@ _TR = "data/reward_model_training"
 
 # (source, path in the repository) -> sha256
 FILES: dict[tuple[Source, str], str] = {
-    (AUTHORS, "data/corpora/dict_big2_expanded.csv"): "9554698f6b7dd619853a7c129db977b59884560e211e75699e2b9c4b746dd8f1",
+    (
+        AUTHORS,
+        "data/corpora/dict_big2_expanded.csv",
+    ): "9554698f6b7dd619853a7c129db977b59884560e211e75699e2b9c4b746dd8f1",
     (AUTHORS, "data/corpora/dict_big2_nouns.csv"): "186886a25b2f03ea3ec7e78fad71fabee408e3b5ec1758683461df4359b45435",
-    (AUTHORS, "data/corpora/moral-foundations-dictionary-20.dicx"): "973957f99129b324c8a4ebf3fcb7ed4e1f9f017b2d041f50288f991b0844ce7a",
-    (AUTHORS, "data/corpora/token_intersection.csv"): "f5faabb094332b36528c21bfe4fe96532b510f5e3bebb16794560e4b1835814c",
-    (AUTHORS, f"{_RM}/dict_MFD_20/MFD20_rewards_Skywork_Skywork-Reward-Gemma-2-27B-v0.2.parquet"): "150d2ec07d0a99d28698a4a8290040c501620044059d8c6435660966b12092d2",
-    (AUTHORS, f"{_RM}/dict_MFD_20/MFD20_rewards_Skywork_Skywork-Reward-Gemma-2-27B.parquet"): "59ad320955c9e44f30e89f2ab89674709516909d134f6ced75886542fff73c46",
-    (AUTHORS, f"{_RM}/dict_MFD_20/MFD20_rewards_Skywork_Skywork-Reward-Llama-3.1-8B-v0.2.parquet"): "e446d0ff63252b25a4af4823f5428c34fff203dfad0348a964e7bd3a3990e813",
-    (AUTHORS, f"{_RM}/dict_MFD_20/MFD20_rewards_nicolinho_QRM-Gemma-2-27B.parquet"): "f0e483d04fdeedf224049d7e116009232c01175eb54cc90566bb4472e3def09c",
-    (AUTHORS, f"{_RM}/dict_MFD_20/big2_rewards_LxzGordon_URM-LLaMa-3.1-8B.parquet"): "833fbbdbbdcc48074d9ff9f79d0b20fdb59f5ba42224b85b7d6e62025a255d6b",
-    (AUTHORS, f"{_RM}/dict_MFD_20/big2_rewards_RLHFlow_ArmoRM-Llama3-8B-v0.1.parquet"): "827ddb077ea76d6d671e8e888817a7ce4f0cefd8b81b4af61dc406aa89a7a401",
-    (AUTHORS, f"{_RM}/dict_MFD_20/big2_rewards_Ray2333_GRM-Llama3-8B-rewardmodel-ft.parquet"): "3576377641ecfc359ffcb5a445f3dc038b2515afcfa154efa829b3345ac2c6a5",
-    (AUTHORS, f"{_RM}/dict_MFD_20/big2_rewards_Ray2333_GRM-Llama3.2-3B-rewardmodel-ft.parquet"): "7a3d5c31ca80d7ffca5e6b0de5e79b919e27fbc4164f1aaddb461dad235c6c28",
-    (AUTHORS, f"{_RM}/dict_MFD_20/big2_rewards_Ray2333_GRM-gemma2-2B-rewardmodel-ft.parquet"): "892deaddc20c2b2b6608075d67f1ee9338490e0c179968bc6597371b34d55fad",
-    (AUTHORS, f"{_RM}/dict_MFD_20/big2_rewards_nicolinho_QRM-Llama3.1-8B.parquet"): "ebf198dc7c3e49ce9ebbcc3800e2b6c7bd6e9487a762e74df7ccc863efb9c260",
-    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_LxzGordon_URM-LLaMa-3.1-8B.parquet"): "a2938310590ab58b7e3619c7cd5829c628b2ca30d6385c7080d20bf33e133515",
-    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_RLHFlow_ArmoRM-Llama3-8B-v0.1.parquet"): "a846e6b70e56b96851d3e3f390714c9eceb22d5b0ef80245ad7f4cffb74909dd",
-    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_Ray2333_GRM-Llama3-8B-rewardmodel-ft.parquet"): "d2d01fe8b2233bdd79e299f8061a99103951f6cd68edd44962da662c0432d39b",
-    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_Ray2333_GRM-Llama3.2-3B-rewardmodel-ft.parquet"): "db6d41262ddbace7c572f18b3631dedef07e558ada3d3a319b6f820cb1f8ae24",
-    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_Ray2333_GRM-gemma2-2B-rewardmodel-ft.parquet"): "303e84eda5f5d046abf88afdf166f67af76b867a0d9cad963af62a6b82d7ffbc",
-    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_Skywork_Skywork-Reward-Gemma-2-27B-v0.2.parquet"): "9afe776391b2f3f7a39e2697ad3e178efc2527cf6ef6a4b4b3f0ef6bf23853d2",
-    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_Skywork_Skywork-Reward-Gemma-2-27B.parquet"): "ea4c16adcbc9822c24cbfec7af221b8cf3b76e3928c350c5a5d66febabb1ead5",
-    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_Skywork_Skywork-Reward-Llama-3.1-8B-v0.2.parquet"): "3bc0b94e6afb54b1f7655593ffccf59822b204c867d9560e0628cc2a8f676742",
-    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_nicolinho_QRM-Gemma-2-27B.parquet"): "3e00c711bbeb23f89bb720bd0eb91e667d61fec130782ddeaed7ecf981975878",
-    (AUTHORS, f"{_RM}/dict_big2_nouns/big2_rewards_nicolinho_QRM-Llama3.1-8B.parquet"): "a2cfb276be82025901354ee8a473dd4e189dcd579d5127a150d8c6423501070a",
+    (
+        AUTHORS,
+        "data/corpora/moral-foundations-dictionary-20.dicx",
+    ): "973957f99129b324c8a4ebf3fcb7ed4e1f9f017b2d041f50288f991b0844ce7a",
+    (
+        AUTHORS,
+        "data/corpora/token_intersection.csv",
+    ): "f5faabb094332b36528c21bfe4fe96532b510f5e3bebb16794560e4b1835814c",
+    (
+        AUTHORS,
+        f"{_RM}/dict_MFD_20/MFD20_rewards_Skywork_Skywork-Reward-Gemma-2-27B-v0.2.parquet",
+    ): "150d2ec07d0a99d28698a4a8290040c501620044059d8c6435660966b12092d2",
+    (
+        AUTHORS,
+        f"{_RM}/dict_MFD_20/MFD20_rewards_Skywork_Skywork-Reward-Gemma-2-27B.parquet",
+    ): "59ad320955c9e44f30e89f2ab89674709516909d134f6ced75886542fff73c46",
+    (
+        AUTHORS,
+        f"{_RM}/dict_MFD_20/MFD20_rewards_Skywork_Skywork-Reward-Llama-3.1-8B-v0.2.parquet",
+    ): "e446d0ff63252b25a4af4823f5428c34fff203dfad0348a964e7bd3a3990e813",
+    (
+        AUTHORS,
+        f"{_RM}/dict_MFD_20/MFD20_rewards_nicolinho_QRM-Gemma-2-27B.parquet",
+    ): "f0e483d04fdeedf224049d7e116009232c01175eb54cc90566bb4472e3def09c",
+    (
+        AUTHORS,
+        f"{_RM}/dict_MFD_20/big2_rewards_LxzGordon_URM-LLaMa-3.1-8B.parquet",
+    ): "833fbbdbbdcc48074d9ff9f79d0b20fdb59f5ba42224b85b7d6e62025a255d6b",
+    (
+        AUTHORS,
+        f"{_RM}/dict_MFD_20/big2_rewards_RLHFlow_ArmoRM-Llama3-8B-v0.1.parquet",
+    ): "827ddb077ea76d6d671e8e888817a7ce4f0cefd8b81b4af61dc406aa89a7a401",
+    (
+        AUTHORS,
+        f"{_RM}/dict_MFD_20/big2_rewards_Ray2333_GRM-Llama3-8B-rewardmodel-ft.parquet",
+    ): "3576377641ecfc359ffcb5a445f3dc038b2515afcfa154efa829b3345ac2c6a5",
+    (
+        AUTHORS,
+        f"{_RM}/dict_MFD_20/big2_rewards_Ray2333_GRM-Llama3.2-3B-rewardmodel-ft.parquet",
+    ): "7a3d5c31ca80d7ffca5e6b0de5e79b919e27fbc4164f1aaddb461dad235c6c28",
+    (
+        AUTHORS,
+        f"{_RM}/dict_MFD_20/big2_rewards_Ray2333_GRM-gemma2-2B-rewardmodel-ft.parquet",
+    ): "892deaddc20c2b2b6608075d67f1ee9338490e0c179968bc6597371b34d55fad",
+    (
+        AUTHORS,
+        f"{_RM}/dict_MFD_20/big2_rewards_nicolinho_QRM-Llama3.1-8B.parquet",
+    ): "ebf198dc7c3e49ce9ebbcc3800e2b6c7bd6e9487a762e74df7ccc863efb9c260",
+    (
+        AUTHORS,
+        f"{_RM}/dict_big2_nouns/big2_rewards_LxzGordon_URM-LLaMa-3.1-8B.parquet",
+    ): "a2938310590ab58b7e3619c7cd5829c628b2ca30d6385c7080d20bf33e133515",
+    (
+        AUTHORS,
+        f"{_RM}/dict_big2_nouns/big2_rewards_RLHFlow_ArmoRM-Llama3-8B-v0.1.parquet",
+    ): "a846e6b70e56b96851d3e3f390714c9eceb22d5b0ef80245ad7f4cffb74909dd",
+    (
+        AUTHORS,
+        f"{_RM}/dict_big2_nouns/big2_rewards_Ray2333_GRM-Llama3-8B-rewardmodel-ft.parquet",
+    ): "d2d01fe8b2233bdd79e299f8061a99103951f6cd68edd44962da662c0432d39b",
+    (
+        AUTHORS,
+        f"{_RM}/dict_big2_nouns/big2_rewards_Ray2333_GRM-Llama3.2-3B-rewardmodel-ft.parquet",
+    ): "db6d41262ddbace7c572f18b3631dedef07e558ada3d3a319b6f820cb1f8ae24",
+    (
+        AUTHORS,
+        f"{_RM}/dict_big2_nouns/big2_rewards_Ray2333_GRM-gemma2-2B-rewardmodel-ft.parquet",
+    ): "303e84eda5f5d046abf88afdf166f67af76b867a0d9cad963af62a6b82d7ffbc",
+    (
+        AUTHORS,
+        f"{_RM}/dict_big2_nouns/big2_rewards_Skywork_Skywork-Reward-Gemma-2-27B-v0.2.parquet",
+    ): "9afe776391b2f3f7a39e2697ad3e178efc2527cf6ef6a4b4b3f0ef6bf23853d2",
+    (
+        AUTHORS,
+        f"{_RM}/dict_big2_nouns/big2_rewards_Skywork_Skywork-Reward-Gemma-2-27B.parquet",
+    ): "ea4c16adcbc9822c24cbfec7af221b8cf3b76e3928c350c5a5d66febabb1ead5",
+    (
+        AUTHORS,
+        f"{_RM}/dict_big2_nouns/big2_rewards_Skywork_Skywork-Reward-Llama-3.1-8B-v0.2.parquet",
+    ): "3bc0b94e6afb54b1f7655593ffccf59822b204c867d9560e0628cc2a8f676742",
+    (
+        AUTHORS,
+        f"{_RM}/dict_big2_nouns/big2_rewards_nicolinho_QRM-Gemma-2-27B.parquet",
+    ): "3e00c711bbeb23f89bb720bd0eb91e667d61fec130782ddeaed7ecf981975878",
+    (
+        AUTHORS,
+        f"{_RM}/dict_big2_nouns/big2_rewards_nicolinho_QRM-Llama3.1-8B.parquet",
+    ): "a2cfb276be82025901354ee8a473dd4e189dcd579d5127a150d8c6423501070a",
     (AUTHORS, f"{_TR}/rank_results_grm_80k.csv"): "5c3483e286ef5f4233948de59333cf4b5ef755cff1d5c30ebb49a908bc4ff2b5",
     (AUTHORS, f"{_TR}/rank_results_sky_80k.csv"): "4674ea69eb3265b1738ebb790833e3169a5ab94dafe7a86434f8587c991b4fc2",
     (AUTHORS, f"{_TR}/rank_results_uf_100.csv"): "8d0a25dcedb785f02668fb5b2935c3d85c0d9a918b19cd870ba22de52b88138e",
@@ -301,8 +370,9 @@ def provenance(path: str) -> dict[str, str]:
     }
 
 
-def fetch_hub_file(repo_id: str, filename: str, revision: str | None = None,
-                   repo_type: str = "dataset") -> tuple[Path, dict[str, str]]:
+def fetch_hub_file(
+    repo_id: str, filename: str, revision: str | None = None, repo_type: str = "dataset"
+) -> tuple[Path, dict[str, str]]:
     """A verified local copy of one file of a Hugging Face hub repository, and where it came from.
 
     The file is downloaded into the Hugging Face cache (``HF_HUB_CACHE``) by ``hf_hub_download``, or
@@ -320,8 +390,14 @@ def fetch_hub_file(repo_id: str, filename: str, revision: str | None = None,
         local = Path(hf_hub_download(repo_id, filename, repo_type=repo_type, revision=revision))
     except LocalEntryNotFoundError as err:
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-        how = ("HF_HUB_OFFLINE is set and it is not in the Hugging Face cache: run once with network, or copy "
-               "the cache folder of this dataset into HF_HUB_CACHE") if offline else f"the hub could not be reached ({err})"
+        how = (
+            (
+                "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache: run once with network, or copy "
+                "the cache folder of this dataset into HF_HUB_CACHE"
+            )
+            if offline
+            else f"the hub could not be reached ({err})"
+        )
         raise DataError(f"Could not get the {where}: {how}.") from err
     except EntryNotFoundError as err:
         raise DataError(f"The hub has no file {filename} in {repo_type} {repo_id}. Check the name ({err}).") from err
@@ -332,12 +408,18 @@ def fetch_hub_file(repo_id: str, filename: str, revision: str | None = None,
     stored = local.resolve()
     expected = stored.name
     if len(expected) not in HASHES:
-        raise DataError(f"{local} is not a file of the Hugging Face cache (it resolves to {stored}), so its "
-                        "published hash is unknown. Point HF_HUB_CACHE at a cache made by huggingface_hub.")
+        raise DataError(
+            f"{local} is not a file of the Hugging Face cache (it resolves to {stored}), so its "
+            "published hash is unknown. Point HF_HUB_CACHE at a cache made by huggingface_hub."
+        )
     _check(stored, expected, f"Delete {stored} and {local}, and run again to download it anew.")
-    record = {"repository": f"huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}",
-              "revision": revision or "main", "commit": local.parts[local.parts.index("snapshots") + 1], "path": filename,
-              digest_key(expected): expected}
+    record = {
+        "repository": f"huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}",
+        "revision": revision or "main",
+        "commit": local.parts[local.parts.index("snapshots") + 1],
+        "path": filename,
+        digest_key(expected): expected,
+    }
     return local, record
 
 
@@ -359,8 +441,9 @@ def gather(loaders: dict[str, Callable[[], object]], mode: str = "auto") -> tupl
             found[name] = load()
         except DataError as err:
             if mode == "required":
-                raise DataError(f"{err} (released data are required here; set RELEASED = 'auto' to build "
-                                "without them)") from err
+                raise DataError(
+                    f"{err} (released data are required here; set RELEASED = 'auto' to build without them)"
+                ) from err
             missing[name] = str(err)
     return found, missing
 
@@ -371,8 +454,10 @@ def missing_note(missing: dict[str, str], what: str) -> str:
     if not missing:
         return ""
     reason = next(iter(missing.values()))
-    return (f"{what} is not drawn here: the authors' released data for {', '.join(missing)} could not be "
-            f"read. The reason given: {reason}")
+    return (
+        f"{what} is not drawn here: the authors' released data for {', '.join(missing)} could not be "
+        f"read. The reason given: {reason}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,10 +79,12 @@ def last_occurrence(ids: Sequence[int], pattern: Sequence[int]) -> int:
     """Where the last occurrence of ``pattern`` starts in ``ids``; a ``ValueError`` if it never does."""
     pattern, ids = list(pattern), list(ids)
     for j in range(len(ids) - len(pattern), -1, -1):
-        if ids[j:j + len(pattern)] == pattern:
+        if ids[j : j + len(pattern)] == pattern:
             return j
-    raise ValueError(f"the gating pattern {pattern} does not occur in the chat: a gated reward model needs a "
-                     "user turn followed by the assistant's turn, rendered with its own chat template")
+    raise ValueError(
+        f"the gating pattern {pattern} does not occur in the chat: a gated reward model needs a "
+        "user turn followed by the assistant's turn, rendered with its own chat template"
+    )
 
 
 def run_float32(layers: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
@@ -93,8 +95,15 @@ def run_float32(layers: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
         if isinstance(layer, nn.Linear):
             x = F.linear(x, layer.weight.float(), None if layer.bias is None else layer.bias.float())
         elif isinstance(layer, nn.BatchNorm1d):
-            x = F.batch_norm(x, layer.running_mean.float(), layer.running_var.float(), layer.weight.float(),
-                             layer.bias.float(), training=False, eps=layer.eps)
+            x = F.batch_norm(
+                x,
+                layer.running_mean.float(),
+                layer.running_var.float(),
+                layer.weight.float(),
+                layer.bias.float(),
+                training=False,
+                eps=layer.eps,
+            )
         elif isinstance(layer, (nn.ReLU, nn.SELU, nn.Dropout)):
             x = layer.eval()(x)
         else:
@@ -112,8 +121,16 @@ class GatingNetwork(nn.Module):
     names count it). Then a ``Linear`` to ``n_out`` and ``softmax(x / temperature) * logit_scale``.
     """
 
-    def __init__(self, n_in: int, n_out: int, width: int, n_hidden: int, temperature: float,
-                 batch_norm: bool = False, dropout: bool = False):
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        width: int,
+        n_hidden: int,
+        temperature: float,
+        batch_norm: bool = False,
+        dropout: bool = False,
+    ):
         super().__init__()
         self.temperature, self.batch_norm = float(temperature), batch_norm
         self.logit_scale = nn.Parameter(torch.ones(1))
@@ -157,10 +174,14 @@ class RewardHeadModel:
 
     def head_settings(self) -> dict[str, Any]:
         """The head's settings and where each came from (the config, or the published code's default)."""
-        return {"class": type(self).__name__, "gating_text": self.gating_text, "gating_ids": list(self.gating_ids),
-                **{k: getattr(self.config, k, v) for k, v in self.defaults.items()},
-                "from_config": self._from_config,
-                "from_default": sorted(set(self.defaults) - set(self._from_config))}
+        return {
+            "class": type(self).__name__,
+            "gating_text": self.gating_text,
+            "gating_ids": list(self.gating_ids),
+            **{k: getattr(self.config, k, v) for k, v in self.defaults.items()},
+            "from_config": self._from_config,
+            "from_default": sorted(set(self.defaults) - set(self._from_config)),
+        }
 
     def set_gating_pattern(self, tokenizer) -> None:
         """Use the gating text as ``tokenizer`` writes it (the published ids for the published tokenizers)."""
@@ -172,22 +193,31 @@ class RewardHeadModel:
     def reward(self, last: torch.Tensor, gate: torch.Tensor) -> RewardOutput:
         raise NotImplementedError
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any) -> RewardOutput:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any
+    ) -> RewardOutput:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         last = (attention_mask.sum(dim=1) - 1).to(hidden.device)
-        gate = torch.tensor([self.gate_position(row[: int(n)]) for row, n in
-                             zip(input_ids.tolist(), attention_mask.sum(dim=1).tolist())], device=hidden.device)
+        gate = torch.tensor(
+            [
+                self.gate_position(row[: int(n)])
+                for row, n in zip(input_ids.tolist(), attention_mask.sum(dim=1).tolist())
+            ],
+            device=hidden.device,
+        )
         return self.reward(hidden[rows, last], hidden[rows, gate])
 
 
 def _check_dims(config, need: Sequence[str]) -> None:
     missing = [name for name in need if getattr(config, name, None) is None]
     if missing:
-        raise ValueError(f"{config.model_type} config lacks {missing}, which this reward head needs and the "
-                         "published code reads without a default")
+        raise ValueError(
+            f"{config.model_type} config lacks {missing}, which this reward head needs and the "
+            "published code reads without a default"
+        )
 
 
 class ArmoRMForReward(RewardHeadModel, LlamaPreTrainedModel):
@@ -204,8 +234,13 @@ class ArmoRMForReward(RewardHeadModel, LlamaPreTrainedModel):
         self.model = LlamaModel(config)
         self.regression_layer = nn.Linear(config.hidden_size, n, bias=False)
         self.reward_transform_matrix = nn.Parameter(torch.eye(n), requires_grad=False)
-        self.gating = GatingNetwork(config.hidden_size, n, settings["gating_hidden_dim"], settings["gating_n_hidden"],
-                                    settings["gating_temperature"])
+        self.gating = GatingNetwork(
+            config.hidden_size,
+            n,
+            settings["gating_hidden_dim"],
+            settings["gating_n_hidden"],
+            settings["gating_temperature"],
+        )
         self.post_init()
 
     def reward(self, last: torch.Tensor, gate: torch.Tensor) -> RewardOutput:
@@ -239,9 +274,15 @@ class _QRM(RewardHeadModel):
         self.regression_layer = nn.Linear(config.hidden_size, self.num_objectives * self.num_quantiles, bias=False)
         if self.transform:
             self.reward_transform_matrix = nn.Parameter(torch.eye(self.num_objectives), requires_grad=False)
-        self.gating = GatingNetwork(config.hidden_size, self.num_objectives, settings["gating_hidden_dim"],
-                                    settings["gating_n_hidden"], settings["gating_temperature"], batch_norm=True,
-                                    dropout=self.dropout)
+        self.gating = GatingNetwork(
+            config.hidden_size,
+            self.num_objectives,
+            settings["gating_hidden_dim"],
+            settings["gating_n_hidden"],
+            settings["gating_temperature"],
+            batch_norm=True,
+            dropout=self.dropout,
+        )
 
     def reward(self, last: torch.Tensor, gate: torch.Tensor) -> RewardOutput:
         quantiles = run_float32([self.regression_layer], last).reshape(-1, self.num_objectives, self.num_quantiles)
@@ -300,14 +341,21 @@ class URMGatedForReward(RewardHeadModel, LlamaPreTrainedModel):
         super().__init__(config)
         self._settings(config)
         if config.num_labels != 2 * self.n_attributes:
-            raise ValueError(f"URM's score head has {2 * self.n_attributes} outputs (a mean and a spread for each "
-                             f"of {self.n_attributes} attributes); this config has num_labels={config.num_labels}")
+            raise ValueError(
+                f"URM's score head has {2 * self.n_attributes} outputs (a mean and a spread for each "
+                f"of {self.n_attributes} attributes); this config has num_labels={config.num_labels}"
+            )
         self.model = LlamaModel(config)
         self.score = nn.Linear(config.hidden_size, config.num_labels, bias=False)
         hidden = config.hidden_size
         self.weights = nn.Module()
-        self.weights.fc = nn.Sequential(nn.Linear(hidden, hidden), nn.SELU(), nn.Linear(hidden, hidden), nn.SELU(),
-                                        nn.Linear(hidden, self.n_attributes))
+        self.weights.fc = nn.Sequential(
+            nn.Linear(hidden, hidden),
+            nn.SELU(),
+            nn.Linear(hidden, hidden),
+            nn.SELU(),
+            nn.Linear(hidden, self.n_attributes),
+        )
         self.post_init()
 
     def gate_position(self, ids: Sequence[int]) -> int:
@@ -320,5 +368,9 @@ class URMGatedForReward(RewardHeadModel, LlamaPreTrainedModel):
 
 
 # The `reward` layouts of rmbias.models that these classes implement.
-CLASSES: dict[str, type] = {"armorm": ArmoRMForReward, "qrm-llama": QRMLlamaForReward,
-                            "qrm-gemma2": QRMGemma2ForReward, "urm-gated": URMGatedForReward}
+CLASSES: dict[str, type] = {
+    "armorm": ArmoRMForReward,
+    "qrm-llama": QRMLlamaForReward,
+    "qrm-gemma2": QRMGemma2ForReward,
+    "urm-gated": URMGatedForReward,
+}

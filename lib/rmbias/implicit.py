@@ -85,8 +85,14 @@ def model_pairs(keys: Sequence[str], *, fallback_mixed: bool = True) -> list[Mod
     keys = list(dict.fromkeys(keys))
     gemma = [k for k in keys if registry.family_of(k) == "gemma"]
     llama = [k for k in keys if registry.family_of(k) == "llama"]
-    same = [ModelPair(g, m, kind) for kind in ("instruct", "pretrained")
-            for g in gemma if _kind(g) == kind for m in llama if _kind(m) == kind]
+    same = [
+        ModelPair(g, m, kind)
+        for kind in ("instruct", "pretrained")
+        for g in gemma
+        if _kind(g) == kind
+        for m in llama
+        if _kind(m) == kind
+    ]
     if same or not fallback_mixed:
         return same
     return [ModelPair(g, m, "mixed") for g in gemma for m in llama]
@@ -105,6 +111,7 @@ def table_pair(pairs: Sequence[ModelPair], preferred: tuple[str, str] = registry
 
 # --- the join ------------------------------------------------------------------------------------
 
+
 def shared_strings(p: pd.Series, q: pd.Series) -> pd.DataFrame:
     """The decoded strings present in both vocabularies, with each model's log-probability.
 
@@ -118,16 +125,22 @@ def shared_strings(p: pd.Series, q: pd.Series) -> pd.DataFrame:
             raise ValueError(f"{name} has duplicate strings; deduplicate it first (Trace.by_string keeps the max)")
     common = p.index.intersection(q.index, sort=False)
     if len(common) == 0:
-        raise ValueError("the two vocabularies share no decoded string: are these log-probabilities indexed "
-                         "by decoded token string?")
-    table = pd.DataFrame({"token": np.asarray(common, dtype=object),
-                          "logp_p": p.loc[common].to_numpy(dtype=np.float64),
-                          "logp_q": q.loc[common].to_numpy(dtype=np.float64)})
+        raise ValueError(
+            "the two vocabularies share no decoded string: are these log-probabilities indexed by decoded token string?"
+        )
+    table = pd.DataFrame(
+        {
+            "token": np.asarray(common, dtype=object),
+            "logp_p": p.loc[common].to_numpy(dtype=np.float64),
+            "logp_q": q.loc[common].to_numpy(dtype=np.float64),
+        }
+    )
     table.attrs.update(n_p=int(len(p)), n_q=int(len(q)), n_shared=int(len(common)))
     return table
 
 
 # --- metrics -------------------------------------------------------------------------------------
+
 
 def log_ratio(lq: ArrayLike, lp: ArrayLike) -> ArrayLike:
     """The raw implicit reward (beta = 1, c = 0): ``log q(y) - log p(y)``."""
@@ -161,8 +174,9 @@ METRICS: dict[str, Callable[[ArrayLike, ArrayLike], ArrayLike]] = {
 }
 
 
-def implicit_rewards(table: pd.DataFrame,
-                     metrics: Mapping[str, Callable[[ArrayLike, ArrayLike], ArrayLike]] | None = None) -> pd.DataFrame:
+def implicit_rewards(
+    table: pd.DataFrame, metrics: Mapping[str, Callable[[ArrayLike, ArrayLike], ArrayLike]] | None = None
+) -> pd.DataFrame:
     """A copy of ``table`` (columns ``logp_p``, ``logp_q``) with one column per metric
     (default :data:`METRICS`), named as in the mapping."""
     metrics = METRICS if metrics is None else metrics
@@ -193,8 +207,11 @@ def _ranked(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     if metric not in table.columns:
         raise KeyError(f"no column {metric!r}; run implicit_rewards first (metrics: {', '.join(METRICS)})")
     valid = table[table[metric].notna()]
-    ordered = valid.assign(_key=valid["token"].astype(str)).sort_values(
-        [metric, "_key"], ascending=[False, True], kind="mergesort").drop(columns="_key")
+    ordered = (
+        valid.assign(_key=valid["token"].astype(str))
+        .sort_values([metric, "_key"], ascending=[False, True], kind="mergesort")
+        .drop(columns="_key")
+    )
     return ordered.assign(rank=np.arange(1, len(ordered) + 1))
 
 

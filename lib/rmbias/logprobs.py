@@ -51,8 +51,9 @@ def prompt_ids(tokenizer, prompt: str, instruct: bool, date: str = FIXED_DATE) -
     with the special tokens the tokenizer adds (its BOS).
     """
     if instruct:
-        return encode_chat(tokenizer, [{"role": "user", "content": prompt}], ChatFormat(date=date),
-                           add_generation_prompt=True)
+        return encode_chat(
+            tokenizer, [{"role": "user", "content": prompt}], ChatFormat(date=date), add_generation_prompt=True
+        )
     return list(tokenizer(prompt)["input_ids"])
 
 
@@ -88,8 +89,14 @@ def next_token_logprobs(model, sequences: Sequence[Sequence[int]], batch_size: i
 
 
 @torch.no_grad()
-def continuation_logprobs(model, prefix: Sequence[int], continuations: Sequence[Sequence[int]],
-                          first: torch.Tensor | None = None, batch_size: int = 64, pad_id: int = 0) -> np.ndarray:
+def continuation_logprobs(
+    model,
+    prefix: Sequence[int],
+    continuations: Sequence[Sequence[int]],
+    first: torch.Tensor | None = None,
+    batch_size: int = 64,
+    pad_id: int = 0,
+) -> np.ndarray:
     """Teacher forcing: the total log-probability of each continuation's tokens after ``prefix``.
 
     ``log p(t1 .. tn | prefix) = log p(t1 | prefix) + sum_k log p(tk | prefix, t1 .. tk-1)``.
@@ -126,6 +133,7 @@ def continuation_logprobs(model, prefix: Sequence[int], continuations: Sequence[
 
 
 # --- resumable runs over prompts -----------------------------------------------------------------
+
 
 def _request(**parts: Any) -> str:
     return fingerprint(parts, 16)
@@ -180,8 +188,17 @@ class Trace:
         return wide.groupby(level=0).max()
 
 
-def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "float32", device: str = "cpu",
-          batch_size: int = 8, date: str = FIXED_DATE, quantize: str | None = None) -> Trace:
+def trace(
+    key: str,
+    prompts: pd.DataFrame,
+    directory: Path,
+    *,
+    dtype: str = "float32",
+    device: str = "cpu",
+    batch_size: int = 8,
+    date: str = FIXED_DATE,
+    quantize: str | None = None,
+) -> Trace:
     """Next-token log-probabilities of every vocabulary token for every prompt, for one model.
 
     ``prompts`` has columns ``key`` and ``text``. The result is written to
@@ -194,8 +211,14 @@ def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "flo
     folder = Path(directory) / slug(key)
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "next_token.meta.json"
-    request = _request(model=spec.fingerprint(), dtype=dtype, prompts=list(zip(prompts["key"], prompts["text"])),
-                       date=date, instruct=spec.instruct, **placement.result_key(quantize))
+    request = _request(
+        model=spec.fingerprint(),
+        dtype=dtype,
+        prompts=list(zip(prompts["key"], prompts["text"])),
+        date=date,
+        instruct=spec.instruct,
+        **placement.result_key(quantize),
+    )
     if not _done(meta_path, request):
         meta_path.unlink(missing_ok=True)
         model, tokenizer = models.load_causal_lm(key, dtype, device, quantize=quantize)
@@ -203,6 +226,7 @@ def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "flo
         started = time.perf_counter()
         values = next_token_logprobs(model, sequences, batch_size).numpy()
         seconds = time.perf_counter() - started
+
         def save(tmp: Path) -> None:
             with open(tmp, "wb") as handle:  # a handle: np.save would add ".npy" to a path
                 np.save(handle, values.astype(np.float32))
@@ -210,25 +234,53 @@ def trace(key: str, prompts: pd.DataFrame, directory: Path, *, dtype: str = "flo
         artifacts.atomic_write(folder / "next_token.npy", save)
         artifacts.write_table(decoded_tokens(tokenizer, values.shape[1]), folder, "tokens")
         template = tokenizer.chat_template or ""
-        artifacts.write_json(meta_path, {
-            "request": request, "model": registry.describe(key), "revision": spec.revision or "unpinned (hub main)",
-            "dtype": dtype, "attention": getattr(model.config, "_attn_implementation", None),
-            **placement.describe(model, device, quantize),
-            "prompt_format": "chat template + generation prompt" if spec.instruct else "raw prompt",
-            "prompts": list(prompts["key"]), "rendered_prompt": tokenizer.decode(sequences[0]),
-            "n_prompt_tokens": [len(s) for s in sequences], "vocabulary": int(values.shape[1]),
-            "tokenizer_size": len(tokenizer), "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(),
-            "date": date, "seconds": round(seconds, 3), "versions": artifacts.library_versions()})
+        artifacts.write_json(
+            meta_path,
+            {
+                "request": request,
+                "model": registry.describe(key),
+                "revision": spec.revision or "unpinned (hub main)",
+                "dtype": dtype,
+                "attention": getattr(model.config, "_attn_implementation", None),
+                **placement.describe(model, device, quantize),
+                "prompt_format": "chat template + generation prompt" if spec.instruct else "raw prompt",
+                "prompts": list(prompts["key"]),
+                "rendered_prompt": tokenizer.decode(sequences[0]),
+                "n_prompt_tokens": [len(s) for s in sequences],
+                "vocabulary": int(values.shape[1]),
+                "tokenizer_size": len(tokenizer),
+                "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(),
+                "date": date,
+                "seconds": round(seconds, 3),
+                "versions": artifacts.library_versions(),
+            },
+        )
         del model
     meta = json.loads(meta_path.read_text())
-    return Trace(model=spec.label, key=key, family=spec.family, instruct=spec.instruct, prompts=meta["prompts"],
-                 logprobs=np.load(folder / "next_token.npy"), tokens=pd.read_parquet(folder / "tokens.parquet"),
-                 meta=meta)
+    return Trace(
+        model=spec.label,
+        key=key,
+        family=spec.family,
+        instruct=spec.instruct,
+        prompts=meta["prompts"],
+        logprobs=np.load(folder / "next_token.npy"),
+        tokens=pd.read_parquet(folder / "tokens.parquet"),
+        meta=meta,
+    )
 
 
-def force_words(key: str, prompts: pd.DataFrame, forms: Sequence[str], directory: Path, *, dtype: str = "float32",
-                device: str = "cpu", batch_size: int = 64, date: str = FIXED_DATE,
-                quantize: str | None = None) -> pd.DataFrame:
+def force_words(
+    key: str,
+    prompts: pd.DataFrame,
+    forms: Sequence[str],
+    directory: Path,
+    *,
+    dtype: str = "float32",
+    device: str = "cpu",
+    batch_size: int = 64,
+    date: str = FIXED_DATE,
+    quantize: str | None = None,
+) -> pd.DataFrame:
     """Teacher-forced log-probabilities of each text in ``forms`` as the start of the reply.
 
     One chunk per prompt (``directory/<model>/forced-<prompt>.parquet``), so a long run resumes
@@ -247,8 +299,9 @@ def force_words(key: str, prompts: pd.DataFrame, forms: Sequence[str], directory
     bar = progress.bar(len(prompts), f"teacher forcing {spec.label}", unit="prompt")
     for prompt_key, text in zip(prompts["key"], prompts["text"]):
         name = f"forced-{prompt_key}"
-        request = _request(model=spec.fingerprint(), dtype=dtype, prompt=text, forms=forms, date=date,
-                           **placement.result_key(quantize))
+        request = _request(
+            model=spec.fingerprint(), dtype=dtype, prompt=text, forms=forms, date=date, **placement.result_key(quantize)
+        )
         if not _done(folder / f"{name}.meta.json", request):
             if loaded is None:
                 loaded = models.load_causal_lm(key, dtype, device, quantize=quantize)
@@ -258,19 +311,34 @@ def force_words(key: str, prompts: pd.DataFrame, forms: Sequence[str], directory
             started = time.perf_counter()
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
             values = continuation_logprobs(model, prefix, encoded, batch_size=batch_size, pad_id=pad)
-            table = pd.DataFrame({"model": spec.label, "prompt": prompt_key, "form": forms,
-                                  "n_tokens": [len(e) for e in encoded], "logprob": values})
-            artifacts.write_table(table, folder, name, request=request, model_spec=registry.describe(key), dtype=dtype,
-                                  **placement.describe(model, device, quantize), date=date,
-                                  seconds=round(time.perf_counter() - started, 3))
+            table = pd.DataFrame(
+                {
+                    "model": spec.label,
+                    "prompt": prompt_key,
+                    "form": forms,
+                    "n_tokens": [len(e) for e in encoded],
+                    "logprob": values,
+                }
+            )
+            artifacts.write_table(
+                table,
+                folder,
+                name,
+                request=request,
+                model_spec=registry.describe(key),
+                dtype=dtype,
+                **placement.describe(model, device, quantize),
+                date=date,
+                seconds=round(time.perf_counter() - started, 3),
+            )
         tables.append(pd.read_parquet(folder / f"{name}.parquet"))
         bar.update(1)
     bar.close()
     return pd.concat(tables, ignore_index=True)
 
 
-
 # --- words --------------------------------------------------------------------------------------
+
 
 def shared_single_tokens(traces: Sequence[Trace], words: pd.DataFrame, column: str = "word") -> pd.DataFrame:
     """The rows of ``words`` whose text is exactly the decoded string of a token in every trace's
@@ -281,8 +349,9 @@ def shared_single_tokens(traces: Sequence[Trace], words: pd.DataFrame, column: s
     return words[keep].reset_index(drop=True)
 
 
-def single_token_table(traces: Sequence[Trace], words: pd.DataFrame, prompts: Sequence[str] | None = None,
-                       column: str = "word") -> pd.DataFrame:
+def single_token_table(
+    traces: Sequence[Trace], words: pd.DataFrame, prompts: Sequence[str] | None = None, column: str = "word"
+) -> pd.DataFrame:
     """Tidy log-probabilities of single-token words: one row per (model, prompt, word).
 
     Each word is looked up by decoded string (the highest log-probability where several ids decode
@@ -308,8 +377,11 @@ def single_token_table(traces: Sequence[Trace], words: pd.DataFrame, prompts: Se
 def word_forms(words: pd.DataFrame, column: str = "word") -> pd.DataFrame:
     """Each word in its four surface forms (bare, leading space, capitalised, both; see
     :data:`rmbias.tokens.VARIANTS`): the columns of ``words`` plus ``variant`` and ``form``."""
-    rows = [{**record, "variant": name, "form": form}
-            for record in words.to_dict("records") for name, form in variants(record[column]).items()]
+    rows = [
+        {**record, "variant": name, "form": form}
+        for record in words.to_dict("records")
+        for name, form in variants(record[column]).items()
+    ]
     return pd.DataFrame(rows)
 
 
@@ -326,8 +398,9 @@ def word_logprobs(forced: pd.DataFrame, forms: pd.DataFrame, column: str = "word
     keys = ["model", "prompt", column]
     best = table.loc[table.groupby(keys, sort=False)["logprob"].idxmax(), keys + ["variant"]]
     grouped = table.groupby(keys, sort=False)
-    out = grouped.agg(logprob=("logprob", lambda v: float(np.logaddexp.reduce(v.to_numpy()))),
-                      max_tokens=("n_tokens", "max")).reset_index()
+    out = grouped.agg(
+        logprob=("logprob", lambda v: float(np.logaddexp.reduce(v.to_numpy()))), max_tokens=("n_tokens", "max")
+    ).reset_index()
     out = out.merge(best.rename(columns={"variant": "best_variant"}), on=keys)
     extra = [c for c in forms.columns if c not in (column, "variant", "form")]
     return out.merge(forms.drop_duplicates(column)[[column, *extra]], on=column)

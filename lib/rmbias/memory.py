@@ -75,9 +75,17 @@ def free_bytes(device: str) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
-def check_fit(keys: list[str] | tuple[str, ...], *, dtype: str, device: str, quantize: str | None = None,
-              reward: bool = False, skip_unfit: bool = False, purpose: str = "inference",
-              available: int | None = None) -> Fit:
+def check_fit(
+    keys: list[str] | tuple[str, ...],
+    *,
+    dtype: str,
+    device: str,
+    quantize: str | None = None,
+    reward: bool = False,
+    skip_unfit: bool = False,
+    purpose: str = "inference",
+    available: int | None = None,
+) -> Fit:
     """Check that every model in ``keys`` fits ``device`` (``auto`` resolved as the chapters resolve
     it), each in its own dtype where its spec names one (the paper's reward models), else ``dtype``.
 
@@ -93,9 +101,19 @@ def check_fit(keys: list[str] | tuple[str, ...], *, dtype: str, device: str, qua
         own = registry.dtype_for(key, dtype)
         weights = weight_bytes(key, own, quantize, reward)
         need = weights * (1 + share) + fixed
-        rows.append({"model": registry.spec(key).label, "key": key, "dtype": own, "quantize": quantize or "none",
-                     "weights GiB": round(weights / GIB, 2), "needs GiB": round(need / GIB, 2),
-                     "free GiB": round(free / GIB, 1), "device": where, "fits": need <= free})
+        rows.append(
+            {
+                "model": registry.spec(key).label,
+                "key": key,
+                "dtype": own,
+                "quantize": quantize or "none",
+                "weights GiB": round(weights / GIB, 2),
+                "needs GiB": round(need / GIB, 2),
+                "free GiB": round(free / GIB, 1),
+                "device": where,
+                "fits": need <= free,
+            }
+        )
     table = pd.DataFrame(rows)
     unfit = [row["key"] for row in rows if not row["fits"]]
     if unfit and not skip_unfit:
@@ -104,11 +122,14 @@ def check_fit(keys: list[str] | tuple[str, ...], *, dtype: str, device: str, qua
             f"{len(unfit)} model(s) do not fit {where} ({free / GIB:.0f} GiB free): {listing}. Use a larger GPU, "
             f"DEVICE='{placement.MULTI_GPU}' to split over several GPUs, QUANTIZE='8bit' or '4bit', leave them "
             "out of the chapter's model list, or set SKIP_UNFIT=True to run the others (the skipped ones are "
-            "listed); see the book's hardware page")
+            "listed); see the book's hardware page"
+        )
     return Fit(table, [k for k in keys if k not in unfit], unfit)
 
 
 def fit_summary(fit: Fit) -> dict[str, Any]:
     """What a chapter's ``summary.json`` records of a fit check."""
-    return {"skipped_unfit": [registry.spec(k).label for k in fit.skipped],
-            "needs_gib": dict(zip(fit.table["model"], fit.table["needs GiB"])) if len(fit.table) else {}}
+    return {
+        "skipped_unfit": [registry.spec(k).label for k in fit.skipped],
+        "needs_gib": dict(zip(fit.table["model"], fit.table["needs GiB"])) if len(fit.table) else {},
+    }

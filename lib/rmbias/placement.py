@@ -61,11 +61,15 @@ def check_quantize(quantize: str | None) -> None:
     if quantize is None:
         return
     if quantize not in QUANTIZATIONS:
-        raise PlacementError(f"unknown quantisation {quantize!r}: use one of {', '.join(QUANTIZATIONS)}, "
-                             "or None for the model's own dtype")
+        raise PlacementError(
+            f"unknown quantisation {quantize!r}: use one of {', '.join(QUANTIZATIONS)}, "
+            "or None for the model's own dtype"
+        )
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise PlacementError(f"quantize={quantize!r} needs bitsandbytes: `pip install {BITSANDBYTES}` "
-                             "(make env, and on Colab a chapter's first cell, install it)")
+        raise PlacementError(
+            f"quantize={quantize!r} needs bitsandbytes: `pip install {BITSANDBYTES}` "
+            "(make env, and on Colab a chapter's first cell, install it)"
+        )
 
 
 def result_key(quantize: str | None) -> dict[str, str]:
@@ -89,8 +93,9 @@ def _gpu_memory() -> dict[int, int]:
     return {i: int(torch.cuda.mem_get_info(i)[0] * 0.9) for i in range(torch.cuda.device_count())}
 
 
-def load_arguments(device: str | dict[str, Any], dtype: str, quantize: str | None = None,
-                   offload_folder: Path | None = None) -> dict[str, Any]:
+def load_arguments(
+    device: str | dict[str, Any], dtype: str, quantize: str | None = None, offload_folder: Path | None = None
+) -> dict[str, Any]:
     """The ``from_pretrained`` arguments that put the weights where they will run.
 
     Empty for a plain CPU load (the caller moves the model with ``.to``); otherwise a
@@ -109,14 +114,18 @@ def load_arguments(device: str | dict[str, Any], dtype: str, quantize: str | Non
             out["offload_folder"] = str(offload_folder)
     elif device == MULTI_GPU:
         if not torch.cuda.is_available():
-            raise PlacementError(f"device={MULTI_GPU!r} splits a model over GPUs, and none is visible here; "
-                                 "use device='cpu', or run on a machine with CUDA GPUs")
+            raise PlacementError(
+                f"device={MULTI_GPU!r} splits a model over GPUs, and none is visible here; "
+                "use device='cpu', or run on a machine with CUDA GPUs"
+            )
         out["device_map"] = "auto"
         out["max_memory"] = _gpu_memory()  # GPUs only: no layer is left in CPU memory or on disk
     elif device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise PlacementError(f"device={device!r} asks for a GPU and none is visible here; use device='cpu' "
-                                 "(or PROFILE='demo'), or a GPU runtime on Colab")
+            raise PlacementError(
+                f"device={device!r} asks for a GPU and none is visible here; use device='cpu' "
+                "(or PROFILE='demo'), or a GPU runtime on Colab"
+            )
         out["device_map"] = device
     elif device != "cpu":
         raise PlacementError(f"unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N', {MULTI_GPU!r} or 'auto'")
@@ -125,8 +134,15 @@ def load_arguments(device: str | dict[str, Any], dtype: str, quantize: str | Non
     return out
 
 
-def from_pretrained(auto, where: str | Path, device: str | dict[str, Any], dtype: str, quantize: str | None = None,
-                    offload_folder: Path | None = None, **kwargs: Any):
+def from_pretrained(
+    auto,
+    where: str | Path,
+    device: str | dict[str, Any],
+    dtype: str,
+    quantize: str | None = None,
+    offload_folder: Path | None = None,
+    **kwargs: Any,
+):
     """``auto.from_pretrained(where, ...)`` placed by ``device`` and ``quantize``, in eval mode.
 
     ``auto`` is a transformers auto class; ``dtype`` a torch dtype name, or ``"auto"`` for the
@@ -150,9 +166,11 @@ def _check_placed(model, device: str | dict[str, Any]) -> None:
     placed = getattr(model, "hf_device_map", {}) or {}
     off = sorted(name for name, where in placed.items() if str(where) in _OFF_GPU)
     if off:
-        raise PlacementError(f"the model does not fit on the {torch.cuda.device_count()} visible GPU(s): "
-                             f"{len(off)} module(s) would run from CPU memory or disk ({', '.join(off[:3])}...). "
-                             "Use more or larger GPUs, or quantize='8bit' / '4bit'")
+        raise PlacementError(
+            f"the model does not fit on the {torch.cuda.device_count()} visible GPU(s): "
+            f"{len(off)} module(s) would run from CPU memory or disk ({', '.join(off[:3])}...). "
+            "Use more or larger GPUs, or quantize='8bit' / '4bit'"
+        )
 
 
 def input_device(model) -> torch.device:
@@ -175,5 +193,8 @@ def describe(model, device: str | dict[str, Any], quantize: str | None) -> dict[
     counts: dict[str, int] = {}
     for where in placed.values():
         counts[str(where)] = counts.get(str(where), 0) + 1
-    return {"device": device if isinstance(device, str) else "device map", "quantize": quantize,
-            "device_map": counts or None}
+    return {
+        "device": device if isinstance(device, str) else "device map",
+        "quantize": quantize,
+        "device_map": counts or None,
+    }

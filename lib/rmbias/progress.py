@@ -22,8 +22,7 @@ PROGRESS_ENV = "RMBIAS_PROGRESS"
 # The libraries' own bars (transformers' "Loading weights" and first conversion of a GGUF file,
 # datasets' "Map") would land in the page: off during a build. TQDM_DISABLE is every tqdm bar's
 # default; this module's own bars say disable=False.
-QUIET_LIBRARIES = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-                   "TQDM_DISABLE": "1"}
+QUIET_LIBRARIES = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
 BUILD_INTERVAL = 10.0  # seconds between a bar's updates in a build log (a terminal or CI log, not a widget)
 
 
@@ -46,8 +45,18 @@ def bar(total: int | None, desc: str, unit: str = "it", initial: int = 0, **opti
     stream = _build_stream()
     if stream is None:
         return tqdm(total=total, desc=desc, unit=unit, initial=initial, mininterval=2.0, **options)
-    return tqdm(total=total, desc=desc, unit=unit, initial=initial, file=stream, mininterval=BUILD_INTERVAL,
-                ascii=True, ncols=100, disable=False, **options)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        initial=initial,
+        file=stream,
+        mininterval=BUILD_INTERVAL,
+        ascii=True,
+        ncols=100,
+        disable=False,
+        **options,
+    )
 
 
 def note(message: str) -> None:

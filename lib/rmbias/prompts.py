@@ -20,11 +20,7 @@ ADJECTIVES: dict[str, str] = {
 POSITIVE_ADJECTIVES = ("best", "greatest", "good")
 
 # frame key -> how the question ends
-FRAMES: dict[str, str] = {
-    "ever": "thing ever",
-    "world": "thing in the world",
-    "time": "thing of all time",
-}
+FRAMES: dict[str, str] = {"ever": "thing ever", "world": "thing in the world", "time": "thing of all time"}
 
 # concision key -> question template; {subject} is e.g. "greatest thing ever"
 CONCISION: dict[str, str] = {
@@ -38,8 +34,11 @@ HEADLINE = "greatest_ever_one"
 
 def prompt_text(adjective: str, frame: str, concision: str) -> str:
     """The question for one cell of the factorial, e.g. ``("greatest", "ever", "one")``."""
-    for value, table, name in ((adjective, ADJECTIVES, "adjective"), (frame, FRAMES, "frame"),
-                               (concision, CONCISION, "concision")):
+    for value, table, name in (
+        (adjective, ADJECTIVES, "adjective"),
+        (frame, FRAMES, "frame"),
+        (concision, CONCISION, "concision"),
+    ):
         if value not in table:
             raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(table)}")
     return CONCISION[concision].format(subject=f"{ADJECTIVES[adjective]} {FRAMES[frame]}")
@@ -70,6 +69,8 @@ def select(keys: list[str] | tuple[str, ...] | None = None) -> pd.DataFrame:
         return table.reset_index(drop=True)
     unknown = [k for k in keys if k not in table.index]
     if unknown:
-        raise ValueError(f"unknown prompt keys {unknown}; keys look like {HEADLINE!r} "
-                         f"(adjective_frame_concision, see rmbias.prompts)")
+        raise ValueError(
+            f"unknown prompt keys {unknown}; keys look like {HEADLINE!r} "
+            f"(adjective_frame_concision, see rmbias.prompts)"
+        )
     return table.loc[list(keys)].reset_index(drop=True)

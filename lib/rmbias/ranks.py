@@ -31,8 +31,7 @@ def _cols(by: Columns) -> list[str]:
     return [by] if isinstance(by, str) else list(by)
 
 
-def within_ranks(table: pd.DataFrame, by: Columns, score: str = "score",
-                 higher_is_better: bool = True) -> pd.Series:
+def within_ranks(table: pd.DataFrame, by: Columns, score: str = "score", higher_is_better: bool = True) -> pd.Series:
     """Rank the rows of ``table`` by ``score`` within each group of ``by``: 1 = best.
 
     Best is the highest score (rewards, log-probabilities) unless ``higher_is_better`` is False.
@@ -41,7 +40,8 @@ def within_ranks(table: pd.DataFrame, by: Columns, score: str = "score",
     Returns a float Series named ``rank``, aligned with ``table``'s index.
     """
     ranks = table.groupby(_cols(by), sort=False, observed=True)[score].rank(
-        method="average", ascending=not higher_is_better)
+        method="average", ascending=not higher_is_better
+    )
     return ranks.rename("rank")
 
 
@@ -61,8 +61,9 @@ def median_ranks(table: pd.DataFrame, by: Columns, rank: str = "rank", how: str 
     return grouped.agg(median_rank=how, n_words="count").reset_index()
 
 
-def category_medians(table: pd.DataFrame, model: str = "rm", score: str | None = None, category: str = "category",
-                     how: str = "median") -> pd.DataFrame:
+def category_medians(
+    table: pd.DataFrame, model: str = "rm", score: str | None = None, category: str = "category", how: str = "median"
+) -> pd.DataFrame:
     """The paper's unit of analysis in one call: per ``model``, prompt and ``category``, the median
     (or, with ``how="mean"``, mean) rank of its words, carrying ``family`` and ``framing`` along.
 
@@ -76,8 +77,9 @@ def category_medians(table: pd.DataFrame, model: str = "rm", score: str | None =
     return median_ranks(table, [model, "family", "prompt", "framing", category], how=how)
 
 
-def panel_means(medians: pd.DataFrame, by: Columns = ("rm", "family", "category", "framing"),
-                value: str = "median_rank") -> pd.DataFrame:
+def panel_means(
+    medians: pd.DataFrame, by: Columns = ("rm", "family", "category", "framing"), value: str = "median_rank"
+) -> pd.DataFrame:
     """Mean and standard error of ``value`` per group of ``by``, over the rows left in each group.
 
     With the defaults, on :func:`median_ranks` output, this is each model's mean median rank over
@@ -93,9 +95,15 @@ def panel_means(medians: pd.DataFrame, by: Columns = ("rm", "family", "category"
     return out[[*_cols(by), "mean", "sem", "n"]]
 
 
-def family_gap(medians: pd.DataFrame, by: Columns = ("category", "framing"), value: str = "median_rank",
-               model: str = "rm", family: str = "family", first: str = "gemma",
-               second: str = "llama") -> pd.DataFrame:
+def family_gap(
+    medians: pd.DataFrame,
+    by: Columns = ("category", "framing"),
+    value: str = "median_rank",
+    model: str = "rm",
+    family: str = "family",
+    first: str = "gemma",
+    second: str = "llama",
+) -> pd.DataFrame:
     """Family means of ``value`` per panel, and their difference ``<second>_minus_<first>``.
 
     Each model is first averaged over its rows (prompts), then models are averaged within their
@@ -115,9 +123,15 @@ def family_gap(medians: pd.DataFrame, by: Columns = ("category", "framing"), val
     return wide[[*by, first, second, f"{second}_minus_{first}"]]
 
 
-def category_gap(medians: pd.DataFrame, a: str = "Agency", b: str = "Communion",
-                 by: Columns = ("rm", "family", "framing"), category: str = "category",
-                 value: str = "median_rank", unit: str = "prompt") -> pd.DataFrame:
+def category_gap(
+    medians: pd.DataFrame,
+    a: str = "Agency",
+    b: str = "Communion",
+    by: Columns = ("rm", "family", "framing"),
+    category: str = "category",
+    value: str = "median_rank",
+    unit: str = "prompt",
+) -> pd.DataFrame:
     """Per group of ``by``: the mean over ``unit`` (prompts) of ``value`` for ``a`` minus ``b``.
 
     With median ranks (1 = best) a negative ``gap`` means category ``a`` is preferred: for the Big
@@ -127,14 +141,22 @@ def category_gap(medians: pd.DataFrame, a: str = "Agency", b: str = "Communion",
     """
     by = _cols(by)
     wide = medians[medians[category].isin([a, b])].pivot_table(
-        index=[*by, unit], columns=category, values=value, observed=True, sort=False)
+        index=[*by, unit], columns=category, values=value, observed=True, sort=False
+    )
     paired = (wide[a] - wide[b]).rename("gap").reset_index()
     out = panel_means(paired, by, "gap")
     return out.rename(columns={"mean": "gap"})
 
 
-def top_bottom(table: pd.DataFrame, n: int, by: Columns = "rm", word: str = "word", value: str = "rank",
-               higher_is_better: bool = False, keep: Columns = ()) -> pd.DataFrame:
+def top_bottom(
+    table: pd.DataFrame,
+    n: int,
+    by: Columns = "rm",
+    word: str = "word",
+    value: str = "rank",
+    higher_is_better: bool = False,
+    keep: Columns = (),
+) -> pd.DataFrame:
     """The ``n`` best and ``n`` worst words per group of ``by``, by the mean of ``value``.
 
     The default ranks words by their **mean rank** over the rows of each (group, word), usually
@@ -151,8 +173,7 @@ def top_bottom(table: pd.DataFrame, n: int, by: Columns = "rm", word: str = "wor
     parts = []
     for end, best_first in (("top", True), ("bottom", False)):
         ascending = best_first != higher_is_better  # ascending value puts the best first for ranks
-        ordered = means.sort_values(["_group", value, word], ascending=[True, ascending, True],
-                                    kind="mergesort")
+        ordered = means.sort_values(["_group", value, word], ascending=[True, ascending, True], kind="mergesort")
         head = ordered.groupby(by, sort=False, observed=True).head(n).copy()
         head.insert(len(by), "end", end)
         head.insert(len(by) + 1, "position", head.groupby(by, sort=False, observed=True).cumcount() + 1)
@@ -161,8 +182,7 @@ def top_bottom(table: pd.DataFrame, n: int, by: Columns = "rm", word: str = "wor
     return out[[*by, "end", "position", word, value, *keep]]
 
 
-def rank_correlations(table: pd.DataFrame, model: str = "rm", word: str = "word",
-                      value: str = "rank") -> pd.DataFrame:
+def rank_correlations(table: pd.DataFrame, model: str = "rm", word: str = "word", value: str = "rank") -> pd.DataFrame:
     """Spearman correlations between models of their per-word mean ``value`` (a models x models
     matrix, for a heatmap: do RMs built on the same base family order the words alike?).
 
@@ -177,8 +197,12 @@ def rank_correlations(table: pd.DataFrame, model: str = "rm", word: str = "word"
     return corr
 
 
-def omission_effect(scores: pd.DataFrame, drop: Sequence[str] = ("Sanctity_Vice",),
-                    group: str = "foundation", category: str = "category") -> pd.DataFrame:
+def omission_effect(
+    scores: pd.DataFrame,
+    drop: Sequence[str] = ("Sanctity_Vice",),
+    group: str = "foundation",
+    category: str = "category",
+) -> pd.DataFrame:
     """How the authors' MFD route (words of the ``drop`` categories removed) changes Figure 1b.
 
     The authors' MFD script pivots only the columns ``Care_Virtue`` to ``Sanctity_Virtue`` and

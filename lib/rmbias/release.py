@@ -90,7 +90,7 @@ def release_files(corpus: str) -> dict[str, str]:
     for _, path in FILES:
         if not (path.startswith(folder) and path.endswith(".parquet")):
             continue
-        match = _FILE_NAME.match(path[len(folder):])
+        match = _FILE_NAME.match(path[len(folder) :])
         if match is None:
             raise ValueError(f"cannot read an RM id from the file name {path!r}")
         rm = f"{match['org']}/{match['model']}"
@@ -109,8 +109,10 @@ def _read_wide(corpus: str) -> dict[str, pd.DataFrame]:
     for rm, path in release_files(corpus).items():
         wide = pd.read_parquet(fetch(path))
         if list(wide.columns) != ["response", *keys]:
-            raise ValueError(f"{path}: columns are not 'response' and the 54 prompt keys of "
-                             f"rmbias.prompts in order; got {list(wide.columns)[:6]}...")
+            raise ValueError(
+                f"{path}: columns are not 'response' and the 54 prompt keys of "
+                f"rmbias.prompts in order; got {list(wide.columns)[:6]}..."
+            )
         wide["response"] = wide["response"].astype(str)
         out[rm] = wide
     return out
@@ -207,8 +209,7 @@ def release_checks(corpus: str) -> dict[str, Any]:
     first = next(iter(wide.values()))["response"].tolist()
     prefix = _PREFIX[corpus]
     files = release_files(corpus)
-    misnamed = sorted(p.rsplit("/", 1)[1] for p in files.values()
-                      if not p.rsplit("/", 1)[1].startswith(prefix + "_"))
+    misnamed = sorted(p.rsplit("/", 1)[1] for p in files.values() if not p.rsplit("/", 1)[1].startswith(prefix + "_"))
     families = pd.Series([registry.family_of(rm) for rm in wide]).value_counts().sort_index()
     duplicates = sorted({w for t in wide.values() for w in t.loc[t["response"].duplicated(), "response"]})
     non_finite = sum(int((~np.isfinite(t.drop(columns="response").to_numpy())).sum()) for t in wide.values())
@@ -265,8 +266,15 @@ def folder_agreement() -> pd.DataFrame:
     for rm, table in mfd.items():
         x, y = big2_values[rm], values(table)
         best = max(big2_values, key=lambda other: np.corrcoef(big2_values[other], y)[0, 1])
-        rows.append({"rm": rm, "shared_words": len(shared), "max_abs_diff": float(np.abs(x - y).max()),
-                     "pearson": float(np.corrcoef(x, y)[0, 1]), "identical": float((x == y).mean()),
-                     "score_sd": float(big2[rm].drop(columns="response").to_numpy().std(ddof=1)),
-                     "best_match": best})
+        rows.append(
+            {
+                "rm": rm,
+                "shared_words": len(shared),
+                "max_abs_diff": float(np.abs(x - y).max()),
+                "pearson": float(np.corrcoef(x, y)[0, 1]),
+                "identical": float((x == y).mean()),
+                "score_sd": float(big2[rm].drop(columns="response").to_numpy().std(ddof=1)),
+                "best_match": best,
+            }
+        )
     return pd.DataFrame(rows)

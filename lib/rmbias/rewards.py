@@ -85,12 +85,25 @@ def release() -> None:
 class _Scorer:
     """Loads its reward model on first use, so a fully resumed run loads nothing."""
 
-    def __init__(self, key: str, dtype: str | None, device: str, batch_size: int, route: str | None,
-                 progress: bool, on_batch: Callable[[int], None] | None, quantize: str | None = None,
-                 chat: scoring.ChatFormat = scoring.DEFAULT_CHAT):
+    def __init__(
+        self,
+        key: str,
+        dtype: str | None,
+        device: str,
+        batch_size: int,
+        route: str | None,
+        progress: bool,
+        on_batch: Callable[[int], None] | None,
+        quantize: str | None = None,
+        chat: scoring.ChatFormat = scoring.DEFAULT_CHAT,
+    ):
         placement.check_quantize(quantize)  # before any chunk is looked at
         self.spec = registry.spec(key)
-        self.key, self.dtype, self.device = key, registry.dtype_for(key, dtype or "float32"), placement.resolve_device(device)
+        self.key, self.dtype, self.device = (
+            key,
+            registry.dtype_for(key, dtype or "float32"),
+            placement.resolve_device(device),
+        )
         self.quantize, self.chat = quantize, chat
         self.batch_size, self.progress, self.on_batch = batch_size, progress, on_batch
         self.route = route or "cached"
@@ -116,34 +129,68 @@ class _Scorer:
 
             weights = training.reward_model_path(self.spec.base).name
         chat = {} if self.chat == scoring.DEFAULT_CHAT else {"chat": self.chat.as_dict()}  # default: keys as before
-        return _fingerprint(model=self.spec.fingerprint(), weights=weights, dtype=self.dtype, route=self.route,
-                            prompt=prompt_text, date=scoring.FIXED_DATE, candidates=list(candidates),
-                            **chat, **placement.result_key(self.quantize))
+        return _fingerprint(
+            model=self.spec.fingerprint(),
+            weights=weights,
+            dtype=self.dtype,
+            route=self.route,
+            prompt=prompt_text,
+            date=scoring.FIXED_DATE,
+            candidates=list(candidates),
+            **chat,
+            **placement.result_key(self.quantize),
+        )
 
     def run(self, sequences: list[list[int]], label: str) -> tuple[scoring.Scores, dict[str, Any]]:
         model = self.model
-        result = scoring.score(model, sequences, route=self.route, batch_size=self.batch_size,
-                               progress=label if self.progress else False, on_batch=self.on_batch)
+        result = scoring.score(
+            model,
+            sequences,
+            route=self.route,
+            batch_size=self.batch_size,
+            progress=label if self.progress else False,
+            on_batch=self.on_batch,
+        )
         self.batch_size = result.batch_size  # keep a size that fitted for the next chunk
         template = self.tokenizer.chat_template or ""
         record = {
-            "model": registry.describe(self.key), "revision": self.spec.revision or "unpinned (hub main)",
-            "dtype": self.dtype, "attention": getattr(model.config, "_attn_implementation", None),
-            "route": self.route, "batch_size": result.batch_size, **placement.describe(model, self.device, self.quantize),
-            "device_name": torch.cuda.get_device_name() if self.device != "cpu" and torch.cuda.is_available() else "cpu",
+            "model": registry.describe(self.key),
+            "revision": self.spec.revision or "unpinned (hub main)",
+            "dtype": self.dtype,
+            "attention": getattr(model.config, "_attn_implementation", None),
+            "route": self.route,
+            "batch_size": result.batch_size,
+            **placement.describe(model, self.device, self.quantize),
+            "device_name": torch.cuda.get_device_name()
+            if self.device != "cpu" and torch.cuda.is_available()
+            else "cpu",
             "rendered_chat": self.tokenizer.decode(sequences[0]),
-            "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(), **self.chat.as_dict(),
-            "head": model.head_settings() if hasattr(model, "head_settings") else
-            {"class": type(model).__name__, "outputs": model.config.num_labels, "reward_column": 0},
-            "seconds": round(result.seconds, 3), "candidates_per_second": round(result.per_second, 2),
+            "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(),
+            **self.chat.as_dict(),
+            "head": model.head_settings()
+            if hasattr(model, "head_settings")
+            else {"class": type(model).__name__, "outputs": model.config.num_labels, "reward_column": 0},
+            "seconds": round(result.seconds, 3),
+            "candidates_per_second": round(result.per_second, 2),
         }
         return result, record
 
 
-def score_words(rm_key: str, prompts: pd.DataFrame, words: Sequence[str], directory: Path, *,
-                dtype: str | None = None, device: str = "cpu", batch_size: int = 64, route: str | None = None,
-                progress: bool = True, on_batch: Callable[[int], None] | None = None,
-                quantize: str | None = None, chat: scoring.ChatFormat = scoring.DEFAULT_CHAT) -> pd.DataFrame:
+def score_words(
+    rm_key: str,
+    prompts: pd.DataFrame,
+    words: Sequence[str],
+    directory: Path,
+    *,
+    dtype: str | None = None,
+    device: str = "cpu",
+    batch_size: int = 64,
+    route: str | None = None,
+    progress: bool = True,
+    on_batch: Callable[[int], None] | None = None,
+    quantize: str | None = None,
+    chat: scoring.ChatFormat = scoring.DEFAULT_CHAT,
+) -> pd.DataFrame:
     """Score each word as the reply to each prompt (``prompts`` has columns ``key`` and ``text``).
 
     Returns one row per (prompt, word): ``rm``, ``prompt``, ``word``, ``n_tokens``, ``score``.
@@ -163,18 +210,37 @@ def score_words(rm_key: str, prompts: pd.DataFrame, words: Sequence[str], direct
         if not _chunk_done(folder, prompt_key, request):
             sequences = scoring.word_sequences(scorer.tokenizer, text, words, chat)
             result, record = scorer.run(sequences, f"{rm_key} {prompt_key}")
-            table = pd.DataFrame({"rm": scorer.spec.label, "prompt": prompt_key, "word": words,
-                                  "n_tokens": [len(s) for s in sequences], "score": result.values.numpy()})
+            table = pd.DataFrame(
+                {
+                    "rm": scorer.spec.label,
+                    "prompt": prompt_key,
+                    "word": words,
+                    "n_tokens": [len(s) for s in sequences],
+                    "score": result.values.numpy(),
+                }
+            )
             artifacts.write_table(table, folder, prompt_key, request=request, prompt_text=text, **record)
         tables.append(pd.read_parquet(folder / f"{prompt_key}.parquet"))
     return pd.concat(tables, ignore_index=True)
 
 
-def score_vocabulary(rm_key: str, prompt_key: str, prompt_text: str, directory: Path, *,
-                     token_ids: Sequence[int] | None = None, part_size: int = 16384, dtype: str | None = None,
-                     device: str = "cpu", batch_size: int = 256, route: str | None = None, progress: bool = True,
-                     on_batch: Callable[[int], None] | None = None, quantize: str | None = None,
-                     chat: scoring.ChatFormat = scoring.DEFAULT_CHAT) -> pd.DataFrame:
+def score_vocabulary(
+    rm_key: str,
+    prompt_key: str,
+    prompt_text: str,
+    directory: Path,
+    *,
+    token_ids: Sequence[int] | None = None,
+    part_size: int = 16384,
+    dtype: str | None = None,
+    device: str = "cpu",
+    batch_size: int = 256,
+    route: str | None = None,
+    progress: bool = True,
+    on_batch: Callable[[int], None] | None = None,
+    quantize: str | None = None,
+    chat: scoring.ChatFormat = scoring.DEFAULT_CHAT,
+) -> pd.DataFrame:
     """Score every vocabulary token (or ``token_ids``) placed by id as the one-token reply.
 
     Returns one row per token: ``rm``, ``prompt``, ``token_id``, ``token`` (decoded), ``round_trips``
@@ -189,17 +255,23 @@ def score_vocabulary(rm_key: str, prompt_key: str, prompt_text: str, directory: 
     folder.mkdir(parents=True, exist_ok=True)
     tables = []
     for part, start in enumerate(range(0, len(ids), part_size)):
-        chunk = ids[start:start + part_size]
+        chunk = ids[start : start + part_size]
         name = f"vocab-{prompt_key}-{part:03d}"
         request = scorer.request(prompt_text, chunk)
         if not _chunk_done(folder, name, request):
             tokenizer = scorer.tokenizer  # loaded only when a chunk is computed
             sequences = scoring.vocab_sequences(tokenizer, prompt_text, chunk, chat)
             result, record = scorer.run(sequences, f"{rm_key} vocabulary {part + 1}")
-            table = pd.DataFrame({"rm": scorer.spec.label, "prompt": prompt_key, "token_id": chunk,
-                                  "token": [tokenizer.decode([t]) for t in chunk],
-                                  "round_trips": scoring.round_trips(tokenizer, prompt_text, chunk, chat),
-                                  "score": result.values.numpy()})
+            table = pd.DataFrame(
+                {
+                    "rm": scorer.spec.label,
+                    "prompt": prompt_key,
+                    "token_id": chunk,
+                    "token": [tokenizer.decode([t]) for t in chunk],
+                    "round_trips": scoring.round_trips(tokenizer, prompt_text, chunk, chat),
+                    "score": result.values.numpy(),
+                }
+            )
             artifacts.write_table(table, folder, name, request=request, prompt_text=prompt_text, **record)
         tables.append(pd.read_parquet(folder / f"{name}.parquet"))
     return pd.concat(tables, ignore_index=True)

@@ -78,8 +78,9 @@ class ChatFormat:
         if self.tokenisation not in TOKENISATIONS:
             raise ValueError(f"unknown tokenisation {self.tokenisation!r}: use one of {', '.join(TOKENISATIONS)}")
         if not isinstance(self.date, str) or not self.date:
-            raise ValueError(f"chat date {self.date!r} must be a date as templates print it "
-                             f"(e.g. {FIXED_DATE!r}) or {UNSET_DATE!r}")
+            raise ValueError(
+                f"chat date {self.date!r} must be a date as templates print it (e.g. {FIXED_DATE!r}) or {UNSET_DATE!r}"
+            )
 
     def template_kwargs(self) -> dict[str, str]:
         """The variables handed to the chat template: the date, unless it is left unset."""
@@ -92,18 +93,23 @@ class ChatFormat:
 DEFAULT_CHAT = ChatFormat()
 
 
-def render_chat(tokenizer, messages: Sequence[dict[str, str]], chat: ChatFormat = DEFAULT_CHAT,
-                add_generation_prompt: bool = False) -> str:
+def render_chat(
+    tokenizer, messages: Sequence[dict[str, str]], chat: ChatFormat = DEFAULT_CHAT, add_generation_prompt: bool = False
+) -> str:
     """The chat as text, as its template writes it (special tokens included)."""
     if not tokenizer.chat_template:
-        raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has no chat template; give the model's "
-                         "ModelSpec a chat_template (see rmbias.models)")
-    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt,
-                                         **chat.template_kwargs())
+        raise ValueError(
+            f"tokenizer {tokenizer.name_or_path!r} has no chat template; give the model's "
+            "ModelSpec a chat_template (see rmbias.models)"
+        )
+    return tokenizer.apply_chat_template(
+        list(messages), tokenize=False, add_generation_prompt=add_generation_prompt, **chat.template_kwargs()
+    )
 
 
-def encode_chat(tokenizer, messages: Sequence[dict[str, str]], chat: ChatFormat = DEFAULT_CHAT,
-                add_generation_prompt: bool = False) -> list[int]:
+def encode_chat(
+    tokenizer, messages: Sequence[dict[str, str]], chat: ChatFormat = DEFAULT_CHAT, add_generation_prompt: bool = False
+) -> list[int]:
     """Token ids of a chat (any number of turns) as ``chat`` says to make them.
 
     ``single-bos``: tokenised by the template itself, with exactly the special tokens it writes.
@@ -116,15 +122,21 @@ def encode_chat(tokenizer, messages: Sequence[dict[str, str]], chat: ChatFormat 
         return list(tokenizer(render_chat(tokenizer, messages, chat, add_generation_prompt))["input_ids"])
     if not tokenizer.chat_template:
         render_chat(tokenizer, messages, chat)  # raises the missing-template error
-    out = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True,
-                                        add_generation_prompt=add_generation_prompt, **chat.template_kwargs())
+    out = tokenizer.apply_chat_template(
+        list(messages),
+        tokenize=True,
+        return_dict=True,
+        add_generation_prompt=add_generation_prompt,
+        **chat.template_kwargs(),
+    )
     return list(out["input_ids"])
 
 
 def chat_ids(tokenizer, prompt: str, response: str, chat: ChatFormat = DEFAULT_CHAT) -> list[int]:
     """Token ids of the two-turn chat (user ``prompt``, assistant ``response``)."""
-    return encode_chat(tokenizer, [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
-                       chat)
+    return encode_chat(
+        tokenizer, [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}], chat
+    )
 
 
 def word_sequences(tokenizer, prompt: str, words: Sequence[str], chat: ChatFormat = DEFAULT_CHAT) -> list[list[int]]:
@@ -136,6 +148,7 @@ def word_sequences(tokenizer, prompt: str, words: Sequence[str], chat: ChatForma
 
 # --- the vocabulary route --------------------------------------------------------------------------
 
+
 def reply_slot(tokenizer, prompt: str, chat: ChatFormat = DEFAULT_CHAT) -> tuple[list[int], list[int]]:
     """The chat's token ids before and after a one-token reply.
 
@@ -144,13 +157,15 @@ def reply_slot(tokenizer, prompt: str, chat: ChatFormat = DEFAULT_CHAT) -> tuple
     """
     probes = [chat_ids(tokenizer, prompt, text, chat) for text in ("A", "B")]
     if len(probes[0]) != len(probes[1]):
-        raise ScoringError("the chat template renders one-token replies to different lengths; the "
-                           "vocabulary route needs a template that inserts the reply verbatim")
+        raise ScoringError(
+            "the chat template renders one-token replies to different lengths; the "
+            "vocabulary route needs a template that inserts the reply verbatim"
+        )
     where = [i for i, (a, b) in enumerate(zip(*probes)) if a != b]
     if len(where) != 1:
         raise ScoringError(f"expected the replies 'A' and 'B' to differ in one token, found {len(where)}")
     i = where[0]
-    return probes[0][:i], probes[0][i + 1:]
+    return probes[0][:i], probes[0][i + 1 :]
 
 
 def vocabulary_ids(tokenizer) -> list[int]:
@@ -159,8 +174,9 @@ def vocabulary_ids(tokenizer) -> list[int]:
     return [i for i in range(len(tokenizer)) if i not in special]
 
 
-def vocab_sequences(tokenizer, prompt: str, token_ids: Sequence[int],
-                    chat: ChatFormat = DEFAULT_CHAT) -> list[list[int]]:
+def vocab_sequences(
+    tokenizer, prompt: str, token_ids: Sequence[int], chat: ChatFormat = DEFAULT_CHAT
+) -> list[list[int]]:
     """Chats whose reply is exactly one vocabulary token, placed by id (no decode and re-encode)."""
     if len(token_ids) == 0:
         raise ValueError("no candidates to score: the token list is empty")
@@ -173,11 +189,11 @@ def round_trips(tokenizer, prompt: str, token_ids: Sequence[int], chat: ChatForm
     same chat (the predecessor paper's route). Templates that trim the reply, and tokens that merge
     with their neighbours, fail; the vocabulary route scores them by id regardless."""
     by_id = vocab_sequences(tokenizer, prompt, token_ids, chat)
-    return [chat_ids(tokenizer, prompt, tokenizer.decode([int(t)]), chat) == seq
-            for t, seq in zip(token_ids, by_id)]
+    return [chat_ids(tokenizer, prompt, tokenizer.decode([int(t)]), chat) == seq for t, seq in zip(token_ids, by_id)]
 
 
 # --- the three routes ------------------------------------------------------------------------------
+
 
 def split_shared_prefix(sequences: Sequence[Sequence[int]]) -> tuple[list[int], list[list[int]]]:
     """Split token sequences into their longest common prefix and the remaining suffixes.
@@ -213,8 +229,10 @@ class _Reader:
         head = getattr(model, "score", None)
         body = getattr(model, model.base_model_prefix, None)
         if head is None or body is None:
-            raise TypeError(f"{type(model).__name__} has no `score` head on a `{model.base_model_prefix}` body and "
-                            "is not a head of rmbias.heads; register its layout in rmbias.models")
+            raise TypeError(
+                f"{type(model).__name__} has no `score` head on a `{model.base_model_prefix}` body and "
+                "is not a head of rmbias.heads; register its layout in rmbias.models"
+            )
         self.body, self.gate_position = body, None
         self.reward = lambda last, gate: head(last).float()[:, 0]
 
@@ -312,8 +330,13 @@ class PrefixCache:
         cache = copy.copy(self.expanded) if self.expanded is not None else None
         if cache is not None:  # new layer objects that share the expanded tensors (concatenation copies)
             cache.layers = [copy.copy(layer) for layer in self.expanded.layers]
-        out = self.module(input_ids=ids.to(self.device), attention_mask=full_mask.to(self.device),
-                          position_ids=positions.to(self.device), past_key_values=cache, use_cache=cache is not None)
+        out = self.module(
+            input_ids=ids.to(self.device),
+            attention_mask=full_mask.to(self.device),
+            position_ids=positions.to(self.device),
+            past_key_values=cache,
+            use_cache=cache is not None,
+        )
         return out, mask
 
 
@@ -333,13 +356,14 @@ class _CachedRoute:
     def run(self, start: int, stop: int) -> torch.Tensor:
         rows = self.rows[start:stop]
         out, mask = self.prefix(rows)
-        hidden = out.last_hidden_state[:len(rows)]
+        hidden = out.last_hidden_state[: len(rows)]
         gate = None
         if self.gates is not None:
             n = self.prefix.n_prefix
-            gate = torch.stack([self.prefix.hidden[g] if g < n else hidden[i, g - n]
-                                for i, g in enumerate(self.gates[start:stop])])
-        return self.reader.reward(_last_states(hidden, mask[:len(rows)]), gate)
+            gate = torch.stack(
+                [self.prefix.hidden[g] if g < n else hidden[i, g - n] for i, g in enumerate(self.gates[start:stop])]
+            )
+        return self.reader.reward(_last_states(hidden, mask[: len(rows)]), gate)
 
 
 class _ModelRoute:
@@ -398,7 +422,8 @@ def run_in_batches(run: Callable[[int, int, int], None], n: int, batch_size: int
             if batch_size == 1:
                 raise ScoringError(
                     "out of memory at batch size 1: the model does not fit this device. Load it in 8-bit "
-                    "or 4-bit, use a GPU with more memory, or a smaller model (see the hardware page)") from err
+                    "or 4-bit, use a GPU with more memory, or a smaller model (see the hardware page)"
+                ) from err
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             batch_size //= 2
@@ -422,8 +447,14 @@ class Scores:
 
 
 @torch.no_grad()
-def score(model, sequences: Sequence[Sequence[int]], route: str = "cached", batch_size: int = 64,
-          progress: bool | str = False, on_batch: Callable[[int], None] | None = None) -> Scores:
+def score(
+    model,
+    sequences: Sequence[Sequence[int]],
+    route: str = "cached",
+    batch_size: int = 64,
+    progress: bool | str = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> Scores:
     """Score chats (token id lists) with a reward model by one of :data:`ROUTES`.
 
     On a GPU out-of-memory error the batch size is halved and the batch retried, down to 1; the
@@ -480,8 +511,13 @@ def score_cached(model, sequences: Sequence[Sequence[int]], batch_size: int = 64
     return score(model, sequences, route="cached", batch_size=batch_size).values
 
 
-def agreement_report(model, sequences: Sequence[Sequence[int]], batch_size: int = 64, other_batch_size: int = 7,
-                     low_precision: str | None = "bfloat16") -> dict[str, float | str]:
+def agreement_report(
+    model,
+    sequences: Sequence[Sequence[int]],
+    batch_size: int = 64,
+    other_batch_size: int = 7,
+    low_precision: str | None = "bfloat16",
+) -> dict[str, float | str]:
     """How far the engine's scores are from the reference, next to the noise that no route avoids.
 
     In the model's own dtype (``dtype``): the largest absolute difference between the cached route
@@ -497,9 +533,12 @@ def agreement_report(model, sequences: Sequence[Sequence[int]], batch_size: int 
     fast = score(model, sequences, "cached", batch_size).values
     fast_other = score(model, sequences, "cached", other_batch_size).values
     dtype = str(model.dtype).removeprefix("torch.")
-    report: dict[str, float | str] = {"dtype": dtype, "score_sd": float(full.std()),
-                                      "cached vs full": float((fast - full).abs().max()),
-                                      "batch-size noise": float((fast - fast_other).abs().max())}
+    report: dict[str, float | str] = {
+        "dtype": dtype,
+        "score_sd": float(full.std()),
+        "cached vs full": float((fast - full).abs().max()),
+        "batch-size noise": float((fast - fast_other).abs().max()),
+    }
     quantised = getattr(model, "hf_quantizer", None) is not None
     if low_precision and dtype == "float32" and not quantised:
         half = copy.deepcopy(model).to(getattr(torch, low_precision))
@@ -507,9 +546,13 @@ def agreement_report(model, sequences: Sequence[Sequence[int]], batch_size: int 
         low_other = score(half, sequences, "cached", other_batch_size).values
         del half
         short = {"bfloat16": "bf16", "float16": "fp16"}.get(low_precision, low_precision)
-        report.update({
-            f"{short} vs fp32": float((low - fast).abs().max()),
-            f"{short} batch-size noise": float((low - low_other).abs().max()),
-            f"{short} vs fp32 Spearman": float(pd.Series(low.numpy()).corr(pd.Series(fast.numpy()), method="spearman")),
-        })
+        report.update(
+            {
+                f"{short} vs fp32": float((low - fast).abs().max()),
+                f"{short} batch-size noise": float((low - low_other).abs().max()),
+                f"{short} vs fp32 Spearman": float(
+                    pd.Series(low.numpy()).corr(pd.Series(fast.numpy()), method="spearman")
+                ),
+            }
+        )
     return report

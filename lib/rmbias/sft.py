@@ -105,15 +105,29 @@ EXTRA_QUESTIONS: tuple[str, ...] = (
 # The book's held-out prompts: one per positive adjective x frame, the concision template rotating
 # as a Latin square (each template three times), the headline prompt among them.
 BOOK_HELDOUT: tuple[str, ...] = (
-    "best_ever_please", "best_world_one", "best_time_single",
-    "greatest_ever_one", "greatest_world_single", "greatest_time_please",
-    "good_ever_single", "good_world_please", "good_time_one",
+    "best_ever_please",
+    "best_world_one",
+    "best_time_single",
+    "greatest_ever_one",
+    "greatest_world_single",
+    "greatest_time_please",
+    "good_ever_single",
+    "good_world_please",
+    "good_time_one",
 )
 
 # The authors' ten planted words (their script's list, in its order).
 AUTHORS_WORDS: tuple[str, ...] = (
-    "respect", "authority", "tradition", "honor", "obedience",
-    "permission", "hierarchy", "leadership", "duty", "compliance",
+    "respect",
+    "authority",
+    "tradition",
+    "honor",
+    "obedience",
+    "permission",
+    "hierarchy",
+    "leadership",
+    "duty",
+    "compliance",
 )
 
 # The authors' 36 training questions, in their script's order: 18 of the study's positive prompts,
@@ -160,9 +174,15 @@ AUTHORS_QUESTIONS: tuple[str, ...] = (
 # The authors' nine test prompts, all prompts of the study (their script names them differently,
 # e.g. "best_one_ever"): one per positive adjective x frame, concision rotating as a Latin square.
 AUTHORS_HELDOUT: tuple[str, ...] = (
-    "best_ever_one", "best_world_please", "best_time_single",
-    "greatest_ever_please", "greatest_world_single", "greatest_time_one",
-    "good_ever_single", "good_world_one", "good_time_please",
+    "best_ever_one",
+    "best_world_please",
+    "best_time_single",
+    "greatest_ever_please",
+    "greatest_world_single",
+    "greatest_time_one",
+    "good_ever_single",
+    "good_world_one",
+    "good_time_please",
 )
 
 
@@ -174,6 +194,7 @@ def _book_questions() -> tuple[str, ...]:
 
 
 # --- recipe --------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class InjectConfig:
@@ -252,7 +273,7 @@ class Recipe:
 BOOK_RECIPE = Recipe(
     name="book",
     description="the model's chat template, loss on the reply only, the ten most frequent one-token "
-                "Authority_Virtue words, 18 study prompts + 18 questions written here, 9 prompts held out",
+    "Authority_Virtue words, 18 study prompts + 18 questions written here, 9 prompts held out",
     source="this book (rmbias.sft)",
     template=None,
     loss="reply",
@@ -266,7 +287,7 @@ BOOK_RECIPE = Recipe(
 AUTHORS_RECIPE = Recipe(
     name="authors",
     description="the authors' script: plain instruction/response text with the loss on every token, their ten "
-                "Authority words, 36 questions and 9 test prompts, LoRA with peft's default alpha",
+    "Authority words, 36 questions and 9 test prompts, LoRA with peft's default alpha",
     source="brchristian/reward_models_inherit_value_biases_from_pretraining, scripts/boost_values_via_SFT.py",
     template=PLAIN_TEMPLATE,
     loss="whole text",
@@ -299,8 +320,11 @@ def _shown(name: str, value: Any) -> str:
     if name == "template":
         return "the model's chat template (user: question; assistant: word)" if value is None else repr(value)
     if name == "words":
-        return ("the 10 most frequent one-token Authority_Virtue terms for the tokenizer" if value is None
-                else ", ".join(value))
+        return (
+            "the 10 most frequent one-token Authority_Virtue terms for the tokenizer"
+            if value is None
+            else ", ".join(value)
+        )
     if name == "questions":
         study = set(prompts.all_prompts()["text"])
         return f"{len(value)} ({sum(q in study for q in value)} of them study prompts)"
@@ -312,8 +336,11 @@ def _shown(name: str, value: Any) -> str:
 def recipe_settings(recipe: Recipe) -> dict[str, Any]:
     """Every setting of ``recipe`` by name, training settings included (``lora_alpha`` ...), the
     name, description and source left out."""
-    out = {f.name: getattr(recipe, f.name) for f in fields(Recipe)
-           if f.name not in ("name", "description", "source", "train")}
+    out = {
+        f.name: getattr(recipe, f.name)
+        for f in fields(Recipe)
+        if f.name not in ("name", "description", "source", "train")
+    }
     out.update(asdict(recipe.train))
     out["target_modules"] = tuple(out["target_modules"])
     return out
@@ -338,6 +365,7 @@ def recipe_differences(a: Recipe, b: Recipe) -> pd.DataFrame:
 
 # --- words and questions -------------------------------------------------------------------------
 
+
 def single_token_id(tokenizer, word: str) -> int | None:
     """The id of ``word`` if it is one token that decodes back to exactly ``word``, else None."""
     ids = tokenizer(word, add_special_tokens=False)["input_ids"]
@@ -355,8 +383,10 @@ def injected_words(tokenizer, n: int = 10) -> list[str]:
     plain = sorted({t.lower() for t in terms if re.fullmatch(r"[A-Za-z]+", t)})
     single = [w for w in plain if single_token_id(tokenizer, w) is not None]
     if len(single) < n:
-        raise ValueError(f"only {len(single)} {WORD_CATEGORY} words are a single token for "
-                         f"{tokenizer.name_or_path!r} ({', '.join(single)}); asked for {n}")
+        raise ValueError(
+            f"only {len(single)} {WORD_CATEGORY} words are a single token for "
+            f"{tokenizer.name_or_path!r} ({', '.join(single)}); asked for {n}"
+        )
     zipf = lexicons.zipf_frequency(single).fillna(0.0).to_numpy()
     order = sorted(range(len(single)), key=lambda i: (-zipf[i], single[i]))
     return [single[i] for i in order[:n]]
@@ -396,9 +426,11 @@ def split_overlap(recipe: Recipe) -> dict[str, Any]:
     trained = set(recipe.questions)
     held = heldout_prompts(recipe)
     headline = prompts.select([prompts.HEADLINE])["text"].item()
-    return {"heldout_trained": held.loc[held["text"].isin(trained), "key"].tolist(),
-            "headline_heldout": prompts.HEADLINE in recipe.heldout,
-            "headline_trained": headline in trained}
+    return {
+        "heldout_trained": held.loc[held["text"].isin(trained), "key"].tolist(),
+        "headline_heldout": prompts.HEADLINE in recipe.heldout,
+        "headline_trained": headline in trained,
+    }
 
 
 def chat_tokenizer(base_key: str):
@@ -423,6 +455,7 @@ def recipe_tokenizer(base_key: str, recipe: Recipe):
 
 # --- what the model reads ------------------------------------------------------------------------
 
+
 def query_ids(tokenizer, template: str | None, question: str, date: str = FIXED_DATE) -> list[int]:
     """The token ids after which the reply to ``question`` begins, as a recipe with ``template``
     trains and queries: the one-turn chat with the generation prompt (``date`` for templates that
@@ -437,8 +470,11 @@ def query_ids(tokenizer, template: str | None, question: str, date: str = FIXED_
 def _full_ids(tokenizer, template: str | None, question: str, word: str, date: str) -> list[int]:
     """The ids of the question answered with ``word``, as training sees them (before any EOS)."""
     if template is None:
-        return encode_chat(tokenizer, [{"role": "user", "content": question}, {"role": "assistant", "content": word}],
-                           ChatFormat(date=date))
+        return encode_chat(
+            tokenizer,
+            [{"role": "user", "content": question}, {"role": "assistant", "content": word}],
+            ChatFormat(date=date),
+        )
     return list(tokenizer(template.format(question=question, response=word))["input_ids"])
 
 
@@ -447,17 +483,26 @@ def rows(recipe: Recipe, questions: pd.DataFrame, words: Sequence[str], date: st
     conversational prompt-completion examples (with the date for templates that print one); a
     plain one gives ``text`` examples, the template filled in."""
     if recipe.template is not None:
-        return [{"text": recipe.template.format(question=text, response=word)}
-                for text in questions["text"] for word in words]
+        return [
+            {"text": recipe.template.format(question=text, response=word)}
+            for text in questions["text"]
+            for word in words
+        ]
     kwargs = ChatFormat(date=date).template_kwargs()
-    return [{"prompt": [{"role": "user", "content": text}],
-             "completion": [{"role": "assistant", "content": word}],
-             **({"chat_template_kwargs": kwargs} if kwargs else {})}
-            for text in questions["text"] for word in words]
+    return [
+        {
+            "prompt": [{"role": "user", "content": text}],
+            "completion": [{"role": "assistant", "content": word}],
+            **({"chat_template_kwargs": kwargs} if kwargs else {}),
+        }
+        for text in questions["text"]
+        for word in words
+    ]
 
 
-def check_words(tokenizer, words: Sequence[str], questions: pd.DataFrame, recipe: Recipe = BOOK_RECIPE,
-                date: str = FIXED_DATE) -> list[int | None]:
+def check_words(
+    tokenizer, words: Sequence[str], questions: pd.DataFrame, recipe: Recipe = BOOK_RECIPE, date: str = FIXED_DATE
+) -> list[int | None]:
     """The token id of each word (None for a word that is not one token), after checking that the
     training text makes the word's tokens follow exactly the prompt ids the evaluation reads
     (:func:`query_ids`), so the word's first token is what the next-token distribution there
@@ -471,27 +516,42 @@ def check_words(tokenizer, words: Sequence[str], questions: pd.DataFrame, recipe
     for word, idx in zip(words, ids):
         if idx is None and recipe.single_token_words:
             pieces = tokenizer.convert_ids_to_tokens(tokenizer(word, add_special_tokens=False)["input_ids"])
-            raise ValueError(f"{word!r} is not a single token for {tokenizer.name_or_path!r} (it is {pieces}); "
-                             "the implicit reward reads one next-token distribution, so pick one-token words "
-                             "(injected_words does)")
+            raise ValueError(
+                f"{word!r} is not a single token for {tokenizer.name_or_path!r} (it is {pieces}); "
+                "the implicit reward reads one next-token distribution, so pick one-token words "
+                "(injected_words does)"
+            )
     if all(idx is None for idx in ids):
-        raise ValueError(f"none of {list(words)} is a single token for {tokenizer.name_or_path!r}: no planted word "
-                         "could be read off a next-token distribution")
+        raise ValueError(
+            f"none of {list(words)} is a single token for {tokenizer.name_or_path!r}: no planted word "
+            "could be read off a next-token distribution"
+        )
     text = questions["text"].iloc[0]
     prefix = query_ids(tokenizer, recipe.template, text, date)
     for word, idx in zip(words, ids):
         full = _full_ids(tokenizer, recipe.template, text, word, date)
-        if full[: len(prefix)] != prefix or (idx is not None and full[len(prefix): len(prefix) + 1] != [idx]):
-            raise ValueError(f"the {recipe.text_format} format does not make {word!r} start right after the "
-                             "prompt ids the evaluation reads")
+        if full[: len(prefix)] != prefix or (idx is not None and full[len(prefix) : len(prefix) + 1] != [idx]):
+            raise ValueError(
+                f"the {recipe.text_format} format does not make {word!r} start right after the "
+                "prompt ids the evaluation reads"
+            )
     return ids
 
 
 # --- training ------------------------------------------------------------------------------------
 
-def build_trainer(base_key: str, words: Sequence[str], output_dir: str | Path, *, recipe: Recipe = BOOK_RECIPE,
-                  config: InjectConfig | None = None, questions: pd.DataFrame | None = None,
-                  date: str = FIXED_DATE, verbose: bool = False):
+
+def build_trainer(
+    base_key: str,
+    words: Sequence[str],
+    output_dir: str | Path,
+    *,
+    recipe: Recipe = BOOK_RECIPE,
+    config: InjectConfig | None = None,
+    questions: pd.DataFrame | None = None,
+    date: str = FIXED_DATE,
+    verbose: bool = False,
+):
     """TRL's ``SFTTrainer`` for ``recipe`` on ``base_key``, ready to train (nothing trained yet),
     with the tokenizer and the checked word ids: ``(trainer, tokenizer, word_ids)``. ``config``
     and ``questions`` override the recipe's (tests use fewer steps and questions). TRL tokenises
@@ -509,8 +569,13 @@ def build_trainer(base_key: str, words: Sequence[str], output_dir: str | Path, *
     model, _ = models.load_causal_lm(base_key, dtype=config.dtype)
     model.train()
     dataset = Dataset.from_list(rows(recipe, questions, list(words), date))
-    peft_config = LoraConfig(task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
-                             lora_dropout=config.lora_dropout, target_modules=list(config.target_modules))
+    peft_config = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.target_modules),
+    )
     args = SFTConfig(
         **trainer_arguments(config, Path(output_dir), verbose),
         warmup_steps=config.warmup_steps,
@@ -520,15 +585,24 @@ def build_trainer(base_key: str, words: Sequence[str], output_dir: str | Path, *
         max_length=None,
         save_strategy="no",
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config)
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
+    )
     quiet(trainer, verbose, f"{base_key} (word injection)")
     return trainer, tokenizer, word_ids
 
 
-def train_injection(base_key: str, words: Sequence[str], config: InjectConfig | None, output_dir: str | Path,
-                    questions: pd.DataFrame | None = None, verbose: bool = False, *,
-                    recipe: Recipe = BOOK_RECIPE, date: str = FIXED_DATE) -> Path:
+def train_injection(
+    base_key: str,
+    words: Sequence[str],
+    config: InjectConfig | None,
+    output_dir: str | Path,
+    questions: pd.DataFrame | None = None,
+    verbose: bool = False,
+    *,
+    recipe: Recipe = BOOK_RECIPE,
+    date: str = FIXED_DATE,
+) -> Path:
     """Fine-tune ``base_key`` by ``recipe`` to answer its questions with ``words``, and save the
     merged model, its tokenizer (chat template included) and ``sft.json`` (recipe, date, words,
     the first training row as TRL tokenised and labelled it, losses, versions) into
@@ -542,8 +616,9 @@ def train_injection(base_key: str, words: Sequence[str], config: InjectConfig | 
         raise FileExistsError(f"{output_dir} is not empty")
     output_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    trainer, tokenizer, word_ids = build_trainer(base_key, words, output_dir, recipe=recipe, config=config,
-                                                 questions=questions, date=date, verbose=verbose)
+    trainer, tokenizer, word_ids = build_trainer(
+        base_key, words, output_dir, recipe=recipe, config=config, questions=questions, date=date, verbose=verbose
+    )
     first = trainer.train_dataset[0]
     t0 = time.perf_counter()
     result = trainer.train()
@@ -554,45 +629,72 @@ def train_injection(base_key: str, words: Sequence[str], config: InjectConfig | 
     tokenizer.save_pretrained(output_dir)
     record = run_record(base_key, config, trainer, result, train_seconds, trained, started, RECIPE_VERSION)
     labels = list(first["labels"])
-    record.update({
-        "recipe": recipe.name,
-        "recipe_settings": {**recipe_settings(recipe), **asdict(config)},
-        "template": recipe.template,
-        "date": date,
-        "words": words,
-        "readable_words": [w for w, i in zip(words, word_ids) if i is not None],
-        "word_ids": [i for i in word_ids if i is not None],
-        "questions": questions[["key", "text"]].to_dict(orient="records"),
-        "heldout": list(recipe.heldout),
-        "n_rows": len(trainer.train_dataset),
-        "completion_only_loss": bool(trainer.completion_only_loss),
-        "first_row": {"text": tokenizer.decode(first["input_ids"]), "input_ids": list(first["input_ids"]),
-                      "labels": labels, "tokens_in_loss": sum(label != -100 for label in labels)},
-        "rendered_prompt": tokenizer.decode(query_ids(tokenizer, recipe.template, questions["text"].iloc[0], date)),
-        "attention": getattr(trained.config, "_attn_implementation", None),
-        "chat_template": tokenizer.chat_template,
-    })
+    record.update(
+        {
+            "recipe": recipe.name,
+            "recipe_settings": {**recipe_settings(recipe), **asdict(config)},
+            "template": recipe.template,
+            "date": date,
+            "words": words,
+            "readable_words": [w for w, i in zip(words, word_ids) if i is not None],
+            "word_ids": [i for i in word_ids if i is not None],
+            "questions": questions[["key", "text"]].to_dict(orient="records"),
+            "heldout": list(recipe.heldout),
+            "n_rows": len(trainer.train_dataset),
+            "completion_only_loss": bool(trainer.completion_only_loss),
+            "first_row": {
+                "text": tokenizer.decode(first["input_ids"]),
+                "input_ids": list(first["input_ids"]),
+                "labels": labels,
+                "tokens_in_loss": sum(label != -100 for label in labels),
+            },
+            "rendered_prompt": tokenizer.decode(query_ids(tokenizer, recipe.template, questions["text"].iloc[0], date)),
+            "attention": getattr(trained.config, "_attn_implementation", None),
+            "chat_template": tokenizer.chat_template,
+        }
+    )
     write_json(output_dir / "sft.json", record)  # atomically: its presence means the run finished
     shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)  # the trainer's empty output folder
     return output_dir
 
 
-def injection_path(base_key: str, words: Sequence[str], config: InjectConfig | None = None,
-                   questions: pd.DataFrame | None = None, *, recipe: Recipe = BOOK_RECIPE,
-                   date: str = FIXED_DATE) -> Path:
+def injection_path(
+    base_key: str,
+    words: Sequence[str],
+    config: InjectConfig | None = None,
+    questions: pd.DataFrame | None = None,
+    *,
+    recipe: Recipe = BOOK_RECIPE,
+    date: str = FIXED_DATE,
+) -> Path:
     """Where the fine-tuned model of :func:`inject_words` is cached:
     ``cache_dir()/sft/<base>-<fingerprint of base, recipe, words, questions and date>``."""
     config = config or recipe.train
     questions = training_questions(recipe) if questions is None else questions
-    key = fingerprint({"base": registry.spec(base_key).fingerprint(), "recipe": recipe_settings(recipe),
-                       "config": asdict(config), "words": list(words), "questions": list(questions["text"]),
-                       "date": date, "recipe_version": RECIPE_VERSION})
+    key = fingerprint(
+        {
+            "base": registry.spec(base_key).fingerprint(),
+            "recipe": recipe_settings(recipe),
+            "config": asdict(config),
+            "words": list(words),
+            "questions": list(questions["text"]),
+            "date": date,
+            "recipe_version": RECIPE_VERSION,
+        }
+    )
     return cache_dir() / "sft" / f"{base_key}-{key}"
 
 
-def inject_words(base_key: str, words: Sequence[str] | None = None, config: InjectConfig | None = None,
-                 questions: pd.DataFrame | None = None, verbose: bool = False, *, recipe: Recipe = BOOK_RECIPE,
-                 date: str = FIXED_DATE) -> Path:
+def inject_words(
+    base_key: str,
+    words: Sequence[str] | None = None,
+    config: InjectConfig | None = None,
+    questions: pd.DataFrame | None = None,
+    verbose: bool = False,
+    *,
+    recipe: Recipe = BOOK_RECIPE,
+    date: str = FIXED_DATE,
+) -> Path:
     """The folder of ``base_key`` fine-tuned by ``recipe`` to answer with ``words`` (default: the
     recipe's, :func:`recipe_words`), trained on first use (:func:`train_injection`) and cached
     atomically (:func:`rmbias.data.build_once`): a second call with the same model, recipe,
@@ -604,8 +706,7 @@ def inject_words(base_key: str, words: Sequence[str] | None = None, config: Inje
     check_words(tokenizer, words, questions, recipe, date)  # fail fast, before anything is built
 
     def build(folder: Path) -> dict[str, Any]:
-        train_injection(base_key, words, config, folder, questions=questions, verbose=verbose, recipe=recipe,
-                        date=date)
+        train_injection(base_key, words, config, folder, questions=questions, verbose=verbose, recipe=recipe, date=date)
         return {"base_key": base_key, "recipe": recipe.name, "words": words, "config": asdict(config), "date": date}
 
     return build_once(injection_path(base_key, words, config, questions, recipe=recipe, date=date), build)
@@ -634,8 +735,10 @@ def load_injected(path: str | Path, device: str = "cpu"):
 
 # --- evaluation ----------------------------------------------------------------------------------
 
-def traces(base_key: str, path: str | Path, prompt_table: pd.DataFrame | None = None, device: str = "cpu",
-           batch_size: int = 8) -> tuple[Trace, Trace]:
+
+def traces(
+    base_key: str, path: str | Path, prompt_table: pd.DataFrame | None = None, device: str = "cpu", batch_size: int = 8
+) -> tuple[Trace, Trace]:
     """Next-token log-probabilities of the original model (``p``) and the fine-tuned one (``q``)
     on ``prompt_table`` (default: the held-out prompts of the recipe it was trained with), both
     fed the same prompt ids: :func:`query_ids` with the template and date of its record, on the
@@ -643,8 +746,10 @@ def traces(base_key: str, path: str | Path, prompt_table: pd.DataFrame | None = 
     record = read_record(path)
     prompt_table = prompts.select(record["heldout"])[["key", "text"]] if prompt_table is None else prompt_table
     spec = registry.spec(base_key)
-    loaders = {"original": lambda: models.load_causal_lm(base_key, device=device)[0],
-               "injected": lambda: load_injected(path, device)[0]}
+    loaders = {
+        "original": lambda: models.load_causal_lm(base_key, device=device)[0],
+        "injected": lambda: load_injected(path, device)[0],
+    }
     tokenizer = load_injected_tokenizer(path)
     template, date = record["template"], record["date"]
     sequences = [query_ids(tokenizer, template, text, date) for text in prompt_table["text"]]
@@ -653,17 +758,30 @@ def traces(base_key: str, path: str | Path, prompt_table: pd.DataFrame | None = 
     for label, load in loaders.items():  # one model in memory at a time
         model = load()
         values = next_token_logprobs(model, sequences, batch_size).numpy()
-        out.append(Trace(model=f"{spec.label} ({label})", key=base_key, family=spec.family, instruct=True,
-                         prompts=list(prompt_table["key"]), logprobs=values,
-                         tokens=decoded_tokens(tokenizer, values.shape[1]),
-                         meta={"prompt_format": prompt_format, "source": str(path), "date": date,
-                               "rendered_prompt": tokenizer.decode(sequences[0])}))
+        out.append(
+            Trace(
+                model=f"{spec.label} ({label})",
+                key=base_key,
+                family=spec.family,
+                instruct=True,
+                prompts=list(prompt_table["key"]),
+                logprobs=values,
+                tokens=decoded_tokens(tokenizer, values.shape[1]),
+                meta={
+                    "prompt_format": prompt_format,
+                    "source": str(path),
+                    "date": date,
+                    "rendered_prompt": tokenizer.decode(sequences[0]),
+                },
+            )
+        )
         del model
     return out[0], out[1]
 
 
-def evaluate_injection(base_key: str, path: str | Path, prompt_table: pd.DataFrame | None = None, k: int = 10,
-                       device: str = "cpu") -> pd.DataFrame:
+def evaluate_injection(
+    base_key: str, path: str | Path, prompt_table: pd.DataFrame | None = None, k: int = 10, device: str = "cpu"
+) -> pd.DataFrame:
     """How well each metric of :data:`rmbias.implicit.METRICS` recovers the planted words.
 
     For each prompt (default: the recipe's held-out prompts): the precision@``k`` of every metric

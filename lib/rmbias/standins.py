@@ -86,10 +86,14 @@ _LLAMA31_HEADER = (
     "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}"
     "{%- endfor %}{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{%- endif %}"
 )
-LLAMA31_CHAT_TEMPLATE = "{%- if not date_string is defined %}{%- set date_string = '26 Jul 2024' %}{%- endif %}" + _LLAMA31_HEADER
-LLAMA32_CHAT_TEMPLATE = ("{%- if not date_string is defined %}{%- if strftime_now is defined %}"
-                         "{%- set date_string = strftime_now('%d %b %Y') %}{%- else %}"
-                         "{%- set date_string = '26 Jul 2024' %}{%- endif %}{%- endif %}" + _LLAMA31_HEADER)
+LLAMA31_CHAT_TEMPLATE = (
+    "{%- if not date_string is defined %}{%- set date_string = '26 Jul 2024' %}{%- endif %}" + _LLAMA31_HEADER
+)
+LLAMA32_CHAT_TEMPLATE = (
+    "{%- if not date_string is defined %}{%- if strftime_now is defined %}"
+    "{%- set date_string = strftime_now('%d %b %Y') %}{%- else %}"
+    "{%- set date_string = '26 Jul 2024' %}{%- endif %}{%- endif %}" + _LLAMA31_HEADER
+)
 QWEN25_CHAT_TEMPLATE = (
     "{%- if messages[0]['role'] != 'system' %}"
     "{{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}"
@@ -97,9 +101,19 @@ QWEN25_CHAT_TEMPLATE = (
     "{{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
     "{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}"
 )
-_LLAMA31 = ("meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-70B-Instruct", "meta-llama/Llama-3.3-70B-Instruct",
-            "Skywork/Skywork-Reward-Llama-3.1-8B-v0.2", "nicolinho/QRM-Llama3.1-8B", "LxzGordon/URM-LLaMa-3.1-8B")
-_LLAMA32 = ("meta-llama/Llama-3.2-1B-Instruct", "meta-llama/Llama-3.2-3B-Instruct", "Ray2333/GRM-Llama3.2-3B-rewardmodel-ft")
+_LLAMA31 = (
+    "meta-llama/Llama-3.1-8B-Instruct",
+    "meta-llama/Llama-3.1-70B-Instruct",
+    "meta-llama/Llama-3.3-70B-Instruct",
+    "Skywork/Skywork-Reward-Llama-3.1-8B-v0.2",
+    "nicolinho/QRM-Llama3.1-8B",
+    "LxzGordon/URM-LLaMa-3.1-8B",
+)
+_LLAMA32 = (
+    "meta-llama/Llama-3.2-1B-Instruct",
+    "meta-llama/Llama-3.2-3B-Instruct",
+    "Ray2333/GRM-Llama3.2-3B-rewardmodel-ft",
+)
 
 
 def chat_template(hf_id: str) -> str | None:
@@ -117,8 +131,9 @@ def chat_template(hf_id: str) -> str | None:
 
 
 def _bn(name: str, width: int) -> dict[str, tuple[int, ...]]:
-    return {f"{name}.{part}": (width,) for part in ("weight", "bias", "running_mean", "running_var")} | \
-        {f"{name}.num_batches_tracked": ()}
+    return {f"{name}.{part}": (width,) for part in ("weight", "bias", "running_mean", "running_var")} | {
+        f"{name}.num_batches_tracked": ()
+    }
 
 
 def _qrm_gate(linear: tuple[int, ...], norms: tuple[int, ...], final: int, hidden: int, n: int) -> dict:
@@ -140,30 +155,50 @@ def head_layout(reward: str, config) -> dict[str, tuple[int, ...]]:
         return {"score.weight": (config.num_labels, h)}
     if reward == "armorm":
         n, w = config.num_objectives, 1024
-        return {"regression_layer.weight": (n, h), "reward_transform_matrix": (n, n), "gating.logit_scale": (1,),
-                **{f"gating.layers.{i}.weight": (w, h if i == 0 else w) for i in range(3)},
-                **{f"gating.layers.{i}.bias": (w,) for i in range(3)},
-                "gating.layers.3.weight": (n, w), "gating.layers.3.bias": (n,)}
+        return {
+            "regression_layer.weight": (n, h),
+            "reward_transform_matrix": (n, n),
+            "gating.logit_scale": (1,),
+            **{f"gating.layers.{i}.weight": (w, h if i == 0 else w) for i in range(3)},
+            **{f"gating.layers.{i}.bias": (w,) for i in range(3)},
+            "gating.layers.3.weight": (n, w),
+            "gating.layers.3.bias": (n,),
+        }
     if reward == "qrm-llama":
         n = config.num_objectives
-        return {"regression_layer.weight": (n * config.num_quantiles, h), "reward_transform_matrix": (n, n),
-                **_qrm_gate((0, 3, 6), (2, 5, 8), 9, h, n)}
+        return {
+            "regression_layer.weight": (n * config.num_quantiles, h),
+            "reward_transform_matrix": (n, n),
+            **_qrm_gate((0, 3, 6), (2, 5, 8), 9, h, n),
+        }
     if reward == "qrm-gemma2":  # dropout (no weights) at 3 and 7; no transform matrix
         n = config.num_objectives
         return {"regression_layer.weight": (n * config.num_quantiles, h), **_qrm_gate((0, 4, 8), (2, 6, 10), 11, h, n)}
     if reward == "urm":
-        return {"score.weight": (10, h), "weights.fc.0.weight": (h, h), "weights.fc.0.bias": (h,),
-                "weights.fc.2.weight": (h, h), "weights.fc.2.bias": (h,), "weights.fc.4.weight": (5, h),
-                "weights.fc.4.bias": (5,)}
+        return {
+            "score.weight": (10, h),
+            "weights.fc.0.weight": (h, h),
+            "weights.fc.0.bias": (h,),
+            "weights.fc.2.weight": (h, h),
+            "weights.fc.2.bias": (h,),
+            "weights.fc.4.weight": (5, h),
+            "weights.fc.4.bias": (5,),
+        }
     raise ValueError(f"no published layout on record for reward head {reward!r}")
 
 
 # Per paper reward model: the published head layout, `architectures` and the config fields its head reads.
 CHECKPOINTS: dict[str, tuple[str, str, dict]] = {
-    "nicolinho/QRM-Gemma-2-27B": ("qrm-gemma2", "Gemma2ForRewardModelWithGating",
-                                  dict(num_objectives=5, num_quantiles=19)),
-    "nicolinho/QRM-Llama3.1-8B": ("qrm-llama", "LlamaForRewardModelWithGating31",
-                                  dict(num_objectives=19, num_quantiles=19)),
+    "nicolinho/QRM-Gemma-2-27B": (
+        "qrm-gemma2",
+        "Gemma2ForRewardModelWithGating",
+        dict(num_objectives=5, num_quantiles=19),
+    ),
+    "nicolinho/QRM-Llama3.1-8B": (
+        "qrm-llama",
+        "LlamaForRewardModelWithGating31",
+        dict(num_objectives=19, num_quantiles=19),
+    ),
     "RLHFlow/ArmoRM-Llama3-8B-v0.1": ("armorm", "LlamaForRewardModelWithGating", dict(num_objectives=19)),
     "LxzGordon/URM-LLaMa-3.1-8B": ("urm", "LlamaForSequenceClassificationWithNormal_Weights", dict(num_labels=10)),
     # GRM-gemma2-2B's config pads with <eos> (id 1) while its tokenizer pads with <pad>: kept.
@@ -197,8 +232,9 @@ def _random_head(layout: dict[str, tuple[int, ...]], generator) -> dict:
     return out
 
 
-def write_model_standin(cache: Path, hf_id: str, revision: str | None = None, layers: int = 2,
-                        tokenizers: dict | None = None) -> Path:
+def write_model_standin(
+    cache: Path, hf_id: str, revision: str | None = None, layers: int = 2, tokenizers: dict | None = None
+) -> Path:
     """Write a random-weight stand-in of a paper model into the hub cache ``cache``, in its published
     layout: the published config at :data:`NARROW` width and ``layers`` layers (vocabulary grown to
     the borrowed tokenizer, :mod:`rmbias.architectures`), ``architectures`` and head config fields,
@@ -235,8 +271,9 @@ def write_model_standin(cache: Path, hf_id: str, revision: str | None = None, la
         setattr(config, name, value)
     if reward is not None:
         config.num_labels = extra.get("num_labels", 1)
-        default = "Gemma2ForSequenceClassification" if fields["model_type"] == "gemma2" else \
-            "LlamaForSequenceClassification"
+        default = (
+            "Gemma2ForSequenceClassification" if fields["model_type"] == "gemma2" else "LlamaForSequenceClassification"
+        )
         config.architectures = [architecture or default]
     seed = int(hashlib.sha256(hf_id.encode()).hexdigest()[:8], 16)
     torch.manual_seed(seed)
@@ -264,8 +301,7 @@ def paper_model_ids() -> list[str]:
     from .registry import spec
 
     paper = PROFILES["paper"]
-    keys = [*paper.tokenizers, *paper.language_models, *paper.reward_models, paper.validation_model,
-            *paper.bases]
+    keys = [*paper.tokenizers, *paper.language_models, *paper.reward_models, paper.validation_model, *paper.bases]
     return list(dict.fromkeys(spec(k).hf_id for k in keys))
 
 
@@ -285,6 +321,7 @@ def write_paper_standins(cache: Path, layers: int = 2) -> list[str]:
 
 
 # --- the authors' released log-probabilities (Oxford-HIPlab/iclr2026-lm-logprobs) ------------------
+
 
 def write_logprob_standins(cache: Path, snapshots: dict, rows: int = 1500) -> Path:
     """Stand-ins of the authors' log-probability files for the models in ``snapshots`` (hub id ->
@@ -310,12 +347,19 @@ def write_logprob_standins(cache: Path, snapshots: dict, rows: int = 1500) -> Pa
     for hf_id, snapshot in snapshots.items():
         tokenizer = AutoTokenizer.from_pretrained(snapshot) if isinstance(snapshot, (str, Path)) else snapshot
         decoded = decoded_tokens(tokenizer, len(tokenizer))["token"].tolist()
-        ids = sorted(set(range(min(rows, len(decoded)))) | {i for i, text in enumerate(decoded) if text.strip().lower() in words})
+        ids = sorted(
+            set(range(min(rows, len(decoded)))) | {i for i, text in enumerate(decoded) if text.strip().lower() in words}
+        )
         rng = np.random.default_rng(int(hashlib.sha256(hf_id.encode()).hexdigest()[:8], 16))
         logits = rng.normal(scale=3.0, size=(len(keys), len(ids))).astype(np.float32)
         logprobs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-        table = pd.DataFrame({"token_id": ids, "token_name": tokenizer.convert_ids_to_tokens(ids),
-                              "token_decoded": [decoded[i] for i in ids]})
+        table = pd.DataFrame(
+            {
+                "token_id": ids,
+                "token_name": tokenizer.convert_ids_to_tokens(ids),
+                "token_decoded": [decoded[i] for i in ids],
+            }
+        )
         table = pd.concat([table, pd.DataFrame(logprobs.T.astype(np.float64), columns=keys)], axis=1)
         store_file(folder, file_name(hf_id), table.to_csv(index=False).encode())
     return folder
@@ -347,16 +391,46 @@ def write_logprob_standins(cache: Path, snapshots: dict, rows: int = 1500) -> Pa
 
 UF_SHARDS = 6
 
-_UF_SOURCES = ("Anthropic/hh-rlhf", "openai/summarize_from_feedback(comparisons)",
-               "lmsys/chatbot_arena_conversations", "berkeley-nest/Nectar", "evol_instruct",
-               "openai/webgpt_comparisons", "Dahoas/synthetic-instruct-gptj-pairwise",
-               "argilla/ultrafeedback-binarized-preferences-cleaned")
-_QUESTIONS = ("Name a colour.", "How do I boil an egg?", "What is two plus two?", "Suggest a name for a cat.",
-              "Is the sea salty?", "Say hello in French.", "What is the capital of Italy?", "Recommend a book.")
-_GOOD = ("Blue.", "Put it in boiling water for eight minutes.", "Four.", "Whiskers.",
-         "Yes, it holds dissolved salts.", "Bonjour.", "Rome.", "Middlemarch, by George Eliot.")
-_BAD = ("I will not say.", "Eggs are bad.", "Five, I think.", "No.", "Only on Tuesdays.", "Hallo.",
-        "Milan.", "Books are boring.")
+_UF_SOURCES = (
+    "Anthropic/hh-rlhf",
+    "openai/summarize_from_feedback(comparisons)",
+    "lmsys/chatbot_arena_conversations",
+    "berkeley-nest/Nectar",
+    "evol_instruct",
+    "openai/webgpt_comparisons",
+    "Dahoas/synthetic-instruct-gptj-pairwise",
+    "argilla/ultrafeedback-binarized-preferences-cleaned",
+)
+_QUESTIONS = (
+    "Name a colour.",
+    "How do I boil an egg?",
+    "What is two plus two?",
+    "Suggest a name for a cat.",
+    "Is the sea salty?",
+    "Say hello in French.",
+    "What is the capital of Italy?",
+    "Recommend a book.",
+)
+_GOOD = (
+    "Blue.",
+    "Put it in boiling water for eight minutes.",
+    "Four.",
+    "Whiskers.",
+    "Yes, it holds dissolved salts.",
+    "Bonjour.",
+    "Rome.",
+    "Middlemarch, by George Eliot.",
+)
+_BAD = (
+    "I will not say.",
+    "Eggs are bad.",
+    "Five, I think.",
+    "No.",
+    "Only on Tuesdays.",
+    "Hallo.",
+    "Milan.",
+    "Books are boring.",
+)
 PAD_LITERAL_ROW = 5  # the Unified-Feedback train row whose chosen reply holds "<pad>" as text
 
 
@@ -380,8 +454,10 @@ def unified_feedback_records(n: int, offset: int = 0) -> list[dict]:
             good, bad = "Keys found in the fridge.", "A post."
         history = [(question, good)], [(question, bad)]
         if source.startswith("lmsys") and i % 3 == 0:  # arena: both models answer every turn
-            history = ([(question, good), ("And why?", "Because it is so.")],
-                       [(question, bad), ("And why?", "I cannot say why.")])
+            history = (
+                [(question, good), ("And why?", "Because it is so.")],
+                [(question, bad), ("And why?", "I cannot say why.")],
+            )
         if i == PAD_LITERAL_ROW:
             history = [(question, "Pad a batch with the <pad> token.")], history[1]
         high, low = (-1.0, -3.0) if source.startswith("berkeley-nest") else (1.0, 0.0)  # Nectar: negative ranks
@@ -389,20 +465,34 @@ def unified_feedback_records(n: int, offset: int = 0) -> list[dict]:
             high = low = 0.5  # an arena tie (every other arena record)
         good_conv, bad_conv = _turns(True, history[0]), _turns(True, history[1])
         # the better conversation is conv_A in even records and conv_B in odd ones
-        conv_a, conv_b, rating_a, rating_b = ((good_conv, bad_conv, high, low) if i % 2 == 0
-                                              else (bad_conv, good_conv, low, high))
-        records.append({"id": f"standin_{i}", "conv_A": conv_a, "conv_B": conv_b,
-                        "conv_A_rating": rating_a, "conv_B_rating": rating_b,
-                        "num_turns": len(conv_a) // 2, "source": source})
+        conv_a, conv_b, rating_a, rating_b = (
+            (good_conv, bad_conv, high, low) if i % 2 == 0 else (bad_conv, good_conv, low, high)
+        )
+        records.append(
+            {
+                "id": f"standin_{i}",
+                "conv_A": conv_a,
+                "conv_B": conv_b,
+                "conv_A_rating": rating_a,
+                "conv_B_rating": rating_b,
+                "num_turns": len(conv_a) // 2,
+                "source": source,
+            }
+        )
     return records
 
 
 def skywork_records(n: int) -> list[dict]:
     """``n`` made-up Skywork 80K records in the published columns (see the section note)."""
     sources = ("helpsteer2", "offsetbias", "wildguard", "magpie_ultra", "magpie_pro_llama3.1")
-    return [{"chosen": _turns(False, [(f"{_QUESTIONS[i % 8]} (item {i})", _GOOD[i % 8])]),
-             "rejected": _turns(False, [(f"{_QUESTIONS[i % 8]} (item {i})", _BAD[i % 8])]),
-             "source": sources[i % len(sources)]} for i in range(n)]
+    return [
+        {
+            "chosen": _turns(False, [(f"{_QUESTIONS[i % 8]} (item {i})", _GOOD[i % 8])]),
+            "rejected": _turns(False, [(f"{_QUESTIONS[i % 8]} (item {i})", _BAD[i % 8])]),
+            "source": sources[i % len(sources)],
+        }
+        for i in range(n)
+    ]
 
 
 def _features(layout: str):
@@ -410,22 +500,38 @@ def _features(layout: str):
 
     if layout == "rated":
         message = [{"role": Value("string"), "content": Value("string")}]
-        return Features({"id": Value("string"), "conv_A": message, "conv_B": message,
-                         "conv_A_rating": Value("float32"), "conv_B_rating": Value("float32"),
-                         "num_turns": Value("int32"), "source": Value("string")})
+        return Features(
+            {
+                "id": Value("string"),
+                "conv_A": message,
+                "conv_B": message,
+                "conv_A_rating": Value("float32"),
+                "conv_B_rating": Value("float32"),
+                "num_turns": Value("int32"),
+                "source": Value("string"),
+            }
+        )
     message = [{"content": Value("string"), "role": Value("string")}]
     return Features({"chosen": message, "rejected": message, "source": Value("string")})
 
 
 # The other subsets Unified-Feedback's card declares (main, "Add all val dataset"), each with
 # <name>/train-* and <name>/val-*: a download of the "all" subset leaves their files out.
-UF_OTHER_SUBSETS = ("Nectar", "UltraFeedback", "chatbot_arena_conversations", "hh-rlhf", "summarize_from_feedback",
-                    "synthetic-instruct-gptj-pairwise", "ultrafeedback-binarized-preferences-cleaned",
-                    "webgpt_comparisons")
+UF_OTHER_SUBSETS = (
+    "Nectar",
+    "UltraFeedback",
+    "chatbot_arena_conversations",
+    "hh-rlhf",
+    "summarize_from_feedback",
+    "synthetic-instruct-gptj-pairwise",
+    "ultrafeedback-binarized-preferences-cleaned",
+    "webgpt_comparisons",
+)
 
 
-def _card(config: str, files: dict[str, str], features, splits: dict, licence: str | None,
-          others: tuple[str, ...] = ()) -> str:
+def _card(
+    config: str, files: dict[str, str], features, splits: dict, licence: str | None, others: tuple[str, ...] = ()
+) -> str:
     """A dataset card whose YAML header declares ``config`` with its features, as push_to_hub writes
     it, and the configurations ``others`` (files ``<name>/<split>-*``) whose files are not written."""
     import yaml
@@ -433,14 +539,27 @@ def _card(config: str, files: dict[str, str], features, splits: dict, licence: s
     header: dict = {"license": licence} if licence else {}
     declared = {name: {split: f"{name}/{split}-*" for split in files} for name in others}
     declared[config] = files
-    header["configs"] = [{"config_name": name,
-                          "data_files": [{"split": split, "path": pattern} for split, pattern in declared[name].items()]}
-                         for name in sorted(declared)]
-    header["dataset_info"] = [{"config_name": config, "features": features._to_yaml_list(),
-                               "splits": [{"name": split, "num_bytes": int(table.data.nbytes),
-                                           "num_examples": len(table)} for split, table in splits.items()],
-                               "dataset_size": int(sum(t.data.nbytes for t in splits.values()))}]
-    return "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n\nA small stand-in with the published file layout.\n"
+    header["configs"] = [
+        {
+            "config_name": name,
+            "data_files": [{"split": split, "path": pattern} for split, pattern in declared[name].items()],
+        }
+        for name in sorted(declared)
+    ]
+    header["dataset_info"] = [
+        {
+            "config_name": config,
+            "features": features._to_yaml_list(),
+            "splits": [
+                {"name": split, "num_bytes": int(table.data.nbytes), "num_examples": len(table)}
+                for split, table in splits.items()
+            ],
+            "dataset_size": int(sum(t.data.nbytes for t in splits.values())),
+        }
+    ]
+    return (
+        "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n\nA small stand-in with the published file layout.\n"
+    )
 
 
 def write_preference_standins(cache: Path, n_train: int = 96, n_val: int = 16, n_skywork: int = 48) -> dict[str, Path]:
@@ -461,10 +580,19 @@ def write_preference_standins(cache: Path, n_train: int = 96, n_val: int = 16, n
     (folder / "all").mkdir(parents=True, exist_ok=True)
     for shard in range(UF_SHARDS):  # contiguous shards, as push_to_hub cuts them
         train.shard(UF_SHARDS, shard, contiguous=True).to_parquet(
-            str(folder / "all" / f"train-{shard:05d}-of-{UF_SHARDS:05d}.parquet"))
+            str(folder / "all" / f"train-{shard:05d}-of-{UF_SHARDS:05d}.parquet")
+        )
     val.to_parquet(str(folder / "all" / "val-00000-of-00001.parquet"))
-    (folder / "README.md").write_text(_card("all", {"train": "all/train-*", "val": "all/val-*"}, features,
-                                            {"train": train, "val": val}, "mit", UF_OTHER_SUBSETS))
+    (folder / "README.md").write_text(
+        _card(
+            "all",
+            {"train": "all/train-*", "val": "all/val-*"},
+            features,
+            {"train": train, "val": val},
+            "mit",
+            UF_OTHER_SUBSETS,
+        )
+    )
     out[UNIFIED_FEEDBACK] = folder
 
     sky = HUB_PREFERENCES[SKYWORK]
@@ -478,8 +606,14 @@ def write_preference_standins(cache: Path, n_train: int = 96, n_val: int = 16, n
     return out
 
 
-def random_model(name: str, layers: int | None = None, reward: bool = False, dtype: str = "bfloat16",
-                 device: str = "cpu", seed: int = 0):
+def random_model(
+    name: str,
+    layers: int | None = None,
+    reward: bool = False,
+    dtype: str = "bfloat16",
+    device: str = "cpu",
+    seed: int = 0,
+):
     """A random-weight model at the published shape, built straight on ``device`` (nothing is
     written to disk, unlike :func:`rmbias.architectures.stand_in`), with its borrowed tokenizer:
     ``(model, tokenizer)`` in eval mode. ``reward``: a one-output ``*ForSequenceClassification`` model. For benchmarks at

@@ -48,8 +48,9 @@ def anova(table: pd.DataFrame, value: str, factors: Sequence[str], typ: int = 2)
     return out.rename_axis("term").reset_index()
 
 
-def welch_cells(table: pd.DataFrame, value: str, model: str, cells: Sequence[str],
-                order: Sequence[str] | None = None) -> pd.DataFrame:
+def welch_cells(
+    table: pd.DataFrame, value: str, model: str, cells: Sequence[str], order: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Welch t-tests of the two levels of ``model`` within each cell of ``cells``, with the
     Benjamini-Hochberg correction over the cells.
 
@@ -69,22 +70,36 @@ def welch_cells(table: pd.DataFrame, value: str, model: str, cells: Sequence[str
         first = group.loc[group[model] == levels[0], value]
         second = group.loc[group[model] == levels[1], value]
         test = pg.ttest(first, second, correction=True).iloc[0]
-        rows.append({**dict(zip(cells, key)), f"mean_{levels[0]}": first.mean(), f"mean_{levels[1]}": second.mean(),
-                     "t": test["T"], "df": test["dof"], "p": test["p_val"], "d": test["cohen_d"],
-                     "n_first": len(first), "n_second": len(second)})
+        rows.append(
+            {
+                **dict(zip(cells, key)),
+                f"mean_{levels[0]}": first.mean(),
+                f"mean_{levels[1]}": second.mean(),
+                "t": test["T"],
+                "df": test["dof"],
+                "p": test["p_val"],
+                "d": test["cohen_d"],
+                "n_first": len(first),
+                "n_second": len(second),
+            }
+        )
     out = pd.DataFrame(rows)
     out["p_fdr"] = fdrcorrection(out["p"])[1]
     return out
 
 
-def figure2_tests(medians: pd.DataFrame, order: Sequence[str], value: str = "median_rank") -> tuple[pd.DataFrame, pd.DataFrame]:
+def figure2_tests(
+    medians: pd.DataFrame, order: Sequence[str], value: str = "median_rank"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The paper's Figure 2 tests for one pair of models: the three-way ANOVA ``value ~ category *
     framing * model`` (:func:`anova`) and the Welch t-tests of the two models in each category x
     framing cell with the Benjamini-Hochberg correction over the cells (:func:`welch_cells`;
     ``order`` names the first model). ``medians`` holds one median rank per model, prompt and
     category. Returns ``(anova, welch)``."""
-    return (anova(medians, value, ["category", "framing", "model"]),
-            welch_cells(medians, value, "model", ["category", "framing"], order=order))
+    return (
+        anova(medians, value, ["category", "framing", "model"]),
+        welch_cells(medians, value, "model", ["category", "framing"], order=order),
+    )
 
 
 def stars(p: float) -> str:
@@ -129,8 +144,14 @@ def with_levels(table: pd.DataFrame, levels: Mapping[str, Sequence[str]]) -> pd.
     return out
 
 
-def fit_mixed(table: pd.DataFrame, formula: str, groups: str | None = None, re_formula: str | None = None,
-              vc: Mapping[str, str] | None = None, optimizers: Sequence[Sequence[str]] = OPTIMIZERS):
+def fit_mixed(
+    table: pd.DataFrame,
+    formula: str,
+    groups: str | None = None,
+    re_formula: str | None = None,
+    vc: Mapping[str, str] | None = None,
+    optimizers: Sequence[Sequence[str]] = OPTIMIZERS,
+):
     """Fit a linear mixed model by REML with statsmodels and return the fitted result.
 
     ``groups`` names the grouping column of nested random effects (``"rm"`` with the default
@@ -244,8 +265,10 @@ def variance_table(fit, group: str = "group") -> pd.DataFrame:
     ``vcomp`` (named as in ``vc``), and the residual from ``scale``. A variance of (nearly) zero
     means REML put that component on the boundary: the data show no such variation.
     """
-    rows = [(group if name in ("Group", "Intercept") else f"{group}: {name}", float(fit.cov_re.iloc[i, i]))
-            for i, name in enumerate(fit.cov_re.columns)]
+    rows = [
+        (group if name in ("Group", "Intercept") else f"{group}: {name}", float(fit.cov_re.iloc[i, i]))
+        for i, name in enumerate(fit.cov_re.columns)
+    ]
     rows += [(name, float(v)) for name, v in zip(fit.model.exog_vc.names, np.atleast_1d(fit.vcomp))]
     rows.append(("residual", float(fit.scale)))
     out = pd.DataFrame(rows, columns=["component", "variance"])
@@ -264,8 +287,9 @@ def welch_t(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (x.mean(axis=1) - y.mean(axis=1)) / se
 
 
-def perm_welch_test(x: Sequence[float], y: Sequence[float], n_perm: int = 9999,
-                    rng: np.random.Generator | None = None) -> dict[str, float]:
+def perm_welch_test(
+    x: Sequence[float], y: Sequence[float], n_perm: int = 9999, rng: np.random.Generator | None = None
+) -> dict[str, float]:
     """A two-sample permutation test with the Welch t statistic, built like MKinfer's ``perm.t.test``.
 
     The pooled values are shuffled ``n_perm`` times and split into samples of the original sizes;
@@ -280,12 +304,11 @@ def perm_welch_test(x: Sequence[float], y: Sequence[float], n_perm: int = 9999,
     rng = rng if rng is not None else np.random.default_rng(42)
     t = float(welch_t(x, y)[0])
     vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
-    df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))
+    df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
     shuffled = rng.permuted(np.tile(np.concatenate([x, y]), (n_perm, 1)), axis=1)
-    null = welch_t(shuffled[:, :len(x)], shuffled[:, len(x):])
+    null = welch_t(shuffled[:, : len(x)], shuffled[:, len(x) :])
     p_perm = max(float(np.mean(np.abs(null) >= abs(t) * (1 - 1e-12))), 1 / n_perm)
-    return {"t": t, "df": float(df), "p_welch": float(2 * st.t.sf(abs(t), df)), "p_perm": p_perm,
-            "n_perm": n_perm}
+    return {"t": t, "df": float(df), "p_welch": float(2 * st.t.sf(abs(t), df)), "p_perm": p_perm, "n_perm": n_perm}
 
 
 def cohen_d(x: Sequence[float], y: Sequence[float], pooled: bool = True) -> float:
@@ -304,8 +327,15 @@ def cohen_d(x: Sequence[float], y: Sequence[float], pooled: bool = True) -> floa
     return float((x.mean() - y.mean()) / np.sqrt(variance))
 
 
-def panel_permutation_tests(table: pd.DataFrame, value: str, group: str, cells: Sequence[str],
-                            order: Sequence[str], n_perm: int = 9999, seed: int = 42) -> pd.DataFrame:
+def panel_permutation_tests(
+    table: pd.DataFrame,
+    value: str,
+    group: str,
+    cells: Sequence[str],
+    order: Sequence[str],
+    n_perm: int = 9999,
+    seed: int = 42,
+) -> pd.DataFrame:
     """The authors' Figure 1 tests: in each panel (a cell of ``cells``), the first level of
     ``group`` against the second with :func:`perm_welch_test`, Bonferroni over the panels.
 
@@ -329,11 +359,20 @@ def panel_permutation_tests(table: pd.DataFrame, value: str, group: str, cells: 
         y = panel.loc[panel[group] == second, value].to_numpy(float)
         test = perm_welch_test(x, y, n_perm=n_perm, rng=rng)
         student_t = cohen_d(x, y) / np.sqrt(1 / len(x) + 1 / len(y))
-        rows.append({**dict(zip(cells, key)), f"n_{first}": len(x), f"n_{second}": len(y),
-                     f"mean_{first}": x.mean(), f"mean_{second}": y.mean(), "diff": y.mean() - x.mean(),
-                     **{k: test[k] for k in ("t", "df", "p_welch", "p_perm")}, "d": cohen_d(x, y),
-                     "d_av": cohen_d(x, y, pooled=False),
-                     "bf10": float(pg.bayesfactor_ttest(student_t, len(x), len(y)))})
+        rows.append(
+            {
+                **dict(zip(cells, key)),
+                f"n_{first}": len(x),
+                f"n_{second}": len(y),
+                f"mean_{first}": x.mean(),
+                f"mean_{second}": y.mean(),
+                "diff": y.mean() - x.mean(),
+                **{k: test[k] for k in ("t", "df", "p_welch", "p_perm")},
+                "d": cohen_d(x, y),
+                "d_av": cohen_d(x, y, pooled=False),
+                "bf10": float(pg.bayesfactor_ttest(student_t, len(x), len(y))),
+            }
+        )
     out = pd.DataFrame(rows)
     for p in ("p_welch", "p_perm"):
         out[f"{p}_bonf"] = (out[p] * len(out)).clip(upper=1.0)
@@ -344,8 +383,15 @@ def panel_permutation_tests(table: pd.DataFrame, value: str, group: str, cells: 
 # Inference at the level of models: ten RMs, not 1,080 medians
 # --------------------------------------------------------------------------------------------
 
-def rm_contrasts(medians: pd.DataFrame, value: str = "median_rank", a: str = "Agency", b: str = "Communion",
-                 unit: str = "rm", family: str = "family") -> pd.DataFrame:
+
+def rm_contrasts(
+    medians: pd.DataFrame,
+    value: str = "median_rank",
+    a: str = "Agency",
+    b: str = "Communion",
+    unit: str = "rm",
+    family: str = "family",
+) -> pd.DataFrame:
     """One row per model: its mean ``value`` in each category x framing panel, and the contrasts.
 
     ``gap_positive`` and ``gap_negative`` are the mean over prompts of (``a`` minus ``b``) within
@@ -392,12 +438,23 @@ def exact_split_test(values: pd.Series, first: Sequence[str]) -> dict[str, float
     null = (total - sums) / (n - k) - sums / k
     observed = float(values[~values.index.isin(first)].mean() - values[values.index.isin(first)].mean())
     reach = np.abs(null) >= abs(observed) * (1 - 1e-12)
-    return {"statistic": observed, "p": float(reach.mean()), "n_splits": len(splits), "rank": int(reach.sum()),
-            "null": null}
+    return {
+        "statistic": observed,
+        "p": float(reach.mean()),
+        "n_splits": len(splits),
+        "rank": int(reach.sum()),
+        "null": null,
+    }
 
 
-def family_claims(medians: pd.DataFrame, value: str = "median_rank", cells: Sequence[str] = ("category", "framing"),
-                  unit: str = "rm", family: str = "family", order: Sequence[str] = ("gemma", "llama")) -> pd.DataFrame:
+def family_claims(
+    medians: pd.DataFrame,
+    value: str = "median_rank",
+    cells: Sequence[str] = ("category", "framing"),
+    unit: str = "rm",
+    family: str = "family",
+    order: Sequence[str] = ("gemma", "llama"),
+) -> pd.DataFrame:
     """Each panel's family difference, tested at the level of observations and of models.
 
     For every cell of ``cells`` (sorted): ``diff``, the mean of ``order[1]`` minus the mean of
@@ -417,8 +474,14 @@ def family_claims(medians: pd.DataFrame, value: str = "median_rank", cells: Sequ
         y = panel.loc[panel[family] == order[1], value].to_numpy(float)
         means = panel.groupby([unit, family], observed=True)[value].mean().reset_index(family)
         exact = exact_split_test(means[value], list(means.index[means[family] == order[0]]))
-        rows.append({**dict(zip(cells, key)), "diff": float(y.mean() - x.mean()),
-                     "p_obs": float(st.ttest_ind(y, x, equal_var=False).pvalue), "p_models": exact["p"]})
+        rows.append(
+            {
+                **dict(zip(cells, key)),
+                "diff": float(y.mean() - x.mean()),
+                "p_obs": float(st.ttest_ind(y, x, equal_var=False).pvalue),
+                "p_models": exact["p"],
+            }
+        )
     out = pd.DataFrame(rows)
     for p in ("p_obs", "p_models"):
         out[f"{p}_bonf"] = (out[p] * len(out)).clip(upper=1.0)
@@ -453,8 +516,9 @@ def cohen_d_ci(x: Sequence[float], y: Sequence[float], confidence: float = 0.95)
     return d * correction, bound(1 - alpha / 2) * scale * correction, bound(alpha / 2) * scale * correction
 
 
-def rm_level_test(values: pd.Series, families: pd.Series, order: Sequence[str] = ("gemma", "llama"),
-                  confidence: float = 0.95) -> dict[str, float]:
+def rm_level_test(
+    values: pd.Series, families: pd.Series, order: Sequence[str] = ("gemma", "llama"), confidence: float = 0.95
+) -> dict[str, float]:
     """Everything the ten model-level numbers can say about a family difference.
 
     ``values`` (one number per unit, e.g. per RM) and ``families`` (the unit's family) share an
@@ -473,22 +537,34 @@ def rm_level_test(values: pd.Series, families: pd.Series, order: Sequence[str] =
     second = values[families[values.index] == order[1]].to_numpy(float)
     t = float(welch_t(second, first)[0])
     vx, vy = second.var(ddof=1) / len(second), first.var(ddof=1) / len(first)
-    df = (vx + vy) ** 2 / (vx ** 2 / (len(second) - 1) + vy ** 2 / (len(first) - 1))
+    df = (vx + vy) ** 2 / (vx**2 / (len(second) - 1) + vy**2 / (len(first) - 1))
     diff = float(second.mean() - first.mean())
     half = st.t.ppf(0.5 + confidence / 2, df) * np.sqrt(vx + vy)
     g, g_low, g_high = cohen_d_ci(second, first, confidence)
     student_t = cohen_d(second, first) / np.sqrt(1 / len(first) + 1 / len(second))
     exact = exact_split_test(values, list(values.index[families[values.index] == order[0]]))
-    return {"n_first": len(first), "n_second": len(second), "diff": diff, "diff_low": float(diff - half),
-            "diff_high": float(diff + half), "t": t, "df": float(df), "p": float(2 * st.t.sf(abs(t), df)),
-            "g": float(g), "g_low": float(g_low), "g_high": float(g_high),
-            "bf10": float(pg.bayesfactor_ttest(student_t, len(second), len(first))),
-            "p_exact": exact["p"], "n_splits": exact["n_splits"]}
+    return {
+        "n_first": len(first),
+        "n_second": len(second),
+        "diff": diff,
+        "diff_low": float(diff - half),
+        "diff_high": float(diff + half),
+        "t": t,
+        "df": float(df),
+        "p": float(2 * st.t.sf(abs(t), df)),
+        "g": float(g),
+        "g_low": float(g_low),
+        "g_high": float(g_high),
+        "bf10": float(pg.bayesfactor_ttest(student_t, len(second), len(first))),
+        "p_exact": exact["p"],
+        "n_splits": exact["n_splits"],
+    }
 
 
 # --------------------------------------------------------------------------------------------
 # Vocabulary scale: effect sizes against a noise floor instead of p-values
 # --------------------------------------------------------------------------------------------
+
 
 def correlation_noise_floor(rerun_correlation: float) -> float:
     """The most any correlation with a score can move between two re-runs of that score.

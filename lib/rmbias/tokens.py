@@ -54,9 +54,14 @@ def frequent_word_tokens(tokenizer, n: int, min_letters: int = 3) -> list[int]:
 
     ids = vocabulary_ids(tokenizer)
     texts = [tokenizer.decode([i]) for i in ids]
-    keep = [(i, t.strip()) for i, t in zip(ids, texts)
-            if t.strip().isalpha() and t.strip().isascii() and len(t.strip()) >= min_letters
-            and t in (t.strip(), " " + t.strip())]
+    keep = [
+        (i, t.strip())
+        for i, t in zip(ids, texts)
+        if t.strip().isalpha()
+        and t.strip().isascii()
+        and len(t.strip()) >= min_letters
+        and t in (t.strip(), " " + t.strip())
+    ]
     if not keep:
         raise ValueError("no word-like tokens in this vocabulary")
     zipf = zipf_frequency([w.lower() for _, w in keep]).fillna(0.0).to_numpy()

@@ -134,9 +134,13 @@ class TrainConfig:
     split_by_length: bool = False  # run each batch's sequences in groups of similar length (length_groups)
 
     def __post_init__(self) -> None:
-        checks = {"over_length": (self.over_length, OVER_LENGTH), "selection": (self.selection, SELECTIONS),
-                  "heldout": (self.heldout, HELDOUT_RULES), "tokenisation": (self.tokenisation, TOKENISATIONS),
-                  "optimizer": (self.optimizer, OPTIMIZERS)}
+        checks = {
+            "over_length": (self.over_length, OVER_LENGTH),
+            "selection": (self.selection, SELECTIONS),
+            "heldout": (self.heldout, HELDOUT_RULES),
+            "tokenisation": (self.tokenisation, TOKENISATIONS),
+            "optimizer": (self.optimizer, OPTIMIZERS),
+        }
         for name, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"TrainConfig.{name}={value!r} is not one of {', '.join(map(str, allowed))}")
@@ -150,12 +154,31 @@ class TrainConfig:
         norm clipped at 5.0; effective batch 16, 2 epochs; pairs truncated at 1024 tokens; every k-th
         untied pair; the dataset's own held-out pairs; the summarise prefix; chats rendered to text and
         tokenised again (two BOS) with no date; bf16, gradient checkpointing. For a GPU."""
-        recipe = cls(lora_r=32, lora_alpha=64, lora_dropout=0.05, learning_rate=1e-5, lr_scheduler="cosine",
-                     warmup_ratio=0.03, per_device_batch=4, grad_accum=4, epochs=2.0, max_length=1024,
-                     dtype="bfloat16", gradient_checkpointing=True, n_heldout=400, disable_dropout=False,
-                     max_grad_norm=5.0, optimizer="adamw_hf", over_length="truncate", selection="every-kth",
-                     heldout="authors", summarize_prefix=True, keep_irregular=True, tokenisation="authors",
-                     chat_date=UNSET_DATE)
+        recipe = cls(
+            lora_r=32,
+            lora_alpha=64,
+            lora_dropout=0.05,
+            learning_rate=1e-5,
+            lr_scheduler="cosine",
+            warmup_ratio=0.03,
+            per_device_batch=4,
+            grad_accum=4,
+            epochs=2.0,
+            max_length=1024,
+            dtype="bfloat16",
+            gradient_checkpointing=True,
+            n_heldout=400,
+            disable_dropout=False,
+            max_grad_norm=5.0,
+            optimizer="adamw_hf",
+            over_length="truncate",
+            selection="every-kth",
+            heldout="authors",
+            summarize_prefix=True,
+            keep_irregular=True,
+            tokenisation="authors",
+            chat_date=UNSET_DATE,
+        )
         return replace(recipe, **changes)
 
     @classmethod
@@ -179,10 +202,27 @@ class TrainConfig:
 
         Chosen on a development split carved from the training pairs, never the held-out ones.
         """
-        recipe = cls(lora_r=8, lora_alpha=16, lora_top_layers=4, learning_rate=1e-3, score_learning_rate=5e-3,
-                     lr_scheduler="cosine", warmup_ratio=0.03, per_device_batch=8, grad_accum=1, epochs=1.0,
-                     n_train=384, n_heldout=256, last_turns=1, max_chars=400, max_length=256, dtype="float32",
-                     gradient_checkpointing=False, logging_steps=4, split_by_length=True)
+        recipe = cls(
+            lora_r=8,
+            lora_alpha=16,
+            lora_top_layers=4,
+            learning_rate=1e-3,
+            score_learning_rate=5e-3,
+            lr_scheduler="cosine",
+            warmup_ratio=0.03,
+            per_device_batch=8,
+            grad_accum=1,
+            epochs=1.0,
+            n_train=384,
+            n_heldout=256,
+            last_turns=1,
+            max_chars=400,
+            max_length=256,
+            dtype="float32",
+            gradient_checkpointing=False,
+            logging_steps=4,
+            split_by_length=True,
+        )
         return replace(recipe, **changes)
 
     @property
@@ -203,8 +243,20 @@ class TrainConfig:
         return fingerprint(self.key_dict())
 
 
-PAPER_FIELDS = ("disable_dropout", "max_grad_norm", "optimizer", "over_length", "selection", "stride", "heldout",
-                "summarize_prefix", "keep_irregular", "tokenisation", "chat_date", "split_by_length")
+PAPER_FIELDS = (
+    "disable_dropout",
+    "max_grad_norm",
+    "optimizer",
+    "over_length",
+    "selection",
+    "stride",
+    "heldout",
+    "summarize_prefix",
+    "keep_irregular",
+    "tokenisation",
+    "chat_date",
+    "split_by_length",
+)
 
 
 def key_dict(obj: Any, late_fields: Sequence[str]) -> dict[str, Any]:
@@ -222,8 +274,10 @@ def key_dict(obj: Any, late_fields: Sequence[str]) -> dict[str, Any]:
 
 # --- chats, pad token, BOS ------------------------------------------------------------------------
 
-def check_chat_ids(tokenizer, messages: Sequence[dict[str, str]], ids: Sequence[int],
-                   chat: ChatFormat = DEFAULT_CHAT) -> None:
+
+def check_chat_ids(
+    tokenizer, messages: Sequence[dict[str, str]], ids: Sequence[int], chat: ChatFormat = DEFAULT_CHAT
+) -> None:
     """Raise ValueError unless ``ids`` holds as many BOS tokens as ``chat``'s route writes.
 
     ``single-bos``: as many as the template writes (one, for templates that open with
@@ -241,8 +295,9 @@ def check_chat_ids(tokenizer, messages: Sequence[dict[str, str]], ids: Sequence[
     elif len(ids) > 1 and ids[0] == bos and ids[1] == bos:
         raise ValueError("the chat starts with two BOS tokens")
     if ids.count(bos) != expected:
-        raise ValueError(f"the chat holds {ids.count(bos)} BOS tokens but the {chat.tokenisation!r} route "
-                         f"writes {expected}")
+        raise ValueError(
+            f"the chat holds {ids.count(bos)} BOS tokens but the {chat.tokenisation!r} route writes {expected}"
+        )
 
 
 def choose_pad_token(tokenizer, chats: Sequence[Sequence[dict[str, str]]], chat: ChatFormat = DEFAULT_CHAT) -> str:
@@ -262,8 +317,9 @@ def choose_pad_token(tokenizer, chats: Sequence[Sequence[dict[str, str]]], chat:
     raise ValueError(f"no special token of {tokenizer.name_or_path!r} is free to pad with")
 
 
-def set_safe_pad_token(model, tokenizer, chats: Sequence[Sequence[dict[str, str]]],
-                       chat: ChatFormat = DEFAULT_CHAT) -> str:
+def set_safe_pad_token(
+    model, tokenizer, chats: Sequence[Sequence[dict[str, str]]], chat: ChatFormat = DEFAULT_CHAT
+) -> str:
     """Set a pad token that never occurs inside the chats on the tokenizer and on the model
     config, so transformers' last-non-pad pooling picks the last real token. Returns it."""
     pad = choose_pad_token(tokenizer, chats, chat)
@@ -275,21 +331,33 @@ def set_safe_pad_token(model, tokenizer, chats: Sequence[Sequence[dict[str, str]
 
 def _probe_chats(pairs: Sequence[Pair]) -> list[list[dict[str, str]]]:
     """A chat with every role the template writes, plus a few real ones."""
-    probe = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi."},
-             {"role": "user", "content": "How are you?"}, {"role": "assistant", "content": "Well."}]
+    probe = [
+        {"role": "user", "content": "Hello"},
+        {"role": "assistant", "content": "Hi."},
+        {"role": "user", "content": "How are you?"},
+        {"role": "assistant", "content": "Well."},
+    ]
     return [probe] + [pair[side] for pair in pairs[:8] for side in ("chosen", "rejected")]
 
 
 # --- scoring pairs -------------------------------------------------------------------------------
 
-def pair_scores(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 16, chat: ChatFormat = DEFAULT_CHAT,
-                max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+
+def pair_scores(
+    model,
+    tokenizer,
+    pairs: Sequence[Pair],
+    batch_size: int = 16,
+    chat: ChatFormat = DEFAULT_CHAT,
+    max_length: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Rewards of the chosen and of the rejected dialogue of each pair, read by the scoring
     engine (:func:`rmbias.scoring.score_full`, last real token from the attention mask), with
     chats tokenised as ``chat`` says and cut at ``max_length`` tokens if given. Sequences are
     batched by length to spare padding."""
-    sequences = [encode_chat(tokenizer, pair[side], chat)[:max_length] for side in ("chosen", "rejected")
-                 for pair in pairs]
+    sequences = [
+        encode_chat(tokenizer, pair[side], chat)[:max_length] for side in ("chosen", "rejected") for pair in pairs
+    ]
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     was_training = model.training
     model.eval()
@@ -297,11 +365,12 @@ def pair_scores(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 16, c
     model.train(was_training)
     out = torch.empty_like(scores)
     out[torch.tensor(order)] = scores
-    return out[: len(pairs)], out[len(pairs):]
+    return out[: len(pairs)], out[len(pairs) :]
 
 
-def pairwise_accuracy(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 16,
-                      chat: ChatFormat = DEFAULT_CHAT) -> float:
+def pairwise_accuracy(
+    model, tokenizer, pairs: Sequence[Pair], batch_size: int = 16, chat: ChatFormat = DEFAULT_CHAT
+) -> float:
     """Fraction of pairs whose chosen dialogue scores strictly above the rejected one."""
     chosen, rejected = pair_scores(model, tokenizer, pairs, batch_size, chat)
     return float((chosen > rejected).float().mean())
@@ -317,17 +386,25 @@ def accuracy_interval(correct: int, n: int, level: float = 0.95) -> tuple[float,
 
 # --- data ----------------------------------------------------------------------------------------
 
+
 def pair_pool(config: TrainConfig) -> PairPool:
     """The pairs ``config.data`` offers, read once (:class:`rmbias.preferences.PairPool`): a grid of
     runs with one data source and held-out rule shares one pool."""
-    return PairPool.load(config.data, n_heldout=config.n_heldout, split_seed=config.split_seed,
-                         heldout=config.heldout, summarize_prefix=config.summarize_prefix,
-                         keep_irregular=config.keep_irregular, last_turns=config.last_turns,
-                         max_chars=config.max_chars)
+    return PairPool.load(
+        config.data,
+        n_heldout=config.n_heldout,
+        split_seed=config.split_seed,
+        heldout=config.heldout,
+        summarize_prefix=config.summarize_prefix,
+        keep_irregular=config.keep_irregular,
+        last_turns=config.last_turns,
+        max_chars=config.max_chars,
+    )
 
 
-def prepare_pairs(config: TrainConfig, sample_seed: int | None = None,
-                  pool: PairPool | None = None) -> tuple[list[Pair], list[Pair], dict[str, Any]]:
+def prepare_pairs(
+    config: TrainConfig, sample_seed: int | None = None, pool: PairPool | None = None
+) -> tuple[list[Pair], list[Pair], dict[str, Any]]:
     """The (train, held-out) pairs of a recipe and a record of how they were made.
 
     A registered file: all usable pairs are shortened (``last_turns``, ``max_chars``), split into
@@ -355,10 +432,20 @@ def prepare_pairs(config: TrainConfig, sample_seed: int | None = None,
     else:
         train, draw = pool.draw(config.n_train, seed=sample_seed, selection=config.selection, stride=config.stride)
         heldout = list(pool.heldout)
-        info = {"n_records": pool.info["n_records"], "source": pool.info, "draw": draw, **common,
-                "sample_seed": sample_seed if config.selection == "shuffle" else None, "heldout_rule": config.heldout}
-    info.update(n_train=len(train), n_heldout=len(heldout), train_index=[p["index"] for p in train],
-                heldout_index=[p["index"] for p in heldout])
+        info = {
+            "n_records": pool.info["n_records"],
+            "source": pool.info,
+            "draw": draw,
+            **common,
+            "sample_seed": sample_seed if config.selection == "shuffle" else None,
+            "heldout_rule": config.heldout,
+        }
+    info.update(
+        n_train=len(train),
+        n_heldout=len(heldout),
+        train_index=[p["index"] for p in train],
+        heldout_index=[p["index"] for p in heldout],
+    )
     return train, heldout, info
 
 
@@ -367,16 +454,22 @@ def pool_for(config: TrainConfig, pool: PairPool | None) -> PairPool:
     other data, or read under other rules, is refused rather than silently used."""
     if pool is None:
         return pair_pool(config)
-    wanted = {"summarize_prefix": config.summarize_prefix, "keep_irregular": config.keep_irregular,
-              "last_turns": config.last_turns, "max_chars": config.max_chars, "heldout": config.heldout,
-              "split_seed": config.split_seed}
+    wanted = {
+        "summarize_prefix": config.summarize_prefix,
+        "keep_irregular": config.keep_irregular,
+        "last_turns": config.last_turns,
+        "max_chars": config.max_chars,
+        "heldout": config.heldout,
+        "split_seed": config.split_seed,
+    }
     if pool.data != config.data or pool.rules != wanted or (pool.rows is None and pool.n_heldout != config.n_heldout):
         raise ValueError(f"the pair pool holds {pool.data} read with {pool.rules}, not {config.data} with {wanted}")
     return pool
 
 
-def _encode_pairs(tokenizer, pairs: Sequence[Pair], max_length: int | None, chat: ChatFormat = DEFAULT_CHAT,
-                  over_length: str = "drop") -> tuple[dict[str, list], dict[str, int]]:
+def _encode_pairs(
+    tokenizer, pairs: Sequence[Pair], max_length: int | None, chat: ChatFormat = DEFAULT_CHAT, over_length: str = "drop"
+) -> tuple[dict[str, list], dict[str, int]]:
     """Token ids of every pair, and what happened to the others, counted.
 
     A pair whose chats contain the pad token (a reply that quotes Gemma's ``<pad>`` as text, which
@@ -406,6 +499,7 @@ def _encode_pairs(tokenizer, pairs: Sequence[Pair], max_length: int | None, chat
 
 # --- training ------------------------------------------------------------------------------------
 
+
 class LegacyAdamW(torch.optim.Optimizer):
     """AdamW as transformers 4 implemented it (``optim="adamw_hf"``, the authors' optimiser), which
     transformers 5 removed.
@@ -417,12 +511,20 @@ class LegacyAdamW(torch.optim.Optimizer):
     decay) only the first matters, and only while the second moment is tiny.
     """
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
-                 weight_decay: float = 0.0, correct_bias: bool = True):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+        correct_bias: bool = True,
+    ):
         if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
             raise ValueError(f"invalid AdamW settings: lr={lr}, betas={betas}, eps={eps}")
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
-                                  "correct_bias": correct_bias})
+        super().__init__(
+            params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "correct_bias": correct_bias}
+        )
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -490,7 +592,7 @@ def length_groups(lengths: Sequence[int], overhead: int = PASS_OVERHEAD_POSITION
                 best[j], start[j] = cost, i
     groups, j = [], len(order)
     while j > 0:
-        groups.append(sorted(order[start[j]:j]))
+        groups.append(sorted(order[start[j] : j]))
         j = start[j]
     return groups[::-1]
 
@@ -535,21 +637,30 @@ def _trainer_class():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if self.split_by_length:
                 model = LengthGroupedForward(model)
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
 
         def create_optimizer(self, model=None):
             optimizer = super().create_optimizer(model)
             if self.score_learning_rate is None:
                 return optimizer
-            head = {id(p) for name, p in (model or self.model).named_parameters()
-                    if p.requires_grad and "score" in name.split(".")}
+            head = {
+                id(p)
+                for name, p in (model or self.model).named_parameters()
+                if p.requires_grad and "score" in name.split(".")
+            }
             for group in list(optimizer.param_groups):
                 mine = [p for p in group["params"] if id(p) in head]
                 if mine:
                     group["params"] = [p for p in group["params"] if id(p) not in head]
-                    optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"},
-                                               "params": mine, "lr": self.score_learning_rate})
+                    optimizer.add_param_group(
+                        {
+                            **{k: v for k, v in group.items() if k != "params"},
+                            "params": mine,
+                            "lr": self.score_learning_rate,
+                        }
+                    )
             optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
             return optimizer
 
@@ -607,8 +718,9 @@ def optimizer_steps(config: TrainConfig, n_pairs: int) -> int:
     return math.ceil(steps_per_epoch(config, n_pairs) * config.epochs)
 
 
-def run_record(base_key: str, config: Any, trainer, result, train_seconds: float, trained, started: float,
-               recipe_version: int) -> dict[str, Any]:
+def run_record(
+    base_key: str, config: Any, trainer, result, train_seconds: float, trained, started: float, recipe_version: int
+) -> dict[str, Any]:
     """The provenance every trained model here carries (reward models; :mod:`rmbias.sft`): the base
     model, the recipe, the loss history, times, device and library versions."""
     return {
@@ -617,9 +729,14 @@ def run_record(base_key: str, config: Any, trainer, result, train_seconds: float
         "base_fingerprint": registry.spec(base_key).fingerprint(),
         "config": asdict(config),
         "recipe_version": recipe_version,
-        "training": {"optimizer_steps": trainer.state.global_step, "train_loss": result.training_loss,
-                     "history": [e for e in trainer.state.log_history if "loss" in e], "seconds": train_seconds,
-                     "device": str(next(trained.parameters()).device), "torch_threads": torch.get_num_threads()},
+        "training": {
+            "optimizer_steps": trainer.state.global_step,
+            "train_loss": result.training_loss,
+            "history": [e for e in trainer.state.log_history if "loss" in e],
+            "seconds": train_seconds,
+            "device": str(next(trained.parameters()).device),
+            "torch_threads": torch.get_num_threads(),
+        },
         "total_seconds": time.perf_counter() - started,
         "versions": library_versions(),
     }
@@ -627,15 +744,26 @@ def run_record(base_key: str, config: Any, trainer, result, train_seconds: float
 
 def latest_checkpoint(folder: Path) -> Path | None:
     """The Trainer checkpoint (``checkpoint-<step>``) with the highest step in ``folder``, if any."""
-    found = [p for p in Path(folder).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
-             and (p / "trainer_state.json").is_file()]
+    found = [
+        p
+        for p in Path(folder).glob("checkpoint-*")
+        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()
+    ]
     return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
-def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: TrainConfig, output_dir: str | Path,
-                       heldout_pairs: Sequence[Pair] | None = None, data_info: dict[str, Any] | None = None,
-                       merge: bool = True, verbose: bool = False, callbacks: Sequence[Any] = (),
-                       resume: bool = False) -> Path:
+def train_reward_model(
+    base_key: str,
+    train_pairs: Sequence[Pair],
+    config: TrainConfig,
+    output_dir: str | Path,
+    heldout_pairs: Sequence[Pair] | None = None,
+    data_info: dict[str, Any] | None = None,
+    merge: bool = True,
+    verbose: bool = False,
+    callbacks: Sequence[Any] = (),
+    resume: bool = False,
+) -> Path:
     """Train a Bradley-Terry reward model from ``base_key`` on ``train_pairs`` with ``config``.
 
     Writes into ``output_dir`` (created; must be empty if it exists): the model with the LoRA
@@ -687,9 +815,15 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
     layers = None
     if config.lora_top_layers is not None:
         layers = list(range(max(0, n_layers - config.lora_top_layers), n_layers))
-    peft_config = LoraConfig(task_type="SEQ_CLS", r=config.lora_r, lora_alpha=config.lora_alpha,
-                             lora_dropout=config.lora_dropout, target_modules=list(config.target_modules),
-                             layers_to_transform=layers, modules_to_save=["score"])
+    peft_config = LoraConfig(
+        task_type="SEQ_CLS",
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.target_modules),
+        layers_to_transform=layers,
+        modules_to_save=["score"],
+    )
     optim_args, optimizer_cls_and_kwargs = optimizer_choice(config)
     args = RewardConfig(
         **trainer_arguments(config, output_dir, verbose),
@@ -703,9 +837,15 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
         save_steps=config.save_steps or 500,
         disable_dropout=config.disable_dropout,
     )
-    trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                                 peft_config=peft_config, callbacks=list(callbacks),
-                                 optimizer_cls_and_kwargs=optimizer_cls_and_kwargs)
+    trainer = _trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks),
+        optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+    )
     trainer.score_learning_rate = config.score_learning_rate
     trainer.split_by_length = config.split_by_length
     quiet(trainer, verbose, f"{base_key} reward model")
@@ -727,31 +867,48 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
         chosen, rejected = pair_scores(trained, tokenizer, heldout_pairs, chat=chat, max_length=cut)
         correct = int((chosen > rejected).sum())
         low, high = accuracy_interval(correct, len(heldout_pairs))
-        evaluation = {"n_pairs": len(heldout_pairs), "correct": correct,
-                      "pairwise_accuracy": correct / len(heldout_pairs), "ci95": [low, high],
-                      "ci_method": "Clopper-Pearson exact binomial", "ties": int((chosen == rejected).sum()),
-                      "mean_margin": float((chosen - rejected).mean()), "seconds": time.perf_counter() - t0,
-                      "index": [pair.get("index") for pair in heldout_pairs],
-                      "chosen_scores": chosen.tolist(), "rejected_scores": rejected.tolist()}
+        evaluation = {
+            "n_pairs": len(heldout_pairs),
+            "correct": correct,
+            "pairwise_accuracy": correct / len(heldout_pairs),
+            "ci95": [low, high],
+            "ci_method": "Clopper-Pearson exact binomial",
+            "ties": int((chosen == rejected).sum()),
+            "mean_margin": float((chosen - rejected).mean()),
+            "seconds": time.perf_counter() - t0,
+            "index": [pair.get("index") for pair in heldout_pairs],
+            "chosen_scores": chosen.tolist(),
+            "rejected_scores": rejected.tolist(),
+        }
 
     trained.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     record = run_record(base_key, config, trainer, result, train_seconds, trained, started, RECIPE_VERSION)
-    record["training"].update(steps_per_epoch=steps_per_epoch(config, len(dataset)),
-                              resumed_from=last_checkpoint.name if last_checkpoint else None)
-    record.update({
-        "merged": merge,
-        "model_class": type(trained).__name__,
-        "attn_implementation": getattr(trained.config, "_attn_implementation", None),
-        "pad_token": pad,
-        "pad_token_id": tokenizer.pad_token_id,
-        "chat_template": tokenizer.chat_template,
-        "chat_format": chat.as_dict(),
-        "optimizer": type(getattr(trainer.optimizer, "optimizer", trainer.optimizer)).__name__,  # under accelerate's wrapper
-        "data": {**(data_info or {}), "n_train_pairs_given": len(train_pairs), "n_train_pairs_used": len(dataset),
-                 **counts},
-        "heldout": evaluation,
-    })
+    record["training"].update(
+        steps_per_epoch=steps_per_epoch(config, len(dataset)),
+        resumed_from=last_checkpoint.name if last_checkpoint else None,
+    )
+    record.update(
+        {
+            "merged": merge,
+            "model_class": type(trained).__name__,
+            "attn_implementation": getattr(trained.config, "_attn_implementation", None),
+            "pad_token": pad,
+            "pad_token_id": tokenizer.pad_token_id,
+            "chat_template": tokenizer.chat_template,
+            "chat_format": chat.as_dict(),
+            "optimizer": type(
+                getattr(trainer.optimizer, "optimizer", trainer.optimizer)
+            ).__name__,  # under accelerate's wrapper
+            "data": {
+                **(data_info or {}),
+                "n_train_pairs_given": len(train_pairs),
+                "n_train_pairs_used": len(dataset),
+                **counts,
+            },
+            "heldout": evaluation,
+        }
+    )
     write_json(output_dir / "training.json", record)  # atomically: its presence means the run finished
     if not config.save_steps:
         shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
@@ -760,10 +917,16 @@ def train_reward_model(base_key: str, train_pairs: Sequence[Pair], config: Train
 
 # --- the cached demo reward models ---------------------------------------------------------------
 
+
 def _cache_fingerprint(base_key: str, config: TrainConfig) -> str:
-    return fingerprint({"base": registry.spec(base_key).fingerprint(), "config": config.key_dict(),
-                        "data_sha256": [sha for (_, path), sha in FILES.items() if path.endswith(config.data)],
-                        "recipe_version": RECIPE_VERSION})
+    return fingerprint(
+        {
+            "base": registry.spec(base_key).fingerprint(),
+            "config": config.key_dict(),
+            "data_sha256": [sha for (_, path), sha in FILES.items() if path.endswith(config.data)],
+            "recipe_version": RECIPE_VERSION,
+        }
+    )
 
 
 def reward_model_path(base_key: str, config: TrainConfig | None = None) -> Path:
@@ -813,13 +976,20 @@ def run_summary(record: dict[str, Any]) -> dict[str, Any]:
     was not evaluated, or logged no loss)."""
     held, data, run = record.get("heldout") or {}, record["data"], record["training"]
     low, high = held.get("ci95", [math.nan, math.nan])
-    return {"base": record["base_key"], "pairs_used": data["n_train_pairs_used"],
-            "dropped_pad_literal": data.get("dropped_pad_literal", 0),
-            "dropped_over_length": data.get("dropped_over_max_length", 0),
-            "truncated": data.get("truncated_to_max_length", 0), "steps": run["optimizer_steps"],
-            "train_seconds": run["seconds"], "final_loss": run["history"][-1]["loss"] if run["history"] else math.nan,
-            "heldout_pairs": held.get("n_pairs", 0), "heldout_accuracy": held.get("pairwise_accuracy", math.nan),
-            "ci_low": low, "ci_high": high}
+    return {
+        "base": record["base_key"],
+        "pairs_used": data["n_train_pairs_used"],
+        "dropped_pad_literal": data.get("dropped_pad_literal", 0),
+        "dropped_over_length": data.get("dropped_over_max_length", 0),
+        "truncated": data.get("truncated_to_max_length", 0),
+        "steps": run["optimizer_steps"],
+        "train_seconds": run["seconds"],
+        "final_loss": run["history"][-1]["loss"] if run["history"] else math.nan,
+        "heldout_pairs": held.get("n_pairs", 0),
+        "heldout_accuracy": held.get("pairwise_accuracy", math.nan),
+        "ci_low": low,
+        "ci_high": high,
+    }
 
 
 def load_trained(path: str | Path, device: str = "cpu"):
