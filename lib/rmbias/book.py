@@ -323,6 +323,16 @@ def model_settings_by_chapter(root: Path = ROOT) -> dict[str, list[str]]:
     return out
 
 
+def _chapter_use(chapter: str, marks: list[str]) -> str:
+    """How the hardware page names one chapter's use of a model from its settings' marks
+    (:data:`MODEL_SETTINGS`): ``"04"``, ``"04 (fine-tuned)"``, or ``"04 (also fine-tuned)"`` where
+    the chapter also loads it plainly."""
+    special = [mark.strip(" ()") for mark in dict.fromkeys(marks) if mark]
+    if not special:
+        return chapter
+    return f"{chapter} ({'also ' if '' in marks else ''}{' and '.join(special)})"
+
+
 def _model_sizes() -> str:
     """The paper profile's models as a Markdown table: the chapters that load each, its parameters
     (from the published config, :mod:`rmbias.architectures`) and the GiB its weights take in the
@@ -337,11 +347,7 @@ def _model_sizes() -> str:
         for key in (value,) if isinstance(value, str) else value:
             for chapter in chapters:
                 marks.setdefault(key, {}).setdefault(chapter, []).append(MODEL_SETTINGS[setting])
-    # "04" and "04 (fine-tuned)" for one model read "04 (also fine-tuned)"
-    uses = {
-        key: [c + (m[-1] if len(m) == 1 else m[-1].replace(" (", " (also ")) for c, m in sorted(by.items())]
-        for key, by in marks.items()
-    }
+    uses = {key: [_chapter_use(chapter, how) for chapter, how in sorted(by.items())] for key, by in marks.items()}
     short = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
     lines = [
         "| model | chapters | parameters | weights | 8-bit | 4-bit | hub commit |",
