@@ -323,16 +323,20 @@ positive = prompt_table[prompt_table["framing"] == "positive"]["key"].tolist()
 
 # %%
 def freedom_vs_love(traces: dict, pairs: list, prompt_keys: list[str]) -> pd.DataFrame:
-    """Freedom's and Love's MWLR for every pair and prompt, and whether Freedom wins (each model's
-    strings are looked up once per prompt, however many pairs it is in)."""
+    """Freedom's and Love's MWLR for every pair and prompt, and whether Freedom wins (NaN where a
+    pair shares no variant of the word). Only the two words' variants are looked up in each
+    vocabulary (implicit.word_scores_by_prompt): the same numbers as the whole join above."""
+    words = ["freedom", "love"]
+    mwlr = {pair: implicit.word_scores_by_prompt(traces[pair.p], traces[pair.q], words, prompt_keys,
+                                                 {"MWLR": implicit.mwlr})
+                  .pivot(index="prompt", columns="word", values="MWLR").reindex(index=prompt_keys, columns=words)
+            for pair in pairs}
     rows = []
     for prompt in prompt_keys:
-        strings = {key: traces[key].by_string(prompt) for key in dict.fromkeys(k for pair in pairs for k in (pair.p, pair.q))}
         for pair in pairs:
-            shared = implicit.implicit_rewards(implicit.shared_strings(strings[pair.p], strings[pair.q]))
             rows.append({"kind": pair.kind, "gemma": traces[pair.p].model, "llama": traces[pair.q].model,
-                         "prompt": prompt, "freedom": implicit.word_score(shared, "freedom", "MWLR"),
-                         "love": implicit.word_score(shared, "love", "MWLR")})
+                         "prompt": prompt, "freedom": mwlr[pair].at[prompt, "freedom"],
+                         "love": mwlr[pair].at[prompt, "love"]})
     table = pd.DataFrame(rows)
     table["freedom_wins"] = table["freedom"] > table["love"]
     return table
@@ -482,15 +486,12 @@ chapter.number("released_ir_status", " ".join([*released_text, released_note]).s
 # %%
 nouns = corpora.big2_nouns()
 noun_rows = []
-for pair in pairs:
+for pair in pairs:  # every metric, on every prompt, over only the nouns' variants (implicit.word_scores_by_prompt)
     p_item, q_item = traces[pair.p], traces[pair.q]
-    for prompt in prompt_table["key"]:
-        shared = implicit.implicit_rewards(implicit.shared_strings(p_item.by_string(prompt), q_item.by_string(prompt)))
-        scored = implicit.word_scores(shared, nouns["word"], list(implicit.METRICS))
-        scored["pair"] = f"{p_item.model} \u2192 {q_item.model}"
-        scored["kind"] = pair.kind
-        scored["prompt"] = prompt
-        noun_rows.append(scored)
+    scored = implicit.word_scores_by_prompt(p_item, q_item, nouns["word"], list(prompt_table["key"]))
+    scored["pair"] = f"{p_item.model} \u2192 {q_item.model}"
+    scored["kind"] = pair.kind
+    noun_rows.append(scored)
 noun_scores = pd.concat(noun_rows, ignore_index=True).merge(nouns, on="word")
 noun_scores["framing"] = noun_scores["prompt"].map(prompt_table.set_index("key")["framing"])
 

@@ -211,3 +211,37 @@ def test_a_mixed_pair_only_when_no_same_kind_pair_exists():
         ["google/gemma-2-9b-it", "google/gemma-2-2b", "meta-llama/Llama-3.2-3B", "meta-llama/Llama-3.2-1B-Instruct"]
     )
     assert [p.kind for p in first] == ["instruct", "pretrained"] and implicit.table_pair(first) == first[0]
+
+
+def test_word_scores_by_prompt_equal_the_whole_vocabulary_join_on_every_prompt():
+    from rmbias.logprobs import Trace
+
+    rng = np.random.default_rng(0)
+    # duplicates (two ids, one string: the higher log-prob counts), empty strings, case and space
+    # variants, strings only one side has, and a word only one side has
+    vocab_p = ["Freedom", " freedom", " freedom", "love", "", "x", "duty", " Duty", "home"]
+    vocab_q = [" Love", "love", "Freedom", "", "y", " Duty", "x", " freedom", "home", "home", "duty2"]
+    prompts = ["a", "b", "c"]
+
+    def trace(vocab, name):
+        logits = rng.normal(size=(len(prompts), len(vocab)))
+        logprobs = (logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))).astype(np.float32)
+        tokens = pd.DataFrame({"token_id": np.arange(len(vocab)), "token": vocab})
+        return Trace(name, name, "gemma", True, prompts, logprobs, tokens, {})
+
+    p, q = trace(vocab_p, "p"), trace(vocab_q, "q")
+    p.logprobs[1, vocab_p.index("home")] = q.logprobs[1, vocab_q.index("home")] = -5.0  # MWLR 0 on b
+    words = ["freedom", "Love", "duty", "home", "absent"]
+    fast = implicit.word_scores_by_prompt(p, q, words, prompts)
+    for prompt in prompts:
+        whole = implicit.implicit_rewards(implicit.shared_strings(p.by_string(prompt), q.by_string(prompt)))
+        slow = implicit.word_scores(whole, words, list(implicit.METRICS))
+        got = fast[fast["prompt"] == prompt].drop(columns="prompt").reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, slow[got.columns], check_dtype=False)
+    assert set(fast["word"]) == {"freedom", "love", "duty", "home"} and len(fast) == 12
+    assert (fast.loc[fast["word"] == "freedom", "n_variants"] == 2).all()  # joined on exact strings
+    # only the words' variants are looked up, the duplicate " freedom" once
+    assert implicit.variant_strings(p.tokens["token"], words) == ["Freedom", " freedom", "love", "duty", " Duty", "home"]
+    # no shared variant on any prompt: an empty table with the columns
+    none = implicit.word_scores_by_prompt(p, q, ["y"], prompts, {"raw": implicit.log_ratio})
+    assert none.empty and list(none.columns) == ["prompt", "word", "raw", "n_variants"]
