@@ -241,7 +241,14 @@ def test_word_scores_by_prompt_equal_the_whole_vocabulary_join_on_every_prompt()
     assert set(fast["word"]) == {"freedom", "love", "duty", "home"} and len(fast) == 12
     assert (fast.loc[fast["word"] == "freedom", "n_variants"] == 2).all()  # joined on exact strings
     # only the words' variants are looked up, the duplicate " freedom" once
-    assert implicit.variant_strings(p.tokens["token"], words) == ["Freedom", " freedom", "love", "duty", " Duty", "home"]
+    assert implicit.variant_strings(p.tokens["token"], words) == [
+        "Freedom",
+        " freedom",
+        "love",
+        "duty",
+        " Duty",
+        "home",
+    ]
     # no shared variant on any prompt: an empty table with the columns
     none = implicit.word_scores_by_prompt(p, q, ["y"], prompts, {"raw": implicit.log_ratio})
     assert none.empty and list(none.columns) == ["prompt", "word", "raw", "n_variants"]
