@@ -17,6 +17,7 @@ dataset repository.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 REPO_TYPES = {"model": "models", "dataset": "datasets"}
 MAIN = "main"
@@ -309,14 +310,20 @@ def write_paper_standins(cache: Path, layers: int = 2) -> list[str]:
     """Stand-ins of every model of :func:`paper_model_ids` (at their pinned revisions) and of the
     paper's preference datasets, written into the hub cache ``cache``: what a rehearsal of the paper
     profile needs. Returns the model ids."""
+    from .architectures import architecture
     from .profiles import PROFILES
     from .registry import spec
 
     tokenizers: dict = {}
     ids = paper_model_ids()
-    folders = {hf_id: write_model_standin(cache, hf_id, spec(hf_id).revision, layers, tokenizers) for hf_id in ids}
+    for hf_id in ids:
+        write_model_standin(cache, hf_id, spec(hf_id).revision, layers, tokenizers)
     write_preference_standins(cache)
-    write_logprob_standins(cache, {m: folders[spec(m).hf_id] for m in PROFILES["paper"].language_models})
+    # each language model's released file is named by the tokenizer its stand-in borrowed and saved
+    # (chat templates aside, which decoding does not read): handed over, not read back from every
+    # snapshot, so that each vocabulary is loaded and decoded once
+    borrowed = {m: tokenizers[architecture(spec(m).hf_id).tokenizer] for m in PROFILES["paper"].language_models}
+    write_logprob_standins(cache, borrowed)
     return ids
 
 
@@ -344,9 +351,13 @@ def write_logprob_standins(cache: Path, snapshots: dict, rows: int = 1500) -> Pa
     folder = snapshot_folder(cache, DATASET, repo_type="dataset")
     keys = prompts.all_prompts()["key"].tolist()
     words = set(corpora.big2_nouns()["word"])
+    decodings: list[tuple[Any, list[str]]] = []  # each tokenizer object decoded once, however many models share it
     for hf_id, snapshot in snapshots.items():
         tokenizer = AutoTokenizer.from_pretrained(snapshot) if isinstance(snapshot, (str, Path)) else snapshot
-        decoded = decoded_tokens(tokenizer, len(tokenizer))["token"].tolist()
+        decoded = next((done for seen, done in decodings if seen is tokenizer), None)
+        if decoded is None:
+            decoded = decoded_tokens(tokenizer, len(tokenizer))["token"].tolist()
+            decodings.append((tokenizer, decoded))
         ids = sorted(
             set(range(min(rows, len(decoded)))) | {i for i, text in enumerate(decoded) if text.strip().lower() in words}
         )
