@@ -74,13 +74,24 @@ def project_copy(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def paper_hub(tmp_path_factory) -> Path:
+def paper_hub(tmp_path_factory, worker_id) -> Path:
     """A local Hugging Face cache holding a stand-in of every model and dataset the paper profile
-    loads, in its published layout at its pinned revision (rmbias.standins): written once per run."""
+    loads, in its published layout at its pinned revision (rmbias.standins): written once per run,
+    by whichever parallel worker needs it first, into the run's folder that all workers share (the
+    rehearsal and the head tests read it, usually on different workers); the tests only read it."""
+    from filelock import FileLock
+
     from rmbias import standins
 
-    cache = tmp_path_factory.mktemp("paper-hub")
-    standins.write_paper_standins(cache)
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # each worker's base folder lies in the run's own
+        shared = shared.parent
+    cache, done = shared / "paper-hub", shared / "paper-hub.complete"
+    with FileLock(str(shared / "paper-hub.lock")):
+        if not done.is_file():
+            shutil.rmtree(cache, ignore_errors=True)  # what an interrupted writer left
+            standins.write_paper_standins(cache)
+            done.touch()
     return cache
 
 
