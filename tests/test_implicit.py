@@ -252,3 +252,5 @@ def test_word_scores_by_prompt_equal_the_whole_vocabulary_join_on_every_prompt()
     # no shared variant on any prompt: an empty table with the columns
     none = implicit.word_scores_by_prompt(p, q, ["y"], prompts, {"raw": implicit.log_ratio})
     assert none.empty and list(none.columns) == ["prompt", "word", "raw", "n_variants"]
+    with pytest.raises(KeyError, match="prompt 'd' was not traced for p"):
+        implicit.word_scores_by_prompt(p, q, words, ["a", "d"])

@@ -298,6 +298,9 @@ def word_scores_by_prompt(
     """
     metrics = METRICS if metrics is None else metrics
     words = list(words)
+    for trace in (p, q):
+        for prompt in prompts:
+            trace.column(prompt)  # the KeyError by_string would raise, naming the prompts traced
     sides = [trace.lookup(variant_strings(trace.tokens["token"], words)) for trace in (p, q)]
     rows = []
     for prompt in prompts:
