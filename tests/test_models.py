@@ -89,3 +89,47 @@ def test_a_failed_build_leaves_no_folder_behind(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         models.local_path("tiny-llama")
     assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_tokenizers_load_once_per_process_and_each_caller_gets_a_copy_it_may_change(monkeypatch, tmp_path):
+    import transformers
+
+    loads = []
+    original = transformers.AutoTokenizer.from_pretrained
+    monkeypatch.setattr(
+        transformers.AutoTokenizer,
+        "from_pretrained",
+        lambda where, **kw: loads.append(str(where)) or original(where, **kw),
+    )
+    monkeypatch.setattr(models, "_TOKENIZERS", type(models._TOKENIZERS)())
+    first, second = models.load_tokenizer("smollm2-135m-instruct"), models.load_tokenizer("smollm2-135m-instruct")
+    assert len(loads) == 1 and first is not second
+    chat = [{"role": "user", "content": "Hi there"}]
+    template, pad = first.chat_template, first.pad_token
+    first.pad_token, first.chat_template, first.padding_side = "<|endoftext|>", "{{ 'x' }}", "left"
+    first.init_kwargs["model_max_length"] = 7
+    again = models.load_tokenizer("smollm2-135m-instruct")
+    for other in (second, again):
+        assert other.pad_token == pad and other.chat_template == template and other.padding_side == "right"
+        assert other.init_kwargs.get("model_max_length") != 7
+        assert other.apply_chat_template(chat, tokenize=False).startswith("<|im_start|>")
+    assert first.pad_token == "<|endoftext|>" and first.pad_token_id == 0
+    # the shared vocabulary still encodes and pads as each copy's own settings say
+    assert first("Hi there")["input_ids"] == second("Hi there")["input_ids"]
+    left = first(["a", "a b c"], padding=True)["input_ids"][0]
+    right = second(["a", "a b c"], padding=True)["input_ids"][0]
+    assert left[0] == 0 and right[-1] == second.pad_token_id != 0
+    # a folder written again is loaded again; beyond TOKENIZERS_KEPT the oldest is dropped
+    folders = []
+    for i in range(models.TOKENIZERS_KEPT + 1):
+        first.save_pretrained(tmp_path / f"t{i}")
+        folders.append(tmp_path / f"t{i}")
+        models.cached_tokenizer(folders[-1])
+    n = len(loads)
+    models.cached_tokenizer(folders[-1])
+    assert len(loads) == n
+    models.cached_tokenizer(folders[0])
+    assert len(loads) == n + 1
+    (folders[1] / "tokenizer_config.json").write_text((folders[1] / "tokenizer_config.json").read_text() + " ")
+    models.cached_tokenizer(folders[1])
+    assert len(loads) == n + 2

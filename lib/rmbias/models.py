@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -167,14 +168,59 @@ def _hub_error(spec_: ModelSpec, err: Exception) -> ModelError:
     )
 
 
-def load_tokenizer(key: str):
-    """The tokenizer of a model, with a chat template where the model needs one."""
+# Tokenizers loaded in this process, newest last, at most TOKENIZERS_KEPT of them: a 256k-token
+# Gemma tokenizer takes 3-5 s to load and about 300 MB to keep, and a chapter asks for the same
+# one in several cells and functions (loading them took 128 of the tiny book's 418 s).
+_TOKENIZERS: OrderedDict[tuple, Any] = OrderedDict()
+TOKENIZERS_KEPT = 4
+
+
+def _tokenizer_ident(where: str | Path, kwargs: dict[str, Any]) -> tuple:
+    """What a loaded tokenizer depends on: the hub id, revision and cache, or a local folder with
+    the names, sizes and modification times of its files (a rebuilt folder is loaded again)."""
+    import huggingface_hub.constants
+
+    if isinstance(where, (str, Path)) and Path(where).is_dir():
+        files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in Path(where).iterdir() if f.is_file())
+        return (str(Path(where).resolve()), tuple(files), tuple(sorted(kwargs.items())))
+    return (str(where), tuple(sorted(kwargs.items())), str(huggingface_hub.constants.HF_HUB_CACHE))
+
+
+def private_copy(tokenizer):
+    """A copy of ``tokenizer`` whose Python-level settings (special tokens, chat template, padding
+    side, init arguments) are its own, sharing the compiled vocabulary, which the library and TRL
+    only read: setting a pad token or a chat template on the copy leaves the original as it was.
+    A deep copy would take as long as loading (the vocabulary is serialised and parsed again); take
+    one before adding tokens, which changes the vocabulary itself (as ``rmbias.standins`` does)."""
+    twin = copy.copy(tokenizer)
+    for name, value in vars(tokenizer).items():
+        if isinstance(value, (dict, list, set)):
+            vars(twin)[name] = copy.copy(value)  # past the tokenizer's own __setattr__
+    return twin
+
+
+def cached_tokenizer(where: str | Path, **kwargs: Any):
+    """``AutoTokenizer.from_pretrained(where, **kwargs)``, loaded once per process (the last
+    :data:`TOKENIZERS_KEPT` are kept) and handed out as a :func:`private_copy`."""
     from transformers import AutoTokenizer
 
+    ident = _tokenizer_ident(where, kwargs)
+    if ident in _TOKENIZERS:
+        _TOKENIZERS.move_to_end(ident)
+    else:
+        _TOKENIZERS[ident] = AutoTokenizer.from_pretrained(where, **kwargs)
+        while len(_TOKENIZERS) > TOKENIZERS_KEPT:
+            _TOKENIZERS.popitem(last=False)
+    return private_copy(_TOKENIZERS[ident])
+
+
+def load_tokenizer(key: str):
+    """The tokenizer of a model, with a chat template where the model needs one: a copy of its own
+    for each caller (:func:`cached_tokenizer`), so it may be changed."""
     spec_ = spec(key)
     where, kwargs = _where(spec_)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
+        tokenizer = cached_tokenizer(where, **kwargs)
     except (OSError, ValueError) as err:
         if spec_.source == "hub":
             raise _hub_error(spec_, err) from err

@@ -719,9 +719,7 @@ def read_record(path: str | Path) -> dict[str, Any]:
 
 def load_injected_tokenizer(path: str | Path):
     """The tokenizer saved with a fine-tuned model, chat template included."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path)
+    return models.cached_tokenizer(Path(path))
 
 
 def load_injected(path: str | Path, device: str = "cpu"):

@@ -994,7 +994,7 @@ def run_summary(record: dict[str, Any]) -> dict[str, Any]:
 
 def load_trained(path: str | Path, device: str = "cpu"):
     """A saved reward model (merged) and its tokenizer, in eval mode, float32 unless saved otherwise."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     model = placement.from_pretrained(AutoModelForSequenceClassification, path, device, "auto", num_labels=1)
-    return model, AutoTokenizer.from_pretrained(path)
+    return model, models.cached_tokenizer(Path(path))
