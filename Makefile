@@ -4,6 +4,7 @@
 #   make test   set up the environment and run the test suite
 # A chapter is executed again only when its source, the library code it runs, its settings or the
 # results it reads changed; `make book FORCE=1` executes every chapter.
+# Chapters run two at a time on a CPU profile (JOBS=1: one after the other), one at a time on a GPU.
 # RELEASED=required stops a chapter that cannot read the authors' released log-probabilities or checkpoint
 # scores (the default, auto, draws what it can and says what is missing).
 # Offline? Point RMBIAS_DATA_MIRROR at a folder laid out like the upstream repositories (see README).
@@ -32,7 +33,7 @@ data: $(STAMP)
 	$(BIN)/python -m rmbias.data fetch
 
 notebooks: data
-	$(BIN)/python -m rmbias.book run --profile $(PROFILE) $(if $(FORCE),--force) $(if $(RELEASED),--set 'RELEASED="$(RELEASED)"')
+	$(BIN)/python -m rmbias.book run --profile $(PROFILE) $(if $(FORCE),--force) $(if $(JOBS),--jobs $(JOBS)) $(if $(RELEASED),--set 'RELEASED="$(RELEASED)"')
 
 html: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going

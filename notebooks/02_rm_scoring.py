@@ -69,7 +69,8 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 PROFILE = "demo"  # tiny | demo | paper
 REWARD_MODELS = None  # list of reward-model keys or Hugging Face ids; None: the profile's
-PROMPTS = None  # list of prompt keys, e.g. ["greatest_ever_one"]; None: the profile's (demo, paper: all 54)
+PROMPTS = None  # prompts the RMs score the nouns on, e.g. ["greatest_ever_one"]; None: the profile's (demo: the 12
+# "thing ever" prompts; paper: all 54)
 MAX_WORDS = None  # at most this many nouns per category; None: the profile's
 VOCAB_LIMIT = None  # vocabulary search: most frequent word tokens only; None: the profile's; 0: every token
 BATCH_SIZE = None  # candidates per forward pass; None: the profile's
@@ -104,7 +105,7 @@ from rmbias import (
 )
 from rmbias.chapter import Chapter
 
-chapter = Chapter.open("02_rm_scoring", PROFILE, reward_models=REWARD_MODELS, prompts=PROMPTS, max_words=MAX_WORDS,
+chapter = Chapter.open("02_rm_scoring", PROFILE, reward_models=REWARD_MODELS, scored_prompts=PROMPTS, max_words=MAX_WORDS,
                        vocab_limit=VOCAB_LIMIT, batch_size=BATCH_SIZE, device=DEVICE, quantize=QUANTIZE,
                        tokenisation=TOKENISATION, chat_date=CHAT_DATE, skip_unfit=SKIP_UNFIT)
 settings, out, summary = chapter.settings, chapter.out, chapter.summary
@@ -492,7 +493,7 @@ chapter.number("demo_accuracy_text", accuracy_text, display=False)
 # objective, far weaker than the paper's.
 
 # %% [markdown]
-# ### The Big Two nouns, all prompts
+# ### The Big Two nouns, scored live
 
 # %% [markdown]
 # Each reward model is loaded once and does all of this chapter's scoring while it is in memory (a 27B
@@ -502,7 +503,7 @@ chapter.number("demo_accuracy_text", accuracy_text, display=False)
 
 # %%
 nouns = profiles.limit_words(corpora.big2_nouns(), settings.max_words)
-prompt_table = prompts.select(settings.prompts)
+prompt_table = prompts.select(settings.scored_prompts or settings.prompts)
 headline = prompts.select([prompts.HEADLINE])
 
 # %% tags=["hide-input"]
@@ -547,6 +548,11 @@ live_per_rm = ranks.panel_means(live_medians)
 chapter.table(live, "live_big2_scores", profile=settings.name, reward_models=rm_keys)
 chapter.number("live_n_candidates", len(live), display=False)
 chapter.number("live_n_prompts", len(prompt_table), display=False)
+n_positive = int((prompt_table["framing"] == "positive").sum())
+chapter.number("live_prompt_rule", "the study's 54" if len(prompt_table) == 54 else
+               f"{n_positive} positive and {len(prompt_table) - n_positive} negative ones of the study's 54 "
+               f"({', '.join(prompt_table['key'])}), to bound the CPU time; the paper profile scores all 54",
+               display=False)
 chapter.number("live_n_words", len(nouns), display=False)
 
 # %% tags=["hide-input"]
@@ -571,7 +577,7 @@ summary["live_agency_minus_communion"] = {f"{rm}|{fr}": float(v) for (rm, fr), v
 
 # %% [markdown]
 # Each RM scored {glue:text}`live_n_words` nouns as replies to {glue:text}`live_n_prompts` prompts
-# ({glue:text}`live_n_candidates` scores in all). The figure draws them as Figure 1a above: each dot
+# ({glue:text}`live_n_candidates` scores in all); the prompts are {glue:text}`live_prompt_rule`. The figure draws them as Figure 1a above: each dot
 # is one live RM's median rank of a category, averaged over the prompts of a framing, with standard
 # errors over prompts. The table gives, per RM and framing, the median rank
 # of each category and their difference (negative: agency ranked better). On positive prompts the

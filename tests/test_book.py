@@ -542,3 +542,77 @@ def test_command_line_settings_are_checked_before_any_chapter_runs(capsys):
         book.run("tiny", only=["01", "02"], overrides={"SIZES": [10]})
     with pytest.raises(ValueError, match="setting 'prompts': unknown prompt key"):
         book.run("tiny", only=["02"], overrides={"PROMPTS": ["greatest"]})
+
+
+SIDE_BY_SIDE = """# %% tags=["parameters"]
+PROFILE = "tiny"
+
+# %%
+import json, os, time
+from rmbias import progress
+
+start = time.time()
+progress.note("working in {name}")
+time.sleep({sleep})  # {reads}
+record = {{"start": start, "end": time.time(), "progress": os.environ.get("RMBIAS_PROGRESS"),
+          "threads": os.environ.get("OMP_NUM_THREADS")}}
+open({path!r}, "w").write(json.dumps(record))
+"""
+
+
+def test_chapters_run_side_by_side_each_after_the_chapters_it_reads(tmp_path, monkeypatch, capsys):
+    """Three chapters, two at a time: 01 and 02 run together, 03 reads 01's results so it starts
+    only when 01 has finished; each kernel has its own progress file and the build's threads."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # set by the caller: kept, not halved
+    (tmp_path / "notebooks").mkdir()
+    sleeps = {"01_first": 6, "02_second": 2, "03_third": 1}
+    for name, sleep in sleeps.items():
+        reads = 'reads "01_first"' if name == "03_third" else "reads nothing"
+        text = SIDE_BY_SIDE.format(name=name, sleep=sleep, reads=reads, path=str(tmp_path / f"{name}.json"))
+        (tmp_path / "notebooks" / f"{name}.py").write_text(text)
+    timings = book.run("tiny", book_dir=tmp_path / "book", results_dir=tmp_path / "results", cwd=tmp_path, jobs=2)
+    assert set(timings) == set(sleeps)
+    seen = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in sleeps}
+    first, second, third = seen["01_first"], seen["02_second"], seen["03_third"]
+    assert second["start"] < first["end"] and first["start"] < second["end"]  # side by side
+    assert third["start"] >= first["end"]  # it waited for the chapter it reads
+    assert len({record["progress"] for record in seen.values()}) == 3  # a progress file each
+    assert {record["threads"] for record in seen.values()} == {"3"}
+    assert "RMBIAS_PROGRESS" not in __import__("os").environ
+    out = capsys.readouterr().out
+    for name in sleeps:
+        assert f"  [{name}] working in {name}" in out
+
+
+def test_schedule_starts_nothing_after_a_failure_and_raises_it():
+    import threading
+
+    started, lock = [], threading.Lock()
+
+    def work(name):
+        with lock:
+            started.append(name)
+        if name == "a":
+            raise RuntimeError("a failed")
+
+    with pytest.raises(RuntimeError, match="a failed"):
+        book.schedule(["a", "b", "c"], {"b": {"a"}}, work, jobs=1)
+    assert started == ["a"]  # b waits for a; c is not started after a failure
+    started.clear()
+    book.schedule(["a2", "b", "c"], {"b": {"c"}}, work, jobs=1)
+    assert started == ["a2", "c", "b"]  # the ready ones in the order given
+    with pytest.raises(ValueError, match="jobs=0"):
+        book.run("tiny", jobs=0)
+
+
+def test_side_by_side_kernels_share_the_cores_unless_told_otherwise(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(book.os, "cpu_count", lambda: 8)
+    assert book.kernel_env(1) == {}
+    assert book.kernel_env(2) == {"OMP_NUM_THREADS": "4"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert book.kernel_env(2) == {}
+    assert book.default_jobs("demo") == 2 and book.default_jobs("tiny") == 2
+    assert book.default_jobs("paper") == 1  # a GPU's memory is sized for one chapter at a time
+    monkeypatch.setattr(book.os, "cpu_count", lambda: 1)
+    assert book.default_jobs("demo") == 1

@@ -33,6 +33,7 @@ def test_limit_words_samples_per_category_reproducibly():
     [
         ("prompts", ["greatest_ever"], "setting 'prompts': unknown prompt key\\(s\\) \\['greatest_ever'\\]"),
         ("forced_prompts", ["best"], "setting 'forced_prompts': unknown prompt key"),
+        ("scored_prompts", ["worst_ever"], "setting 'scored_prompts': unknown prompt key"),
         ("language_models", ["gemma-2-2b-itt"], "setting 'language_models': unknown model 'gemma-2-2b-itt'"),
         ("language_models", ["llama-3-tokenizer"], "is a tokenizer only"),
         ("reward_models", ["google/gemma-2-2b-it"], "not a reward model on record"),
@@ -80,3 +81,13 @@ def test_the_ablation_grid_and_permutations_are_profile_settings():
         ablation.Ablation.for_profile(profiles.resolve("paper", tokenisation="single-bos")).recipe.tokenisation
         == "single-bos"
     )
+
+
+def test_the_demo_scores_nouns_on_a_balanced_subset_of_the_prompts_and_the_paper_on_all():
+    from rmbias import prompts
+
+    demo = prompts.select(profiles.resolve("demo").scored_prompts)
+    assert demo["framing"].value_counts().to_dict() == {"positive": 6, "negative": 6}
+    assert prompts.HEADLINE in set(demo["key"])
+    assert profiles.resolve("paper").scored_prompts is None  # chapter 02 then scores the profile's `prompts`: all 54
+    assert profiles.resolve("demo", scored_prompts=["worst_ever_one"]).scored_prompts == ("worst_ever_one",)

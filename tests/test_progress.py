@@ -1,6 +1,7 @@
 """Progress shows in a notebook as tqdm bars, and in a book build on the terminal only."""
 
 import io
+import os
 import subprocess
 import sys
 import time
@@ -20,14 +21,19 @@ bar.close()
 
 def test_a_build_relays_bars_and_notes_as_lines_of_their_own(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(progress, "BUILD_INTERVAL", 0.0)  # every update, not one per 10 s
-    with progress.relayed("  [02_x] ", tmp_path):
+    with progress.relayed("  [02_x] ", tmp_path) as relay:
+        assert progress.PROGRESS_ENV not in os.environ  # the kernel gets relay.env; this process keeps its own
+        for name, value in relay.env.items():  # this process plays the kernel for the next lines
+            monkeypatch.setenv(name, value)
         bar = progress.bar(3, "scoring some-rm", unit="cand")
         for _ in range(3):
             bar.update(1)
         bar.close()
         # in the chapter's kernel (a process started inside the block), a library's own bar (transformers
         # converting a GGUF file) would land in the page: it is off, and this module's bars are not
-        kernel = subprocess.run([sys.executable, "-c", KERNEL], capture_output=True, text=True, check=True)
+        kernel = subprocess.run(
+            [sys.executable, "-c", KERNEL], capture_output=True, text=True, check=True, env={**os.environ, **relay.env}
+        )
         assert kernel.stderr == "" and kernel.stdout == ""
         progress.note("run 1/2: smollm2-n24-seed0")
     lines = capsys.readouterr().out.splitlines()
@@ -37,7 +43,6 @@ def test_a_build_relays_bars_and_notes_as_lines_of_their_own(tmp_path, monkeypat
     assert not any("GGUF" in line for line in lines)
     assert lines[-1] == "  [02_x] run 1/2: smollm2-n24-seed0"
     assert not any("\r" in line for line in lines)
-    assert progress.PROGRESS_ENV not in __import__("os").environ  # restored after the block
 
 
 def test_relay_prints_each_update_as_it_comes(tmp_path):

@@ -76,11 +76,31 @@ def declared_parameters(notebook_path: Path) -> dict[str, Any]:
     return {name: info["default"] for name, info in papermill.inspect_notebook(str(notebook_path)).items()}
 
 
+def _kernel_manager(env: dict[str, str]):
+    """A Jupyter kernel manager class whose kernels start with ``env`` over this process's
+    environment. Chapters executed side by side (threads of one build) each need their own
+    variables (progress file, threads); ``os.environ`` is shared by every thread."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class ChapterKernel(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            kw["env"] = {**os.environ, **kw.get("env", {}), **env}
+            await super().start_kernel(**kw)
+
+    return ChapterKernel
+
+
 def execute(
-    source: Path, output: Path, parameters: dict[str, Any], cwd: Path = ROOT, key: dict[str, Any] | None = None
+    source: Path,
+    output: Path,
+    parameters: dict[str, Any],
+    cwd: Path = ROOT,
+    key: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
 ) -> float:
     """Execute one chapter into ``output``; return the wall time in seconds. ``key`` (from
-    :func:`build_key`) is stored in the executed notebook's metadata.
+    :func:`build_key`) is stored in the executed notebook's metadata; ``env`` is added to the
+    kernel's environment.
 
     Raises ``ValueError`` for a parameter the notebook does not declare (papermill would only
     warn), and ``RuntimeError`` naming the failed copy if a cell fails.
@@ -97,9 +117,15 @@ def execute(
         ran = Path(scratch) / "executed.ipynb"
         start = time.perf_counter()
         try:
-            with relayed(f"  [{source.stem}] ", Path(scratch)):
+            with relayed(f"  [{source.stem}] ", Path(scratch)) as relay:
                 papermill.execute_notebook(
-                    str(plain), str(ran), parameters=parameters, kernel_name="python3", cwd=str(cwd), progress_bar=False
+                    str(plain),
+                    str(ran),
+                    parameters=parameters,
+                    kernel_name="python3",
+                    cwd=str(cwd),
+                    progress_bar=False,
+                    kernel_manager_class=_kernel_manager({**relay.env, **(env or {})}),
                 )
         except papermill.PapermillExecutionError as err:
             failed = output.with_suffix(".failed.ipynb")
@@ -407,6 +433,63 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def default_jobs(profile: str) -> int:
+    """How many chapters a build executes at once: two on a CPU profile where the machine has two
+    cores or more (each chapter's kernel then gets half of them; much of a chapter is one-threaded
+    Python, so two side by side finish sooner than one after the other), one where a GPU may be
+    used (two chapters' models would share its memory, which :mod:`rmbias.memory` sizes for one)."""
+    return 2 if resolve(profile).device == "cpu" and (os.cpu_count() or 1) >= 2 else 1
+
+
+def kernel_env(jobs: int) -> dict[str, str]:
+    """What the kernels of ``jobs`` chapters running at once add to their environment: an equal
+    share of the cores each (``OMP_NUM_THREADS``, torch's thread count), unless the caller set it."""
+    if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+        return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+    return {}
+
+
+def chapter_order(sources: list[Path], chapters: list[str]) -> dict[str, set[str]]:
+    """For each chapter of ``sources``, the chapters among them that it must wait for: those before
+    it in the book whose results it reads (:func:`earlier_chapters`)."""
+    stems = [s.stem for s in sources]
+    return {
+        s.stem: {c for c in earlier_chapters(s, chapters) if c in stems and stems.index(c) < stems.index(s.stem)}
+        for s in sources
+    }
+
+
+def schedule(names: list[str], waits_for: dict[str, set[str]], work, jobs: int) -> None:
+    """Call ``work(name)`` for every name, at most ``jobs`` at once, each only after the names it
+    waits for have finished; the ready ones start in the order given. After a failure nothing new
+    starts; the running ones finish and the first error is raised."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    pending, running, done = list(names), {}, set()
+    error: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        while True:
+            while error is None and len(running) < max(1, jobs):
+                ready = next((n for n in pending if waits_for.get(n, set()) <= done), None)
+                if ready is None:
+                    break
+                pending.remove(ready)
+                running[pool.submit(work, ready)] = ready
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                if future.exception() is None:
+                    done.add(name)
+                elif error is None:
+                    error = future.exception()
+    if error is not None:
+        raise error
+    if pending:  # only when a name waits for one that is not among the names nor done
+        raise ValueError(f"chapters {pending} wait for chapters that never ran")
+
+
 def run(
     profile: str,
     only: list[str] | None = None,
@@ -415,11 +498,17 @@ def run(
     cwd: Path = ROOT,
     overrides: dict[str, Any] | None = None,
     force: bool = False,
+    jobs: int = 1,
 ) -> dict[str, float]:
     """Execute every chapter (or those whose names start with an entry of ``only``) in a profile,
     except those whose executed notebook was built from the same inputs (:func:`build_key`; all of
-    them with ``force``). Returns the wall time of each chapter executed."""
+    them with ``force``). Up to ``jobs`` chapters run at once, each after the earlier chapters whose
+    results it reads (:func:`chapter_order`); with more than one, each kernel gets an equal share
+    of the CPU cores (``OMP_NUM_THREADS``, unless it is set). Returns the wall time of each chapter
+    executed."""
     resolve(profile)  # a clear error for an unknown profile before anything runs
+    if jobs < 1:
+        raise ValueError(f"jobs={jobs}: execute at least one chapter at a time")
     sources = notebook_sources(cwd)
     if only:
         sources = [s for s in sources if any(s.stem.startswith(o) for o in only)]
@@ -434,26 +523,34 @@ def run(
         )
     check_overrides(profile, overrides)
     os.environ[RESULTS_ENV] = str(Path(results_dir).resolve())
+    env = kernel_env(jobs)
     timings: dict[str, float] = {}
     chapters = [s.stem for s in notebook_sources(cwd)]
-    for source in sources:
-        params = {"PROFILE": profile, **{k: v for k, v in overrides.items() if k in declared[source.stem]}}
-        output = Path(book_dir) / f"{source.stem}.ipynb"
-        key = build_key(source, profile, params, Path(results_dir), chapters)
+    by_name = {s.stem: s for s in sources}
+
+    def execute_if_changed(name: str) -> None:
+        source = by_name[name]
+        params = {"PROFILE": profile, **{k: v for k, v in overrides.items() if k in declared[name]}}
+        output = Path(book_dir) / f"{name}.ipynb"
+        key = build_key(source, profile, params, Path(results_dir), chapters)  # after the chapters it reads
         if not force and stored_key(output) == key["key"]:
             print(
                 f"{source.name}: unchanged since it was executed (build key {key['key']}); not executed "
                 "again (--force to execute it)",
                 flush=True,
             )
-            continue
+            return
         print(f"executing {source.name} (profile {profile}) ...", flush=True)
-        timings[source.stem] = execute(source, output, params, cwd=cwd, key=key)
-        print(f"  done in {timings[source.stem]:.1f} s", flush=True)
-    record_path = Path(results_dir) / profile / "execution.json"
-    record_path.parent.mkdir(parents=True, exist_ok=True)
-    record = _merged_record(record_path, profile, timings)
-    write_json(record_path, record)
+        timings[name] = execute(source, output, params, cwd=cwd, key=key, env=env)
+        print(f"  {name} done in {timings[name]:.1f} s", flush=True)
+
+    try:
+        schedule(list(by_name), chapter_order(sources, chapters), execute_if_changed, jobs)
+    finally:  # the chapters that finished are recorded, also when another failed
+        record_path = Path(results_dir) / profile / "execution.json"
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        record = _merged_record(record_path, profile, timings)
+        write_json(record_path, record)
     generated = Path(book_dir) / "generated"
     generated.mkdir(parents=True, exist_ok=True)
     (generated / "build_info.md").write_text(_build_info(profile, record["chapters"]))
@@ -628,6 +725,9 @@ def main(argv: list[str] | None = None) -> int:
         "--set", nargs="*", default=[], metavar="NAME=JSON", help="override a notebook parameter, e.g. MAX_WORDS=20"
     )
     cmd.add_argument("--force", action="store_true", help="execute every chapter, changed or not")
+    cmd.add_argument(
+        "--jobs", type=int, help="chapters executed at once (default: 2 for a CPU profile on two or more cores, else 1)"
+    )
     cmd.add_argument("--book-dir", type=Path, default=ROOT / "book")
     cmd.add_argument("--results-dir", type=Path, default=ROOT / "results")
     sub.add_parser("links", help="point every chapter's Colab badge and clone URL at _config.yml's repository")
@@ -655,6 +755,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.results_dir,
                 overrides=parse_set(args.set),
                 force=args.force,
+                jobs=args.jobs or default_jobs(args.profile),
             )
     except (ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -37,6 +37,8 @@ class Profile:
     forced_prompts: (
         tuple[str, ...] | None
     )  # teacher forcing of whole words (chapter 03): these prompts; None: `prompts`
+    # reward models scoring the nouns (chapter 02's live scores): these prompts; None: `prompts`
+    scored_prompts: tuple[str, ...] | None
     max_words: int | None  # at most this many words per category (None: every word)
     vocab_limit: int | None  # vocabulary search: the most frequent word tokens only (None: every token)
     batch_size: int  # candidates per forward pass (halved automatically on a GPU out-of-memory error)
@@ -76,6 +78,12 @@ class Profile:
 # The models of the tiny and demo profiles, named once: the same bases are traced, scored and trained.
 TINY_MODELS = ("tiny-llama", "tiny-gemma2")
 DEMO_MODELS = ("smollm2-135m-instruct", "gemma-3-270m")
+# The demo's subset of the 54 prompts where a model runs once per prompt and word (teacher forcing in
+# chapter 03, reward-model scoring in chapter 02): the "thing ever" frame in two phrasings, so six
+# positive and six negative prompts. All 54 cost chapter 02 about five minutes more on two cores.
+DEMO_EVER_PROMPTS = tuple(
+    f"{adjective}_ever_{concision}" for adjective in ADJECTIVES for concision in ("one", "please")
+)
 
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(
@@ -87,6 +95,7 @@ PROFILES: dict[str, Profile] = {
         validation_model="tiny-llama",
         prompts=("greatest_ever_one", "best_world_single", "worst_ever_one", "bad_time_please"),
         forced_prompts=None,
+        scored_prompts=None,
         max_words=12,
         vocab_limit=60,
         batch_size=32,
@@ -105,9 +114,8 @@ PROFILES: dict[str, Profile] = {
         reward_models=("smollm2-135m-rm", "gemma-3-270m-rm"),
         validation_model="smollm2-135m-instruct",
         prompts=None,
-        forced_prompts=tuple(
-            f"{adjective}_ever_{concision}" for adjective in ADJECTIVES for concision in ("one", "please")
-        ),
+        forced_prompts=DEMO_EVER_PROMPTS,
+        scored_prompts=DEMO_EVER_PROMPTS,
         max_words=None,
         vocab_limit=3000,
         batch_size=128,
@@ -140,6 +148,7 @@ PROFILES: dict[str, Profile] = {
         validation_model="google/gemma-2-2b",  # the paper's choice
         prompts=None,
         forced_prompts=None,
+        scored_prompts=None,
         max_words=None,
         vocab_limit=None,
         batch_size=256,
@@ -189,7 +198,7 @@ def check(profile: Profile) -> None:
     reward model whose head is not on record, an unknown dtype, device, quantisation, tokenisation
     or date, a batch size below one. The ``ValueError`` names the setting and the fix."""
     known_prompts = set(all_prompts()["key"])
-    for setting in ("prompts", "forced_prompts"):
+    for setting in ("prompts", "forced_prompts", "scored_prompts"):
         unknown = [k for k in getattr(profile, setting) or () if k not in known_prompts]
         if unknown:
             raise ValueError(

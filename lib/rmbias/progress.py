@@ -4,7 +4,8 @@ In Jupyter, Colab or a terminal, :func:`bar` is a plain tqdm bar. During a book 
 (``python -m rmbias.book run``), the chapter runs in a papermill kernel whose output becomes the
 page, so the build sets ``RMBIAS_PROGRESS`` to a file: bars and :func:`note` lines are written
 there instead of into the notebook, and the build prints them on its terminal as they come
-(``book.execute``), prefixed by the chapter's name.
+(``book.execute``), prefixed by the chapter's name. Chapters executed side by side each have
+their own file, named in their own kernel's environment.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class Relay(threading.Thread):
         super().__init__(daemon=True)
         self.path, self.prefix, self.out, self.poll = Path(path), prefix, out or sys.stdout, poll
         self.finished = threading.Event()
+        self.env: dict[str, str] = {}  # what the relayed kernel's environment needs (:func:`relayed`)
         self._offset = 0
 
     def _drain(self) -> None:
@@ -129,24 +131,16 @@ class Relay(threading.Thread):
 
 @contextmanager
 def relayed(prefix: str, folder: Path) -> Iterator[Relay]:
-    """For a book build: while the block runs, ``RMBIAS_PROGRESS`` names a file in ``folder`` (the
-    kernel the block starts inherits it) and that file is relayed to stdout; the libraries' own
-    progress bars are switched off in that kernel (``QUIET_LIBRARIES``), not in this process."""
-    import tqdm  # noqa: F401  (tqdm reads TQDM_* defaults when first imported: here, before they are set)
-
+    """For a book build: relay a progress file in ``folder`` to stdout while the block runs. The
+    kernel the block starts must be given ``relay.env``: ``RMBIAS_PROGRESS`` naming that file, and
+    the libraries' own progress bars switched off (``QUIET_LIBRARIES``). This process's environment
+    is left as it is, so chapters executed side by side each relay their own file."""
     path = Path(folder) / "progress.log"
     path.touch()
-    settings = {PROGRESS_ENV: str(path), **QUIET_LIBRARIES}
-    previous = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
     relay = Relay(path, prefix)
+    relay.env = {PROGRESS_ENV: str(path), **QUIET_LIBRARIES}
     relay.start()
     try:
         yield relay
     finally:
         relay.stop()
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
