@@ -3,6 +3,8 @@
 import functools
 import http.server
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -119,7 +121,7 @@ def test_a_folder_is_built_once_and_a_build_finished_elsewhere_first_is_kept(tmp
 
     with pytest.raises(RuntimeError):
         data.build_once(tmp_path / "other", broken)
-    assert not (tmp_path / "other").exists() and [p.name for p in tmp_path.iterdir()] == ["thing"]
+    assert not (tmp_path / "other").exists() and [p.name for p in tmp_path.iterdir() if p.name != ".locks"] == ["thing"]
 
     rename = Path.rename
 
@@ -132,4 +134,32 @@ def test_a_folder_is_built_once_and_a_build_finished_elsewhere_first_is_kept(tmp
     monkeypatch.setattr(Path, "rename", racing)
     raced = tmp_path / "raced"
     assert data.build_once(raced, build) == raced and (raced / "payload").read_text() == "theirs"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["raced", "thing"]  # no scratch folder left
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".locks") == ["raced", "thing"]  # no scratch left
+
+
+def test_two_processes_that_need_the_same_folder_build_it_once(tmp_path):
+    """Chapters executed side by side (two processes) that need the same model: the second waits
+    for the first's build and takes its folder, instead of building it again."""
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from rmbias import data
+
+        def build(folder):
+            folder.mkdir()
+            with open({str(tmp_path / "calls")!r}, "a") as calls:
+                calls.write(sys.argv[1] + "\\n")
+            time.sleep(2)
+            (folder / "payload").write_text(sys.argv[1])
+            return {{}}
+
+        print(data.build_once(Path({str(tmp_path / "model")!r}), build))
+    """)
+    runs = [subprocess.Popen([sys.executable, "-c", script, name], stdout=subprocess.PIPE, text=True) for name in "ab"]
+    outputs = [run.communicate()[0].strip() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0]
+    assert outputs == [str(tmp_path / "model")] * 2
+    assert len((tmp_path / "calls").read_text().split()) == 1  # one build, the other waited for it
+    assert (tmp_path / "model" / "payload").read_text() in ("a", "b")

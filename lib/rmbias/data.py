@@ -19,7 +19,8 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -210,6 +211,33 @@ def build_once(target: Path, build: Callable[[Path], dict]) -> Path:
     if (target / "complete.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    with _build_lock(target):
+        if (target / "complete.json").is_file():  # built by another process while this one waited
+            return target
+        return _build(target, build)
+
+
+@contextmanager
+def _build_lock(target: Path) -> Iterator[None]:
+    """Hold ``target``'s lock (a file in ``<parent>/.locks/``) while the block runs: two chapters
+    executed side by side that need the same model build it once, the second waiting for the first.
+    Where ``fcntl`` is missing (Windows) nothing is locked, and both build; the rename keeps one."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    locks = target.parent / ".locks"
+    locks.mkdir(exist_ok=True)
+    with open(locks / f"{target.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(target: Path, build: Callable[[Path], dict]) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         built = scratch / target.name
