@@ -248,6 +248,11 @@ def test_execution_record_keeps_other_chapters_of_the_same_profile(tmp_path):
     info = book._build_info("demo", merged["chapters"])
     assert "`01_corpora` | 30 s" in info and "`02_rm_scoring` | 450 s" in info and "| Total | 8.0 min |" in info
     assert book._merged_record(path, "tiny", {"01_corpora": 2.0})["seconds"] == {"01_corpora": 2.0}
+    side_by_side = book._merged_record(path, "demo", {"03_logit_tracing": 290.0}, jobs=2)
+    info = book._build_info("demo", side_by_side["chapters"])
+    assert "`03_logit_tracing` | 290 s" in info and "2 chapters at a time |" in info and "overlapped" in info
+    alone = next(line for line in info.splitlines() if line.startswith("| `01_corpora` | 30 s"))
+    assert "at a time" not in alone  # executed by an earlier run, one chapter at a time
 
 
 def test_model_sizes_list_every_paper_model_with_its_chapters():

@@ -183,7 +183,7 @@ class Ablation:
 
         The recipe is chapter 02's demo recipe with half the batch (4 pairs a step) and messages
         cut at 200 characters: 6, 12 and 24 steps. Held-out accuracy (128 pairs) for the 96-pair
-        runs only. Two seeds (12 runs, about 13 minutes on two cores the first time) rather than
+        runs only. Two seeds (12 runs, about 11 minutes on two cores the first time) rather than
         the paper grid's three: with three, the 18 runs took 20 minutes of a cold build, whose CI run
         took 84 of the 90 minutes it is allowed; the chapter reports what two seeds show.
         """

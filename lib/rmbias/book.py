@@ -297,15 +297,18 @@ def _build_info(profile: str, chapters: dict[str, dict[str, Any]]) -> str:
     """The execution record as a Markdown table: profile, each chapter's run time and date, versions."""
     chosen = PROFILES[profile]
     versions = library_versions()
+    overlapped = any(entry.get("jobs", 1) > 1 for entry in chapters.values())
     lines = [
         "| | |",
         "| --- | --- |",
         f"| Profile | `{profile}`: {chosen.description} |",
         *[
-            f"| `{name}` | {entry['seconds']:.0f} s, executed {entry['executed']} |"
+            f"| `{name}` | {entry['seconds']:.0f} s, executed {entry['executed']}"
+            + (f", {entry['jobs']} chapters at a time |" if entry.get("jobs", 1) > 1 else " |")
             for name, entry in sorted(chapters.items())
         ],
-        f"| Total | {sum(e['seconds'] for e in chapters.values()) / 60:.1f} min |",
+        f"| Total | {sum(e['seconds'] for e in chapters.values()) / 60:.1f} min"
+        + (" (the chapters' times added up; those run side by side overlapped) |" if overlapped else " |"),
         "| Versions | "
         + ", ".join(
             f"{k} {versions[k]}"
@@ -393,13 +396,14 @@ def _model_sizes() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _merged_record(path: Path, profile: str, timings: dict[str, float]) -> dict[str, Any]:
+def _merged_record(path: Path, profile: str, timings: dict[str, float], jobs: int = 1) -> dict[str, Any]:
     """The profile's execution record with this run's chapters added or replaced, so that running
-    one chapter (``--only``) keeps the others' times. A record of another profile is replaced."""
+    one chapter (``--only``) keeps the others' times. A record of another profile is replaced.
+    ``jobs``: how many chapters this run executed at once (their times then overlap)."""
     old = json.loads(path.read_text()) if path.is_file() else {}
     chapters = old.get("chapters", {}) if old.get("profile") == profile else {}
     stamp = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
-    chapters.update({name: {"seconds": seconds, "executed": stamp} for name, seconds in timings.items()})
+    chapters.update({name: {"seconds": seconds, "executed": stamp, "jobs": jobs} for name, seconds in timings.items()})
     return {
         "profile": profile,
         "chapters": chapters,
@@ -549,7 +553,7 @@ def run(
     finally:  # the chapters that finished are recorded, also when another failed
         record_path = Path(results_dir) / profile / "execution.json"
         record_path.parent.mkdir(parents=True, exist_ok=True)
-        record = _merged_record(record_path, profile, timings)
+        record = _merged_record(record_path, profile, timings, jobs)
         write_json(record_path, record)
     generated = Path(book_dir) / "generated"
     generated.mkdir(parents=True, exist_ok=True)

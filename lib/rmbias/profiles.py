@@ -121,7 +121,7 @@ PROFILES: dict[str, Profile] = {
         batch_size=128,
         device="cpu",
         dtype="float32",
-        # Two seeds (12 runs, about 13 minutes on two cores the first time), not the paper grid's three:
+        # Two seeds (12 runs, about 11 minutes on two cores the first time), not the paper grid's three:
         # with three, the 18 runs took 20 minutes of a cold build (rmbias.ablation.Ablation.demo).
         bases=DEMO_MODELS,
         sizes=(24, 48, 96),
