@@ -13,6 +13,10 @@ of the libraries the numbers depend on, and the result tables of earlier chapter
 digest of these (:func:`build_key`) is stored in the executed notebook's metadata; ``--force``
 executes every chapter regardless.
 
+``--jobs`` chapters run at once (:func:`default_jobs`: two on a CPU profile, one on a GPU), each
+as soon as the earlier chapters whose results it reads have finished (:func:`chapter_order`,
+:func:`schedule`); each kernel gets its own environment (progress file, its share of the cores).
+
 ``python -m rmbias.book student`` writes each chapter without its solutions to
 ``notebooks/student/`` (:func:`student_copies`), for teachers to hand out.
 
