@@ -219,17 +219,24 @@ def build_once(target: Path, build: Callable[[Path], dict]) -> Path:
 
 @contextmanager
 def _build_lock(target: Path) -> Iterator[None]:
-    """Hold ``target``'s lock (a file in ``<parent>/.locks/``) while the block runs: two chapters
-    executed side by side that need the same model build it once, the second waiting for the first.
-    Where ``fcntl`` is missing (Windows) nothing is locked, and both build; the rename keeps one."""
+    """Hold ``target``'s lock while the block runs: two chapters executed side by side that need the
+    same model build it once, the second waiting for the first. The lock is a file in the temporary
+    folder named by the target's path, so the cache holds only finished folders. Where ``fcntl`` is
+    missing (Windows) nothing is locked, and both build; the rename keeps one."""
     try:
         import fcntl
     except ImportError:
         yield
         return
-    locks = target.parent / ".locks"
-    locks.mkdir(exist_ok=True)
-    with open(locks / f"{target.name}.lock", "w") as handle:
+    locks = Path(tempfile.gettempdir()) / "rmbias-locks"
+    digest = hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:16]
+    try:
+        locks.mkdir(exist_ok=True)
+        handle = open(locks / f"{target.name}-{digest}.lock", "w")
+    except OSError:  # another user's lock folder: build unlocked, as without fcntl
+        yield
+        return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
