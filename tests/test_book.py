@@ -1,6 +1,7 @@
 """Every chapter executes in the tiny profile, and the book builds in strict mode."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -583,7 +584,7 @@ def test_chapters_run_side_by_side_each_after_the_chapters_it_reads(tmp_path, mo
     assert third["start"] >= first["end"]  # it waited for the chapter it reads
     assert len({record["progress"] for record in seen.values()}) == 3  # a progress file each
     assert {record["threads"] for record in seen.values()} == {"3"}
-    assert "RMBIAS_PROGRESS" not in __import__("os").environ
+    assert "RMBIAS_PROGRESS" not in os.environ
     out = capsys.readouterr().out
     for name in sleeps:
         assert f"  [{name}] working in {name}" in out

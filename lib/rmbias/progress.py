@@ -103,8 +103,13 @@ class Relay(threading.Thread):
         super().__init__(daemon=True)
         self.path, self.prefix, self.out, self.poll = Path(path), prefix, out or sys.stdout, poll
         self.finished = threading.Event()
-        self.env: dict[str, str] = {}  # what the relayed kernel's environment needs (:func:`relayed`)
         self._offset = 0
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What the relayed kernel's environment needs: ``RMBIAS_PROGRESS`` naming the followed file,
+        and the libraries' own progress bars off (``QUIET_LIBRARIES``)."""
+        return {PROGRESS_ENV: str(self.path), **QUIET_LIBRARIES}
 
     def _drain(self) -> None:
         if not self.path.is_file():
@@ -138,7 +143,6 @@ def relayed(prefix: str, folder: Path) -> Iterator[Relay]:
     path = Path(folder) / "progress.log"
     path.touch()
     relay = Relay(path, prefix)
-    relay.env = {PROGRESS_ENV: str(path), **QUIET_LIBRARIES}
     relay.start()
     try:
         yield relay
