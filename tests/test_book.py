@@ -139,6 +139,36 @@ def test_real_chapters_depend_on_the_modules_they_reach():
     assert book.earlier_chapters(ROOT / "notebooks" / "06_stats.py", CHAPTERS) == ["02_rm_scoring", "03_logit_tracing"]
 
 
+def test_chapter_sources_are_parsed_one_thread_at_a_time(tmp_path):
+    """Chapters run side by side are readied and keyed in worker threads. CPython 3.11's parser
+    keeps one recursion counter for all threads, so two parses at once can fail with "AST
+    constructor recursion depth mismatch" (a cold CI build did): every parse of the library's
+    sources and the chapters' takes one lock. Held here, it keeps both kinds waiting."""
+    import threading
+
+    source = book.notebook_sources(ROOT)[0]
+    expected = book.library_modules(source)
+    results = {}
+    calls = {
+        "library_modules": lambda: book.library_modules(source),
+        "as_notebook": lambda: book._as_notebook(source, tmp_path),
+    }
+    with book._PARSING:
+        threads = {
+            name: threading.Thread(target=lambda n=name, f=call: results.__setitem__(n, f()))
+            for name, call in calls.items()
+        }
+        for thread in threads.values():
+            thread.start()
+        for thread in threads.values():
+            thread.join(timeout=0.5)
+        assert all(thread.is_alive() for thread in threads.values()) and results == {}
+    for thread in threads.values():
+        thread.join(timeout=60)
+    assert results["library_modules"] == expected
+    assert results["as_notebook"] == tmp_path / f"{source.stem}.ipynb" and results["as_notebook"].is_file()
+
+
 # The most code lines a chapter shows a reader without unfolding anything (rmbias.book.visible_code;
 # 554 in chapter 06 before the plumbing was taken off the page, 169 after). The analysis stays on the
 # page; the plumbing (glue and summary records, file writing, imports and setup, figure styling) is

@@ -34,6 +34,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import fields
 from datetime import datetime, timezone
@@ -58,12 +59,28 @@ def notebook_sources(root: Path = ROOT) -> list[Path]:
 PYTHON_KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
+# CPython 3.11 builds the Python objects of a parsed tree with a recursion counter shared by all
+# threads: two threads parsing at once can fail with "SystemError: AST constructor recursion depth
+# mismatch" (python/cpython#106905). Chapters run side by side are readied and keyed in worker
+# threads, so every parse here takes this lock: the library's sources (:func:`_parse`) and the
+# chapters' (jupytext reads cell metadata with ``ast.literal_eval``).
+_PARSING = threading.Lock()
+
+
+def _parse(path: Path) -> ast.AST:
+    """The syntax tree of a Python file, parsed under :data:`_PARSING`."""
+    text = Path(path).read_text()
+    with _PARSING:
+        return ast.parse(text)
+
+
 def _as_notebook(source: Path, folder: Path) -> Path:
     """A chapter's jupytext source written as a plain notebook (with a Python kernel) in ``folder``."""
     import jupytext
 
     plain = folder / f"{source.stem}.ipynb"
-    notebook = jupytext.read(source)
+    with _PARSING:
+        notebook = jupytext.read(source)
     notebook.metadata.setdefault("kernelspec", dict(PYTHON_KERNEL))
     jupytext.write(notebook, plain)
     return plain
@@ -173,7 +190,7 @@ def library_modules(source: Path, library: Path = LIBRARY) -> list[str]:
     """The library modules a chapter runs: those its source imports and, transitively, those they
     import (``__init__`` always). Names that are not modules (``from rmbias import X`` of a class)
     are dropped."""
-    todo = _imported_modules(ast.parse(Path(source).read_text()), package_level=False) | {"__init__"}
+    todo = _imported_modules(_parse(source), package_level=False) | {"__init__"}
     seen: set[str] = set()
     while todo:
         name = todo.pop()
@@ -181,7 +198,7 @@ def library_modules(source: Path, library: Path = LIBRARY) -> list[str]:
         if name in seen or not path.is_file():
             continue
         seen.add(name)
-        todo |= _imported_modules(ast.parse(path.read_text()), package_level=True) - seen
+        todo |= _imported_modules(_parse(path), package_level=True) - seen
     return sorted(seen)
 
 
