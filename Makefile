@@ -4,7 +4,7 @@
 #   make test   set up the environment and run the test suite
 # A chapter is executed again only when its source, the library code it runs, its settings or the
 # results it reads changed; `make book FORCE=1` executes every chapter.
-# Chapters run two at a time on a CPU profile (JOBS=1: one after the other), one at a time on a GPU.
+# Chapters run three at a time on a CPU profile (JOBS=1: one after the other), one at a time on a GPU.
 # RELEASED=required stops a chapter that cannot read the authors' released log-probabilities or checkpoint
 # scores (the default, auto, draws what it can and says what is missing).
 # Offline? Point RMBIAS_DATA_MIRROR at a folder laid out like the upstream repositories (see README).

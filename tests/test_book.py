@@ -646,9 +646,12 @@ def test_side_by_side_kernels_share_the_cores_unless_told_otherwise(monkeypatch)
     monkeypatch.setattr(book.os, "cpu_count", lambda: 8)
     assert book.kernel_env(1) == {}
     assert book.kernel_env(2) == {"OMP_NUM_THREADS": "4"}
+    assert book.kernel_env(3) == {"OMP_NUM_THREADS": "2"}
+    monkeypatch.setattr(book.os, "cpu_count", lambda: 2)
+    assert book.kernel_env(3) == {"OMP_NUM_THREADS": "1"}  # at least one thread each
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert book.kernel_env(2) == {}
-    assert book.default_jobs("demo") == 2 and book.default_jobs("tiny") == 2
+    assert book.default_jobs("demo") == 3 and book.default_jobs("tiny") == 3
     assert book.default_jobs("paper") == 1  # a GPU's memory is sized for one chapter at a time
     monkeypatch.setattr(book.os, "cpu_count", lambda: 1)
     assert book.default_jobs("demo") == 1

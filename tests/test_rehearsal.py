@@ -1,4 +1,4 @@
-"""A rehearsal of the real paper-profile run: chapters 01 to 06 executed by papermill with the paper
+"""A rehearsal of the real paper-profile run: chapters 01 to 07 executed by papermill with the paper
 profile's own model ids, settings and code paths, every hub model and dataset served from a local
 Hugging Face cache of stand-ins in the published layouts (random weights at a narrow width, real
 tokenizers of the same families with the published chat formats; rmbias.standins), offline, on the
@@ -14,7 +14,7 @@ import pytest
 from rmbias import book, registry
 from rmbias.profiles import PROFILES
 
-CHAPTERS = ["01", "02", "03", "04", "05", "06"]
+CHAPTERS = ["01", "02", "03", "04", "05", "06", "07"]
 CUT = {
     "PROMPTS": ["greatest_ever_one", "best_world_single", "worst_time_please"],
     "FORCED_PROMPTS": ["greatest_ever_one"],
@@ -25,6 +25,8 @@ CUT = {
     "SEEDS": [0],
     "SCORE_EVERY": 1,
     "N_PERMUTATIONS": 199,
+    "DOSES": [1.0],
+    "PLANT_STEPS": 1,
 }
 
 

@@ -41,6 +41,7 @@ Layer 4, the runs and their settings:
     rewards            scoring runs over words or the vocabulary, resumable
     ablation           reward models from different bases on identical data, through training
     sft                planting a known preference to validate the implicit-reward metrics
+    planting           planting a value in a base by continued training, to test inheritance (chapter 07)
     released_logprobs  the authors' released log-probabilities, read as traces
 
 Layer 5, the book and its rehearsal:

@@ -163,7 +163,7 @@ class Ablation:
     score_every: int
     prompt: str = "greatest_ever_one"
     heldout_seed: int = 0
-    heldout_for: str = "largest"  # held-out accuracy for runs of the "largest" size only, or "all"
+    heldout_for: str = "largest"  # held-out accuracy for runs of the "largest" size only, "all", or "none"
     trajectory_for: str = "largest"  # scored every score_every steps: "largest" size only, or "all"
     batch_size: int = 128  # candidates per scoring pass (halved on out-of-memory)
     # added for the paper grid; at their defaults they leave older grids' cache keys as they were
@@ -175,6 +175,8 @@ class Ablation:
             raise ValueError(f"unknown candidate set {self.candidates!r}: use one of {', '.join(CANDIDATE_SETS)}")
         if self.strides and self.recipe.selection != "every-kth":
             raise ValueError("strides need the recipe's selection='every-kth'")
+        if self.heldout_for not in ("largest", "all", "none"):
+            raise ValueError(f"heldout_for {self.heldout_for!r}: use 'largest', 'all' or 'none'")
 
     @classmethod
     def demo(cls, **changes: Any) -> Ablation:
@@ -540,7 +542,7 @@ def train_run(
         return folder
     config = grid.config(size, seed)
     train, heldout, info = prepare_pairs(config, sample_seed=seed, pool=pool)
-    keep_heldout = grid.heldout_for == "all" or size == max(grid.sizes)
+    keep_heldout = grid.heldout_for == "all" or (grid.heldout_for == "largest" and size == max(grid.sizes))
 
     tokenizer = models.load_tokenizer(base)
     text = prompts.select([grid.prompt])["text"].iloc[0]

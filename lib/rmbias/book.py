@@ -13,7 +13,7 @@ of the libraries the numbers depend on, and the result tables of earlier chapter
 digest of these (:func:`build_key`) is stored in the executed notebook's metadata; ``--force``
 executes every chapter regardless.
 
-``--jobs`` chapters run at once (:func:`default_jobs`: two on a CPU profile, one on a GPU), each
+``--jobs`` chapters run at once (:func:`default_jobs`: three on a CPU profile, one on a GPU), each
 as soon as the earlier chapters whose results it reads have finished (:func:`chapter_order`,
 :func:`schedule`); each kernel gets its own environment (progress file, its share of the cores).
 
@@ -459,11 +459,14 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 
 
 def default_jobs(profile: str) -> int:
-    """How many chapters a build executes at once: two on a CPU profile where the machine has two
-    cores or more (each chapter's kernel then gets half of them; much of a chapter is one-threaded
-    Python, so two side by side finish sooner than one after the other), one where a GPU may be
-    used (two chapters' models would share its memory, which :mod:`rmbias.memory` sizes for one)."""
-    return 2 if resolve(profile).device == "cpu" and (os.cpu_count() or 1) >= 2 else 1
+    """How many chapters a build executes at once: three on a CPU profile where the machine has two
+    cores or more, one where a GPU may be used (several chapters' models would share its memory,
+    which :mod:`rmbias.memory` sizes for one). Three, not two, because the book has three long
+    chapters that read nothing of each other (02, 05 and 07, a quarter of an hour each on two cores):
+    two at a time left the third to run alone after them, on one core. Each kernel gets an equal
+    share of the cores (at least one thread), and much of a chapter is one-threaded Python, so three
+    on two cores finish sooner than two."""
+    return 3 if resolve(profile).device == "cpu" and (os.cpu_count() or 1) >= 2 else 1
 
 
 def kernel_env(jobs: int) -> dict[str, str]:

@@ -154,7 +154,7 @@ def _where(spec_: ModelSpec) -> tuple[str | Path, dict[str, Any]]:
     """What to hand ``from_pretrained``: a local folder, or a hub id with its revision."""
     if spec_.source == "hub":
         return spec_.hf_id, {"revision": spec_.revision}
-    if spec_.source == "trained":
+    if spec_.source in ("trained", "planted"):  # built by the module that registers the source
         return builder(spec_.source)(spec_), {}
     return local_path(spec_.key), {}
 
@@ -236,7 +236,7 @@ def load_config(key: str):
     from transformers import AutoConfig
 
     spec_ = spec(key)
-    if spec_.source == "trained":
+    if spec_.source in ("trained", "planted"):  # the base's, without training anything
         return load_config(spec_.base)
     if spec_.source == "tiktoken":
         raise ModelError(f"{key!r} is a tokenizer only; pick a model key")

@@ -335,6 +335,37 @@ def ablation_finals(finals, bases, sizes, families, labels, categories=("Agency"
     return fig
 
 
+def dose_panels(points, means, colour: str, ylabel: str, panels=("planted", "untouched"), panel: str = "list"):
+    """A dose-response figure, one panel per value of ``panel`` (the planted and the untouched
+    words): every unit's value (``points``: ``signed_dose`` and ``gap``, small dots, jittered) and
+    each condition's mean with its interval (``means`` of :func:`rmbias.planting.dose_response`:
+    squares and bars), against the dose towards agency (negative: towards communion). A dashed line
+    marks no gap. Returns the figure."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(10, 3.8), sharey=True, squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, name in zip(axes[0], panels):
+        part = points[points[panel] == name]
+        jitter = rng.uniform(-0.03, 0.03, len(part))
+        ax.plot(part["signed_dose"] + jitter, part["gap"], "o", color=colour, alpha=0.45, ms=5)
+        mean = means[means[panel] == name].sort_values("signed_dose")
+        ax.errorbar(
+            mean["signed_dose"],
+            mean["mean"],
+            yerr=[mean["mean"] - mean["ci_low"], mean["ci_high"] - mean["mean"]],
+            fmt="s-",
+            color=colour,
+            capsize=3,
+            lw=2,
+        )
+        ax.axhline(0, color="grey", lw=0.8, ls="--")
+        ax.set_title(f"{name} words")
+        ax.set_xlabel("dose towards agency\n(negative: towards communion; 0: control)")
+    axes[0, 0].set_ylabel(ylabel)
+    return fig
+
+
 def forest(estimates, terms, order, reference: str):
     """A forest plot per term (one panel each): a row per entry of ``order`` (top to bottom), its
     estimate with the interval from ``low`` to ``high``; the ``reference`` row (the ten models' own

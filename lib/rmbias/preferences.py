@@ -463,7 +463,9 @@ def subsample(pairs: Sequence[Pair], n: int | None, seed: int = 0) -> list[Pair]
     return [pairs[i] for i in order[:n]]
 
 
-def _cut(text: str, max_chars: int | None) -> str:
+def cut(text: str, max_chars: int | None) -> str:
+    """``text`` cut after at most ``max_chars`` characters, at the last space when that keeps more
+    than half of them (None: the whole text)."""
     if max_chars is None or len(text) <= max_chars:
         return text
     head = text[:max_chars]
@@ -481,7 +483,7 @@ def shorten(pair: Pair, last_turns: int | None = None, max_chars: int | None = N
 
     def trim(messages: list[Message]) -> list[Message]:
         kept = messages[-keep:] if keep is not None else messages
-        return [{"role": m["role"], "content": _cut(m["content"], max_chars)} for m in kept]
+        return [{"role": m["role"], "content": cut(m["content"], max_chars)} for m in kept]
 
     out = {**pair, "chosen": trim(pair["chosen"]), "rejected": trim(pair["rejected"])}
     check_pair(out["chosen"], out["rejected"])

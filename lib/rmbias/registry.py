@@ -1,7 +1,7 @@
 """The models the book knows: one spec per model, by a short key, and nothing that loads them.
 
 Every model the book uses has a short key in :data:`REGISTRY`, whose :class:`ModelSpec` names one
-of five sources:
+of six sources:
 
 ``hub``
     A Hugging Face id at an optional pinned revision (the ``paper`` profile; needs network and,
@@ -24,6 +24,10 @@ of five sources:
     The training module registers the builder of this source (:func:`register_builder`) and is
     imported by name on first need (:func:`builder`), so the loader (:mod:`rmbias.models`) never
     imports the trainer, which loads its base models through it.
+``planted``
+    A language model this book continues to train from another registry model (``base``) on text
+    that praises chosen words (chapter 07, :mod:`rmbias.planting`, which registers its builder and
+    the specs, the plan in ``extra``), trained on first load and cached.
 
 Reward models carry ``reward``: the layout of their head. ``"head"`` is transformers'
 ``*ForSequenceClassification`` layout (a transformer body and a linear ``score`` head with
@@ -111,7 +115,7 @@ class ModelSpec:
 
     key: str
     family: str  # gemma | llama | qwen: the base-model family the study compares
-    source: str  # hub | gguf | tiktoken | random
+    source: str  # hub | gguf | tiktoken | random | trained | planted
     instruct: bool  # instruction-tuned (gets a chat template) or pretrained (raw prompt)
     hf_id: str | None = None
     revision: str | None = None
@@ -428,7 +432,7 @@ def register(spec_: ModelSpec) -> str:
 _BUILDERS: dict[str, Callable[[ModelSpec], Path]] = {}
 # The module that registers each source's builder when it is imported: the loader imports it on first
 # need by name, so loading a trained model works from anywhere, while no module imports it back.
-_BUILT_BY = {"trained": "rmbias.training"}
+_BUILT_BY = {"trained": "rmbias.training", "planted": "rmbias.planting"}
 
 
 def register_builder(source: str, build: Callable[[ModelSpec], Path]) -> None:

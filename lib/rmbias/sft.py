@@ -205,6 +205,7 @@ class InjectConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    lora_top_layers: int | None = None  # LoRA only on the top N decoder layers (None: all layers)
     learning_rate: float = 2e-4
     lr_scheduler: str = "linear"  # the Trainer's default; neither the paper nor the authors' script names one
     warmup_steps: int = 5
@@ -557,39 +558,75 @@ def build_trainer(
     and ``questions`` override the recipe's (tests use fewer steps and questions). TRL tokenises
     the rows and builds the labels: for a plain-text recipe it appends the EOS token and trains on
     every token; for a chat recipe it masks the prompt (``completion_only_loss``)."""
-    from datasets import Dataset
-    from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
-
     config = config or recipe.train
     questions = training_questions(recipe) if questions is None else questions
     tokenizer = recipe_tokenizer(base_key, recipe)
     word_ids = check_words(tokenizer, list(words), questions, recipe, date)
+    trainer = lora_sft_trainer(
+        base_key,
+        rows(recipe, questions, list(words), date),
+        tokenizer,
+        config,
+        output_dir,
+        completion_only_loss=recipe.loss == "reply",
+        verbose=verbose,
+        label=f"{base_key} (word injection)",
+    )
+    return trainer, tokenizer, word_ids
+
+
+def lora_sft_trainer(
+    base_key: str,
+    examples: list[dict[str, Any]],
+    tokenizer,
+    config: InjectConfig,
+    output_dir: str | Path,
+    *,
+    completion_only_loss: bool,
+    verbose: bool = False,
+    label: str = "",
+):
+    """TRL's ``SFTTrainer`` with a LoRA adapter (``config``) on ``base_key``, over ``examples``
+    (TRL's ``text`` or prompt-completion rows), ready to train: the word-injection fine-tune
+    (:func:`build_trainer`) and the planting of :mod:`rmbias.planting` both use it. The model is
+    loaded after seeding with ``config.seed`` (the LoRA initialisation)."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
     torch.manual_seed(config.seed)
     model, _ = models.load_causal_lm(base_key, dtype=config.dtype)
     model.train()
-    dataset = Dataset.from_list(rows(recipe, questions, list(words), date))
+    layers = None
+    if config.lora_top_layers is not None:
+        n_layers = model.config.get_text_config().num_hidden_layers
+        layers = list(range(max(0, n_layers - config.lora_top_layers), n_layers))
     peft_config = LoraConfig(
         task_type="CAUSAL_LM",
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=list(config.target_modules),
+        layers_to_transform=layers,
     )
     args = SFTConfig(
         **trainer_arguments(config, Path(output_dir), verbose),
         warmup_steps=config.warmup_steps,
         max_steps=config.max_steps,
         gradient_checkpointing=False,
-        completion_only_loss=recipe.loss == "reply",
+        completion_only_loss=completion_only_loss,
         max_length=None,
         save_strategy="no",
     )
     trainer = SFTTrainer(
-        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(examples),
+        processing_class=tokenizer,
+        peft_config=peft_config,
     )
-    quiet(trainer, verbose, f"{base_key} (word injection)")
-    return trainer, tokenizer, word_ids
+    quiet(trainer, verbose, label or base_key)
+    return trainer
 
 
 def train_injection(
