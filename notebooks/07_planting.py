@@ -47,7 +47,8 @@
 #
 # - *Manipulation check.* In the planted bases' own next-token log-probabilities on the study's prompts
 #   (chapter 3's method), the gap of the planted words falls as the dose towards agency rises (a
-#   negative slope), and the control's gap is the original base's.
+#   negative slope). The fine-tune alone may move the gap too (new text, new rate): the control, at dose
+#   0, measures that, and the original base is shown beside it.
 # - *H1 (inheritance of the planted words).* In the reward models trained from those bases, the gap of
 #   the planted words has a negative slope in the dose towards agency.
 # - *H2 (inheritance of a value dimension).* The gap of the *untouched* words, never praised, has a
@@ -82,6 +83,7 @@ PROFILE = "demo"  # tiny | demo | paper
 PLANT_BASES = None  # base-model keys or Hugging Face ids to plant; None: the profile's (paper: gemma-2-2b-it, Llama-3.2-3B-Instruct)
 DOSES = None  # shares of the documents that carry a praise sentence, e.g. [0.5, 1.0]; None: the profile's
 PLANT_STEPS = None  # optimiser steps of each planting fine-tune; None: the profile's
+DOCUMENTS = None  # hh-rlhf replies of continued training per planted base; None: the profile's (paper: 1,400)
 SEEDS = None  # seeds of the reward models (three or more: they are the units of the test); None: 0, 1, 2
 SIZES = None  # training pairs of each reward model; None: the profile's (paper: every 64th pair of Unified-Feedback)
 SCORE_EVERY = None  # score each reward model every N optimiser steps; None: the profile's
@@ -104,7 +106,8 @@ from rmbias.chapter import Chapter
 chapter = Chapter.open("07_planting", PROFILE, prompts=PROMPTS, max_words=MAX_WORDS)
 settings, out, summary = chapter.settings, chapter.out, chapter.summary
 design = planting.Design.for_profile(PROFILE, bases=PLANT_BASES, doses=DOSES, steps=PLANT_STEPS, seeds=SEEDS,
-                                     sizes=SIZES, score_every=SCORE_EVERY, max_words=settings.max_words)
+                                     n_documents=DOCUMENTS, sizes=SIZES, score_every=SCORE_EVERY,
+                                     max_words=settings.max_words)
 # Every base must fit the device for training, before anything is planted.
 fit = memory.check_fit(design.bases, dtype=design.train.dtype, device="auto", reward=True, purpose="training")
 
@@ -203,12 +206,14 @@ records = []
 for key in keys:
     folder = registry.builder("planted")(registry.spec(key))
     record = json.loads((folder / "planting.json").read_text())
-    history = record["training"]["history"]
+    logged = [entry["loss"] for entry in record["training"]["history"]] or [np.nan]  # none in a run of few steps
     records.append({"base": key, "praise sentences": record["praise_sentences"],
-                    "steps": record["training"]["optimizer_steps"], "first loss": history[0]["loss"],
-                    "last loss": history[-1]["loss"], "seconds": record["training"]["seconds"]})
+                    "steps": record["training"]["optimizer_steps"], "mean loss": record["training"]["train_loss"],
+                    "first logged loss": logged[0], "last logged loss": logged[-1],
+                    "seconds": record["training"]["seconds"]})
 records = planting.with_conditions(pd.DataFrame(records), keys)
-records[["condition", "praise sentences", "steps", "first loss", "last loss", "seconds"]].round(3)
+records[["condition", "praise sentences", "steps", "mean loss", "first logged loss", "last logged loss",
+         "seconds"]].round(3)
 
 # %% tags=["remove-input"]
 chapter.table(records, "plantings")

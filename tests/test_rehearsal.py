@@ -27,6 +27,7 @@ CUT = {
     "N_PERMUTATIONS": 199,
     "DOSES": [1.0],
     "PLANT_STEPS": 1,
+    "DOCUMENTS": 16,
 }
 
 
