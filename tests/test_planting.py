@@ -176,3 +176,33 @@ def test_the_dose_response_slope_recovers_a_known_slope_with_seeds_as_units():
     assert cell["n"] == 4 and cell["ci_low"] < cell["mean"] < cell["ci_high"] and abs(cell["mean"] + 10) < 2
     with pytest.raises(ValueError, match="two doses"):
         planting.dose_response(table[table["signed_dose"] == 0])
+
+
+def test_conditions_of_two_bases_are_read_and_tested_apart(split):
+    design = planting.Design.for_profile("tiny", bases=[KEY, "tiny-gemma2"], doses=[0.5, 1.0])
+    keys = planting.register(design, split)  # nothing is trained until a key is loaded
+    try:
+        rows = []
+        for key in keys:
+            for seed in range(3):
+                plan = registry.spec(key).extra["plant"]
+                towards_agency = {"Agency": 1, "Communion": -1, "control": 0}[plan["direction"]] * plan["dose"]
+                slope = -4.0 if key.startswith(KEY + "+") else 4.0  # the two bases answer the planting oppositely
+                rows += [{"base": key, "seed": seed, "list": "planted", "gap": slope * towards_agency + 0.1 * seed}]
+        table = planting.with_conditions(pd.DataFrame(rows), keys)
+        assert set(table["planted_from"]) == {KEY, "tiny-gemma2"} and len(table) == 30
+        assert sorted(table["condition"].unique()) == [
+            "agency 0.5",
+            "agency 1",
+            "communion 0.5",
+            "communion 1",
+            "control",
+        ]
+        slopes, means = planting.dose_response(table, by=["planted_from", "list"])
+        slopes = slopes.set_index("planted_from")["slope"]
+        assert np.isclose(slopes[KEY], -4.0) and np.isclose(slopes["tiny-gemma2"], 4.0)
+        assert len(means) == 10 and (means["n"] == 3).all()
+        assert planting.with_conditions(table.assign(base="not planted"), keys).empty
+    finally:
+        for key in keys:
+            registry.REGISTRY.pop(key, None)
