@@ -442,14 +442,17 @@ def with_conditions(table: pd.DataFrame, keys: Sequence[str], column: str = "bas
     """``table`` with the condition of each planted base (the registry key in ``column``):
     ``planted_from`` (the base it was planted from), ``direction``, ``dose``, ``signed_dose``
     (towards agency) and ``condition`` (a label)."""
-    plans = {k: registry.spec(k).extra["plant"] for k in keys}
-    out = table[table[column].isin(plans)].copy()
-    out["planted_from"] = out[column].map(lambda k: plans[k]["base"])
-    out["direction"] = out[column].map(lambda k: plans[k]["direction"])
-    out["dose"] = out[column].map(lambda k: plans[k]["dose"])
-    sign = {"Agency": 1.0, "Communion": -1.0, "control": 0.0}
-    out["signed_dose"] = out["direction"].map(sign).astype(float) * out["dose"].astype(float)
-    out["condition"] = [f"{d.lower()} {x:g}" if x else "control" for d, x in zip(out["direction"], out["dose"])]
+    conditions = {}
+    for key in keys:
+        plan = registry.spec(key).extra["plant"]
+        conditions[key] = Condition(plan["base"], plan["direction"], plan["dose"])
+    out = table[table[column].isin(conditions)].copy()
+    found = out[column].map(conditions)
+    out["planted_from"] = found.map(lambda c: c.base)
+    out["direction"] = found.map(lambda c: c.direction)
+    out["dose"] = found.map(lambda c: c.dose).astype(float)
+    out["signed_dose"] = found.map(lambda c: c.signed_dose).astype(float)
+    out["condition"] = found.map(lambda c: f"{c.direction.lower()} {c.dose:g}" if c.dose else "control")
     return out
 
 
