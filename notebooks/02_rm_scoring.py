@@ -443,17 +443,19 @@ rm_table.drop(columns=[c for c in ("package", "filename", "tokenizer") if c in r
 # In the demo profile the two reward models are trained here, from SmolLM2-135M-Instruct
 # {cite}`benallal2025smollm` (Llama architecture) and Gemma-3-270M {cite}`gemmateam2025gemma` (a Gemma
 # base model), on the same preference pairs with the same recipe: the paper's controlled comparison in
-# miniature. The tiny profile uses random-weight models with random score heads, which only exercise the
-# code.
+# miniature. They are two runs of the training grid of chapter 5 (the largest data size, the first
+# seed), which trains more of the same with other data sizes and seeds: each run is trained once, by
+# whichever chapter asks for it first, and serves both. The tiny profile uses random-weight models with
+# random score heads, which only exercise the code.
 
 # %%
 training_records = {}
 for key in rm_keys:
     spec = registry.spec(key)
     if spec.source == "trained":
-        from rmbias import training
+        from rmbias import ablation, training
 
-        training_records[key] = training.read_record(training.demo_reward_model(spec.base))
+        training_records[key] = training.read_record(ablation.demo_reward_model(spec.base))
 
 # %% tags=["hide-input"]
 if training_records:

@@ -246,8 +246,8 @@ for category in CATEGORIES:
 # expanded Big Two dictionary. Which strings depends on the profile: {glue:text}`candidate_rule`.
 #
 # The recipe below is set beside the authors' own training scripts, which the paper profile follows
-# setting for setting; the demo profile keeps chapter 2's miniature, which differs from them almost
-# everywhere by design.
+# setting for setting; the demo profile keeps the miniature of chapter 2's reward models (two of this
+# grid's runs), which differs from them almost everywhere by design.
 
 # %%
 display(ablation.recipe_comparison(grid).style.hide(axis="index"))
@@ -281,8 +281,9 @@ chapter.table(candidates, "candidates", bases=list(grid.bases), prompt=grid.prom
 # The runs are kept in a cache folder named by a fingerprint of the grid: a later build reuses them, and an
 # interrupted run continues from its last LoRA checkpoint, with the steps already scored left as they are.
 # The preference data are read once for the whole grid, and only the pairs a run uses become Python
-# objects. In the demo profile the recipe is chapter 2's miniature (LoRA on the top decoder layers, learning
-# rates far above the paper's, short messages); the paper profile uses the authors' recipe on their data.
+# objects. In the demo profile the recipe is the miniature of chapter 2's reward models, which are this
+# grid's runs on the most data with the first seed (LoRA on the top decoder layers, learning rates far above
+# the paper's, short messages); the paper profile uses the authors' recipe on their data.
 
 # %% tags=["remove-input"]
 from importlib.metadata import version
@@ -617,8 +618,9 @@ print(f"wrote {sorted(p.name for p in out.iterdir())}")
 #   between Gemma and Llama are {glue:text}`rel_gap_abs_min:.0f` to {glue:text}`rel_gap_abs_max:.0f`
 #   ranks with one seed each; whether that exceeds seed noise for its 2-3B models is not known from the
 #   release, which is why the paper profile runs three seeds per condition.
-# - **The code.** One training function serves chapter 2's reward models and this grid; checkpoints are
-#   scored during training and runs resume where they stopped.
+# - **The code.** One training function serves chapter 2's reward models and this grid, and in the demo
+#   profile chapter 2's two reward models are runs of this grid (the first seed on the most data), trained
+#   once for both chapters; checkpoints are scored during training and runs resume where they stopped.
 
 # %% [markdown]
 # ## Exercises

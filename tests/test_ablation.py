@@ -8,7 +8,7 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from rmbias import ablation, corpora, models, preferences, scoring, training
+from rmbias import ablation, corpora, data, models, preferences, prompts, scoring, training
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +138,55 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny_candidates, tm
     assert record["training"]["resumed_from"] == "checkpoint-2"
     assert record["training"]["optimizer_steps"] == 4
     assert sorted(ablation.read_scores(folder)["step"].unique()) == [0, 2, 4]
+
+
+def test_the_demo_reward_model_is_the_grids_largest_first_seed_run_merged(tiny_candidates, tmp_path, monkeypatch):
+    """Chapter 02's reward model of a base is chapter 05's run on the largest size with the first seed:
+    trained once in the grid's folder, then merged; the merged model scores as the run's model did at
+    its last step, and only that run is trained."""
+    monkeypatch.setattr(ablation, "cache_dir", lambda: tmp_path)  # the runs and merged models; the tiny bases stay
+    _, candidates = tiny_candidates
+    grid = _grid(bases=("tiny-llama", "tiny-gemma2"), sizes=(8, 16), seeds=(1, 2))
+    path = ablation.demo_reward_model("tiny-llama", grid)
+    assert path == ablation.reward_model_path("tiny-llama", grid) and (path / "complete.json").is_file()
+    runs = ablation.grid_directory(grid)
+    assert sorted(p.name for p in runs.iterdir() if (p / "complete.json").is_file()) == ["tiny-llama-n16-s1"]
+    record = training.read_record(path)
+    assert record["merged"] and (record["config"]["n_train"], record["config"]["seed"]) == (16, 1)
+    model, tokenizer = training.load_trained(path)
+    assert tokenizer.pad_token == record["pad_token"]
+    text = prompts.select([grid.prompt])["text"].iloc[0]
+    sequences = scoring.vocab_sequences(tokenizer, text, candidates["id_tiny-llama"].tolist(), grid.recipe.chat)
+    merged = scoring.score(model, sequences, route="cached", batch_size=64).values.numpy()
+    last = ablation.read_scores(runs / "tiny-llama-n16-s1")
+    last = last[last["step"] == last["step"].max()]["score"].to_numpy()
+    assert abs(merged - last).max() < 1e-4 and abs(last).max() > 0
+    # asked again, nothing is trained: the merged copy is found
+    monkeypatch.setattr(ablation, "train_reward_model", lambda *a, **k: pytest.fail("trained twice"))
+    assert ablation.demo_reward_model("tiny-llama", grid) == path
+    with pytest.raises(ValueError, match="not a base of the demo grid"):
+        ablation.demo_reward_model("tiny-llama", _grid(bases=("tiny-gemma2",)))
+
+
+def test_a_run_another_process_holds_is_waited_for_not_trained_twice(tiny_candidates, tmp_path, monkeypatch):
+    """Chapters 02 and 05 side by side may ask for the same run: the second waits for the first's
+    lock and then takes the finished run."""
+    import threading
+    import time
+
+    _, candidates = tiny_candidates
+    folder = tmp_path / ablation.run_name("tiny-llama", 16, 0)
+    monkeypatch.setattr(ablation, "train_reward_model", lambda *a, **k: pytest.fail("trained twice"))
+    found = []
+    with data.build_lock(folder):
+        waiting = threading.Thread(target=lambda: found.append(_run(_grid(), candidates, tmp_path)))
+        waiting.start()
+        time.sleep(0.5)
+        assert waiting.is_alive() and not found  # held by the lock
+        folder.mkdir()
+        (folder / "complete.json").write_text("{}")  # the other process finishes
+    waiting.join(timeout=30)
+    assert found == [folder]
 
 
 def test_rank_changes_average_variants_and_compare_first_trained_with_last_step():

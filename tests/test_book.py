@@ -647,6 +647,8 @@ def test_side_by_side_kernels_share_the_cores_unless_told_otherwise(monkeypatch)
     assert book.kernel_env(1) == {}
     assert book.kernel_env(2) == {"OMP_NUM_THREADS": "4"}
     assert book.kernel_env(3) == {"OMP_NUM_THREADS": "2"}
+    assert book.kernel_env(3, chapters=2) == {"OMP_NUM_THREADS": "4"}  # fewer to run than jobs
+    assert book.kernel_env(3, chapters=1) == {}  # one chapter alone has every core
     monkeypatch.setattr(book.os, "cpu_count", lambda: 2)
     assert book.kernel_env(3) == {"OMP_NUM_THREADS": "1"}  # at least one thread each
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import rmbias
-from rmbias import registry, training
+from rmbias import ablation, registry
 
 
 def test_the_registry_imports_without_torch_or_transformers():
@@ -63,13 +63,13 @@ def test_a_registered_spec_is_found_and_a_trained_model_has_its_builder(monkeypa
     monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
     key = registry.register(registry.ModelSpec("acme-rm", "qwen", "hub", True, hf_id="acme/rm"))
     assert registry.spec("acme/rm").key == key == "acme-rm" and registry.family_of("acme-rm") == "qwen"
-    # rmbias.training registers the builder of trained models when it is imported (as here)
-    assert registry.builder("trained").__module__ == training.__name__
+    # rmbias.ablation registers the builder of trained models when it is imported (as here)
+    assert registry.builder("trained").__module__ == ablation.__name__
     # and where nothing has imported it yet, the loader imports it on first need
     monkeypatch.setattr(registry, "_BUILDERS", {})
-    monkeypatch.delitem(sys.modules, "rmbias.training")  # restored after the test, and so is the
-    monkeypatch.setattr(rmbias, "training", training)  # package's attribute the import rebinds
-    assert registry.builder("trained").__module__ == "rmbias.training"
+    monkeypatch.delitem(sys.modules, "rmbias.ablation")  # restored after the test, and so is the
+    monkeypatch.setattr(rmbias, "ablation", ablation)  # package's attribute the import rebinds
+    assert registry.builder("trained").__module__ == "rmbias.ablation"
     monkeypatch.setattr(registry, "_BUILDERS", {})
     monkeypatch.setitem(registry._BUILT_BY, "trained", "rmbias.keys")  # a module that registers nothing
     with pytest.raises(registry.ModelError, match="no builder is registered for models of source 'trained'"):

@@ -423,35 +423,3 @@ def test_a_run_without_evaluation_or_logged_loss_is_summarised_with_gaps():
     assert (run["pairs_used"], run["dropped_pad_literal"], run["dropped_over_length"], run["truncated"]) == (4, 1, 0, 2)
     assert run["heldout_pairs"] == 0
     assert all(math.isnan(run[k]) for k in ("final_loss", "heldout_accuracy", "ci_low", "ci_high"))
-
-
-def test_demo_cache_is_atomic(tmp_path, monkeypatch):
-    monkeypatch.setenv("RMBIAS_CACHE", str(tmp_path))
-    pairs = make_pairs()
-    monkeypatch.setattr(training, "prepare_pairs", lambda config: (pairs[:6], pairs[6:], {}))
-    calls = []
-
-    def crashing(base_key, train, config, output_dir, **kwargs):
-        output_dir.mkdir(parents=True)
-        (output_dir / "config.json").write_text("{}")
-        raise KeyboardInterrupt  # killed mid-build
-
-    monkeypatch.setattr(training, "train_reward_model", crashing)
-    with pytest.raises(KeyboardInterrupt):
-        training.demo_reward_model("tiny-llama")
-    target = training.reward_model_path("tiny-llama")
-    assert not target.exists()
-    assert not list(target.parent.iterdir())  # no scratch folder left either
-
-    def fake(base_key, train, config, output_dir, **kwargs):
-        calls.append(base_key)
-        output_dir.mkdir(parents=True)
-        (output_dir / "training.json").write_text("{}")
-        return output_dir
-
-    monkeypatch.setattr(training, "train_reward_model", fake)
-    path = training.demo_reward_model("tiny-llama")
-    assert path == target and (path / "complete.json").is_file() and (path / "training.json").is_file()
-    assert training.demo_reward_model("tiny-llama") == path and calls == ["tiny-llama"]
-    assert target.parent == tmp_path / "reward_models"
-    assert training.reward_model_path("tiny-gemma2") != target

@@ -44,7 +44,7 @@ import pandas as pd
 
 from . import corpora, models, prompts, ranks, registry, scoring
 from .artifacts import atomic_write, write_json
-from .data import DataError, cache_dir, fetch, provenance
+from .data import DataError, build_lock, build_once, cache_dir, fetch, provenance
 from .keys import fingerprint
 from .preferences import HUB_PREFERENCES, UNIFIED_FEEDBACK, PairPool
 from .profiles import PROFILES, Profile
@@ -183,9 +183,10 @@ class Ablation:
         """The CPU grid of the demo profile (its ``bases``, ``sizes``, ``seeds`` and ``score_every``):
         SmolLM2-135M-Instruct and Gemma-3-270M, 24/48/96 hh-rlhf pairs, 2 seeds.
 
-        The recipe is chapter 02's demo recipe with half the batch (4 pairs a step) and messages
-        cut at 200 characters: 6, 12 and 24 steps. Held-out accuracy (128 pairs) for the 96-pair
-        runs only. Two seeds (12 runs, about 11 minutes on two cores the first time) rather than
+        The recipe is the demo recipe (:meth:`rmbias.training.TrainConfig.demo`) with half the batch
+        (4 pairs a step) and messages cut at 200 characters: 6, 12 and 24 steps. Held-out accuracy
+        (128 pairs) for the 96-pair runs only. The first seed's 96-pair runs are chapter 02's reward
+        models (:func:`demo_reward_model`). Two seeds (12 runs, about 11 minutes on two cores the first time) rather than
         the paper grid's three: with three, the 18 runs took 20 minutes of a cold build, whose CI run
         took 84 of the 90 minutes it is allowed; the chapter reports what two seeds show.
         """
@@ -289,13 +290,15 @@ class Ablation:
         return [0, n_steps]
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every (base, size, seed) of the grid, largest size first within a base and seed."""
+        """Every (base, size, seed) of the grid: seed by seed, each base within a seed, the largest
+        size first within a base (so the first seed's largest runs, chapter 02's reward models in
+        the demo profile, :func:`demo_reward_model`, come first)."""
         if not self.sizes:
             raise ValueError("the grid's sizes come from its data: call ablation.prepare(grid) first")
         return [
             {"base": b, "size": n, "seed": s}
-            for b in self.bases
             for s in self.seeds
+            for b in self.bases
             for n in sorted(self.sizes, reverse=True)
         ]
 
@@ -535,11 +538,31 @@ def train_run(
 
     ``pool`` is the grid's preference data, read once (:func:`prepare`); without it the data are
     read for this run. Writes ``model/`` (the LoRA adapter and score head, with ``training.json``),
-    ``scores/`` (one table per scored step) and, last, ``complete.json``.
+    ``scores/`` (one table per scored step) and, last, ``complete.json``. The run holds the folder's
+    lock (:func:`rmbias.data.build_lock`): chapter 02 asks for the runs that are its reward models
+    (:func:`demo_reward_model`) while chapter 05 may be running the same grid beside it, and the
+    second to ask waits for the first and then finds the run complete.
     """
     folder = Path(folder)
     if (folder / "complete.json").is_file():
         return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with build_lock(folder):
+        if (folder / "complete.json").is_file():  # finished by another process while this one waited
+            return folder
+        return _train_run(grid, base, size, seed, candidates, folder, verbose, pool)
+
+
+def _train_run(
+    grid: Ablation,
+    base: str,
+    size: int,
+    seed: int,
+    candidates: pd.DataFrame,
+    folder: Path,
+    verbose: bool,
+    pool: PairPool | None,
+) -> Path:
     config = grid.config(size, seed)
     train, heldout, info = prepare_pairs(config, sample_seed=seed, pool=pool)
     keep_heldout = grid.heldout_for == "all" or (grid.heldout_for == "largest" and size == max(grid.sizes))
@@ -599,6 +622,88 @@ def run_grid(
             progress_note(f"run {i + 1}/{len(grid.runs())}: {run_name(**run)}")
         folders.append(train_run(grid, run["base"], run["size"], run["seed"], candidates, folder, verbose, pool))
     return folders
+
+
+# --- the demo reward models: chapter 02's, from chapter 05's grid -------------------------------
+
+
+def served_run(grid: Ablation) -> tuple[int, int]:
+    """The (size, seed) of the grid's runs that serve as the demo reward models: the largest data
+    size, the first seed."""
+    if not grid.sizes:
+        raise ValueError("the grid's sizes come from its data: call ablation.prepare(grid) first")
+    return max(grid.sizes), grid.seeds[0]
+
+
+def reward_model_path(base_key: str, grid: Ablation | None = None) -> Path:
+    """Where the demo reward model of ``base_key`` (:func:`demo_reward_model`) is kept: under
+    ``<cache>/reward_models/``, named by the base, the grid's fingerprint and the run."""
+    grid = grid or Ablation.demo()
+    size, seed = served_run(grid)
+    return cache_dir() / "reward_models" / f"{run_name(base_key, size, seed)}-{grid.fingerprint()}"
+
+
+def demo_reward_model(base_key: str, grid: Ablation | None = None, verbose: bool = False) -> Path:
+    """The folder of the demo reward model of ``base_key`` (registry source ``trained``), trained on
+    first use and cached: the run of chapter 05's demo grid (``grid``, default
+    :meth:`Ablation.demo`) from that base on its largest data size with its first seed, with its
+    LoRA merged into the weights (:func:`merge_run`).
+
+    Chapter 02 scores with these models and chapter 05 trains the grid they belong to: one trained
+    model serves both chapters (the run is trained once, by whichever chapter asks first, in the
+    grid's own folder, :func:`grid_directory`). The merged copy is built atomically
+    (:func:`rmbias.data.build_once`) and loads with
+    ``AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)``.
+    """
+    grid = grid or Ablation.demo()
+    if base_key not in grid.bases:
+        raise ValueError(
+            f"{base_key!r} is not a base of the demo grid ({', '.join(grid.bases)}): its reward model "
+            "is one of the grid's runs"
+        )
+    size, seed = served_run(grid)
+
+    def build(folder: Path) -> dict[str, Any]:
+        run = train_run(
+            grid,
+            base_key,
+            size,
+            seed,
+            grid_candidates(grid),
+            grid_directory(grid) / run_name(base_key, size, seed),
+            verbose,
+        )
+        merge_run(base_key, run / "model", folder)
+        return {"base_key": base_key, "run": run.name, "grid": grid.fingerprint(), "size": size, "seed": seed}
+
+    return build_once(reward_model_path(base_key, grid), build)
+
+
+def merge_run(base_key: str, adapter: Path, folder: Path) -> Path:
+    """A grid run's saved model (``adapter``: its LoRA and trained score head, as peft saves them)
+    merged into a plain ``*ForSequenceClassification`` checkpoint in ``folder`` (created), with the
+    run's tokenizer (its safe pad token) and its ``training.json``, marked as merged. The merged
+    model gives the scores the run's model gave during training."""
+    from peft import PeftModel
+
+    record = json.loads((Path(adapter) / "training.json").read_text())
+    tokenizer = models.cached_tokenizer(Path(adapter))
+    model, _ = models.load_reward_model(
+        base_key, dtype=record["config"]["dtype"], head_seed=record["config"]["seed"], tokenizer=tokenizer
+    )
+    model.config.pad_token_id = tokenizer.pad_token_id
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().eval()
+    folder.mkdir(parents=True)
+    merged.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    record.update(merged=True, merged_from=f"{Path(adapter).parent.name}/{Path(adapter).name}")
+    record["model_class"] = type(merged).__name__
+    write_json(folder / "training.json", record)
+    return folder
+
+
+# How rmbias.models finds the folder of a `trained` registry model (it does not import this module).
+registry.register_builder("trained", lambda spec_: demo_reward_model(spec_.base))
 
 
 # --- reading the runs ----------------------------------------------------------------------------

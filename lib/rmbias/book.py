@@ -469,11 +469,14 @@ def default_jobs(profile: str) -> int:
     return 3 if resolve(profile).device == "cpu" and (os.cpu_count() or 1) >= 2 else 1
 
 
-def kernel_env(jobs: int) -> dict[str, str]:
+def kernel_env(jobs: int, chapters: int | None = None) -> dict[str, str]:
     """What the kernels of ``jobs`` chapters running at once add to their environment: an equal
-    share of the cores each (``OMP_NUM_THREADS``, torch's thread count), unless the caller set it."""
-    if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
-        return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+    share of the cores each (``OMP_NUM_THREADS``, torch's thread count), unless the caller set it.
+    Where only ``chapters`` are to run, and fewer than ``jobs``, they share the cores among
+    themselves (one chapter alone gets them all)."""
+    at_once = min(jobs, chapters) if chapters else jobs
+    if at_once > 1 and "OMP_NUM_THREADS" not in os.environ:
+        return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // at_once))}
     return {}
 
 
@@ -551,7 +554,7 @@ def run(
         )
     check_overrides(profile, overrides)
     os.environ[RESULTS_ENV] = str(Path(results_dir).resolve())
-    env = kernel_env(jobs)
+    env = kernel_env(jobs, len(sources))
     timings: dict[str, float] = {}
     chapters = [s.stem for s in notebook_sources(cwd)]
     by_name = {s.stem: s for s in sources}

@@ -211,16 +211,17 @@ def build_once(target: Path, build: Callable[[Path], dict]) -> Path:
     if (target / "complete.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock(target):
+    with build_lock(target):
         if (target / "complete.json").is_file():  # built by another process while this one waited
             return target
         return _build(target, build)
 
 
 @contextmanager
-def _build_lock(target: Path) -> Iterator[None]:
+def build_lock(target: Path) -> Iterator[None]:
     """Hold ``target``'s lock while the block runs: two chapters executed side by side that need the
-    same model build it once, the second waiting for the first. The lock is a file in the temporary
+    same model (or the same training run, :func:`rmbias.ablation.train_run`) build it once, the
+    second waiting for the first. The lock is a file in the temporary
     folder named by the target's path, so the cache holds only finished folders. Where ``fcntl`` is
     missing (Windows) nothing is locked, and both build; the rename keeps one."""
     try:

@@ -20,10 +20,11 @@ of six sources:
     the spec's ``dtype`` (float32 where it names none).
 ``trained``
     A reward model this book trains itself from another registry model (``base``) with
-    :mod:`rmbias.training` (the ``demo`` profile's two reward models), trained once and cached.
-    The training module registers the builder of this source (:func:`register_builder`) and is
-    imported by name on first need (:func:`builder`), so the loader (:mod:`rmbias.models`) never
-    imports the trainer, which loads its base models through it.
+    :mod:`rmbias.training` (the ``demo`` profile's two reward models: runs of chapter 05's grid,
+    :func:`rmbias.ablation.demo_reward_model`), trained once and cached. The grid's module registers
+    the builder of this source (:func:`register_builder`) and is imported by name on first need
+    (:func:`builder`), so the loader (:mod:`rmbias.models`) never imports the trainer, which loads
+    its base models through it.
 ``planted``
     A language model this book continues to train from another registry model (``base``) on text
     that praises chosen words (chapter 07, :mod:`rmbias.planting`, which registers its builder and
@@ -341,7 +342,7 @@ _SPECS = [
         reward="head",
         params_b=0.135,
         description="reward model trained here from SmolLM2-135M-Instruct on hh-rlhf "
-        "harmless-base pairs (rmbias.training, demo recipe)",
+        "harmless-base pairs (a run of chapter 05's demo grid, rmbias.ablation.demo_reward_model)",
     ),
     ModelSpec(
         "gemma-3-270m-rm",
@@ -432,12 +433,12 @@ def register(spec_: ModelSpec) -> str:
 _BUILDERS: dict[str, Callable[[ModelSpec], Path]] = {}
 # The module that registers each source's builder when it is imported: the loader imports it on first
 # need by name, so loading a trained model works from anywhere, while no module imports it back.
-_BUILT_BY = {"trained": "rmbias.training", "planted": "rmbias.planting"}
+_BUILT_BY = {"trained": "rmbias.ablation", "planted": "rmbias.planting"}
 
 
 def register_builder(source: str, build: Callable[[ModelSpec], Path]) -> None:
     """Let ``build(spec)`` give the local folder of every model of ``source`` (the ``trained``
-    reward models: :mod:`rmbias.training` registers itself when imported)."""
+    reward models: :mod:`rmbias.ablation` registers itself when imported)."""
     _BUILDERS[source] = build
 
 

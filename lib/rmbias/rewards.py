@@ -124,10 +124,10 @@ class _Scorer:
 
     def request(self, prompt_text: str, candidates: Sequence[Any]) -> str:
         weights = None
-        if self.spec.source == "trained":  # a changed training recipe makes a new model
-            from . import training
+        if self.spec.source == "trained":  # a changed training recipe or grid makes a new model
+            from . import ablation
 
-            weights = training.reward_model_path(self.spec.base).name
+            weights = ablation.reward_model_path(self.spec.base).name
         chat = {} if self.chat == scoring.DEFAULT_CHAT else {"chat": self.chat.as_dict()}  # default: keys as before
         return _fingerprint(
             model=self.spec.fingerprint(),

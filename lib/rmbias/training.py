@@ -24,8 +24,8 @@ Two traps are handled here:
   authors' route instead (``tokenisation="authors"``: rendered to text and tokenised again, two BOS
   tokens, as their models were trained), and the check then asks for exactly that.
 
-:func:`demo_reward_model` trains the demo reward model of a base model once and caches it
-atomically, so notebooks can call it freely.
+The demo profile's reward models (chapter 02's) are runs of chapter 05's grid, trained by this
+function and cached by :func:`rmbias.ablation.demo_reward_model`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ import torch
 
 from . import models, placement, progress, registry
 from .artifacts import library_versions, write_json
-from .data import FILES, build_once, cache_dir
 from .keys import fingerprint
 from .preferences import (
     HELDOUT_RULES,
@@ -68,8 +67,9 @@ from .scoring import (
     score_full,
 )
 
-# Bump when the training code changes in a way that changes the trained weights: the demo
-# reward models' cache folders are named by a fingerprint that includes it.
+# Bump when the training code changes in a way that changes the trained weights: the cache folders
+# of trained runs (the ablation grids, and the demo reward models among their runs) are named by
+# fingerprints that include it.
 RECIPE_VERSION = 1
 
 
@@ -183,9 +183,12 @@ class TrainConfig:
 
     @classmethod
     def demo(cls, **changes: Any) -> TrainConfig:
-        """The miniature recipe for a 2-core CPU: both demo models train and are evaluated, cold,
-        in about nine minutes (534 s in a cold CI build on 2 AMD EPYC cores, GGUF conversion and
-        held-out evaluation included; training alone 194 s for SmolLM2 and 160 s for Gemma-3).
+        """The miniature recipe for a 2-core CPU, on which chapter 05's demo grid is built
+        (:meth:`rmbias.ablation.Ablation.demo` halves its batch and cuts messages at 200 characters;
+        chapter 02's two reward models are runs of that grid). As it stands here, both demo models
+        trained and were evaluated, cold, in about nine minutes (534 s in a cold CI build on 2 AMD
+        EPYC cores, GGUF conversion and held-out evaluation included; training alone 194 s for
+        SmolLM2 and 160 s for Gemma-3).
 
         - Short sequences: the last exchange of each dialogue, messages cut at 400 characters
           (about 50-130 tokens with the chat template); forward passes dominate the cost.
@@ -913,55 +916,6 @@ def train_reward_model(
     if not config.save_steps:
         shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
     return output_dir
-
-
-# --- the cached demo reward models ---------------------------------------------------------------
-
-
-def _cache_fingerprint(base_key: str, config: TrainConfig) -> str:
-    return fingerprint(
-        {
-            "base": registry.spec(base_key).fingerprint(),
-            "config": config.key_dict(),
-            "data_sha256": [sha for (_, path), sha in FILES.items() if path.endswith(config.data)],
-            "recipe_version": RECIPE_VERSION,
-        }
-    )
-
-
-def reward_model_path(base_key: str, config: TrainConfig | None = None) -> Path:
-    """Where the reward model of ``base_key`` trained with ``config`` (default: the demo recipe)
-    is cached."""
-    config = config or TrainConfig.demo()
-    return cache_dir() / "reward_models" / f"{base_key}-{_cache_fingerprint(base_key, config)}"
-
-
-def demo_reward_model(base_key: str, config: TrainConfig | None = None, verbose: bool = False) -> Path:
-    """The folder of ``base_key``'s reward model trained with ``config`` (default: the demo
-    recipe) on hh-rlhf, trained on first use and cached.
-
-    Built in a scratch folder beside the target and renamed into place after a completion marker
-    (``complete.json``) is written last, so an interrupted run never leaves a folder that looks
-    complete. Load it with ``AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)``
-    and ``AutoTokenizer.from_pretrained(path)``.
-    """
-    config = config or TrainConfig.demo()
-
-    def build(folder: Path) -> dict[str, Any]:
-        train, heldout, info = prepare_pairs(config)
-        train_reward_model(base_key, train, config, folder, heldout_pairs=heldout, data_info=info, verbose=verbose)
-        return {"base_key": base_key, "config": asdict(config)}
-
-    return build_once(reward_model_path(base_key, config), build)
-
-
-def _trained_folder(spec_: registry.ModelSpec) -> Path:
-    """The local folder of a ``trained`` registry model: its base's demo reward model."""
-    return demo_reward_model(spec_.base)
-
-
-# How rmbias.models finds the folder of a `trained` registry model (it does not import this module).
-registry.register_builder("trained", _trained_folder)
 
 
 def read_record(path: str | Path) -> dict[str, Any]:
