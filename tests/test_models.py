@@ -119,9 +119,17 @@ def test_tokenizers_load_once_per_process_and_each_caller_gets_a_copy_it_may_cha
     left = first(["a", "a b c"], padding=True)["input_ids"][0]
     right = second(["a", "a b c"], padding=True)["input_ids"][0]
     assert left[0] == 0 and right[-1] == second.pad_token_id != 0
+    # folders with the same tokenizer files are loaded once, and each copy names its own folder
+    n = len(loads)
+    second.save_pretrained(tmp_path / "same-a")
+    second.save_pretrained(tmp_path / "same-b")
+    a, b = models.cached_tokenizer(tmp_path / "same-a"), models.cached_tokenizer(tmp_path / "same-b")
+    assert len(loads) == n + 1 and (a.name_or_path, b.name_or_path) == (str(tmp_path / "same-a"), str(tmp_path / "same-b"))
+    assert a("Hi there")["input_ids"] == b("Hi there")["input_ids"] == second("Hi there")["input_ids"]
     # a folder written again is loaded again; beyond TOKENIZERS_KEPT the oldest is dropped
     folders = []
     for i in range(models.TOKENIZERS_KEPT + 1):
+        first.chat_template = "{{ 'x%d' }}" % i  # other files: other tokenizers
         first.save_pretrained(tmp_path / f"t{i}")
         folders.append(tmp_path / f"t{i}")
         models.cached_tokenizer(folders[-1])

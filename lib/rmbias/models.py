@@ -170,20 +170,92 @@ def _hub_error(spec_: ModelSpec, err: Exception) -> ModelError:
 
 # Tokenizers loaded in this process, newest last, at most TOKENIZERS_KEPT of them: a 256k-token
 # Gemma tokenizer takes 3-5 s to load and about 300 MB to keep, and a chapter asks for the same
-# one in several cells and functions (loading them took 128 of the tiny book's 418 s).
+# one in several cells and functions (loading them took 128 of the tiny book's 418 s). They are kept
+# by content: models of one family often ship the same tokenizer files (the paper's Gemma 2 sizes,
+# the Llama 3 instruction-tuned models, the rehearsal's stand-ins, which borrow three), and those
+# are loaded once.
 _TOKENIZERS: OrderedDict[tuple, Any] = OrderedDict()
 TOKENIZERS_KEPT = 4
+# The files a tokenizer is read from (AutoTokenizer also reads config.json, for the model type).
+TOKENIZER_FILES = frozenset(
+    {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "chat_template.jinja",
+        "chat_template.json",
+        "tokenizer.model",
+        "spiece.model",
+        "vocab.json",
+        "vocab.txt",
+        "merges.txt",
+    }
+)
+_DIGESTS: dict[tuple, str] = {}  # (file, size, modification time) -> sha256 of its bytes
+
+
+def _file_digest(path: Path) -> str:
+    """The sha256 of a file's bytes, computed once per (path, size, modification time)."""
+    import hashlib
+
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _DIGESTS[key]
+
+
+def _tokenizer_folder(where: str | Path, kwargs: dict[str, Any]) -> Path | None:
+    """The local folder a tokenizer loads from: ``where`` itself, or a hub id's snapshot in the local
+    Hugging Face cache where its tokenizer files already are (None: not there yet)."""
+    if isinstance(where, (str, Path)) and Path(where).is_dir():
+        return Path(where)
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(str(where), "tokenizer_config.json", revision=kwargs.get("revision"))
+    except Exception:  # a malformed id: let from_pretrained say what is wrong
+        return None
+    return Path(found).parent if isinstance(found, str) else None
 
 
 def _tokenizer_ident(where: str | Path, kwargs: dict[str, Any]) -> tuple:
-    """What a loaded tokenizer depends on: the hub id, revision and cache, or a local folder with
-    the names, sizes and modification times of its files (a rebuilt folder is loaded again)."""
+    """What a loaded tokenizer depends on: the content of its tokenizer files and the model type in
+    its ``config.json`` (so a folder written again with other files is loaded again, and two
+    folders with the same files are loaded once), with the other loading arguments; a hub id not
+    yet in the local cache is known by its id, revision and cache."""
+    import json
+
     import huggingface_hub.constants
 
-    if isinstance(where, (str, Path)) and Path(where).is_dir():
-        files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in Path(where).iterdir() if f.is_file())
-        return (str(Path(where).resolve()), tuple(files), tuple(sorted(kwargs.items())))
-    return (str(where), tuple(sorted(kwargs.items())), str(huggingface_hub.constants.HF_HUB_CACHE))
+    rest = tuple(sorted((k, v) for k, v in kwargs.items() if k != "revision"))
+    folder = _tokenizer_folder(where, kwargs)
+    if folder is None:
+        return (str(where), tuple(sorted(kwargs.items())), str(huggingface_hub.constants.HF_HUB_CACHE))
+    files = tuple(sorted((f.name, _file_digest(f)) for f in folder.iterdir() if f.name in TOKENIZER_FILES))
+    config = folder / "config.json"
+    model_type = json.loads(config.read_text()).get("model_type") if config.is_file() else None
+    return (files, model_type, rest)
+
+
+def cached_tokenizer(where: str | Path, **kwargs: Any):
+    """``AutoTokenizer.from_pretrained(where, **kwargs)``, loaded once per process for each content
+    of its files (the last :data:`TOKENIZERS_KEPT` are kept) and handed out as a
+    :func:`private_copy` that names ``where``."""
+    from transformers import AutoTokenizer
+
+    ident = _tokenizer_ident(where, kwargs)
+    if ident in _TOKENIZERS:
+        _TOKENIZERS.move_to_end(ident)
+    else:
+        _TOKENIZERS[ident] = AutoTokenizer.from_pretrained(where, **kwargs)
+        while len(_TOKENIZERS) > TOKENIZERS_KEPT:
+            _TOKENIZERS.popitem(last=False)
+    twin = private_copy(_TOKENIZERS[ident])
+    twin.name_or_path = str(where)  # the folder or id asked for, not the first one with these files
+    twin.init_kwargs["name_or_path"] = str(where)
+    return twin
 
 
 def private_copy(tokenizer):
@@ -197,21 +269,6 @@ def private_copy(tokenizer):
         if isinstance(value, (dict, list, set)):
             vars(twin)[name] = copy.copy(value)  # past the tokenizer's own __setattr__
     return twin
-
-
-def cached_tokenizer(where: str | Path, **kwargs: Any):
-    """``AutoTokenizer.from_pretrained(where, **kwargs)``, loaded once per process (the last
-    :data:`TOKENIZERS_KEPT` are kept) and handed out as a :func:`private_copy`."""
-    from transformers import AutoTokenizer
-
-    ident = _tokenizer_ident(where, kwargs)
-    if ident in _TOKENIZERS:
-        _TOKENIZERS.move_to_end(ident)
-    else:
-        _TOKENIZERS[ident] = AutoTokenizer.from_pretrained(where, **kwargs)
-        while len(_TOKENIZERS) > TOKENIZERS_KEPT:
-            _TOKENIZERS.popitem(last=False)
-    return private_copy(_TOKENIZERS[ident])
 
 
 def load_tokenizer(key: str):
