@@ -621,6 +621,52 @@ def test_chapters_run_side_by_side_each_after_the_chapters_it_reads(tmp_path, mo
         assert f"  [{name}] working in {name}" in out
 
 
+SHARING = """# %% tags=["parameters"]
+PROFILE = "tiny"
+
+# %%
+import json, os, time
+import torch
+from rmbias import progress
+
+def wait_for(path, limit=120):
+    deadline = time.time() + limit
+    while not os.path.exists(path):
+        assert time.time() < deadline, "the other chapter never got there: are they side by side?"
+        time.sleep(0.1)
+
+folder = {folder!r}
+open(os.path.join(folder, "{name}.started"), "w").close()
+wait_for(os.path.join(folder, "{other}.started"))  # both chapters are running now
+progress.note("working")
+first = torch.get_num_threads()
+open(os.path.join(folder, "{name}.read"), "w").close()
+wait_for(os.path.join(folder, "{other}.read"))
+last, waited = first, 0.0
+while "{name}" == "long" and last == first and waited < 60:  # the short one finishes; the long goes on
+    time.sleep(0.5)
+    waited += 0.5
+    progress.note("still working")
+    last = torch.get_num_threads()
+open(os.path.join(folder, "{name}.json"), "w").write(json.dumps({{"first": first, "last": last}}))
+"""
+
+
+def test_a_chapter_left_running_alone_takes_the_cores_the_others_freed(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    (tmp_path / "notebooks").mkdir()
+    # (the markers are named without the chapters' numbers: a chapter naming another reads its results)
+    for number, name, other in (("01", "long", "short"), ("02", "short", "long")):
+        text = SHARING.format(name=name, other=other, folder=str(tmp_path))
+        (tmp_path / "notebooks" / f"{number}_{name}.py").write_text(text)
+    book.run("tiny", book_dir=tmp_path / "book", results_dir=tmp_path / "results", cwd=tmp_path, jobs=2)
+    cores = os.cpu_count() or 1
+    half = max(1, cores // 2)
+    assert json.loads((tmp_path / "short.json").read_text()) == {"first": half, "last": half}
+    assert json.loads((tmp_path / "long.json").read_text()) == {"first": half, "last": cores}
+    assert "OMP_NUM_THREADS" not in os.environ and "RMBIAS_THREADS" not in os.environ
+
+
 def test_schedule_starts_nothing_after_a_failure_and_raises_it():
     import threading
 
@@ -640,6 +686,22 @@ def test_schedule_starts_nothing_after_a_failure_and_raises_it():
     assert started == ["a2", "c", "b"]  # the ready ones in the order given
     with pytest.raises(ValueError, match="jobs=0"):
         book.run("tiny", jobs=0)
+
+
+def test_chapters_side_by_side_share_the_cores_anew_as_they_start_and_finish(tmp_path):
+    from rmbias import progress
+
+    shares = book.CoreShares(tmp_path, cores=2)
+    envs = {name: shares.start(name) for name in ("01", "03", "05")}
+    assert envs["05"] == {progress.THREADS_ENV: str(tmp_path / "05.threads")}
+    assert [shares.path(n).read_text() for n in ("01", "03", "05")] == ["1", "1", "1"]  # at least one each
+    shares.finish("01")
+    assert not shares.path("01").exists() and shares.path("05").read_text() == "1"
+    shares.finish("03")
+    assert shares.path("05").read_text() == "2"  # alone: both cores
+    shares.start("04")
+    assert shares.path("04").read_text() == shares.path("05").read_text() == "1"
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_side_by_side_kernels_share_the_cores_unless_told_otherwise(monkeypatch):

@@ -70,3 +70,32 @@ def test_outside_a_build_progress_goes_to_the_notebook(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.out == "run 2/2\n"
     assert "training x" in captured.err and "2/2" in captured.err
+
+
+def test_a_kernel_takes_the_share_of_the_cores_its_build_gives_it(tmp_path, monkeypatch):
+    """A chapter's kernel reads its share at every progress update (the build rewrites it as chapters
+    start and finish); outside a build, or with nothing written yet, the thread count stays."""
+    import torch
+
+    before = torch.get_num_threads()
+    share = tmp_path / "07_x.threads"
+    try:
+        torch.set_num_threads(1)
+        monkeypatch.delenv(progress.THREADS_ENV, raising=False)
+        progress.follow_core_share()
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv(progress.THREADS_ENV, str(share))
+        progress.follow_core_share()  # no file yet
+        assert torch.get_num_threads() == 1
+        share.write_text("2")
+        bar = progress.bar(2, "training x", disable=True)
+        assert torch.get_num_threads() == 2
+        share.write_text("1")
+        bar.update(1)  # every update follows it
+        assert torch.get_num_threads() == 1
+        progress.note("run 2/2")
+        share.write_text("3")
+        progress.note("run 2/2")
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -480,6 +481,53 @@ def kernel_env(jobs: int, chapters: int | None = None) -> dict[str, str]:
     return {}
 
 
+class CoreShares:
+    """The cores shared among the chapters running at once, as they start and finish.
+
+    Each running chapter has a file in ``folder`` holding its share (``cores`` divided by the
+    chapters running, at least one thread), rewritten whenever a chapter starts or finishes; its
+    kernel reads the file at every progress update (:func:`rmbias.progress.follow_core_share`,
+    named in its environment by :data:`rmbias.progress.THREADS_ENV`). A chapter left running alone
+    at the end of a build then takes the cores the others freed, rather than keep the share it
+    started with."""
+
+    def __init__(self, folder: Path, cores: int) -> None:
+        self.folder, self.cores = Path(folder), max(1, cores)
+        self.running: set[str] = set()
+        self._lock = threading.Lock()
+
+    def path(self, name: str) -> Path:
+        return self.folder / f"{name}.threads"
+
+    def share(self) -> int:
+        """Threads for each running chapter now."""
+        return max(1, self.cores // max(1, len(self.running)))
+
+    def _write(self) -> None:
+        for name in self.running:
+            scratch = self.path(name).with_suffix(".tmp")
+            scratch.write_text(str(self.share()))
+            os.replace(scratch, self.path(name))  # whole, never half-written
+
+    def start(self, name: str) -> dict[str, str]:
+        """Count ``name`` as running; what its kernel's environment needs: its file (the kernel
+        starts with the build's equal share, :func:`kernel_env`, and follows the file from its
+        first progress update)."""
+        from .progress import THREADS_ENV
+
+        with self._lock:
+            self.running.add(name)
+            self._write()
+            return {THREADS_ENV: str(self.path(name))}
+
+    def finish(self, name: str) -> None:
+        """``name`` has finished: the others share its cores."""
+        with self._lock:
+            self.running.discard(name)
+            self.path(name).unlink(missing_ok=True)
+            self._write()
+
+
 def chapter_order(sources: list[Path], chapters: list[str]) -> dict[str, set[str]]:
     """For each chapter of ``sources``, the chapters among them that it must wait for: those before
     it in the book whose results it reads (:func:`earlier_chapters`)."""
@@ -555,6 +603,9 @@ def run(
     check_overrides(profile, overrides)
     os.environ[RESULTS_ENV] = str(Path(results_dir).resolve())
     env = kernel_env(jobs, len(sources))
+    # chapters side by side that share the cores equally (not where the caller set the threads) also
+    # share them anew as they start and finish
+    shares = CoreShares(Path(tempfile.mkdtemp(prefix="rmbias-threads-")), os.cpu_count() or 1) if env else None
     timings: dict[str, float] = {}
     chapters = [s.stem for s in notebook_sources(cwd)]
     by_name = {s.stem: s for s in sources}
@@ -572,12 +623,19 @@ def run(
             )
             return
         print(f"executing {source.name} (profile {profile}) ...", flush=True)
-        timings[name] = execute(source, output, params, cwd=cwd, key=key, env=env)
+        try:
+            own = {**env, **shares.start(name)} if shares else env
+            timings[name] = execute(source, output, params, cwd=cwd, key=key, env=own)
+        finally:
+            if shares:
+                shares.finish(name)
         print(f"  {name} done in {timings[name]:.1f} s", flush=True)
 
     try:
         schedule(list(by_name), chapter_order(sources, chapters), execute_if_changed, jobs)
     finally:  # the chapters that finished are recorded, also when another failed
+        if shares:
+            shutil.rmtree(shares.folder, ignore_errors=True)
         record_path = Path(results_dir) / profile / "execution.json"
         record_path.parent.mkdir(parents=True, exist_ok=True)
         record = _merged_record(record_path, profile, timings, jobs)

@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any, Iterator, TextIO
 
 PROGRESS_ENV = "RMBIAS_PROGRESS"
+# During a book build that runs chapters side by side, a file holding this kernel's share of the
+# cores (torch threads), rewritten by the build as chapters start and finish (rmbias.book.CoreShares)
+THREADS_ENV = "RMBIAS_THREADS"
 # The libraries' own bars (transformers' "Loading weights" and first conversion of a GGUF file,
 # datasets' "Map") would land in the page: off during a build. TQDM_DISABLE is every tqdm bar's
 # default; this module's own bars say disable=False.
@@ -39,10 +42,39 @@ def _open(path: str) -> TextIO:
     return open(path, "a", buffering=1, encoding="utf-8")
 
 
-def bar(total: int | None, desc: str, unit: str = "it", initial: int = 0, **options: Any):
-    """A tqdm bar of ``total`` ``unit``s labelled ``desc``: in the notebook, or in the build's log."""
+def follow_core_share() -> None:
+    """Take this kernel's current share of the cores, where a book build says it (:data:`THREADS_ENV`):
+    chapters run side by side start with an equal share each, and one left running alone takes the
+    cores the others freed. Called by every progress update (:func:`bar`, :func:`note`), which the
+    long loops make from the kernel's main thread, the thread whose torch thread count this sets;
+    does nothing outside a build or before torch is imported."""
+    path, torch = os.environ.get(THREADS_ENV), sys.modules.get("torch")
+    if not path or torch is None:
+        return
+    try:
+        share = int(Path(path).read_text().strip() or 0)
+    except (OSError, ValueError):  # not written yet, or being replaced
+        return
+    if share >= 1 and share != torch.get_num_threads():
+        torch.set_num_threads(share)
+
+
+def _bar_class():
+    """tqdm, with :func:`follow_core_share` at every update."""
     from tqdm import tqdm
 
+    class Bar(tqdm):
+        def update(self, n: float | None = 1):
+            follow_core_share()
+            return super().update(n)
+
+    return Bar
+
+
+def bar(total: int | None, desc: str, unit: str = "it", initial: int = 0, **options: Any):
+    """A tqdm bar of ``total`` ``unit``s labelled ``desc``: in the notebook, or in the build's log."""
+    tqdm = _bar_class()
+    follow_core_share()
     stream = _build_stream()
     if stream is None:
         return tqdm(total=total, desc=desc, unit=unit, initial=initial, mininterval=2.0, **options)
@@ -62,6 +94,7 @@ def bar(total: int | None, desc: str, unit: str = "it", initial: int = 0, **opti
 
 def note(message: str) -> None:
     """One line of progress (``run 3/18: ...``): in the notebook, or in the build's log."""
+    follow_core_share()
     stream = _build_stream()
     if stream is None:
         print(message, flush=True)
