@@ -15,7 +15,8 @@ executes every chapter regardless.
 
 ``--jobs`` chapters run at once (:func:`default_jobs`: three on a CPU profile, one on a GPU), each
 as soon as the earlier chapters whose results it reads have finished (:func:`chapter_order`,
-:func:`schedule`); each kernel gets its own environment (progress file, its share of the cores).
+:func:`schedule`); each kernel gets its own environment (progress file, its share of the cores,
+shared anew as chapters start and finish: :class:`CoreShares`).
 
 ``python -m rmbias.book student`` writes each chapter without its solutions to
 ``notebooks/student/`` (:func:`student_copies`), for teachers to hand out.
