@@ -281,7 +281,10 @@ chapter.table(candidates, "candidates", bases=list(grid.bases), prompt=grid.prom
 # The runs are kept in a cache folder named by a fingerprint of the grid: a later build reuses them, and an
 # interrupted run continues from its last LoRA checkpoint, with the steps already scored left as they are.
 # The preference data are read once for the whole grid, and only the pairs a run uses become Python
-# objects. In the demo profile the recipe is the miniature of chapter 2's reward models, which are this
+# objects. Where the recipe trains only the top layers (the demo's), the layers below are the base's at
+# every step and for every seed, so what they make of the candidates is computed once per base and each
+# later scoring runs only the trained layers (`rmbias.scoring.FrozenTrunk`; right after the first
+# recording, a replay is compared with the whole pass, and a disagreement switches the reuse off). In the demo profile the recipe is the miniature of chapter 2's reward models, which are this
 # grid's runs on the most data with the first seed (LoRA on the top decoder layers, learning rates far above
 # the paper's, short messages); the paper profile uses the authors' recipe on their data.
 

@@ -103,6 +103,31 @@ def test_a_run_scores_its_steps_and_its_rank_table_is_tidy(tiny_candidates, tmp_
     assert (folder / "model" / "adapter_model.safetensors").is_file()
 
 
+def test_runs_of_a_base_share_its_frozen_trunk_and_score_as_without_it(tiny_candidates, tmp_path, monkeypatch):
+    """With LoRA on the top layer only (as the demo recipe trains), every scoring of the candidates and
+    of the held-out pairs after the first replays the frozen layer's recorded states, across the runs
+    of one base; the scores are those of the whole routes."""
+    _, candidates = tiny_candidates
+    grid = _grid(sizes=(8, 16), seeds=(0, 1), recipe=replace(_grid().recipe, lora_top_layers=1))
+    runs = [(16, 0), (8, 0), (16, 1)]  # held-out accuracy for the largest size, as in the demo grid
+    ablation._TRUNKS.clear()
+    shared = [_run(grid, candidates, tmp_path / "trunk", size=n, seed=s) for n, s in runs]
+    trunks = list(ablation._TRUNKS.values())
+    assert len(trunks) == 2 and all(t.verified and t.first == 1 and t.states for t in trunks)
+    monkeypatch.setattr(ablation, "trunk_for", lambda base, scored: None)
+    whole = [_run(grid, candidates, tmp_path / "whole", size=n, seed=s) for n, s in runs]
+    for a, b in zip(shared, whole):
+        assert json.loads((a / "complete.json").read_text())["trunk"]["below_layer"] == 1
+        assert json.loads((b / "complete.json").read_text())["trunk"] is None
+        a_scores, b_scores = ablation.read_scores(a), ablation.read_scores(b)
+        assert sorted(a_scores["step"].unique()) == sorted(b_scores["step"].unique())
+        assert (a_scores["score"] - b_scores["score"]).abs().max() < 1e-5
+        a_held, b_held = (training.read_record(f / "model")["heldout"] for f in (a, b))
+        for side in ("chosen_scores", "rejected_scores") if b_held else ():
+            assert max(abs(x - y) for x, y in zip(a_held[side], b_held[side])) < 1e-5
+    assert training.read_record(whole[2] / "model")["heldout"]["n_pairs"] == 16
+
+
 def test_step_zero_depends_on_seed_not_data_size(tiny_candidates, tmp_path):
     """The premise of sharing step 0 across data sizes: the untrained model is the same."""
     _, candidates = tiny_candidates

@@ -124,7 +124,10 @@ def test_tokenizers_load_once_per_process_and_each_caller_gets_a_copy_it_may_cha
     second.save_pretrained(tmp_path / "same-a")
     second.save_pretrained(tmp_path / "same-b")
     a, b = models.cached_tokenizer(tmp_path / "same-a"), models.cached_tokenizer(tmp_path / "same-b")
-    assert len(loads) == n + 1 and (a.name_or_path, b.name_or_path) == (str(tmp_path / "same-a"), str(tmp_path / "same-b"))
+    assert len(loads) == n + 1 and (a.name_or_path, b.name_or_path) == (
+        str(tmp_path / "same-a"),
+        str(tmp_path / "same-b"),
+    )
     assert a("Hi there")["input_ids"] == b("Hi there")["input_ids"] == second("Hi there")["input_ids"]
     # a folder written again is loaded again; beyond TOKENIZERS_KEPT the oldest is dropped
     folders = []

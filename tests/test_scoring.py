@@ -162,3 +162,87 @@ def test_batches_are_balanced_so_no_batch_is_mostly_filler():
     assert scoring.run_in_batches(lambda *a: calls.append(a), 256, 128) == 128 and len(calls) == 2
     calls.clear()
     assert scoring.run_in_batches(lambda *a: calls.append(a), 5, 128) == 5 and calls == [(0, 5, 5)]
+
+
+def _frozen_below_top_layer(model):
+    """Freeze a reward model as the demo recipe leaves it in training: every weight but its top decoder
+    layer and its score head."""
+    body = scoring._Reader(model).body
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in [*body.layers[-1].parameters(), *model.score.parameters()]:
+        p.requires_grad_(True)
+    return body
+
+
+def _tiny_gemma3():
+    """A random three-layer Gemma 3 reward model (the demo's Gemma-3-270M architecture: sliding and full
+    attention layers, each with its own rotary base), with a sliding window shorter than the chats."""
+    from transformers import Gemma3TextConfig, Gemma3TextForSequenceClassification
+
+    tokenizer = models.load_tokenizer("tiny-llama")
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=16, sliding_window=8,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+        num_labels=1, pad_token_id=tokenizer.pad_token_id or 0,
+    )  # fmt: skip
+    torch.manual_seed(2)
+    return Gemma3TextForSequenceClassification(config).eval(), tokenizer
+
+
+@pytest.mark.parametrize("key", ["tiny-llama", "tiny-gemma2", "gemma3"])
+def test_a_frozen_trunk_replays_what_the_whole_cached_route_gives(key):
+    """Recorded once below the first trained layer, the trunk gives the whole route's scores after the
+    trained layers changed, without running the frozen layers on the candidates again."""
+    model, tokenizer = _tiny_gemma3() if key == "gemma3" else reward_model(key)
+    body = _frozen_below_top_layer(model)
+    sequences = scoring.vocab_sequences(tokenizer, PROMPT, list(range(200, 260)))
+    trunk = scoring.FrozenTrunk()
+    first = scoring.score(model, sequences, batch_size=16, trunk=trunk).values
+    assert trunk.verified and trunk.broken is None and trunk.first == len(body.layers) - 1
+    assert len(trunk.states) == 4  # one recorded batch each
+    with torch.no_grad():  # training moves the top layer and the head
+        for p in [*body.layers[-1].parameters(), *model.score.parameters()]:
+            p.add_(0.05 * torch.randn_like(p))
+    calls = []
+    hook = body.layers[0].register_forward_hook(lambda *a: calls.append(1))
+    replayed = scoring.score(model, sequences, batch_size=16, trunk=trunk).values
+    hook.remove()
+    assert calls == [1]  # the frozen layer ran on the shared prefix only
+    whole = scoring.score(model, sequences, batch_size=16).values
+    assert torch.allclose(replayed, whole, atol=1e-5) and not torch.allclose(replayed, first, atol=1e-3)
+    assert torch.allclose(whole, scoring.score_full(model, sequences, batch_size=16), atol=1e-4)
+    # another model's trunk is refused; a model with nothing frozen does without one
+    with torch.no_grad():
+        next(body.layers[0].parameters()).add_(1.0)
+    with pytest.raises(ValueError, match="recorded below layer"):
+        scoring.score(model, sequences, batch_size=16, trunk=trunk)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    unused = scoring.FrozenTrunk()
+    assert torch.allclose(scoring.score(model, sequences, batch_size=16, trunk=unused).values,
+                          scoring.score(model, sequences, batch_size=16).values)  # fmt: skip
+    assert not unused.states and unused.first is None
+
+
+def test_a_trunk_whose_replay_disagrees_is_switched_off(monkeypatch):
+    """The check right after recording: a replay that does not give the whole route's scores (a
+    transformers version whose forward it does not fit) switches the trunk off, and the scores are the
+    whole route's."""
+    model, tokenizer = reward_model("tiny-llama")
+    _frozen_below_top_layer(model)
+    sequences = scoring.vocab_sequences(tokenizer, PROMPT, list(range(200, 230)))
+    real = scoring.FrozenTrunk.batch
+
+    def shifted(self, body, key):  # replays states that are off by one
+        if key in self.states:
+            self.states[key] = self.states[key] + 1.0
+        return real(self, body, key)
+
+    monkeypatch.setattr(scoring.FrozenTrunk, "batch", shifted)
+    trunk = scoring.FrozenTrunk()
+    scores = scoring.score(model, sequences, batch_size=8, trunk=trunk).values
+    assert trunk.broken and "differed" in trunk.broken and not trunk.states and not trunk.verified
+    assert torch.allclose(scores, scoring.score(model, sequences, batch_size=8).values)
+    assert torch.allclose(scoring.score(model, sequences, batch_size=8, trunk=trunk).values, scores)

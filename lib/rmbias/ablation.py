@@ -476,7 +476,8 @@ def checkpoint_scorer():
 
         Each scored step is written as ``<folder>/step-<NNNNN>.parquet`` (columns of
         ``candidates`` plus ``step`` and ``score``); a step whose file exists is skipped, so a
-        resumed run scores only what is missing.
+        resumed run scores only what is missing. ``trunk`` (:class:`rmbias.scoring.FrozenTrunk`):
+        what the base's frozen layers make of the candidates, shared by the runs of one base.
         """
 
         def __init__(
@@ -487,9 +488,10 @@ def checkpoint_scorer():
             steps: Sequence[int],
             batch_size: int,
             step0: Path | None = None,
+            trunk: scoring.FrozenTrunk | None = None,
         ):
             self.folder, self.candidates, self.sequences = Path(folder), candidates, sequences
-            self.steps, self.batch_size, self.step0 = set(steps), batch_size, step0
+            self.steps, self.batch_size, self.step0, self.trunk = set(steps), batch_size, step0, trunk
             self.folder.mkdir(parents=True, exist_ok=True)
 
         def score_now(self, model, step: int) -> None:
@@ -502,7 +504,7 @@ def checkpoint_scorer():
                 return
             was_training = model.training
             model.eval()
-            result = scoring.score(model, self.sequences, route="cached", batch_size=self.batch_size)
+            result = scoring.score(model, self.sequences, route="cached", batch_size=self.batch_size, trunk=self.trunk)
             model.train(was_training)
             table = self.candidates.assign(step=step, score=result.values.numpy())
             atomic_write(path, table.to_parquet)
@@ -574,7 +576,13 @@ def _train_run(
     # Step 0 (the untrained model) depends on the base and the seed only: scored once for all data sizes.
     step0 = folder.parent / "step0" / f"{run_name(base, 0, seed)}.parquet"
     callback = checkpoint_scorer()(
-        folder / "scores", candidates[["token", "word", "category"]], sequences, steps, grid.batch_size, step0
+        folder / "scores",
+        candidates[["token", "word", "category"]],
+        sequences,
+        steps,
+        grid.batch_size,
+        step0,
+        trunk_for(base, [list(s) for s in sequences]),
     )
     train_reward_model(
         base,
@@ -587,12 +595,35 @@ def _train_run(
         verbose=verbose,
         callbacks=[callback],
         resume=True,
+        heldout_trunk=trunk_for(base, {"heldout": list(heldout), "chat": config.chat.as_dict()})
+        if keep_heldout
+        else None,
     )
     shutil.rmtree(folder / "model" / "checkpoints", ignore_errors=True)
-    write_json(
-        folder / "complete.json", {"base": base, "size": size, "seed": seed, "steps": steps, "grid": grid.as_dict()}
-    )
+    trunk = callback.trunk
+    replay = None if trunk is None else {"below_layer": trunk.first, "verified": trunk.verified, "off": trunk.broken}
+    record = {"base": base, "size": size, "seed": seed, "steps": steps, "grid": grid.as_dict(), "trunk": replay}
+    write_json(folder / "complete.json", record)
     return folder
+
+
+# The frozen trunks of the bases whose runs this process scores (rmbias.scoring.FrozenTrunk), by base
+# and what is scored: every run of a base (its data sizes and seeds) scores the same candidates, and
+# the runs with held-out accuracy the same held-out pairs, through the same frozen layers. The last
+# TRUNKS_KEPT are kept (the demo grid's two bases, candidates and held-out pairs: about 150 MB).
+_TRUNKS: dict[str, scoring.FrozenTrunk] = {}
+TRUNKS_KEPT = 4
+
+
+def trunk_for(base: str, scored: Any) -> scoring.FrozenTrunk:
+    """The trunk shared by the runs of ``base`` that score the same ``scored`` (the candidates' token
+    ids, or the held-out pairs and chat format: anything JSON can write) in this process."""
+    key = fingerprint({"base": registry.spec(base).fingerprint(), "scored": scored})
+    if key not in _TRUNKS:
+        _TRUNKS[key] = scoring.FrozenTrunk()
+        while len(_TRUNKS) > TRUNKS_KEPT:
+            _TRUNKS.pop(next(iter(_TRUNKS)))
+    return _TRUNKS[key]
 
 
 def grid_directory(grid: Ablation) -> Path:

@@ -17,6 +17,11 @@ Three routes compute the same scores:
     Candidates are grouped by length, so no batch needs padding and a model's own pooling cannot be
     misled by a pad token.
 
+A model in training whose lower layers are frozen (the demo recipe trains LoRA on the top decoder
+layers only) scores the same candidates again and again (chapter 05's checkpoints): a
+:class:`FrozenTrunk` keeps what the frozen layers make of the candidates the first time, and later
+scorings run only the layers above them.
+
 Plain ``*ForSequenceClassification`` reward models and the gated heads of :mod:`rmbias.heads`
 (ArmoRM, QRM, URM's gated reward) run through all three; a gate that reads the prompt is computed
 once per prompt by the engine.
@@ -41,6 +46,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -266,19 +272,23 @@ def _last_states(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class _FullRoute:
-    """Reference route: each whole chat through the model, right-padded."""
+    """Reference route: each whole chat through the model, right-padded (with a
+    :class:`FrozenTrunk`: recorded below the first trained layer, or replayed from there)."""
 
-    def __init__(self, model, sequences):
+    def __init__(self, model, sequences, trunk: FrozenTrunk | None = None):
         self.reader = _Reader(model)
         self.device, self.pad_id, self.rows = input_device(model), _pad_id(model), sequences
+        self.trunk, self.batch_size = trunk, None
 
     def prepare(self, batch_size: int) -> None:
-        pass
+        self.batch_size = batch_size
 
     def run(self, start: int, stop: int) -> torch.Tensor:
         rows = self.rows[start:stop]
         ids, mask = pad_right(rows, self.pad_id)
-        hidden = self.reader.body(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
+        with self.trunk.batch(self.reader.body, (start, stop, self.batch_size)) if self.trunk else nullcontext():
+            hidden = self.reader.body(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+        hidden = hidden.last_hidden_state
         gates = self.reader.gates(rows)
         gate = None if gates is None else hidden[torch.arange(len(rows), device=hidden.device), torch.tensor(gates)]
         return self.reader.reward(_last_states(hidden, mask), gate)
@@ -342,20 +352,25 @@ class PrefixCache:
 
 class _CachedRoute:
     """The engine: the shared prefix once (:class:`PrefixCache`); per batch, only the suffixes. A
-    gate that falls in the prefix is read from the prefix's states, computed once."""
+    gate that falls in the prefix is read from the prefix's states, computed once. With a
+    :class:`FrozenTrunk`, each batch is recorded below the first trained layer the first time and
+    replayed from there afterwards."""
 
-    def __init__(self, model, sequences):
+    def __init__(self, model, sequences, trunk: FrozenTrunk | None = None):
         self.reader = _Reader(model)
         prefix, self.rows = split_shared_prefix(sequences)
         self.prefix = PrefixCache(self.reader.body, prefix, _pad_id(model))
         self.gates = self.reader.gates(self.rows, prefix)
+        self.trunk, self.batch_size = trunk, None
 
     def prepare(self, batch_size: int) -> None:
         self.prefix.expand(batch_size)
+        self.batch_size = batch_size
 
     def run(self, start: int, stop: int) -> torch.Tensor:
         rows = self.rows[start:stop]
-        out, mask = self.prefix(rows)
+        with self.trunk.batch(self.reader.body, (start, stop, self.batch_size)) if self.trunk else nullcontext():
+            out, mask = self.prefix(rows)
         hidden = out.last_hidden_state[: len(rows)]
         gate = None
         if self.gates is not None:
@@ -364,6 +379,113 @@ class _CachedRoute:
                 [self.prefix.hidden[g] if g < n else hidden[i, g - n] for i, g in enumerate(self.gates[start:stop])]
             )
         return self.reader.reward(_last_states(hidden, mask[: len(rows)]), gate)
+
+
+class FrozenTrunk:
+    """What a model's frozen lower layers make of a fixed set of candidates, kept to be replayed.
+
+    A reward model trained with LoRA on its top layers only (the demo recipe,
+    :attr:`rmbias.training.TrainConfig.lora_top_layers`) keeps every layer below the first trained one
+    as it was: the hidden states that enter that layer, for the same candidates after the same
+    prompt (or for the same held-out chats), are the same at every checkpoint and for every seed of
+    the same base. The first scoring through :func:`score` with a trunk records them for each batch
+    of the cached route (whose shared prefix still runs whole: a few dozen tokens) or of the full
+    route; later scorings skip the frozen layers and start from the recorded states, so only the
+    trained layers run (for the demo's SmolLM2-135M, 4 of 30).
+
+    The first trained layer is read from the model (the lowest decoder layer with a parameter that
+    requires a gradient; nothing below it, the embeddings included, may require one), and the frozen
+    layers' weights are summed into a signature: a model whose trunk differs is refused. Right after
+    recording, :func:`score` replays once and compares, so a transformers version whose model
+    forward this replay does not fit is found at once: the trunk is then switched off
+    (:attr:`broken` says why) and the cached route runs whole, as without one.
+    """
+
+    def __init__(self, tolerance: float = 1e-4) -> None:
+        self.first: int | None = None  # index of the first trained decoder layer
+        self.signature: float | None = None
+        self.states: dict[tuple[int, int, int], torch.Tensor] = {}
+        self.verified, self.broken, self.tolerance = False, None, tolerance
+
+    @staticmethod
+    def first_trained(body) -> int:
+        """Index of ``body``'s lowest decoder layer with a trainable parameter (0 when something
+        below the layers, such as the embeddings, is trainable; the number of layers when none is)."""
+        layers = getattr(body, "layers", None)
+        if layers is None:
+            return 0
+        below = [p for name, p in body.named_parameters() if not name.startswith("layers.")]
+        if any(p.requires_grad for p in below):
+            return 0
+        for i, layer in enumerate(layers):
+            if any(p.requires_grad for p in layer.parameters()):
+                return i
+        return len(layers)
+
+    @staticmethod
+    def _signature(body, first: int) -> float:
+        return float(sum(next(layer.parameters()).double().sum() for layer in body.layers[:first]))
+
+    def usable(self, model) -> bool:
+        """Whether this model can use the trunk: some frozen layers, the same as when it was recorded."""
+        if self.broken is not None:
+            return False
+        body = _Reader(model).body
+        first = self.first_trained(body)
+        if first == 0:
+            return False
+        signature = self._signature(body, first)
+        if self.first is None:
+            self.first, self.signature = first, signature
+        elif (first, signature) != (self.first, self.signature):
+            raise ValueError(
+                f"this trunk was recorded below layer {self.first} of another model (signature "
+                f"{self.signature:.6g}); this one is frozen below layer {first} (signature {signature:.6g})"
+            )
+        return True
+
+    @contextmanager
+    def batch(self, body, key: tuple[int, int, int]):
+        """Run one batch of the cached route: record the states entering the first trained layer,
+        or, where they were recorded, replace the frozen layers by pass-throughs and start there."""
+        layers, first = body.layers, self.first
+        recorded = self.states.get(key)
+
+        def record(module, args, kwargs):
+            self.states[key] = args[0].detach().clone()
+
+        def replay(module, args, kwargs):
+            if args[0].shape != recorded.shape:
+                raise RuntimeError(
+                    f"the recorded states have shape {tuple(recorded.shape)}, not {tuple(args[0].shape)}"
+                )
+            return (recorded, *args[1:]), kwargs
+
+        if recorded is None:
+            hook = layers[first].register_forward_pre_hook(record, with_kwargs=True)
+            try:
+                yield
+            finally:
+                hook.remove()
+            return
+        frozen = [layers[i] for i in range(first)]
+        hook = layers[first].register_forward_pre_hook(replay, with_kwargs=True)
+        try:
+            for i in range(first):
+                layers[i] = _PassThrough()
+            yield
+        finally:
+            for i, layer in enumerate(frozen):
+                layers[i] = layer
+            hook.remove()
+
+
+class _PassThrough(torch.nn.Module):
+    """A frozen decoder layer skipped in a trunk replay: returns its input (which the first trained
+    layer then replaces by the recorded states)."""
+
+    def forward(self, hidden_states, *args, **kwargs):
+        return hidden_states
 
 
 class _ModelRoute:
@@ -454,14 +576,34 @@ def score(
     batch_size: int = 64,
     progress: bool | str = False,
     on_batch: Callable[[int], None] | None = None,
+    trunk: FrozenTrunk | None = None,
 ) -> Scores:
     """Score chats (token id lists) with a reward model by one of :data:`ROUTES`.
 
     On a GPU out-of-memory error the batch size is halved and the batch retried, down to 1; the
     size that worked is returned in :class:`Scores`. ``progress`` shows a tqdm bar in candidates
     per second (a string becomes its label). ``on_batch`` is called with the number of candidates
-    done after each batch (tests use it to interrupt a run).
+    done after each batch (tests use it to interrupt a run). ``trunk`` (the cached and full routes):
+    the frozen layers' states of these same ``sequences``, recorded by the first call that gets it
+    and replayed by the later ones (:class:`FrozenTrunk`); a model with no frozen layers ignores it.
     """
+    if trunk is not None and route in ("cached", "full") and trunk.usable(model):
+        first_time = not trunk.states
+        result = _score(model, sequences, route, batch_size, progress, on_batch, trunk)
+        if first_time and not trunk.verified:
+            replayed = _score(model, sequences, route, result.batch_size, False, None, trunk).values
+            gap = float((replayed - result.values).abs().max())
+            scale = float(result.values.abs().max()) or 1.0
+            if gap <= trunk.tolerance * max(1.0, scale):
+                trunk.verified = True
+            else:
+                trunk.broken = f"a replay differed from the whole cached route by {gap:.3g}"
+                trunk.states.clear()
+        return result
+    return _score(model, sequences, route, batch_size, progress, on_batch, None)
+
+
+def _score(model, sequences, route, batch_size, progress, on_batch, trunk) -> Scores:
     if route not in ROUTES:
         raise ValueError(f"unknown route {route!r}; choose one of {ROUTES}")
     if not sequences:
@@ -472,7 +614,7 @@ def score(
     if route == "model":
         engine = _ModelRoute(model, sequences)
     else:
-        engine = (_CachedRoute if route == "cached" else _FullRoute)(model, sequences)
+        engine = (_CachedRoute if route == "cached" else _FullRoute)(model, sequences, trunk)
     bar = None
     if progress:
         from .progress import bar as progress_bar  # in the notebook, or in a book build's log

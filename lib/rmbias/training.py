@@ -62,9 +62,10 @@ from .scoring import (
     TOKENISATIONS,
     UNSET_DATE,
     ChatFormat,
+    FrozenTrunk,
     encode_chat,
     render_chat,
-    score_full,
+    score,
 )
 
 # Bump when the training code changes in a way that changes the trained weights: the cache folders
@@ -353,18 +354,20 @@ def pair_scores(
     batch_size: int = 16,
     chat: ChatFormat = DEFAULT_CHAT,
     max_length: int | None = None,
+    trunk: FrozenTrunk | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rewards of the chosen and of the rejected dialogue of each pair, read by the scoring
-    engine (:func:`rmbias.scoring.score_full`, last real token from the attention mask), with
-    chats tokenised as ``chat`` says and cut at ``max_length`` tokens if given. Sequences are
-    batched by length to spare padding."""
+    engine (its full route, last real token from the attention mask), with chats tokenised as
+    ``chat`` says and cut at ``max_length`` tokens if given. Sequences are batched by length to
+    spare padding. ``trunk``: what the model's frozen layers make of these pairs, shared by the
+    runs of one base (:class:`rmbias.scoring.FrozenTrunk`)."""
     sequences = [
         encode_chat(tokenizer, pair[side], chat)[:max_length] for side in ("chosen", "rejected") for pair in pairs
     ]
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     was_training = model.training
     model.eval()
-    scores = score_full(model, [sequences[i] for i in order], batch_size=batch_size)
+    scores = score(model, [sequences[i] for i in order], route="full", batch_size=batch_size, trunk=trunk).values
     model.train(was_training)
     out = torch.empty_like(scores)
     out[torch.tensor(order)] = scores
@@ -766,6 +769,7 @@ def train_reward_model(
     verbose: bool = False,
     callbacks: Sequence[Any] = (),
     resume: bool = False,
+    heldout_trunk: FrozenTrunk | None = None,
 ) -> Path:
     """Train a Bradley-Terry reward model from ``base_key`` on ``train_pairs`` with ``config``.
 
@@ -779,7 +783,9 @@ def train_reward_model(
     ``callbacks`` are transformers ``TrainerCallback`` objects (chapter 05 scores the model at
     chosen steps with one). With ``resume=True`` an unfinished ``output_dir`` is not an error: the
     run continues from its last checkpoint (``config.save_steps`` must be set for there to be
-    one), or starts again if it has none.
+    one), or starts again if it has none. ``heldout_trunk``: what the base's frozen layers make of
+    the held-out pairs, shared by the runs of one base (with ``merge=False``, whose model still
+    says which layers are trained; :class:`rmbias.scoring.FrozenTrunk`).
     """
     from datasets import Dataset
     from peft import LoraConfig
@@ -867,7 +873,8 @@ def train_reward_model(
     if heldout_pairs:
         t0 = time.perf_counter()
         cut = config.max_length if config.over_length == "truncate" else None
-        chosen, rejected = pair_scores(trained, tokenizer, heldout_pairs, chat=chat, max_length=cut)
+        trunk = heldout_trunk if not merge else None  # a merged model no longer marks its trained layers
+        chosen, rejected = pair_scores(trained, tokenizer, heldout_pairs, chat=chat, max_length=cut, trunk=trunk)
         correct = int((chosen > rejected).sum())
         low, high = accuracy_interval(correct, len(heldout_pairs))
         evaluation = {
