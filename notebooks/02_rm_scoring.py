@@ -471,7 +471,8 @@ if training_records:
                                       "n_heldout": r["heldout_pairs"], "train_seconds": r["train_seconds"]}
                                 for key, r in runs.items()}
     accuracy_text = "; ".join(f"{key}, {r['heldout_accuracy']:.1%} (95% CI {r['ci_low']:.1%} to {r['ci_high']:.1%}, "
-                              f"{r['heldout_pairs']} pairs)" for key, r in runs.items())
+                              f"{r['heldout_pairs']} pairs" + ("; chance, 50%, lies in the interval" if r["ci_low"] <= 0.5
+                                                               else "") + ")" for key, r in runs.items())
     recipe_text = (f"LoRA r={recipe['lora_r']} (alpha {recipe['lora_alpha']}) on {', '.join(recipe['target_modules'])}"
                    + (f" of the top {recipe['lora_top_layers']} layers" if recipe.get("lora_top_layers") else "")
                    + f", a fully trained score head, learning rate {recipe['learning_rate']:g} ({recipe['lr_scheduler']}), "
